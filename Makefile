@@ -1,0 +1,23 @@
+# aos-agent: see README.md. `make test` is the full test command CI runs.
+GO ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: build test test-fast vet fuzz bench clean
+
+build:
+	$(GO) build -o bin/aos-agent ./cmd/aos-agent
+
+# Every test: installs missing Debian packages, then runs all stages.
+test:
+	bash scripts/test.sh
+
+# Quick iteration: Go unit tests only, no installs, no broker, no lab.
+test-fast:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+fuzz:
+	bash scripts/fuzz.sh 60s
+
+clean:
+	rm -rf bin .out

@@ -1,0 +1,45 @@
+package errdefs
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestClassOfFollowsWrapping(t *testing.T) {
+	cause := errors.New("exit status 5")
+	err := fmt.Errorf("activate vol/a: %w", Wrap(ErrLockConflict, cause, "locked"))
+	if got := ClassOf(err); got != ErrLockConflict {
+		t.Fatalf("ClassOf = %v", got)
+	}
+	if !errors.Is(err, cause) {
+		t.Fatal("cause lost from chain")
+	}
+	if ClassOf(errors.New("plain")) != ErrUnknown {
+		t.Fatal("plain error must be unknown")
+	}
+}
+
+func TestRemoteNamesUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range All {
+		if seen[c.RemoteName()] {
+			t.Fatalf("duplicate remote name %s", c.RemoteName())
+		}
+		seen[c.RemoteName()] = true
+	}
+}
+
+func TestLockConflictError(t *testing.T) {
+	err := error(&LockConflictError{VG: "vol", LV: "v1", HostID: 2})
+	if !errors.Is(err, ErrLockConflict) || ClassOf(err).RemoteName() != "LockConflict" {
+		t.Fatal("LockConflictError must be a LockConflict")
+	}
+	var lc *LockConflictError
+	if !errors.As(fmt.Errorf("x: %w", err), &lc) || lc.HostID != 2 {
+		t.Fatal("holder host_id lost")
+	}
+	if Errorf(ErrInvalidArgument, "bad %s", "name").Error() != "bad name" {
+		t.Fatal("Errorf message")
+	}
+}
