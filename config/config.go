@@ -1,0 +1,314 @@
+// Package config loads the agent's INI file (/etc/aos-agent/aos-agent.conf),
+// in the style operators know from cinder.conf. Every key has a safe default
+// where one exists; errors name the file, the line and the key.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultPath is where packages and units expect the file.
+const DefaultPath = "/etc/aos-agent/aos-agent.conf"
+
+type Config struct {
+	Host            string
+	TransportURL    string
+	ControlExchange string
+	Topic           string
+	StateDir        string
+	LogLevel        string
+
+	Rabbit   Rabbit
+	LVM      LVM
+	Recovery Recovery
+	Metrics  Metrics
+}
+
+// Rabbit mirrors the [oslo_messaging_rabbit] options that change the
+// topology or transport; they must match the deployment's oslo settings.
+type Rabbit struct {
+	DurableQueues bool
+	AutoDelete    bool
+	QuorumQueues  bool
+	HAQueues      bool
+	SSLCAFile     string
+	SSLCertFile   string
+	SSLKeyFile    string
+}
+
+type LVM struct {
+	VolumeGroups     []string
+	MultipathAlias   string
+	CommandTimeout   time.Duration
+	LockStartTimeout time.Duration
+}
+
+type Recovery struct {
+	// Mode: "auto" runs recovery when the lockspace is lost, "manual" only
+	// fences and waits for an operator, "off" leaves everything to sanlock.
+	Mode string
+}
+
+type Metrics struct {
+	Listen string // "" disables the HTTP endpoint
+}
+
+// Default returns the configuration used for keys the file does not set.
+func Default() *Config {
+	host, _ := os.Hostname()
+	return &Config{
+		Host:            host,
+		TransportURL:    "rabbit://guest:guest@127.0.0.1:5672/",
+		ControlExchange: "openstack",
+		Topic:           "aos-agent",
+		StateDir:        "/var/lib/aos-agent",
+		LogLevel:        "info",
+		LVM: LVM{
+			CommandTimeout:   60 * time.Second,
+			LockStartTimeout: 5 * time.Minute,
+		},
+		Recovery: Recovery{Mode: "auto"},
+		Metrics:  Metrics{Listen: "127.0.0.1:9720"},
+	}
+}
+
+// Error is a configuration error at a place in a file.
+type Error struct {
+	File    string
+	Line    int // 0 when the problem is a missing key
+	Section string
+	Key     string
+	Msg     string
+}
+
+func (e *Error) Error() string {
+	where := e.File
+	if e.Line > 0 {
+		where = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	return fmt.Sprintf("%s: [%s] %s: %s", where, e.Section, e.Key, e.Msg)
+}
+
+// Load reads path; a missing file is an error (the agent must not run on
+// guessed volume groups).
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Parse(path, f)
+}
+
+type entry struct {
+	value string
+	line  int
+}
+
+// keys lists every accepted key per section with its setter, so unknown keys
+// (usually typos) are rejected instead of silently ignored.
+var keys = map[string]map[string]func(c *Config, v string) error{
+	"DEFAULT": {
+		"host":             func(c *Config, v string) error { return setNonEmpty(&c.Host, v) },
+		"transport_url":    setTransportURL,
+		"control_exchange": func(c *Config, v string) error { return setNonEmpty(&c.ControlExchange, v) },
+		"topic":            func(c *Config, v string) error { return setNonEmpty(&c.Topic, v) },
+		"state_dir":        func(c *Config, v string) error { return setAbsPath(&c.StateDir, v) },
+		"log_level":        func(c *Config, v string) error { return setEnum(&c.LogLevel, v, "debug", "info", "warn", "error") },
+	},
+	"oslo_messaging_rabbit": {
+		"amqp_durable_queues": func(c *Config, v string) error { return setBool(&c.Rabbit.DurableQueues, v) },
+		"amqp_auto_delete":    func(c *Config, v string) error { return setBool(&c.Rabbit.AutoDelete, v) },
+		"rabbit_quorum_queue": func(c *Config, v string) error { return setBool(&c.Rabbit.QuorumQueues, v) },
+		"rabbit_ha_queues":    func(c *Config, v string) error { return setBool(&c.Rabbit.HAQueues, v) },
+		"ssl_ca_file":         func(c *Config, v string) error { return setAbsPath(&c.Rabbit.SSLCAFile, v) },
+		"ssl_cert_file":       func(c *Config, v string) error { return setAbsPath(&c.Rabbit.SSLCertFile, v) },
+		"ssl_key_file":        func(c *Config, v string) error { return setAbsPath(&c.Rabbit.SSLKeyFile, v) },
+	},
+	"lvm": {
+		"volume_groups":      setVolumeGroups,
+		"multipath_alias":    func(c *Config, v string) error { return setNonEmpty(&c.LVM.MultipathAlias, v) },
+		"command_timeout":    func(c *Config, v string) error { return setDuration(&c.LVM.CommandTimeout, v) },
+		"lock_start_timeout": func(c *Config, v string) error { return setDuration(&c.LVM.LockStartTimeout, v) },
+	},
+	"recovery": {
+		"mode": func(c *Config, v string) error { return setEnum(&c.Recovery.Mode, v, "auto", "manual", "off") },
+	},
+	"metrics": {
+		"listen": setListen,
+	},
+}
+
+// Parse reads INI text: [section] headers, "key = value" or "key: value",
+// '#' and ';' comment lines. Later duplicates of a key win, as in oslo.config.
+func Parse(name string, r io.Reader) (*Config, error) {
+	c := Default()
+	section := ""
+	sc := bufio.NewScanner(r)
+	var errs []error
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		if line[0] == '[' {
+			if !strings.HasSuffix(line, "]") {
+				errs = append(errs, &Error{File: name, Line: n, Section: section, Key: line, Msg: "malformed section header"})
+				continue
+			}
+			section = strings.TrimSpace(line[1 : len(line)-1])
+			if _, ok := keys[section]; !ok {
+				errs = append(errs, &Error{File: name, Line: n, Section: section, Key: "", Msg: "unknown section"})
+			}
+			continue
+		}
+		k, v, ok := cutKV(line)
+		if !ok {
+			errs = append(errs, &Error{File: name, Line: n, Section: section, Key: line, Msg: `expected "key = value"`})
+			continue
+		}
+		if section == "" {
+			errs = append(errs, &Error{File: name, Line: n, Key: k, Msg: "key outside any section"})
+			continue
+		}
+		sect, known := keys[section]
+		if !known {
+			continue // already reported at the header
+		}
+		set, ok := sect[k]
+		if !ok {
+			errs = append(errs, &Error{File: name, Line: n, Section: section, Key: k, Msg: "unknown key"})
+			continue
+		}
+		if err := set(c, v); err != nil {
+			errs = append(errs, &Error{File: name, Line: n, Section: section, Key: k, Msg: err.Error()})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(c.LVM.VolumeGroups) == 0 {
+		errs = append(errs, &Error{File: name, Section: "lvm", Key: "volume_groups", Msg: "required: the shared VGs this agent may touch"})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func cutKV(line string) (string, string, bool) {
+	i := strings.IndexAny(line, "=:")
+	if i <= 0 {
+		return "", "", false
+	}
+	return strings.TrimSpace(line[:i]), strings.TrimSpace(line[i+1:]), true
+}
+
+func setNonEmpty(dst *string, v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	*dst = v
+	return nil
+}
+
+func setAbsPath(dst *string, v string) error {
+	if !strings.HasPrefix(v, "/") {
+		return fmt.Errorf("%q is not an absolute path", v)
+	}
+	*dst = v
+	return nil
+}
+
+func setEnum(dst *string, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			*dst = v
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+func setBool(dst *bool, v string) error {
+	switch strings.ToLower(v) {
+	case "true", "yes", "on", "1":
+		*dst = true
+	case "false", "no", "off", "0":
+		*dst = false
+	default:
+		return fmt.Errorf("%q is not a boolean", v)
+	}
+	return nil
+}
+
+// setDuration accepts Go durations ("90s", "5m") and plain seconds ("90"),
+// the latter being what oslo-style files use.
+func setDuration(dst *time.Duration, v string) error {
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs <= 0 {
+			return fmt.Errorf("%q must be positive", v)
+		}
+		*dst = time.Duration(secs) * time.Second
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%q is not a positive duration (e.g. 90 or 90s)", v)
+	}
+	*dst = d
+	return nil
+}
+
+func setTransportURL(c *Config, v string) error {
+	for _, scheme := range []string{"rabbit://", "amqp://", "amqps://"} {
+		if strings.HasPrefix(v, scheme) {
+			c.TransportURL = v
+			return nil
+		}
+	}
+	return errors.New("must start with rabbit://, amqp:// or amqps:// (all mean AMQP 0-9-1 here)")
+}
+
+// setVolumeGroups only splits the list; names are validated against LVM's
+// rules by the lvm package when the agent starts, so the rules live in one place.
+func setVolumeGroups(c *Config, v string) error {
+	var vgs []string
+	seen := map[string]bool{}
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if seen[f] {
+			return fmt.Errorf("volume group %q listed twice", f)
+		}
+		seen[f] = true
+		vgs = append(vgs, f)
+	}
+	if len(vgs) == 0 {
+		return errors.New("must name at least one volume group")
+	}
+	c.LVM.VolumeGroups = vgs
+	return nil
+}
+
+func setListen(c *Config, v string) error {
+	if v == "" {
+		c.Metrics.Listen = ""
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("%q is not host:port", v)
+	}
+	c.Metrics.Listen = v
+	return nil
+}

@@ -1,0 +1,111 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFullFile(t *testing.T) {
+	c, err := Load("../configs/aos-agent.conf.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Host != "compute1" || c.Topic != "aos-agent" || c.ControlExchange != "openstack" {
+		t.Fatalf("defaults section: %+v", c)
+	}
+	if len(c.LVM.VolumeGroups) != 1 || c.LVM.VolumeGroups[0] != "vol" || c.LVM.MultipathAlias != "sanlock" {
+		t.Fatalf("lvm: %+v", c.LVM)
+	}
+	if c.LVM.CommandTimeout != 60*time.Second || c.LVM.LockStartTimeout != 5*time.Minute {
+		t.Fatalf("timeouts: %+v", c.LVM)
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	in := `
+# comment
+[DEFAULT]
+host: node-7
+transport_url = amqps://u:p@h1:5671,u:p@h2:5671/cinder
+log_level = debug
+state_dir = /srv/aos
+[oslo_messaging_rabbit]
+amqp_durable_queues = yes
+rabbit_quorum_queue = 1
+amqp_auto_delete = off
+rabbit_ha_queues = false
+ssl_ca_file = /etc/ca.pem
+ssl_cert_file = /etc/c.pem
+ssl_key_file = /etc/k.pem
+[lvm]
+volume_groups = vol, vol2
+command_timeout = 90
+lock_start_timeout = 10m
+multipath_alias = lun0
+[recovery]
+mode = manual
+[metrics]
+listen =
+`
+	c, err := Parse("x.conf", strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Host != "node-7" || !c.Rabbit.DurableQueues || !c.Rabbit.QuorumQueues || c.Rabbit.AutoDelete || c.Rabbit.SSLKeyFile != "/etc/k.pem" {
+		t.Fatalf("%+v", c)
+	}
+	if strings.Join(c.LVM.VolumeGroups, "|") != "vol|vol2" || c.LVM.CommandTimeout != 90*time.Second || c.LVM.LockStartTimeout != 10*time.Minute {
+		t.Fatalf("%+v", c.LVM)
+	}
+	if c.Recovery.Mode != "manual" || c.Metrics.Listen != "" || c.LogLevel != "debug" || c.StateDir != "/srv/aos" {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestParseErrorsNameLineAndKey(t *testing.T) {
+	in := "[DEFAULT]\ntransport_url = http://x\nbogus = 1\n[lvm]\nvolume_groups = a, a\ncommand_timeout = -3\n[nope]\nx=1\n[recovery]\nmode = sometimes\n[metrics]\nlisten = nowhere\nnot a pair\n[broken\n"
+	_, err := Parse("agent.conf", strings.NewReader(in))
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{
+		"agent.conf:2: [DEFAULT] transport_url",
+		"agent.conf:3: [DEFAULT] bogus: unknown key",
+		`agent.conf:5: [lvm] volume_groups: volume group "a" listed twice`,
+		"agent.conf:6: [lvm] command_timeout",
+		"agent.conf:7: [nope] : unknown section",
+		"agent.conf:10: [recovery] mode",
+		"agent.conf:12: [metrics] listen",
+		`agent.conf:13: [metrics] not a pair: expected "key = value"`,
+		"agent.conf:14: [metrics] [broken: malformed section header",
+		"agent.conf: [lvm] volume_groups: required",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+func TestMoreErrors(t *testing.T) {
+	for _, in := range []string{
+		"host = x\n",
+		"[DEFAULT]\nhost =\n[lvm]\nvolume_groups=v\n",
+		"[DEFAULT]\nstate_dir = relative\n[lvm]\nvolume_groups=v\n",
+		"[oslo_messaging_rabbit]\namqp_durable_queues = maybe\n[lvm]\nvolume_groups=v\n",
+		"[lvm]\nvolume_groups = ,\n",
+		"[lvm]\nvolume_groups=v\nlock_start_timeout = soon\n",
+	} {
+		if _, err := Parse("f", strings.NewReader(in)); err == nil {
+			t.Errorf("accepted %q", in)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "none.conf")); !os.IsNotExist(err) {
+		t.Fatalf("want not-exist, got %v", err)
+	}
+}
