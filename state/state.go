@@ -1,0 +1,171 @@
+// Package state keeps what the agent must remember across restarts and
+// crashes under its state directory (/var/lib/aos-agent): the LVs this host
+// holds and their lock modes, so lockstart re-activates exactly those after a
+// reboot, and recovery knows what to re-lock. Every write is atomic.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+)
+
+// Mode is an LV lock mode as recorded: "ex" or "sh".
+type Mode string
+
+const (
+	Exclusive Mode = "ex"
+	Shared    Mode = "sh"
+)
+
+// HeldLV is one LV active on this host with its lock mode.
+type HeldLV struct {
+	VG   string `json:"vg"`
+	LV   string `json:"lv"`
+	UUID string `json:"uuid,omitempty"`
+	Mode Mode   `json:"mode"`
+}
+
+type heldFile struct {
+	Version int      `json:"version"`
+	LVs     []HeldLV `json:"lvs"`
+}
+
+const heldName = "held.json"
+
+// Held is the persistent set of LVs held here, keyed by VG/LV.
+type Held struct {
+	path string
+	mu   sync.Mutex
+	lvs  map[string]HeldLV
+}
+
+// OpenHeld loads dir/held.json; a missing file is an empty set.
+func OpenHeld(dir string) (*Held, error) {
+	h := &Held{path: filepath.Join(dir, heldName), lvs: map[string]HeldLV{}}
+	b, err := os.ReadFile(h.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return h, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var f heldFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", h.path, err)
+	}
+	if f.Version != 1 {
+		return nil, fmt.Errorf("%s: unsupported version %d", h.path, f.Version)
+	}
+	for _, lv := range f.LVs {
+		if lv.Mode != Exclusive && lv.Mode != Shared {
+			return nil, fmt.Errorf("%s: %s/%s has invalid mode %q", h.path, lv.VG, lv.LV, lv.Mode)
+		}
+		h.lvs[lv.VG+"/"+lv.LV] = lv
+	}
+	return h, nil
+}
+
+// List returns the held LVs sorted by VG/LV.
+func (h *Held) List() []HeldLV {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]HeldLV, 0, len(h.lvs))
+	for _, lv := range h.lvs {
+		out = append(out, lv)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].VG != out[j].VG {
+			return out[i].VG < out[j].VG
+		}
+		return out[i].LV < out[j].LV
+	})
+	return out
+}
+
+// Get returns the record for vg/lv.
+func (h *Held) Get(vg, lv string) (HeldLV, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, ok := h.lvs[vg+"/"+lv]
+	return r, ok
+}
+
+// Set records lv and persists the set before returning.
+func (h *Held) Set(lv HeldLV) error {
+	return h.update(func(m map[string]HeldLV) { m[lv.VG+"/"+lv.LV] = lv })
+}
+
+// Delete forgets vg/lv and persists the set before returning.
+func (h *Held) Delete(vg, lv string) error {
+	return h.update(func(m map[string]HeldLV) { delete(m, vg+"/"+lv) })
+}
+
+func (h *Held) update(change func(map[string]HeldLV)) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	next := make(map[string]HeldLV, len(h.lvs)+1)
+	for k, v := range h.lvs {
+		next[k] = v
+	}
+	change(next)
+	f := heldFile{Version: 1, LVs: make([]HeldLV, 0, len(next))}
+	for _, v := range next {
+		f.LVs = append(f.LVs, v)
+	}
+	sort.Slice(f.LVs, func(i, j int) bool { return f.LVs[i].VG+"/"+f.LVs[i].LV < f.LVs[j].VG+"/"+f.LVs[j].LV })
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := WriteFileAtomic(h.path, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	h.lvs = next // memory follows disk only once the write is durable
+	return nil
+}
+
+// WriteFileAtomic writes data so that after a crash path holds either the old
+// or the new content, never a mix: temp file in the same directory, fsync,
+// rename, fsync of the directory.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	cleanup := func(err error) error {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return cleanup(err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		return cleanup(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return cleanup(err)
+	}
+	if err := tmp.Close(); err != nil {
+		return cleanup(err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,83 @@
+package state
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestHeldPersistsAcrossOpen(t *testing.T) {
+	dir := t.TempDir()
+	h, err := OpenHeld(dir)
+	if err != nil || len(h.List()) != 0 {
+		t.Fatal(err, h.List())
+	}
+	must(t, h.Set(HeldLV{VG: "vol", LV: "b", UUID: "u2", Mode: Shared}))
+	must(t, h.Set(HeldLV{VG: "vol", LV: "a", UUID: "u1", Mode: Exclusive}))
+	must(t, h.Set(HeldLV{VG: "vol", LV: "c", Mode: Exclusive}))
+	must(t, h.Delete("vol", "c"))
+	h2, err := OpenHeld(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := h2.List()
+	if len(got) != 2 || got[0].LV != "a" || got[1].Mode != Shared {
+		t.Fatalf("reloaded: %+v", got)
+	}
+	if r, ok := h2.Get("vol", "a"); !ok || r.UUID != "u1" {
+		t.Fatal(r, ok)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("temp files left behind: %v", entries)
+	}
+}
+
+func TestHeldRejectsCorruptFiles(t *testing.T) {
+	for name, body := range map[string]string{
+		"json":    "{not json",
+		"version": `{"version":2,"lvs":[]}`,
+		"mode":    `{"version":1,"lvs":[{"vg":"v","lv":"l","mode":"rw"}]}`,
+	} {
+		dir := t.TempDir()
+		must(t, os.WriteFile(filepath.Join(dir, heldName), []byte(body), 0o600))
+		if _, err := OpenHeld(dir); err == nil {
+			t.Errorf("%s: corrupt file accepted", name)
+		}
+	}
+}
+
+func TestWriteFailureKeepsMemoryAndDisk(t *testing.T) {
+	dir := t.TempDir()
+	h, _ := OpenHeld(dir)
+	must(t, h.Set(HeldLV{VG: "vol", LV: "a", Mode: Exclusive}))
+	h.path = filepath.Join(dir, "held.json", "sub", "held.json") // parent is a file: write fails
+	if err := h.Set(HeldLV{VG: "vol", LV: "b", Mode: Exclusive}); err == nil {
+		t.Fatal("write into a file path succeeded")
+	}
+	if _, ok := h.Get("vol", "b"); ok {
+		t.Fatal("memory changed although the write failed")
+	}
+}
+
+func TestWriteFileAtomicReplaces(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "j", "journal.json")
+	must(t, WriteFileAtomic(p, []byte("one"), 0o600))
+	must(t, WriteFileAtomic(p, []byte("two"), 0o640))
+	b, _ := os.ReadFile(p)
+	st, _ := os.Stat(p)
+	if string(b) != "two" || st.Mode().Perm() != 0o640 {
+		t.Fatalf("%q %v", b, st.Mode())
+	}
+	if err := WriteFileAtomic(filepath.Join(p, "x"), nil, 0o600); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("want not-a-directory error, got %v", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
