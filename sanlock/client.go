@@ -1,0 +1,196 @@
+// Package sanlock reads the state of sanlock and lvmlockd on this host and
+// drives lvmlockctl: parsers for `sanlock client status -D`, `host_status`,
+// `renewal`, `gets` and `lvmlockctl --info [--dump]`, a per-VG lockspace
+// health model, and `lvmlockctl --kill/--drop`. Every command goes through
+// run.Runner.
+package sanlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
+)
+
+// Client queries the sanlock daemon through `sanlock client`.
+type Client struct {
+	r       run.Runner
+	timeout time.Duration
+}
+
+// New returns a Client; timeout bounds each command (0: the runner's default).
+func New(r run.Runner, timeout time.Duration) *Client { return &Client{r: r, timeout: timeout} }
+
+// Status runs `sanlock client status -D`.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	out, err := c.run(ctx, "status", "-D")
+	if err != nil {
+		return nil, err
+	}
+	return ParseStatus(out)
+}
+
+// HostStatus runs `sanlock client host_status -D -s LS` (-s takes a
+// lockspace name; sanlock src/main.c parse_arg_lockspace). A lockspace
+// sanlock does not have is ErrLockspaceNotStarted.
+func (c *Client) HostStatus(ctx context.Context, lockspace string) (*HostStatus, error) {
+	if err := validLockspace(lockspace); err != nil {
+		return nil, err
+	}
+	out, err := c.run(ctx, "host_status", "-D", "-s", lockspace)
+	if err != nil {
+		return nil, err
+	}
+	all, err := ParseHostStatus(out)
+	if err != nil {
+		return nil, err
+	}
+	for i := range all {
+		if all[i].Lockspace == lockspace {
+			return &all[i], nil
+		}
+	}
+	return nil, errdefs.Errorf(errdefs.ErrLockspaceNotStarted, "sanlock has no lockspace %s", lockspace)
+}
+
+// Renewal runs `sanlock client renewal -s LS`: the lockspace's recent
+// renewal history (read/write latency, timeouts, errors).
+func (c *Client) Renewal(ctx context.Context, lockspace string) ([]Renewal, error) {
+	if err := validLockspace(lockspace); err != nil {
+		return nil, err
+	}
+	out, err := c.run(ctx, "renewal", "-s", lockspace)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRenewal(out)
+}
+
+// Gets runs `sanlock client gets -h 1`: every lockspace with sanlock's
+// verdict on each host (LIVE, FAIL, DEAD, ...).
+func (c *Client) Gets(ctx context.Context) ([]GetsLockspace, error) {
+	out, err := c.run(ctx, "gets", "-h", "1")
+	if err != nil {
+		return nil, err
+	}
+	return ParseGets(out)
+}
+
+func (c *Client) run(ctx context.Context, args ...string) ([]byte, error) {
+	argv := append([]string{"sanlock", "client"}, args...)
+	res, err := c.r.Run(ctx, run.Cmd{Argv: argv, Timeout: c.timeout})
+	if err != nil {
+		return nil, classify(err, res, sanlockDown)
+	}
+	return res.Stdout, nil
+}
+
+// sanlock's client prints nothing when it cannot reach the daemon socket
+// (connect fails with -ECONNREFUSED or -ENOENT); some actions print
+// "<action> error -111".
+var sanlockDown = regexp.MustCompile(`Connection refused|No such file or directory|error -(111|2)\b`)
+
+// LockCtl drives lvmlockd through lvmlockctl.
+type LockCtl struct {
+	r       run.Runner
+	timeout time.Duration
+}
+
+// NewLockCtl returns a LockCtl; timeout bounds each command.
+func NewLockCtl(r run.Runner, timeout time.Duration) *LockCtl {
+	return &LockCtl{r: r, timeout: timeout}
+}
+
+// Info runs `lvmlockctl --info`.
+func (l *LockCtl) Info(ctx context.Context) (*Info, error) {
+	out, err := l.run(ctx, "--info")
+	if err != nil {
+		return nil, err
+	}
+	return ParseInfo(out)
+}
+
+// Dump runs `lvmlockctl --info --dump`, the raw form that carries kill_vg.
+func (l *LockCtl) Dump(ctx context.Context) (*Dump, error) {
+	out, err := l.run(ctx, "--info", "--dump")
+	if err != nil {
+		return nil, err
+	}
+	return ParseDump(out)
+}
+
+// Kill runs `lvmlockctl --kill VG`: lvmlockd marks the VG's lockspace
+// killed, and on lvm2 >= 2.03.12 runs global/lvmlockctl_kill_command.
+func (l *LockCtl) Kill(ctx context.Context, vg string) error {
+	if err := validVG(vg); err != nil {
+		return err
+	}
+	_, err := l.run(ctx, "--kill", vg)
+	return err
+}
+
+// Drop runs `lvmlockctl --drop VG`: release the VG's locks after its LVs
+// were taken offline following a kill.
+func (l *LockCtl) Drop(ctx context.Context, vg string) error {
+	if err := validVG(vg); err != nil {
+		return err
+	}
+	_, err := l.run(ctx, "--drop", vg)
+	return err
+}
+
+func (l *LockCtl) run(ctx context.Context, args ...string) ([]byte, error) {
+	argv := append([]string{"lvmlockctl"}, args...)
+	res, err := l.r.Run(ctx, run.Cmd{Argv: argv, Timeout: l.timeout})
+	if err != nil {
+		return nil, classify(err, res, lvmlockdDown)
+	}
+	return res.Stdout, nil
+}
+
+// lvmlockctl prints "Cannot connect to lvmlockd." when the daemon is not
+// running; "socket error -N" was seen on a real guest while lvmlockd was
+// tearing a failed lockspace down (lab run g), also a retryable outage.
+var lvmlockdDown = regexp.MustCompile(`Cannot connect to lvmlockd|socket error -?\d+`)
+
+// classify maps a failed command to an error class: timeouts keep their
+// CommandTimeout class; an unreachable daemon is ErrLockManagerDown.
+func classify(err error, res run.Result, down *regexp.Regexp) error {
+	var rerr *run.Error
+	if !errors.As(err, &rerr) || rerr.TimedOut || rerr.Err != nil {
+		return err
+	}
+	text := rerr.Stderr + "\n" + string(res.Stdout)
+	if down.MatchString(text) || strings.TrimSpace(text) == "" {
+		return errdefs.Wrap(errdefs.ErrLockManagerDown, err,
+			fmt.Sprintf("%s: lock manager not reachable: %v", rerr.Argv[0], err))
+	}
+	return err
+}
+
+// validVG accepts LVM's VG name characters (lvm2 lib/misc/lvm-string.c
+// _validate_name): letters, digits, "+_.-", not starting with '-'.
+func validVG(vg string) error {
+	if vg == "" || vg[0] == '-' || vg == "." || vg == ".." || len(vg) > 127 || strings.IndexFunc(vg, badNameRune) >= 0 {
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid VG name %q", vg)
+	}
+	return nil
+}
+
+// validLockspace accepts sanlock lockspace names: at most 48 bytes
+// (SANLK_NAME_LEN), no ':' (the reference separator) and no whitespace.
+func validLockspace(ls string) error {
+	if ls == "" || ls[0] == '-' || len(ls) > 48 || strings.IndexFunc(ls, badNameRune) >= 0 {
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid lockspace name %q", ls)
+	}
+	return nil
+}
+
+func badNameRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+_.-", r))
+}
