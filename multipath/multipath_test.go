@@ -1,0 +1,245 @@
+package multipath
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
+)
+
+// The JSON files follow multipath-tools 0.9.4 libmultipath/print.c
+// (PRINT_JSON_MAP/GROUP/PATH, snprint_multipath_topology_json and
+// snprint_multipath_map_json), including its missing newlines, filled with
+// the lab LUN's recorded values (lun0, wwid 35000c50015ea71ac, sda 8:0,
+// sdb 8:16; "failed faulty offline" from `multipath -ll` in lab run g).
+// The lab has not recorded `multipathd show ...` yet; see testdata/README.md.
+func readTestdata(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseMapsJSONHealthy(t *testing.T) {
+	maps, err := ParseMapsJSON(readTestdata(t, "show-maps-json.healthy.source.json"))
+	if err != nil || len(maps) != 1 {
+		t.Fatal(maps, err)
+	}
+	m := maps[0]
+	if m.Name != "lun0" || m.WWID != "35000c50015ea71ac" || m.Sysfs != "dm-0" || m.DMState != "active" || m.Queueing != "off" || m.ActivePathCount != 2 {
+		t.Fatalf("%+v", m)
+	}
+	if len(m.Groups) != 2 || m.Groups[1].Number != 2 || m.Groups[0].DMState != "active" || m.Groups[0].Selector != "service-time 0" {
+		t.Fatalf("groups: %+v", m.Groups)
+	}
+	if ps := m.ActivePaths(); len(ps) != 2 || ps[0].Dev != "sda" || ps[1].DevT != "8:16" || ps[0].Checker != "tur" || ps[0].DevState != "running" {
+		t.Fatalf("active: %+v", ps)
+	}
+	if len(m.FailedPaths()) != 0 {
+		t.Fatal("no failed paths expected")
+	}
+}
+
+func TestParseMapsJSONFailed(t *testing.T) {
+	maps, err := ParseMapsJSON(readTestdata(t, "show-maps-json.failed.source.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := maps[0]
+	if len(m.ActivePaths()) != 0 || len(m.FailedPaths()) != 2 || m.Queueing != "on" || m.Features != "1 queue_if_no_path" || m.PathFaults != 2 {
+		t.Fatalf("%+v", m)
+	}
+	if p := m.FailedPaths()[0]; p.DMState != "failed" || p.CheckerState != "faulty" || p.DevState != "offline" {
+		t.Fatalf("%+v", p)
+	}
+	empty, err := ParseMapsJSON(readTestdata(t, "show-maps-json.empty.source.json"))
+	if err != nil || len(empty) != 0 {
+		t.Fatal(empty, err)
+	}
+	if _, err := ParseMapsJSON([]byte("fail\n")); err == nil {
+		t.Fatal("non-JSON must fail")
+	}
+}
+
+func TestPathActive(t *testing.T) {
+	for _, c := range []struct {
+		p    Path
+		want bool
+	}{
+		{Path{DMState: "active", CheckerState: "ready"}, true},
+		{Path{DMState: "active", CheckerState: "ghost"}, true},
+		{Path{DMState: "active", CheckerState: "i/o pending"}, false},
+		{Path{DMState: "failed", CheckerState: "ready"}, false},
+		{Path{DMState: "undef", CheckerState: "undef"}, false},
+	} {
+		if c.p.Active() != c.want {
+			t.Errorf("%+v: %v", c.p, !c.want)
+		}
+	}
+}
+
+func TestParseMapJSON(t *testing.T) {
+	m, err := ParseMapJSON(readTestdata(t, "show-map-json.lun0.source.json"))
+	if err != nil || m.Name != "lun0" || len(m.Paths()) != 2 {
+		t.Fatal(m, err)
+	}
+	if _, err := ParseMapJSON([]byte(`{"major_version": 0}`)); err == nil {
+		t.Fatal("missing map must fail")
+	}
+	if _, err := ParseMapJSON([]byte(`{`)); err == nil {
+		t.Fatal("bad JSON must fail")
+	}
+}
+
+func TestParsePaths(t *testing.T) {
+	ps, err := ParsePaths(readTestdata(t, "show-paths-raw.source.txt"))
+	if err != nil || len(ps) != 3 {
+		t.Fatal(ps, err)
+	}
+	if p := ps[0]; p.Dev != "sda" || p.DevT != "8:0" || !p.Active() || p.Map != "lun0" || p.WWID != "35000c50015ea71ac" || p.HCIL != "2:0:0:0" {
+		t.Fatalf("%+v", p)
+	}
+	if p := ps[1]; p.CheckerState != "i/o pending" || p.Active() {
+		t.Fatalf("%+v", p)
+	}
+	if ps[2].Map != "[orphan]" {
+		t.Fatalf("%+v", ps[2])
+	}
+	if _, err := ParsePaths([]byte("sda|8:0|active\n")); err == nil {
+		t.Fatal("short line must fail")
+	}
+}
+
+func TestClientArgv(t *testing.T) {
+	ctx := context.Background()
+	s := run.NewScripted(t,
+		run.Step{Argv: []string{"multipathd", "show", "maps", "json"}, Stdout: string(readTestdata(t, "show-maps-json.healthy.source.json"))},
+		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, Stdout: string(readTestdata(t, "show-map-json.lun0.source.json"))},
+		run.Step{Argv: []string{"multipathd", "show", "map", "nope", "json"}, Stdout: "fail\n", ExitCode: 1},
+		run.Step{Argv: []string{"multipathd", "show", "paths", "raw", "format", "%d|%D|%t|%T|%o|%m|%w|%i"}, Stdout: string(readTestdata(t, "show-paths-raw.source.txt"))},
+		run.Step{Argv: []string{"multipathd", "disablequeueing", "maps"}, Stdout: "ok\n"},
+		run.Step{Argv: []string{"multipathd", "restorequeueing", "maps"}, Stdout: "ok\n"},
+		run.Step{Argv: []string{"dmsetup", "message", "lun0", "0", "fail_if_no_path"}},
+		run.Step{Argv: []string{"multipathd", "show", "maps", "json"}, ExitCode: 1},
+		run.Step{Argv: []string{"multipathd", "disablequeueing", "maps"}, Stdout: "timeout receiving packet\n", ExitCode: 1},
+		run.Step{Argv: []string{"multipathd", "restorequeueing", "maps"}, Stdout: "fail\n", ExitCode: 1},
+		run.Step{Argv: []string{"multipathd", "show", "paths", "raw", "format", "%d|%D|%t|%T|%o|%m|%w|%i"}, Err: &run.Error{Argv: []string{"multipathd"}, ExitCode: -1, TimedOut: true, Err: context.DeadlineExceeded}},
+		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, ExitCode: 1, Stderr: "something"},
+		run.Step{Argv: []string{"multipathd", "show", "maps", "json"}, Stdout: "garbage"},
+		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, Stdout: "{}"},
+	)
+	c := New(s, time.Second)
+	if maps, err := c.Maps(ctx); err != nil || len(maps) != 1 {
+		t.Fatal(maps, err)
+	}
+	if m, err := c.Map(ctx, "lun0"); err != nil || m.WWID != "35000c50015ea71ac" {
+		t.Fatal(m, err)
+	}
+	if _, err := c.Map(ctx, "nope"); !errors.Is(err, ErrMapNotFound) {
+		t.Fatalf("missing map: %v", err)
+	}
+	if ps, err := c.Paths(ctx); err != nil || len(ps) != 3 {
+		t.Fatal(ps, err)
+	}
+	if err := c.DisableQueueing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RestoreQueueing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.FailIfNoPath(ctx, "lun0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Maps(ctx); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("daemon down: %v", err)
+	}
+	if err := c.DisableQueueing(ctx); !errors.Is(err, errdefs.ErrCommandTimeout) {
+		t.Fatalf("daemon timeout: %v", err)
+	}
+	if err := c.RestoreQueueing(ctx); err == nil || errors.Is(err, ErrNotRunning) {
+		t.Fatalf("fail answer: %v", err)
+	}
+	if _, err := c.Paths(ctx); !errors.Is(err, errdefs.ErrCommandTimeout) {
+		t.Fatalf("runner timeout: %v", err)
+	}
+	if _, err := c.Map(ctx, "lun0"); err == nil || errors.Is(err, ErrMapNotFound) || errors.Is(err, ErrNotRunning) {
+		t.Fatalf("other failure: %v", err)
+	}
+	if _, err := c.Maps(ctx); err == nil {
+		t.Fatal("garbage must fail")
+	}
+	if _, err := c.Map(ctx, "lun0"); err == nil {
+		t.Fatal("empty object must fail")
+	}
+	for _, bad := range []string{"", "-x", "a b", `a"b`, "a{", strings.Repeat("x", 129)} {
+		if _, err := c.Map(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("map %q: %v", bad, err)
+		}
+		if err := c.FailIfNoPath(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("fail_if_no_path %q: %v", bad, err)
+		}
+	}
+}
+
+func TestRenderAliasSnippet(t *testing.T) {
+	got, err := RenderAliasSnippet("35000c50015ea71ac", "sanlock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "multipaths {\n\tmultipath {\n\t\twwid 35000c50015ea71ac\n\t\talias sanlock\n\t}\n}\n"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	for _, c := range [][2]string{{"", "a"}, {"w", ""}, {"w w", "a"}, {"w", "a}"}, {"w", "a/b"}, {"w", "#a"}} {
+		if _, err := RenderAliasSnippet(c[0], c[1]); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%q: %v", c, err)
+		}
+	}
+}
+
+func FuzzParseMapsJSON(f *testing.F) {
+	for _, n := range []string{"show-maps-json.healthy.source.json", "show-maps-json.failed.source.json", "show-maps-json.empty.source.json", "show-map-json.lun0.source.json"} {
+		f.Add(readTestdata(f, n))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if maps, err := ParseMapsJSON(b); err == nil {
+			for i := range maps {
+				maps[i].ActivePaths()
+				maps[i].FailedPaths()
+			}
+		}
+		if m, err := ParseMapJSON(b); err == nil {
+			m.ActivePaths()
+		}
+	})
+}
+
+func FuzzParsePaths(f *testing.F) {
+	f.Add(readTestdata(f, "show-paths-raw.source.txt"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ps, err := ParsePaths(b)
+		if err == nil {
+			for _, p := range ps {
+				p.Active()
+			}
+		}
+	})
+}
+
+func FuzzRenderAliasSnippet(f *testing.F) {
+	f.Add("35000c50015ea71ac", "sanlock")
+	f.Fuzz(func(t *testing.T, wwid, alias string) {
+		s, err := RenderAliasSnippet(wwid, alias)
+		if err == nil && strings.Count(s, "{") != 2 {
+			t.Fatalf("snippet structure broken by input: %q", s)
+		}
+	})
+}
