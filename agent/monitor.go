@@ -1,0 +1,271 @@
+package agent
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aos-agent/aos-agent/multipath"
+	"github.com/aos-agent/aos-agent/sanlock"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Collector names, bounded: they label aos_collector_success.
+const (
+	collectorSanlock   = "sanlock"
+	collectorLockctl   = "lvmlockctl"
+	collectorMultipath = "multipath"
+)
+
+// Snapshot is one poll of the host's lock and path state.
+type Snapshot struct {
+	Time       time.Time
+	Lockspaces map[string]*sanlock.Lockspace // every configured VG, and only those
+	Map        *multipath.Map                // nil when no alias is configured or it is missing
+	Errors     map[string]error              // by collector; nil entries are omitted
+}
+
+// LockspaceState is the state of vg's lockspace, StateAbsent when unknown.
+func (s Snapshot) LockspaceState(vg string) sanlock.State {
+	if l := s.Lockspaces[vg]; l != nil {
+		return l.State()
+	}
+	return sanlock.StateAbsent
+}
+
+// Monitor polls sanlock, lvmlockd and multipathd. It is the only reader of
+// lockspace health: the daemon's readiness and watchdog, get_status, the
+// metrics and recovery's trigger all read its snapshots.
+type Monitor struct {
+	Sanlock   *sanlock.Client
+	LockCtl   *sanlock.LockCtl
+	Multipath *multipath.Client
+	Alias     string   // multipath alias of the shared LUN; "" skips the map
+	VGs       []string // configured VGs
+	Interval  time.Duration
+	Log       *zap.Logger
+	// OnSnapshot, if set, is called after every poll (recovery's trigger).
+	OnSnapshot func(Snapshot)
+
+	mu   sync.RWMutex
+	last Snapshot
+
+	metrics *monitorMetrics
+}
+
+type monitorMetrics struct {
+	joined, failed, renewalAge *prometheus.GaugeVec
+	locks                      *prometheus.GaugeVec
+	paths, pathsActive         *prometheus.GaugeVec
+	collectorOK                *prometheus.GaugeVec
+}
+
+// Register adds the monitor's metrics to reg.
+func (m *Monitor) Register(reg prometheus.Registerer) error {
+	mm := &monitorMetrics{
+		joined: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aos_lockspace_joined",
+			Help: "1 when this host has joined the VG's sanlock lockspace."}, []string{"vg"}),
+		failed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aos_lockspace_failed",
+			Help: "1 when the VG's lease renewal failed or the VG was killed (space_dead, renew_fail, kill_vg)."}, []string{"vg"}),
+		renewalAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aos_lockspace_renewal_age_seconds",
+			Help: "Seconds since the last successful lease renewal."}, []string{"vg"}),
+		locks: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aos_lv_locks",
+			Help: "LV locks this host holds, by mode (from lvmlockd)."}, []string{"vg", "mode"}),
+		paths: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aos_multipath_paths",
+			Help: "Paths of the shared LUN's multipath map."}, []string{"map"}),
+		pathsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aos_multipath_paths_active",
+			Help: "Paths of the shared LUN's multipath map that can carry I/O."}, []string{"map"}),
+		collectorOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aos_collector_success",
+			Help: "1 when the collector's last poll succeeded."}, []string{"collector"}),
+	}
+	for _, c := range []prometheus.Collector{mm.joined, mm.failed, mm.renewalAge, mm.locks, mm.paths, mm.pathsActive, mm.collectorOK} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	for _, c := range []string{collectorSanlock, collectorLockctl, collectorMultipath} {
+		mm.collectorOK.WithLabelValues(c).Set(0)
+	}
+	for _, vg := range m.VGs {
+		mm.joined.WithLabelValues(vg).Set(0)
+		mm.failed.WithLabelValues(vg).Set(0)
+		mm.locks.WithLabelValues(vg, "ex").Set(0)
+		mm.locks.WithLabelValues(vg, "sh").Set(0)
+	}
+	m.metrics = mm
+	return nil
+}
+
+// Last returns the latest snapshot (zero before the first poll).
+func (m *Monitor) Last() Snapshot {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.last
+}
+
+// Poll reads the host once, stores and returns the snapshot. A failing
+// source leaves its part empty and is reported in Errors; it never fails the
+// whole poll, so one hung daemon does not blind the others.
+func (m *Monitor) Poll(ctx context.Context) Snapshot {
+	snap := Snapshot{Time: time.Now(), Errors: map[string]error{}}
+	status, err := m.Sanlock.Status(ctx)
+	m.note(&snap, collectorSanlock, err)
+	info, ierr := m.LockCtl.Info(ctx)
+	var dump *sanlock.Dump
+	if ierr == nil {
+		dump, ierr = m.LockCtl.Dump(ctx)
+	}
+	m.note(&snap, collectorLockctl, ierr)
+	// Only configured VGs: another VG's lockspace on this host is not ours.
+	all := sanlock.Health(status, info, dump)
+	snap.Lockspaces = make(map[string]*sanlock.Lockspace, len(m.VGs))
+	for _, vg := range m.VGs {
+		l := all[vg]
+		if l == nil {
+			l = &sanlock.Lockspace{VG: vg, Name: sanlock.LockspacePrefix + vg, Locks: map[string]sanlock.LockMode{}}
+		}
+		snap.Lockspaces[vg] = l
+	}
+	if m.Alias != "" {
+		mp, err := m.Multipath.Map(ctx, m.Alias)
+		m.note(&snap, collectorMultipath, err)
+		snap.Map = mp
+	}
+	m.update(snap)
+	m.mu.Lock()
+	m.last = snap
+	m.mu.Unlock()
+	if m.OnSnapshot != nil {
+		m.OnSnapshot(snap)
+	}
+	return snap
+}
+
+func (m *Monitor) note(s *Snapshot, collector string, err error) {
+	if err != nil {
+		s.Errors[collector] = err
+		if m.Log != nil {
+			m.Log.Warn("host state collector failed", zap.String("collector", collector), zap.Error(err))
+		}
+	}
+	if m.metrics != nil {
+		v := 1.0
+		if err != nil {
+			v = 0
+		}
+		m.metrics.collectorOK.WithLabelValues(collector).Set(v)
+	}
+}
+
+func (m *Monitor) update(s Snapshot) {
+	mm := m.metrics
+	if mm == nil {
+		return
+	}
+	for _, vg := range m.VGs {
+		l := s.Lockspaces[vg]
+		st := l.State()
+		mm.joined.WithLabelValues(vg).Set(b2f(st == sanlock.StateJoined || st == sanlock.StateWarning))
+		mm.failed.WithLabelValues(vg).Set(b2f(st == sanlock.StateFailed || st == sanlock.StateKilled))
+		mm.renewalAge.WithLabelValues(vg).Set(l.RenewalAge.Seconds())
+		var ex, sh int
+		for _, mode := range l.Locks {
+			switch mode {
+			case sanlock.ModeEx:
+				ex++
+			case sanlock.ModeSh:
+				sh++
+			}
+		}
+		mm.locks.WithLabelValues(vg, "ex").Set(float64(ex))
+		mm.locks.WithLabelValues(vg, "sh").Set(float64(sh))
+	}
+	if s.Map != nil {
+		mm.paths.WithLabelValues(m.Alias).Set(float64(len(s.Map.Paths())))
+		mm.pathsActive.WithLabelValues(m.Alias).Set(float64(len(s.Map.ActivePaths())))
+	} else if m.Alias != "" {
+		mm.pathsActive.WithLabelValues(m.Alias).Set(0)
+	}
+}
+
+// Run polls every Interval until ctx ends.
+func (m *Monitor) Run(ctx context.Context) {
+	t := time.NewTicker(m.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.Poll(ctx)
+		}
+	}
+}
+
+// LockspaceStatus is get_status' view of one VG.
+type LockspaceStatus struct {
+	VG                string  `json:"volume_group"`
+	Lockspace         string  `json:"lockspace"`
+	State             string  `json:"state"`
+	HostID            uint64  `json:"host_id"`
+	RenewalAgeSeconds float64 `json:"renewal_age_seconds"`
+	IOTimeout         int     `json:"io_timeout"`
+	LocksExclusive    int     `json:"locks_exclusive"`
+	LocksShared       int     `json:"locks_shared"`
+}
+
+// MultipathStatus is get_status' view of the shared LUN's map.
+type MultipathStatus struct {
+	Alias       string       `json:"alias"`
+	Present     bool         `json:"present"`
+	Queueing    string       `json:"queueing,omitempty"`
+	PathsTotal  int          `json:"paths_total"`
+	PathsActive int          `json:"paths_active"`
+	Paths       []PathStatus `json:"paths"`
+}
+
+type PathStatus struct {
+	Device  string `json:"device"`
+	DMState string `json:"dm_state"`
+	Checker string `json:"checker_state"`
+	State   string `json:"device_state"`
+}
+
+// Describe renders a snapshot for get_status.
+func (s Snapshot) Describe(alias string) ([]LockspaceStatus, *MultipathStatus) {
+	var ls []LockspaceStatus
+	for vg, l := range s.Lockspaces {
+		st := LockspaceStatus{VG: vg, Lockspace: l.Name, State: string(l.State()), HostID: l.HostID,
+			RenewalAgeSeconds: l.RenewalAge.Seconds(), IOTimeout: l.IOTimeout}
+		for _, m := range l.Locks {
+			if m == sanlock.ModeEx {
+				st.LocksExclusive++
+			} else if m == sanlock.ModeSh {
+				st.LocksShared++
+			}
+		}
+		ls = append(ls, st)
+	}
+	sort.Slice(ls, func(i, j int) bool { return ls[i].VG < ls[j].VG })
+	if alias == "" {
+		return ls, nil
+	}
+	mp := &MultipathStatus{Alias: alias, Paths: []PathStatus{}}
+	if s.Map != nil {
+		mp.Present, mp.Queueing = true, s.Map.Queueing
+		for _, p := range s.Map.Paths() {
+			mp.Paths = append(mp.Paths, PathStatus{Device: p.Dev, DMState: p.DMState, Checker: p.CheckerState, State: p.DevState})
+		}
+		mp.PathsTotal, mp.PathsActive = len(s.Map.Paths()), len(s.Map.ActivePaths())
+	}
+	return ls, mp
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

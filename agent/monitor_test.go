@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/multipath"
+	"github.com/aos-agent/aos-agent/sanlock"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+const infoHealthy = `VG vol lock_type=sanlock cUen60-fdrB-lqcn-Hxab-MCXT-bsGJ-YqQQ8x
+LS sanlock lvm_vol
+LK VG un ver 6
+LK LV sh ZiDJX2-0aHC-bfWR-1etd-f7dn-CqZC-AAZWpY
+LK LV ex nDZJg3-3mYO-6btO-T43s-MB0H-kHak-Q8U3JM
+`
+
+const dumpHealthy = `info=ls ls_name=lvm_vol vg_name=vol vg_uuid=cUen60-fdrB-lqcn-Hxab-MCXT-bsGJ-YqQQ8x vg_sysid=. vg_args=1.0.0:lvmlock lm_type=sanlock host_id=1 create_fail=0 create_done=1 thread_work=0 thread_stop=0 thread_done=0 kill_vg=0 drop_vg=0 sanlock_gl_enabled=1
+`
+
+func newTestMonitor(t *testing.T, r run.Runner) (*Monitor, *prometheus.Registry) {
+	t.Helper()
+	m := &Monitor{
+		Sanlock:   sanlock.New(r, time.Second),
+		LockCtl:   sanlock.NewLockCtl(r, time.Second),
+		Multipath: multipath.New(r, time.Second),
+		Alias:     "lun0",
+		VGs:       []string{"vol", "other"},
+		Interval:  time.Second,
+	}
+	reg := prometheus.NewRegistry()
+	if err := m.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	return m, reg
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestMonitorPollHealthy(t *testing.T) {
+	// The fixture's renewal is 12 s old at io_timeout 2 (a warning); make it fresh.
+	fresh := strings.Replace(readFile(t, "status-D.source.txt"), "monotime=2150", "monotime=2140", 1)
+	r := run.NewScripted(t,
+		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Stdout: fresh},
+		run.Step{Argv: []string{"lvmlockctl", "--info"}, Stdout: infoHealthy},
+		run.Step{Argv: []string{"lvmlockctl", "--info", "--dump"}, Stdout: dumpHealthy},
+		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, Stdout: readFile(t, "show-map-json.lun0.source.json")},
+	)
+	m, reg := newTestMonitor(t, r)
+	var seen []Snapshot
+	m.OnSnapshot = func(s Snapshot) { seen = append(seen, s) }
+	snap := m.Poll(context.Background())
+	if len(snap.Errors) != 0 || len(seen) != 1 {
+		t.Fatalf("errors: %v", snap.Errors)
+	}
+	if st := snap.LockspaceState("vol"); st != sanlock.StateJoined {
+		t.Fatalf("vol state %s", st)
+	}
+	if st := snap.LockspaceState("other"); st != sanlock.StateAbsent {
+		t.Fatalf("unconfigured-in-sanlock VG state %s", st)
+	}
+	if m.Last().Time != snap.Time {
+		t.Fatal("Last() is not the latest poll")
+	}
+	want := `
+# HELP aos_lockspace_joined 1 when this host has joined the VG's sanlock lockspace.
+# TYPE aos_lockspace_joined gauge
+aos_lockspace_joined{vg="other"} 0
+aos_lockspace_joined{vg="vol"} 1
+# HELP aos_lv_locks LV locks this host holds, by mode (from lvmlockd).
+# TYPE aos_lv_locks gauge
+aos_lv_locks{mode="ex",vg="other"} 0
+aos_lv_locks{mode="ex",vg="vol"} 1
+aos_lv_locks{mode="sh",vg="other"} 0
+aos_lv_locks{mode="sh",vg="vol"} 1
+# HELP aos_collector_success 1 when the collector's last poll succeeded.
+# TYPE aos_collector_success gauge
+aos_collector_success{collector="lvmlockctl"} 1
+aos_collector_success{collector="multipath"} 1
+aos_collector_success{collector="sanlock"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "aos_lockspace_joined", "aos_lv_locks", "aos_collector_success"); err != nil {
+		t.Fatal(err)
+	}
+	ls, mp := snap.Describe("lun0")
+	if len(ls) != 2 || ls[1].VG != "vol" || ls[1].State != "joined" || ls[1].LocksShared != 1 || ls[1].LocksExclusive != 1 || ls[1].IOTimeout != 2 {
+		t.Fatalf("describe: %+v", ls)
+	}
+	if mp == nil || !mp.Present || mp.PathsTotal == 0 || mp.PathsActive != len(snap.Map.ActivePaths()) {
+		t.Fatalf("multipath: %+v", mp)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) != 0 {
+		t.Fatalf("lint: %v %v", problems, err)
+	}
+}
+
+// A lockspace whose renewal failed looks unchanged in plain status/info; the
+// -D keys and kill_vg are what the monitor must read.
+func TestMonitorSeesFailedLockspaceAndCollectorErrors(t *testing.T) {
+	failed := strings.Replace(readFile(t, "status-D.source.txt"), "space_dead=0", "space_dead=1", 1)
+	killed := strings.Replace(dumpHealthy, "kill_vg=0", "kill_vg=1", 1)
+	r := run.NewScripted(t,
+		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Stdout: failed},
+		run.Step{Argv: []string{"lvmlockctl", "--info"}, Stdout: infoHealthy},
+		run.Step{Argv: []string{"lvmlockctl", "--info", "--dump"}, Stdout: dumpHealthy},
+		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, ExitCode: 1, Stderr: "timeout receiving packet"},
+		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Stdout: failed},
+		run.Step{Argv: []string{"lvmlockctl", "--info"}, Stdout: infoHealthy},
+		run.Step{Argv: []string{"lvmlockctl", "--info", "--dump"}, Stdout: killed},
+		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, ExitCode: 1, Stderr: "timeout receiving packet"},
+	)
+	m, reg := newTestMonitor(t, r)
+	snap := m.Poll(context.Background())
+	if st := snap.LockspaceState("vol"); st != sanlock.StateFailed {
+		t.Fatalf("state %s", st)
+	}
+	if snap.Errors[collectorMultipath] == nil || snap.Map != nil {
+		t.Fatal("multipath failure not reported")
+	}
+	if snap = m.Poll(context.Background()); snap.LockspaceState("vol") != sanlock.StateKilled {
+		t.Fatalf("state %s", snap.LockspaceState("vol"))
+	}
+	want := `
+# HELP aos_lockspace_failed 1 when the VG's lease renewal failed or the VG was killed (space_dead, renew_fail, kill_vg).
+# TYPE aos_lockspace_failed gauge
+aos_lockspace_failed{vg="other"} 0
+aos_lockspace_failed{vg="vol"} 1
+# HELP aos_multipath_paths_active Paths of the shared LUN's multipath map that can carry I/O.
+# TYPE aos_multipath_paths_active gauge
+aos_multipath_paths_active{map="lun0"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "aos_lockspace_failed", "aos_multipath_paths_active"); err != nil {
+		t.Fatal(err)
+	}
+	_, mp := snap.Describe("lun0")
+	if mp.Present || len(mp.Paths) != 0 {
+		t.Fatalf("absent map described as present: %+v", mp)
+	}
+}
+
+func TestMonitorRunStopsWithContext(t *testing.T) {
+	m := &Monitor{Interval: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m.Run(ctx) // returns at once
+}
