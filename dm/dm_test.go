@@ -1,0 +1,217 @@
+package dm
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
+)
+
+func recordedTables(t testing.TB) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "table.recorded-*.txt"))
+	if err != nil || len(files) == 0 {
+		t.Fatal("no recorded tables", err)
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(f)] = b
+	}
+	return out
+}
+
+func TestParseTablesEveryRecordedCapture(t *testing.T) {
+	for name, b := range recordedTables(t) {
+		ts, err := ParseTables(b)
+		if err != nil || len(ts) == 0 {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, tb := range ts {
+			if len(tb.Segments) != 1 || tb.Segments[0].Length == 0 {
+				t.Errorf("%s: %+v", name, tb)
+			}
+		}
+	}
+}
+
+// After the kill script ran (lab run b), the LV tables are the error target.
+func TestParseTablesErrorTargets(t *testing.T) {
+	ts, err := ParseTables(recordedTables(t)["table.recorded-07.txt"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Table{}
+	for _, tb := range ts {
+		byName[tb.Name] = tb
+	}
+	lv1, lun := byName["vol-lv1"], byName["lun0"]
+	if !lv1.Errored() || lv1.Segments[0].Length != 131072 || lv1.Segments[0].Args != "" {
+		t.Fatalf("vol-lv1: %+v", lv1)
+	}
+	if lun.Errored() || lun.Segments[0].Target != "multipath" || lun.Segments[0].Args == "" {
+		t.Fatalf("lun0: %+v", lun)
+	}
+	if (&Table{}).Errored() {
+		t.Fatal("a table without segments is not errored")
+	}
+}
+
+func TestParseTablesMultiSegmentAndErrors(t *testing.T) {
+	ts, err := ParseTables([]byte("a-b: 0 10 linear 8:0 0\na-b: 10 20 linear 8:16 0\nc: 0 5 error\nNo devices found\n"))
+	if err != nil || len(ts) != 2 || len(ts[0].Segments) != 2 || ts[0].Segments[1].Start != 10 || ts[1].Segments[0].Target != "error" {
+		t.Fatalf("%+v %v", ts, err)
+	}
+	for _, bad := range []string{"no colon", ": 0 1 linear", "a: 0 1", "a: x 1 linear", "a: 0 y linear"} {
+		if _, err := ParseTables([]byte(bad)); err == nil {
+			t.Errorf("%q: want error", bad)
+		}
+	}
+}
+
+func TestSplitLVMName(t *testing.T) {
+	for _, c := range []struct {
+		name, vg, lv, layer string
+		ok                  bool
+	}{
+		{"vol-lv1", "vol", "lv1", "", true},
+		{"vol-lvmlock", "vol", "lvmlock", "", true},
+		{"vol-volume--1b2c--3d", "vol", "volume-1b2c-3d", "", true},
+		{"my--vg-my--lv-real", "my-vg", "my-lv", "real", true},
+		{"vg-lv-cow", "vg", "lv", "cow", true},
+		{"vg---lv", "vg-", "lv", "", true},
+		{"lun0", "", "", "", false},
+		{"-lv", "", "", "", false},
+		{"vg-", "", "", "", false},
+		{"vg-lv-", "", "", "", false},
+		{"a-b-c-d", "", "", "", false},
+	} {
+		vg, lv, layer, ok := SplitLVMName(c.name)
+		if vg != c.vg || lv != c.lv || layer != c.layer || ok != c.ok {
+			t.Errorf("%q: %q %q %q %v", c.name, vg, lv, layer, ok)
+		}
+	}
+	for _, c := range [][2]string{{"vol", "lv1"}, {"my-vg", "volume-1-2"}, {"a--", "b-"}} {
+		vg, lv, layer, ok := SplitLVMName(LVMName(c[0], c[1]))
+		if !ok || vg != c[0] || lv != c[1] || layer != "" {
+			t.Errorf("round trip %q: %q %q %q %v", c, vg, lv, layer, ok)
+		}
+	}
+}
+
+func TestParseInfo(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "info.source.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := ParseInfo(b)
+	if err != nil || len(ds) != 6 {
+		t.Fatal(ds, err)
+	}
+	if d := ds[0]; d.Name != "lun0" || d.Open != 1 || d.VG != "" || d.UUID != "mpath-35000c50015ea71ac" {
+		t.Fatalf("%+v", d)
+	}
+	if d := ds[1]; d.VG != "vol" || d.LV != "lv1" || d.Open != 2 || d.Attr != "L--w" {
+		t.Fatalf("%+v", d)
+	}
+	if d := ds[4]; d.VG != "my-vg" || d.LV != "my-lv" || d.Layer != "real" {
+		t.Fatalf("%+v", d)
+	}
+	if d := ds[5]; d.Name != "plain:dev" || d.UUID != "" {
+		t.Fatalf("name with separator: %+v", d)
+	}
+	for _, bad := range []string{"1:L--w:uuid", "x:L--w:u:n", "1:L--w:u:"} {
+		if _, err := ParseInfo([]byte(bad)); err == nil {
+			t.Errorf("%q: want error", bad)
+		}
+	}
+	if ds, err := ParseInfo([]byte("No devices found\n")); err != nil || len(ds) != 0 {
+		t.Fatal(ds, err)
+	}
+}
+
+func TestClientArgv(t *testing.T) {
+	ctx := context.Background()
+	table := string(recordedTables(t)["table.recorded-01.txt"])
+	s := run.NewScripted(t,
+		run.Step{Argv: []string{"dmsetup", "table"}, Stdout: table},
+		run.Step{Argv: []string{"dmsetup", "info", "-c", "--noheadings", "--separator", ":", "-o", "open,attr,uuid,name"}, Stdout: "0:L--w:LVM-x:vol-lv1\n"},
+		run.Step{Argv: []string{"dmsetup", "wipe_table", "vol-lv1"}},
+		run.Step{Argv: []string{"dmsetup", "wipe_table", "vol-gone"}, ExitCode: 1, Stderr: "Device does not exist.\nCommand failed.\n"},
+		run.Step{Argv: []string{"dmsetup", "wipe_table", "vol-lv1"}, Err: &run.Error{Argv: []string{"dmsetup"}, ExitCode: -1, TimedOut: true, Err: context.DeadlineExceeded}},
+		run.Step{Argv: []string{"dmsetup", "table"}, ExitCode: 1, Stderr: "boom"},
+		run.Step{Argv: []string{"dmsetup", "info", "-c", "--noheadings", "--separator", ":", "-o", "open,attr,uuid,name"}, ExitCode: 1},
+	)
+	c := New(s, time.Second)
+	if ts, err := c.Tables(ctx); err != nil || len(ts) == 0 {
+		t.Fatal(ts, err)
+	}
+	if ds, err := c.Info(ctx); err != nil || ds[0].LV != "lv1" {
+		t.Fatal(ds, err)
+	}
+	if err := c.WipeTable(ctx, "vol-lv1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WipeTable(ctx, "vol-gone"); !errors.Is(err, errdefs.ErrVolumeNotFound) {
+		t.Fatalf("missing device: %v", err)
+	}
+	if err := c.WipeTable(ctx, "vol-lv1"); !errors.Is(err, errdefs.ErrCommandTimeout) {
+		t.Fatalf("timeout: %v", err)
+	}
+	if _, err := c.Tables(ctx); err == nil {
+		t.Fatal("failure lost")
+	}
+	if _, err := c.Info(ctx); err == nil {
+		t.Fatal("failure lost")
+	}
+	for _, bad := range []string{"", "-f", "a/b", "a b"} {
+		if err := c.WipeTable(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+func FuzzParseTables(f *testing.F) {
+	for _, b := range recordedTables(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if ts, err := ParseTables(b); err == nil {
+			for i := range ts {
+				ts[i].Errored()
+			}
+		}
+	})
+}
+
+func FuzzParseInfo(f *testing.F) {
+	if b, err := os.ReadFile(filepath.Join("testdata", "info.source.txt")); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { _, _ = ParseInfo(b) })
+}
+
+// Decoding must invert encoding for every VG/LV pair LVM accepts (neither
+// name starts with '-': lvm2 _validate_name).
+func FuzzSplitLVMName(f *testing.F) {
+	f.Add("vol", "volume-1")
+	f.Add("my-vg", "-")
+	f.Fuzz(func(t *testing.T, vg, lv string) {
+		SplitLVMName(vg + "-" + lv)
+		if vg == "" || lv == "" || vg[0] == '-' || lv[0] == '-' {
+			return
+		}
+		gotVG, gotLV, layer, ok := SplitLVMName(LVMName(vg, lv))
+		if ok && (gotVG != vg || gotLV != lv || layer != "") {
+			t.Fatalf("%q/%q -> %q/%q/%q", vg, lv, gotVG, gotLV, layer)
+		}
+	})
+}
