@@ -1,0 +1,266 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/zap"
+
+	"github.com/aos-agent/aos-agent/errdefs"
+)
+
+// ErrTimeout is returned by Call when no final reply came in time, the same
+// condition as oslo's MessagingTimeout.
+var ErrTimeout = errors.New("rpc: timed out waiting for a reply")
+
+// RemoteError is a failure raised by the remote method. It unwraps to the
+// errdefs class of the same remote name, so errors.Is(err, errdefs.ErrX)
+// works across the wire.
+type RemoteError struct {
+	Class     string
+	Module    string
+	Message   string
+	Traceback []string
+	Kwargs    map[string]any
+}
+
+func (e *RemoteError) Error() string { return e.Class + ": " + e.Message }
+
+func (e *RemoteError) Unwrap() error {
+	for _, c := range errdefs.All {
+		if c.RemoteName() == e.Class {
+			return c
+		}
+	}
+	return nil
+}
+
+// Client calls and casts to oslo RPC servers (ours or Python's) the way
+// oslo's RPCClient does: one reply_<hex> queue per client, replies matched by
+// _msg_id, confirm-mode publishing on its own connection.
+type Client struct {
+	cfg    Config
+	log    *zap.Logger
+	dialer *dialer
+	pub    *publisher
+	replyQ string
+
+	mu      sync.Mutex
+	conn    *amqp.Connection // reply-queue consumer; nil until the first call
+	pending map[string]chan reply
+}
+
+// NewClient validates cfg; it connects lazily.
+func NewClient(cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Topic == "" {
+		return nil, errors.New("rpc: Topic is required")
+	}
+	dl, err := newDialer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg, log: cfg.Logger.Named("rpc-client"), dialer: dl, pub: newPublisher(dl, 8),
+		replyQ: "reply_" + newID(), pending: map[string]chan reply{}}, nil
+}
+
+func (c *Client) topicExchange() exchangeDecl {
+	return exchangeDecl{name: c.cfg.Exchange, kind: "topic", durable: c.cfg.Durable, autoDelete: c.cfg.AutoDelete}
+}
+
+func (c *Client) request(method string, args any, call bool) (msgID string, body []byte, err error) {
+	rawArgs, err := json.Marshal(args)
+	if err != nil {
+		return "", nil, fmt.Errorf("rpc: args of %s: %w", method, err)
+	}
+	if string(rawArgs) == "null" {
+		rawArgs = []byte("{}")
+	}
+	m := map[string]any{"method": method, "args": json.RawMessage(rawArgs), "_unique_id": newID(),
+		"_context_request_id": "req-" + newID()}
+	if call {
+		msgID = newID()
+		m["_msg_id"], m["_reply_q"], m["_timeout"] = msgID, c.replyQ, nil
+	}
+	body, err = envelope(m)
+	return msgID, body, err
+}
+
+func (c *Client) routingKey(server string) string {
+	if server == "" {
+		return c.cfg.Topic
+	}
+	return c.cfg.Topic + "." + server
+}
+
+// Call invokes method on server ("" = any server of the topic) and returns
+// the raw JSON result. Remote failures are *RemoteError; no reply within
+// timeout is ErrTimeout.
+func (c *Client) Call(ctx context.Context, server, method string, args any, timeout time.Duration) (json.RawMessage, error) {
+	if timeout <= 0 {
+		timeout = 60 * time.Second // oslo's rpc_response_timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := c.ensureReplyQueue(ctx); err != nil {
+		return nil, err
+	}
+	msgID, body, err := c.request(method, args, true)
+	if err != nil {
+		return nil, err
+	}
+	replies := make(chan reply, 4)
+	c.mu.Lock()
+	c.pending[msgID] = replies
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, msgID)
+		c.mu.Unlock()
+	}()
+	if _, err := c.pub.publish(ctx, c.topicExchange(), c.routingKey(server), false, properties(body, timeout)); err != nil {
+		return nil, fmt.Errorf("rpc: sending %s: %w", method, err)
+	}
+	var result json.RawMessage
+	for {
+		select {
+		case r := <-replies:
+			if r.Failure != nil {
+				return nil, decodeFailure(*r.Failure)
+			}
+			if len(r.Result) > 0 && string(r.Result) != "null" {
+				result = r.Result // the legacy two-part form sends the result before the ending
+			}
+			if r.Ending {
+				if result == nil {
+					result = json.RawMessage("null")
+				}
+				return result, nil
+			}
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("%w to %s (msg_id %s) after %s", ErrTimeout, method, msgID, timeout)
+			}
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Cast sends method to server ("" = one server of the topic) without a reply.
+func (c *Client) Cast(ctx context.Context, server, method string, args any) error {
+	_, body, err := c.request(method, args, false)
+	if err != nil {
+		return err
+	}
+	_, err = c.pub.publish(ctx, c.topicExchange(), c.routingKey(server), false, properties(body, 0))
+	return err
+}
+
+// FanoutCast sends method to every server of the topic.
+func (c *Client) FanoutCast(ctx context.Context, method string, args any) error {
+	_, body, err := c.request(method, args, false)
+	if err != nil {
+		return err
+	}
+	ex := exchangeDecl{name: c.cfg.Topic + "_fanout", kind: "fanout", autoDelete: true}
+	_, err = c.pub.publish(ctx, ex, "", false, properties(body, 0))
+	return err
+}
+
+func decodeFailure(s string) error {
+	var f failure
+	if err := json.Unmarshal([]byte(s), &f); err != nil {
+		return &RemoteError{Class: "RemoteError", Message: s}
+	}
+	return &RemoteError{Class: f.Class, Module: f.Module, Message: f.Message, Traceback: f.TB, Kwargs: f.Kwargs}
+}
+
+// ensureReplyQueue (re)connects the reply consumer; the queue keeps its name
+// across reconnects so late replies still find it.
+func (c *Client) ensureReplyQueue(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil && !c.conn.IsClosed() {
+		return nil
+	}
+	conn, where, err := c.dialer.dial("reply")
+	if err != nil {
+		return err
+	}
+	ch, err := conn.Channel()
+	if err == nil {
+		args := amqp.Table{"x-expires": int32(c.cfg.TransientQueuesTTL.Milliseconds())}
+		_, err = ch.QueueDeclare(c.replyQ, false, false, false, false, args)
+	}
+	var deliveries <-chan amqp.Delivery
+	if err == nil {
+		deliveries, err = ch.Consume(c.replyQ, "", true, false, false, false, nil)
+	}
+	if err != nil {
+		_ = conn.Close()
+		return fmt.Errorf("rpc: reply queue on %s: %w", where, err)
+	}
+	c.conn = conn
+	go c.receive(deliveries)
+	return ctx.Err()
+}
+
+func (c *Client) receive(deliveries <-chan amqp.Delivery) {
+	for d := range deliveries {
+		msg, err := unwrapEnvelope(d.Body)
+		if msg == nil || err != nil {
+			c.log.Warn("rpc dropping unparseable reply", zap.Error(err))
+			continue
+		}
+		raw, _ := json.Marshal(msg)
+		var r reply
+		if err := json.Unmarshal(raw, &r); err != nil {
+			c.log.Warn("rpc dropping malformed reply", zap.Error(err))
+			continue
+		}
+		c.mu.Lock()
+		waiter, ok := c.pending[r.MsgID]
+		c.mu.Unlock()
+		if !ok {
+			c.log.Info("rpc no caller waiting for reply", zap.String("msg_id", r.MsgID))
+			continue
+		}
+		select {
+		case waiter <- r:
+		default:
+			c.log.Warn("rpc caller not reading replies, dropping one", zap.String("msg_id", r.MsgID))
+		}
+	}
+}
+
+// Close closes both connections; the reply queue expires on its own.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		_ = c.conn.Close()
+		c.conn = nil
+	}
+	c.pub.close()
+	return nil
+}
+
+// ParseArg turns key=value into a JSON argument: value as JSON when it is
+// valid JSON, else as a string.
+func ParseArg(kv string) (string, json.RawMessage, error) {
+	k, v, ok := strings.Cut(kv, "=")
+	if !ok || k == "" {
+		return "", nil, fmt.Errorf("argument %q is not key=value", kv)
+	}
+	if json.Valid([]byte(v)) {
+		return k, json.RawMessage(v), nil
+	}
+	b, _ := json.Marshal(v)
+	return k, b, nil
+}

@@ -1,0 +1,200 @@
+// Package rpc speaks oslo.messaging RPC (the rabbit driver, AMQP 0-9-1) so a
+// Python oslo_messaging.RPCClient cannot tell the agent from an oslo server.
+// It knows nothing of LVM: callers register methods on a Dispatcher.
+package rpc
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Config configures a Server or Client. Zero values take oslo's defaults.
+type Config struct {
+	// URL is an oslo transport URL: rabbit://, amqp:// or amqps:// (all AMQP
+	// 0-9-1 here), several hosts comma-separated: rabbit://u:p@h1:5672,u:p@h2/vhost.
+	URL      string
+	Exchange string // control exchange, default "openstack"
+	Topic    string
+	Server   string // host name: forms the TOPIC.SERVER queue
+
+	// Durable and AutoDelete mirror amqp_durable_queues / amqp_auto_delete;
+	// every declare must match the client's or the broker refuses it.
+	Durable, AutoDelete bool
+	QuorumQueues        bool // rabbit_quorum_queue: x-queue-type=quorum on topic queues
+	HAQueues            bool // rabbit_ha_queues: x-ha-policy=all
+	TransientQueuesTTL  time.Duration
+	Concurrency         int // methods running at once, default 64 like oslo's executor
+
+	CAFile, CertFile, KeyFile string
+	InsecureSkipVerify        bool
+
+	HeartbeatInterval time.Duration // AMQP heartbeat, default 10 s
+	ReconnectMin      time.Duration // default 1 s (rabbit_retry_interval)
+	ReconnectMax      time.Duration // default 30 s (rabbit_interval_max)
+	ShutdownTimeout   time.Duration // in-flight work allowed on Stop, default 30 s
+	ReplyRetryTimeout time.Duration // retrying a reply to a missing queue, default 60 s
+	MaxBodyBytes      int           // larger requests are refused, default 4 MiB
+	Logger            *zap.Logger
+	Registerer        prometheus.Registerer
+}
+
+func (c Config) withDefaults() Config {
+	if c.Exchange == "" {
+		c.Exchange = "openstack"
+	}
+	if c.TransientQueuesTTL == 0 {
+		c.TransientQueuesTTL = 1800 * time.Second
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 64
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 10 * time.Second
+	}
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = time.Second
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = 30 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.ReplyRetryTimeout == 0 {
+		c.ReplyRetryTimeout = 60 * time.Second
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 4 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	return c
+}
+
+// broker is one host of a transport URL, ready for amqp.DialConfig.
+type broker struct {
+	url      string // amqp(s)://user:pass@host:port/ — vhost passed separately
+	vhost    string
+	tls      bool
+	redacted string
+}
+
+// parseTransportURL splits an oslo transport URL into one broker per host.
+// Each host may carry its own credentials; a host without any inherits none
+// and amqp091 falls back to guest.
+func parseTransportURL(raw string) ([]broker, error) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return nil, fmt.Errorf("transport URL %q: missing scheme", RedactURL(raw))
+	}
+	var useTLS bool
+	switch scheme {
+	case "rabbit", "kombu", "amqp":
+	case "amqps", "rabbits":
+		useTLS = true
+	default:
+		return nil, fmt.Errorf("transport URL %q: unsupported scheme %q", RedactURL(raw), scheme)
+	}
+	hostsPart, path, _ := strings.Cut(rest, "/")
+	path, _, _ = strings.Cut(path, "?") // per-host query overrides are oslo options we don't read
+	vhost, err := url.PathUnescape(path)
+	if err != nil {
+		return nil, fmt.Errorf("transport URL %q: vhost: %v", RedactURL(raw), err)
+	}
+	if vhost == "" {
+		vhost = "/"
+	}
+	var out []broker
+	for _, h := range strings.Split(hostsPart, ",") {
+		if h == "" {
+			continue
+		}
+		amqpScheme := "amqp"
+		if useTLS {
+			amqpScheme = "amqps"
+		}
+		u, err := url.Parse(amqpScheme + "://" + h + "/")
+		if err != nil {
+			return nil, fmt.Errorf("transport URL %q: host %d: invalid", RedactURL(raw), len(out)+1)
+		}
+		if u.Port() == "" {
+			port := "5672"
+			if useTLS {
+				port = "5671"
+			}
+			u.Host += ":" + port
+		}
+		out = append(out, broker{url: u.String(), vhost: vhost, tls: useTLS, redacted: RedactURL(u.String())})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("transport URL %q: no host", RedactURL(raw))
+	}
+	return out, nil
+}
+
+// RedactURL replaces every password in a (possibly multi-host) transport URL
+// with "***", so URLs can be logged and put in errors.
+func RedactURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	hosts, tail, hasTail := strings.Cut(rest, "/")
+	parts := strings.Split(hosts, ",")
+	for i, p := range parts {
+		at := strings.LastIndex(p, "@")
+		if at < 0 {
+			continue
+		}
+		if user, _, hasPass := strings.Cut(p[:at], ":"); hasPass {
+			parts[i] = user + ":***" + p[at:]
+		}
+	}
+	out := scheme + "://" + strings.Join(parts, ",")
+	if hasTail {
+		out += "/" + tail
+	}
+	return out
+}
+
+func (c Config) tlsConfig() (*tls.Config, error) {
+	if c.CAFile == "" && c.CertFile == "" && c.KeyFile == "" && !c.InsecureSkipVerify {
+		return nil, nil
+	}
+	tc := &tls.Config{InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("rpc TLS CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("rpc TLS CA %s: no certificate found", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.CertFile != "" || c.KeyFile != "" {
+		if c.CertFile == "" || c.KeyFile == "" {
+			return nil, errors.New("rpc TLS: cert and key must be given together")
+		}
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("rpc TLS client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}

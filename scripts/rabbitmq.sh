@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# A private RabbitMQ node on loopback for tests, demos and the lab, run
+# without systemd. State (mnesia, logs, cookie, chosen ports) lives under
+# $AOS_RABBIT_DIR (default /tmp/aos-rabbit), so a restart keeps users, port
+# and node name.
+#   rabbitmq.sh start    start (idempotent), wait until ready, print the URL
+#   rabbitmq.sh stop     stop the node and its epmd by pid (idempotent)
+#   rabbitmq.sh restart  stop then start, same port and data
+#   rabbitmq.sh url      print the transport URL (rabbit://user:pass@127.0.0.1:PORT/vhost)
+#   rabbitmq.sh ctl ...  run rabbitmqctl against the node
+#   rabbitmq.sh status   exit 0 when the node answers
+# Env: AOS_RABBIT_DIR, AOS_RABBIT_PORT (default 5672 unless taken).
+set -euo pipefail
+
+dir=${AOS_RABBIT_DIR:-/tmp/aos-rabbit}
+bin=/usr/lib/rabbitmq/bin
+mkdir -p "$dir"
+
+port_taken() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+# Ports and credentials are chosen once and remembered in $dir/ports.env.
+init_env() {
+  if [ ! -f "$dir/ports.env" ]; then
+    local port=${AOS_RABBIT_PORT:-5672}
+    if [ -z "${AOS_RABBIT_PORT:-}" ]; then
+      while port_taken "$port" || port_taken $((port + 20000)); do port=$((port + 1)); done
+    fi
+    local pass
+    pass=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    cat >"$dir/ports.env" <<ENV
+AMQP_PORT=$port
+DIST_PORT=$((port + 20000))
+EPMD_PORT=$((port - 5672 + 14369))
+RMQ_USER=aos
+RMQ_PASS=$pass
+RMQ_VHOST=aos
+ENV
+  fi
+  # shellcheck disable=SC1091
+  . "$dir/ports.env"
+  export RABBITMQ_NODENAME="aos-$AMQP_PORT@localhost"
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$AMQP_PORT RABBITMQ_DIST_PORT=$DIST_PORT
+  export ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT=$EPMD_PORT
+  export RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf
+  export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
+  export RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log RABBITMQ_PID_FILE=$dir/rabbit.pid
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  export HOME=$dir/home PATH=$bin:$PATH
+  mkdir -p "$HOME"
+  : >"$RABBITMQ_CONF_ENV_FILE"
+  printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$AMQP_PORT" >"$RABBITMQ_CONFIG_FILE"
+  echo '[].' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
+}
+
+url() { echo "rabbit://$RMQ_USER:$RMQ_PASS@127.0.0.1:$AMQP_PORT/$RMQ_VHOST"; }
+
+alive() { [ -f "$dir/beam.pid" ] && kill -0 "$(cat "$dir/beam.pid")" 2>/dev/null; }
+
+start() {
+  if alive && rabbitmqctl -q status >/dev/null 2>&1; then url; return; fi
+  if [ -z "${AOS_RABBIT_PORT:-}" ] && port_taken "$AMQP_PORT"; then
+    echo "rabbitmq.sh: port $AMQP_PORT is taken by another process; remove $dir/ports.env to pick a new one" >&2
+    exit 1
+  fi
+  [ -x "$bin/rabbitmq-server" ] || { echo "rabbitmq.sh: rabbitmq-server not installed (scripts/deps.sh)" >&2; exit 1; }
+  rm -f "$RABBITMQ_PID_FILE"
+  setsid nohup rabbitmq-server >"$dir/server.out" 2>&1 </dev/null &
+  if ! rabbitmqctl -q wait --timeout 120 "$RABBITMQ_PID_FILE" >/dev/null 2>&1; then
+    echo "rabbitmq.sh: broker did not start; tail of $dir/server.out:" >&2
+    tail -20 "$dir/server.out" >&2
+    exit 1
+  fi
+  cp "$RABBITMQ_PID_FILE" "$dir/beam.pid"
+  ss -Hltnp "sport = :$EPMD_PORT" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 >"$dir/epmd.pid" || true
+  if ! rabbitmqctl -q list_users | grep -q "^$RMQ_USER\b"; then
+    rabbitmqctl -q add_vhost "$RMQ_VHOST" >/dev/null
+    rabbitmqctl -q add_user "$RMQ_USER" "$RMQ_PASS" >/dev/null
+    rabbitmqctl -q set_permissions -p "$RMQ_VHOST" "$RMQ_USER" '.*' '.*' '.*' >/dev/null
+  fi
+  url
+}
+
+stop_pid() {
+  local f=$1 pid
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  fi
+  rm -f "$f"
+}
+
+stop() {
+  stop_pid "$dir/beam.pid"
+  stop_pid "$dir/epmd.pid"
+}
+
+init_env
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  restart) stop; start ;;
+  url) url ;;
+  ctl) shift; rabbitmqctl "$@" ;;
+  status) alive && rabbitmqctl -q status >/dev/null 2>&1 ;;
+  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+esac
