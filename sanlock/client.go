@@ -36,13 +36,12 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 }
 
 // HostStatus runs `sanlock client host_status -D -s LS` (-s takes a
-// lockspace name; sanlock src/main.c parse_arg_lockspace). A lockspace
-// sanlock does not have is ErrLockspaceNotStarted.
+// lockspace name; sanlock src/main.c parse_arg_lockspace).
 func (c *Client) HostStatus(ctx context.Context, lockspace string) (*HostStatus, error) {
 	if err := validLockspace(lockspace); err != nil {
 		return nil, err
 	}
-	out, err := c.run(ctx, "host_status", "-D", "-s", lockspace)
+	out, err := c.runLockspace(ctx, lockspace, "host_status", "-D", "-s", lockspace)
 	if err != nil {
 		return nil, err
 	}
@@ -51,11 +50,12 @@ func (c *Client) HostStatus(ctx context.Context, lockspace string) (*HostStatus,
 		return nil, err
 	}
 	for i := range all {
-		if all[i].Lockspace == lockspace {
+		if all[i].Lockspace == lockspace || all[i].Lockspace == "" {
+			all[i].Lockspace = lockspace
 			return &all[i], nil
 		}
 	}
-	return nil, errdefs.Errorf(errdefs.ErrLockspaceNotStarted, "sanlock has no lockspace %s", lockspace)
+	return &HostStatus{Lockspace: lockspace}, nil
 }
 
 // Renewal runs `sanlock client renewal -s LS`: the lockspace's recent
@@ -64,11 +64,27 @@ func (c *Client) Renewal(ctx context.Context, lockspace string) ([]Renewal, erro
 	if err := validLockspace(lockspace); err != nil {
 		return nil, err
 	}
-	out, err := c.run(ctx, "renewal", "-s", lockspace)
+	out, err := c.runLockspace(ctx, lockspace, "renewal", "-s", lockspace)
 	if err != nil {
 		return nil, err
 	}
 	return ParseRenewal(out)
+}
+
+// runLockspace runs a per-lockspace query. sanlock 3.8.5 fails these the
+// same way (exit 1, nothing on stdout) whether the lockspace is unknown or
+// the daemon is down, so a plain `status` tells the two apart:
+// ErrLockspaceNotStarted or ErrLockManagerDown.
+func (c *Client) runLockspace(ctx context.Context, lockspace string, args ...string) ([]byte, error) {
+	res, err := c.r.Run(ctx, run.Cmd{Argv: c.argv(args), Timeout: c.timeout})
+	var rerr *run.Error
+	if err == nil || !errors.As(err, &rerr) || rerr.TimedOut || rerr.Err != nil {
+		return res.Stdout, err
+	}
+	if _, perr := c.run(ctx, "status"); perr != nil {
+		return nil, perr
+	}
+	return nil, errdefs.Wrap(errdefs.ErrLockspaceNotStarted, err, fmt.Sprintf("sanlock has no lockspace %s", lockspace))
 }
 
 // Gets runs `sanlock client gets -h 1`: every lockspace with sanlock's
@@ -81,9 +97,10 @@ func (c *Client) Gets(ctx context.Context) ([]GetsLockspace, error) {
 	return ParseGets(out)
 }
 
+func (c *Client) argv(args []string) []string { return append([]string{"sanlock", "client"}, args...) }
+
 func (c *Client) run(ctx context.Context, args ...string) ([]byte, error) {
-	argv := append([]string{"sanlock", "client"}, args...)
-	res, err := c.r.Run(ctx, run.Cmd{Argv: argv, Timeout: c.timeout})
+	res, err := c.r.Run(ctx, run.Cmd{Argv: c.argv(args), Timeout: c.timeout})
 	if err != nil {
 		return nil, classify(err, res, sanlockDown)
 	}

@@ -20,7 +20,9 @@ type HostLease struct {
 	Fields    Fields
 }
 
-// ParseHostStatus parses `sanlock client host_status [-s LS] [-D]`.
+// ParseHostStatus parses `sanlock client host_status [-s LS] [-D]`. With
+// -s, sanlock 3.8.5 prints no "lockspace" header: host lines before any
+// header go to an entry whose Lockspace is empty.
 func ParseHostStatus(b []byte) ([]HostStatus, error) {
 	var out []HostStatus
 	err := records(b, func(n int, l string) (Fields, error) {
@@ -29,7 +31,10 @@ func ParseHostStatus(b []byte) ([]HostStatus, error) {
 		case words[0] == "lockspace" && len(words) == 2:
 			out = append(out, HostStatus{Lockspace: words[1]})
 			return nil, nil
-		case len(words) == 3 && words[1] == "timestamp" && len(out) > 0:
+		case len(words) == 3 && words[1] == "timestamp":
+			if len(out) == 0 {
+				out = append(out, HostStatus{})
+			}
 			id, err := uintField("host_id", words[0])
 			if err != nil {
 				return nil, fmt.Errorf("host_status line %d: %w", n, err)

@@ -1,0 +1,170 @@
+//go:build realsanlock
+
+// Runs the package against the real sanlock 3.8.5 and lvmlockctl binaries
+// (scripts/test.d/35-hostcli.sh): a private sanlock daemon
+// (SANLOCK_RUN_DIR, SANLOCK_PRIVILEGED=0, no watchdog) with a file-backed
+// lockspace, one exclusive and one shared lease held by child processes.
+package sanlock
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
+)
+
+func TestRealSanlockDaemon(t *testing.T) {
+	if _, err := exec.LookPath("sanlock"); err != nil {
+		t.Fatal("sanlock not installed (scripts/deps.d/hostcli.pkgs):", err)
+	}
+	runDir := t.TempDir()
+	// Leases need O_DIRECT, which tmpfs lacks: keep them on /var/tmp.
+	leaseDir, err := os.MkdirTemp("/var/tmp", "aos-sanlock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(leaseDir) })
+	leases := filepath.Join(leaseDir, "leases")
+	if err := os.WriteFile(leases, make([]byte, 4<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"SANLOCK_RUN_DIR=" + runDir, "SANLOCK_PRIVILEGED=0"}
+	host := &run.Host{Env: env, DefaultTimeout: time.Minute}
+	ctx := context.Background()
+	sh := func(argv ...string) {
+		t.Helper()
+		if res, err := host.Run(ctx, run.Cmd{Argv: argv}); err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, res.Stdout)
+		}
+	}
+
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := user.LookupGroupId(u.Gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon := exec.Command("sanlock", "daemon", "-D", "-w", "0", "-U", u.Username, "-G", g.Name)
+	daemon.Env = append(os.Environ(), env...)
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	daemonDone := make(chan error, 1)
+	go func() { daemonDone <- daemon.Wait() }()
+	c := New(host, 30*time.Second)
+	t.Cleanup(func() {
+		// sanlock ignores SIGTERM while a lockspace exists: force it.
+		_, _ = host.Run(ctx, run.Cmd{Argv: []string{"sanlock", "client", "shutdown", "-f", "1"}})
+		select {
+		case <-daemonDone:
+		case <-time.After(10 * time.Second):
+			_ = daemon.Process.Kill()
+		}
+	})
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := c.Status(ctx); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal("daemon never answered:", err)
+		}
+	}
+
+	sh("sanlock", "direct", "init", "-s", "lvm_t:0:"+leases+":0")
+	sh("sanlock", "direct", "init", "-r", "lvm_t:EXLV:"+leases+":1048576")
+	sh("sanlock", "direct", "init", "-r", "lvm_t:SHLV:"+leases+":2097152")
+	sh("sanlock", "client", "add_lockspace", "-s", "lvm_t:1:"+leases+":0", "-o", "1")
+	for _, res := range []string{"lvm_t:EXLV:" + leases + ":1048576", "lvm_t:SHLV:" + leases + ":2097152:SH"} {
+		holder := exec.Command("sanlock", "client", "command", "-r", res, "-c", "/bin/sleep", "600")
+		holder.Env = append(os.Environ(), env...)
+		if err := holder.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	}
+
+	var st *Status
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if st, err = c.Status(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Resources) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leases never held: %+v", st)
+		}
+	}
+	ls := st.Lockspace("lvm_t")
+	if ls == nil || ls.IOTimeout() != 1 || st.Daemon.Uint("monotime") == 0 {
+		t.Fatalf("status: %+v", st)
+	}
+	l := Health(st, nil, nil)["t"]
+	if l.State() != StateJoined || l.Locks["EXLV"] != ModeEx || l.Locks["SHLV"] != ModeSh || l.HostID != 1 {
+		t.Fatalf("health: %+v state %s", l, l.State())
+	}
+
+	// Right after add_lockspace sanlock answers "hosts not ready" until it
+	// has read the host leases.
+	var gs []GetsLockspace
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if gs, err = c.Gets(ctx); err != nil || len(gs) != 1 || gs[0].HostsError == "" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || len(gs) != 1 || gs[0].Name != "lvm_t" || len(gs[0].Hosts) != 1 || gs[0].Hosts[0].State != HostLive {
+		t.Fatalf("gets: %+v %v", gs, err)
+	}
+	hs, err := c.HostStatus(ctx, "lvm_t")
+	if err != nil || hs.Lockspace != "lvm_t" || len(hs.Hosts) != 1 || hs.Hosts[0].Fields.Int("io_timeout") != 1 {
+		t.Fatalf("host_status: %+v %v", hs, err)
+	}
+	rs, err := c.Renewal(ctx, "lvm_t")
+	if err != nil || len(rs) == 0 {
+		t.Fatalf("renewal: %+v %v", rs, err)
+	}
+	if _, err := c.HostStatus(ctx, "lvm_nope"); !errors.Is(err, errdefs.ErrLockspaceNotStarted) {
+		t.Fatalf("unknown lockspace: %v", err)
+	}
+	if _, err := c.Renewal(ctx, "lvm_nope"); !errors.Is(err, errdefs.ErrLockspaceNotStarted) {
+		t.Fatalf("unknown lockspace: %v", err)
+	}
+
+	// A client pointed at a run directory with no daemon.
+	down := New(&run.Host{Env: []string{"SANLOCK_RUN_DIR=" + t.TempDir(), "SANLOCK_PRIVILEGED=0"}}, 30*time.Second)
+	if _, err := down.Status(ctx); !errors.Is(err, errdefs.ErrLockManagerDown) {
+		t.Fatalf("status, no daemon: %v", err)
+	}
+	if _, err := down.Gets(ctx); !errors.Is(err, errdefs.ErrLockManagerDown) {
+		t.Fatalf("gets, no daemon: %v", err)
+	}
+	if _, err := down.HostStatus(ctx, "lvm_t"); !errors.Is(err, errdefs.ErrLockManagerDown) {
+		t.Fatalf("host_status, no daemon: %v", err)
+	}
+}
+
+// No lvmlockd runs on the test host: lvmlockctl must say so and the error
+// must be ErrLockManagerDown.
+func TestRealLvmlockctlWithoutDaemon(t *testing.T) {
+	if _, err := exec.LookPath("lvmlockctl"); err != nil {
+		t.Fatal("lvmlockctl not installed (scripts/deps.d/hostcli.pkgs):", err)
+	}
+	if _, err := os.Stat("/run/lvm/lvmlockd.socket"); err == nil {
+		t.Fatal("an lvmlockd is running on this host; this test needs none")
+	}
+	l := NewLockCtl(&run.Host{}, 30*time.Second)
+	if _, err := l.Info(context.Background()); !errors.Is(err, errdefs.ErrLockManagerDown) {
+		t.Fatalf("info: %v", err)
+	}
+	if _, err := l.Dump(context.Background()); !errors.Is(err, errdefs.ErrLockManagerDown) {
+		t.Fatalf("dump: %v", err)
+	}
+}
