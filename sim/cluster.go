@@ -1,0 +1,480 @@
+// Package sim is a simulated cluster of hosts sharing one sanlock-locked LVM
+// VG on a multipathed LUN. Each Host is a run.Runner that answers the argv of
+// lvm2 2.03.16, lvmlockctl, sanlock 3.8.5, multipath-tools 0.9.4, dmsetup,
+// systemctl and virsh with their recorded output formats, stderr and exit
+// codes, so production parsers and error mapping run unchanged on it.
+package sim
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// HostSpec names one simulated host.
+type HostSpec struct {
+	Name   string
+	HostID int
+	// NoWatchdog models sanlock -w 0: a host whose lease expired is never
+	// reset, so it keeps its LVs active (the split brain the agent must prevent).
+	NoWatchdog bool
+}
+
+// Options configures a Cluster. Zero values get the defaults noted.
+type Options struct {
+	Hosts      []HostSpec
+	VG         string        // "vol"
+	PVSize     int64         // bytes; 2 GiB
+	ExtentSize int64         // bytes; 4 MiB
+	IOTimeout  time.Duration // sanlock io_timeout; 10 s
+	// JoinTime is how long a lockspace join (vgchange --lock-start) takes.
+	// Default 2 × IOTimeout; 0 after defaults only if set negative.
+	JoinTime time.Duration
+	Clock    Clock // ManualClock at a fixed date
+	// RunKill runs a host's configured lvmlockctl_kill_command (argv with the
+	// VG appended) and returns its exit code. Nil means exit 1.
+	RunKill func(host string, argv []string) int
+}
+
+const (
+	pvStartSectors = 2048      // 1 MiB PE start
+	lvmlockSize    = 256 << 20 // hidden [lvmlock] LV
+	lockArgsBase   = 67 << 20  // first LV lease offset on lvmlock (recorded)
+	leaseAlign     = 1 << 20   // one lease per MiB
+	lunSerial      = "35000c50015ea71ac"
+	pidLvmlockd    = 443
+	renewFactor    = 8  // renewal fails at 8 × io_timeout
+	resetFactor    = 12 // watchdog fires ~40 s after renewal failure at io_timeout 10
+	expiryFactor   = 14 // other hosts may take the leases
+	sectorSize     = 512
+)
+
+// Lock modes as lvmlockctl prints them.
+const (
+	modeEx = "ex"
+	modeSh = "sh"
+)
+
+// Cluster is the shared state: the VG on the LUN, the lease area and the hosts.
+type Cluster struct {
+	mu      sync.Mutex
+	opt     Options
+	clock   Clock
+	start   time.Time
+	vgUUID  string
+	lvs     map[string]*lv // by name
+	lvOrder []string
+	hosts   map[string]*Host
+	order   []string
+	uuidSeq int
+	domSeq  int
+	// vgVersion is the VG lock's version (bumped by metadata changes).
+	vgVersion int
+}
+
+type lv struct {
+	name, uuid string
+	extents    int64
+	segStart   int64 // first extent
+	lockOffset int64
+	holders    map[string]string // host name → ex|sh
+	lver       int               // sanlock lease version, bumped per ex acquire
+}
+
+// Host is one simulated machine; it implements run.Runner.
+type Host struct {
+	c    *Cluster
+	spec HostSpec
+
+	daemons    map[string]bool // unit → running
+	crashed    map[string]bool
+	ls         *lockspace       // nil when the VG lockspace is not joined
+	everLocked map[string]bool  // LV uuids lvmlockd has a resource for
+	active     map[string]*dmLV // LV name → device
+	pathsOK    [2]bool
+	queueing   bool
+	leaseFail  bool
+	killArgv   []string
+	hangs      []string
+	skew       time.Duration
+	domains    map[string]*domain
+	domOrder   []string
+	resets     int
+	kills      int
+}
+
+type lockspace struct {
+	readyAt     time.Time
+	failedAt    time.Time // last good renewal before the fault; zero when healthy
+	renewFailed bool
+	killVG      bool
+	expired     bool
+	stops       []func() bool
+	lastRenewal time.Time
+	vgVersion   int
+}
+
+type dmLV struct {
+	sectors int64
+	offset  int64
+	errTbl  bool
+	open    int
+}
+
+type domain struct {
+	name  string
+	disks []string // LV names
+	state string   // running, paused, shut off
+	id    int
+}
+
+// NewCluster builds a cluster with a created shared VG and every host's
+// daemons running, no lockspace started.
+func NewCluster(o Options) *Cluster {
+	if o.VG == "" {
+		o.VG = "vol"
+	}
+	if o.PVSize == 0 {
+		o.PVSize = 2 << 30
+	}
+	if o.ExtentSize == 0 {
+		o.ExtentSize = 4 << 20
+	}
+	if o.IOTimeout == 0 {
+		o.IOTimeout = 10 * time.Second
+	}
+	if o.JoinTime == 0 {
+		o.JoinTime = 2 * o.IOTimeout
+	} else if o.JoinTime < 0 {
+		o.JoinTime = 0
+	}
+	if o.Clock == nil {
+		o.Clock = NewManualClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	}
+	c := &Cluster{opt: o, clock: o.Clock, start: o.Clock.Now(), lvs: map[string]*lv{}, hosts: map[string]*Host{}}
+	c.vgUUID = c.newUUID()
+	for _, s := range o.Hosts {
+		h := &Host{c: c, spec: s}
+		h.boot()
+		c.hosts[s.Name] = h
+		c.order = append(c.order, s.Name)
+	}
+	return c
+}
+
+// boot is a fresh start of the host: daemons up, nothing locked or active.
+func (h *Host) boot() {
+	h.daemons = map[string]bool{"sanlock": true, "lvmlockd": true, "multipathd": true, "wdmd": true, "libvirtd": true}
+	h.crashed = map[string]bool{}
+	h.ls = nil
+	h.everLocked = map[string]bool{}
+	h.active = map[string]*dmLV{}
+	h.queueing = true
+	if h.domains == nil {
+		h.domains = map[string]*domain{}
+	}
+	for _, d := range h.domains {
+		d.state, d.id = "shut off", 0
+	}
+	h.pathsOK = [2]bool{true, true}
+}
+
+// newUUID makes a deterministic LVM-style uuid (6-4-4-4-4-4-6).
+func (c *Cluster) newUUID() string {
+	c.uuidSeq++
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 32)
+	x := uint64(c.uuidSeq)*0x9E3779B97F4A7C15 + 1
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		b[i] = alphabet[x%uint64(len(alphabet))]
+	}
+	s := string(b)
+	return strings.Join([]string{s[0:6], s[6:10], s[10:14], s[14:18], s[18:22], s[22:26], s[26:32]}, "-")
+}
+
+// Host returns the named host, or nil.
+func (c *Cluster) Host(name string) *Host {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hosts[name]
+}
+
+// Clock returns the cluster's clock.
+func (c *Cluster) Clock() Clock { return c.clock }
+
+// Name is the host's name.
+func (h *Host) Name() string { return h.spec.Name }
+
+func (c *Cluster) mustHost(name string) *Host {
+	h := c.hosts[name]
+	if h == nil {
+		panic(fmt.Sprintf("sim: no host %q", name))
+	}
+	return h
+}
+
+// monotime is sanlock's seconds-since-start view of the host's clock.
+func (h *Host) monotime() int64 {
+	return int64(h.c.clock.Now().Add(h.skew).Sub(h.c.start) / time.Second)
+}
+
+// lockUsable reports whether the host's lease on the lockspace still counts:
+// after expiry other hosts may take its locks even if it still thinks it holds them.
+func (h *Host) lockUsable() bool { return h.ls != nil && !h.ls.expired }
+
+// --- fault injection -------------------------------------------------------
+
+// FailPaths fails one path of the host's multipath map, or all of them. With
+// all paths gone the lease area is unreachable too.
+func (c *Cluster) FailPaths(host string, all bool) {
+	c.mu.Lock()
+	h := c.mustHost(host)
+	h.pathsOK[1] = false
+	if all {
+		h.pathsOK[0] = false
+		h.pauseDomainsOnEIO()
+	}
+	c.mu.Unlock()
+	if all {
+		c.FailLeaseStorage(host)
+	}
+}
+
+// RestorePaths brings every path back. A lockspace whose renewal already
+// failed stays dead until dropped and restarted, as on real hosts.
+func (c *Cluster) RestorePaths(host string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.mustHost(host)
+	h.pathsOK = [2]bool{true, true}
+	h.leaseFail = false
+	if h.ls != nil && !h.ls.renewFailed {
+		h.ls.cancelTimeline()
+		h.ls.failedAt = time.Time{}
+	}
+}
+
+func (h *Host) pathsDown() bool { return !h.pathsOK[0] && !h.pathsOK[1] }
+
+// pauseDomainsOnEIO pauses running guests whose I/O now errors (error_policy=stop).
+func (h *Host) pauseDomainsOnEIO() {
+	for _, d := range h.domains {
+		if d.state != "running" {
+			continue
+		}
+		for _, name := range d.disks {
+			dev := h.active[name]
+			if dev != nil && (dev.errTbl || (h.pathsDown() && !h.queueing)) {
+				d.state = "paused"
+			}
+		}
+	}
+}
+
+func (ls *lockspace) cancelTimeline() {
+	for _, stop := range ls.stops {
+		stop()
+	}
+	ls.stops = nil
+}
+
+// FailLeaseStorage makes the host's lease I/O fail from now on: renewal fails
+// at 8 × io_timeout (kill_vg set, kill command run once), the watchdog resets
+// the host at 12 × io_timeout unless its leases were dropped, and from
+// 14 × io_timeout other hosts may take its locks.
+func (c *Cluster) FailLeaseStorage(host string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.mustHost(host)
+	h.leaseFail = true
+	ls := h.ls
+	if ls == nil || !ls.failedAt.IsZero() {
+		return
+	}
+	ls.failedAt = c.clock.Now()
+	io := c.opt.IOTimeout
+	ls.stops = append(ls.stops,
+		c.clock.AfterFunc(renewFactor*io, func() { c.renewalFailed(h, ls) }),
+		c.clock.AfterFunc(resetFactor*io, func() { c.watchdogDue(h, ls) }),
+		c.clock.AfterFunc(expiryFactor*io, func() {
+			c.mu.Lock()
+			ls.expired = true
+			c.mu.Unlock()
+		}))
+}
+
+func (c *Cluster) renewalFailed(h *Host, ls *lockspace) {
+	c.mu.Lock()
+	if h.ls != ls {
+		c.mu.Unlock()
+		return
+	}
+	ls.renewFailed, ls.killVG = true, true
+	argv := append(append([]string(nil), h.killArgv...), c.opt.VG)
+	hasKill := len(h.killArgv) > 0
+	c.mu.Unlock()
+	if !hasKill {
+		return
+	}
+	code := 1
+	if c.opt.RunKill != nil {
+		code = c.opt.RunKill(h.spec.Name, argv)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h.kills++
+	// Exit 0 means "LVs are offline": lvmlockctl drops the VG's locks itself
+	// and the watchdog is disarmed.
+	if code == 0 && h.ls == ls {
+		h.dropLocks()
+	}
+}
+
+func (c *Cluster) watchdogDue(h *Host, ls *lockspace) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h.ls != ls || h.spec.NoWatchdog {
+		return
+	}
+	ls.cancelTimeline()
+	h.reset()
+}
+
+// reset is the watchdog firing: the host reboots and all its state is gone.
+func (h *Host) reset() {
+	h.resets++
+	h.releaseAllLocks()
+	h.boot()
+	h.leaseFail = false
+}
+
+func (h *Host) releaseAllLocks() {
+	for _, l := range h.c.lvs {
+		delete(l.holders, h.spec.Name)
+	}
+}
+
+// dropLocks is `lvmlockctl --drop`: locks and lockspace go, devices stay.
+func (h *Host) dropLocks() {
+	if h.ls != nil {
+		h.ls.cancelTimeline()
+	}
+	h.releaseAllLocks()
+	h.ls = nil
+	h.everLocked = map[string]bool{}
+}
+
+// SetKillCommand configures global/lvmlockctl_kill_command on the host; the
+// VG name is appended when it runs (through Options.RunKill).
+func (c *Cluster) SetKillCommand(host string, argv []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mustHost(host).killArgv = append([]string(nil), argv...)
+}
+
+// HangCommands makes every command on the host whose argv, joined by spaces,
+// contains pattern block until its context ends. An empty pattern clears.
+func (c *Cluster) HangCommands(host, pattern string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.mustHost(host)
+	if pattern == "" {
+		h.hangs = nil
+		return
+	}
+	h.hangs = append(h.hangs, pattern)
+}
+
+// CrashDaemon kills a daemon (sanlock, lvmlockd, multipathd, libvirtd). A
+// crashed sanlock loses the lockspace; a crashed lvmlockd orphans its locks:
+// they stay held in sanlock until the lockspace is dropped.
+func (c *Cluster) CrashDaemon(host, unit string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.mustHost(host)
+	h.daemons[unit] = false
+	h.crashed[unit] = true
+	if unit == "sanlock" && h.ls != nil {
+		h.ls.cancelTimeline()
+		h.releaseAllLocks()
+		h.ls = nil
+	}
+}
+
+// SkewClock shifts the host's own clock (sanlock timestamps) by d.
+func (c *Cluster) SkewClock(host string, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mustHost(host).skew = d
+}
+
+// DefineDomain adds a shut-off libvirt domain whose disks are the named LVs.
+func (c *Cluster) DefineDomain(host, name string, lvNames ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.mustHost(host)
+	h.domains[name] = &domain{name: name, disks: lvNames, state: "shut off"}
+	h.domOrder = append(h.domOrder, name)
+}
+
+// OpenDevice holds the LV's device open on the host (as qemu does).
+func (c *Cluster) OpenDevice(host, lvName string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dev := c.mustHost(host).active[lvName]
+	if dev == nil {
+		return fmt.Errorf("sim: %s/%s is not active on %s", c.opt.VG, lvName, host)
+	}
+	dev.open++
+	return nil
+}
+
+// CloseDevice drops one opener of the LV's device.
+func (c *Cluster) CloseDevice(host, lvName string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if dev := c.mustHost(host).active[lvName]; dev != nil && dev.open > 0 {
+		dev.open--
+	}
+}
+
+// HostState is a snapshot for assertions.
+type HostState struct {
+	Resets, KillRuns int
+	LockspaceJoined  bool
+	KillVG           bool
+	Active           map[string]string // LV → "linear" | "error"
+	Locks            map[string]string // LV → ex | sh
+	Domains          map[string]string // domain → state
+}
+
+// State returns a snapshot of the host.
+func (c *Cluster) State(host string) HostState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.mustHost(host)
+	s := HostState{Resets: h.resets, KillRuns: h.kills, LockspaceJoined: h.ls != nil,
+		Active: map[string]string{}, Locks: map[string]string{}, Domains: map[string]string{}}
+	if h.ls != nil {
+		s.KillVG = h.ls.killVG
+	}
+	for n, d := range h.active {
+		s.Active[n] = "linear"
+		if d.errTbl {
+			s.Active[n] = "error"
+		}
+	}
+	for _, l := range c.lvs {
+		if m, ok := l.holders[h.spec.Name]; ok {
+			s.Locks[l.name] = m
+		}
+	}
+	for n, d := range h.domains {
+		s.Domains[n] = d.state
+	}
+	return s
+}
