@@ -25,3 +25,20 @@ echo "verify: aos-agent.service aos-agent-lockstart.service + nova-compute/cinde
 for u in aos-agent.service aos-agent-lockstart.service; do
   systemd-analyze security --offline=yes --threshold="$threshold" "$units/$u" | tail -1
 done
+
+# aos-agent install into a scratch root holding Debian's lvm.conf and
+# lvmlocal.conf: files land, units are enabled with systemctl --root, and a
+# second run changes nothing.
+root="$tmp/root"; mkdir -p "$root/etc/lvm" "$root/etc/aos-agent"
+cp hostcfg/testdata/lvm.conf.debian "$root/etc/lvm/lvm.conf"
+cp hostcfg/testdata/lvmlocal.conf.debian "$root/etc/lvm/lvmlocal.conf"
+cp configs/aos-agent.conf.example "$root/etc/aos-agent/aos-agent.conf"
+"$tmp/aos-agent" install --root "$root" --host-id 3 --wwid 35000c50015ea71ac >"$tmp/install1.out"
+grep -q '^+use_lvmlockd = 1\|^+	use_lvmlockd = 1' "$tmp/install1.out" || { cat "$tmp/install1.out"; echo "install did not set use_lvmlockd"; exit 1; }
+for f in etc/systemd/system/multi-user.target.wants/aos-agent.service etc/systemd/system/multi-user.target.wants/aos-agent-lockstart.service \
+         etc/systemd/system/nova-compute.service.d/aos-agent.conf etc/multipath/conf.d/aos-agent.conf usr/local/sbin/aos-agent; do
+  [ -e "$root/$f" ] || [ -L "$root/$f" ] || { echo "install did not create /$f"; exit 1; }
+done
+second=$("$tmp/aos-agent" install --root "$root" --host-id 3 --wwid 35000c50015ea71ac)
+[ "$second" = "install: host already configured, nothing to change" ] || { echo "second install changed things:"; echo "$second"; exit 1; }
+echo "install: files written, units enabled, second run idempotent"

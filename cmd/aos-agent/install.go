@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/aos-agent/aos-agent/config"
+	unitfiles "github.com/aos-agent/aos-agent/configs/systemd"
+	"github.com/aos-agent/aos-agent/hostcfg"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/multipath"
+)
+
+// agentPath is where the units expect the binary; lvm runs the kill hook
+// from there too (lvm appends the VG name).
+const agentPath = "/usr/local/sbin/aos-agent"
+
+func init() {
+	register("install", "install units, drop-ins and host LVM/multipath settings (idempotent, shows a diff)", func(ctx context.Context, args []string) int {
+		fs := flag.NewFlagSet("install", flag.ContinueOnError)
+		dryRun := fs.Bool("dry-run", false, "print the diff, change nothing")
+		root := fs.String("root", "/", "install into this root (an image); systemctl runs with --root, no daemon-reload")
+		cfgPath := fs.String("config", config.DefaultPath, "agent configuration file (for lvm.multipath_alias)")
+		hostID := fs.Int("host-id", 0, "this host's sanlock host_id, 1..2000, unique among the hosts sharing the VG")
+		wwid := fs.String("wwid", "", "WWID of the shared LUN; writes the multipath alias snippet")
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		if *hostID < 1 || *hostID > 2000 {
+			fmt.Fprintln(os.Stderr, "install: --host-id must be in 1..2000")
+			return 2
+		}
+		cfg, err := config.Load(filepath.Join(*root, *cfgPath))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "install:", err)
+			return 2
+		}
+		r := &run.Host{}
+		edits, err := installEdits(ctx, r, cfg, *hostID, *wwid)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "install:", err)
+			return 1
+		}
+		changes, err := hostcfg.Plan(*root, edits...)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "install:", err)
+			return 1
+		}
+		for _, c := range changes {
+			fmt.Print(c.Diff())
+		}
+		if len(changes) == 0 {
+			fmt.Println("install: host already configured, nothing to change")
+		}
+		if *dryRun {
+			return 0
+		}
+		if err := hostcfg.Write(changes); err != nil {
+			fmt.Fprintln(os.Stderr, "install:", err)
+			return 1
+		}
+		for _, argv := range systemctlArgv(*root) {
+			if _, err := r.Run(ctx, run.Cmd{Argv: argv}); err != nil {
+				fmt.Fprintln(os.Stderr, "install:", err)
+				return 1
+			}
+		}
+		return 0
+	})
+}
+
+// installEdits lists every file install owns: the binary, units and
+// drop-ins, lvm.conf, lvmlocal.conf and the multipath alias.
+func installEdits(ctx context.Context, r run.Runner, cfg *config.Config, hostID int, wwid string) ([]hostcfg.Edit, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	bin, err := os.ReadFile(self)
+	if err != nil {
+		return nil, err
+	}
+	edits := []hostcfg.Edit{binaryEdit(bin)}
+	for _, u := range unitfiles.Units() {
+		b, err := unitfiles.Read(u)
+		if err != nil {
+			return nil, err
+		}
+		edits = append(edits, hostcfg.Replace(path.Join(unitfiles.Dir, u), 0o644, b))
+	}
+	global := []hostcfg.Setting{{Section: "global", Key: "use_lvmlockd", Value: hostcfg.Int(1)}}
+	res, err := r.Run(ctx, run.Cmd{Argv: []string{"lvm", "version"}})
+	if err != nil {
+		return nil, err
+	}
+	v, err := hostcfg.ParseLVMVersion(res.Stdout)
+	if err != nil {
+		return nil, err
+	}
+	if v.AtLeast(hostcfg.KillCommandSince) {
+		global = append(global, hostcfg.Setting{Section: "global", Key: "lvmlockctl_kill_command", Value: hostcfg.Quote(agentPath + " kill-hook")})
+	} else {
+		fmt.Fprintf(os.Stderr, "install: lvm2 %s has no lvmlockctl_kill_command (needs %s): fencing relies on the sanlock watchdog alone\n", v, hostcfg.KillCommandSince)
+	}
+	edits = append(edits,
+		hostcfg.LVMSettings("/etc/lvm/lvm.conf", global...),
+		hostcfg.LVMSettings("/etc/lvm/lvmlocal.conf", hostcfg.Setting{Section: "local", Key: "host_id", Value: hostcfg.Int(hostID)}))
+	if wwid != "" {
+		if cfg.LVM.MultipathAlias == "" {
+			return nil, fmt.Errorf("--wwid given but lvm.multipath_alias is not set in the config")
+		}
+		snippet, err := multipath.RenderAliasSnippet(wwid, cfg.LVM.MultipathAlias)
+		if err != nil {
+			return nil, err
+		}
+		edits = append(edits, hostcfg.Replace("/etc/multipath/conf.d/aos-agent.conf", 0o644, []byte(snippet)))
+	}
+	return edits, nil
+}
+
+// binaryEdit installs this executable; its diff is summarised, not printed.
+func binaryEdit(bin []byte) hostcfg.Edit {
+	return hostcfg.Edit{Path: agentPath, Mode: 0o755, Binary: true, Apply: func([]byte) ([]byte, error) { return bin, nil }}
+}
+
+// systemctlArgv enables the units; on the live host it reloads systemd
+// first so the new units are seen.
+func systemctlArgv(root string) [][]string {
+	if root == "/" {
+		return [][]string{{"systemctl", "daemon-reload"}, append([]string{"systemctl", "enable"}, unitfiles.Enable...)}
+	}
+	return [][]string{append([]string{"systemctl", "--root", root, "enable"}, unitfiles.Enable...)}
+}
