@@ -52,7 +52,12 @@ type Lockspace struct {
 	// which makes RenewalAge a lower bound. 0 when neither is known.
 	Now        uint64
 	RenewalAge time.Duration // Now - RenewalLastSuccess; 0 when unknown
-	IOTimeout  int           // seconds
+	// RenewalFailing: a renewal was attempted after the last success (or
+	// the attempt time was not printed). Right after add_lockspace the age
+	// is the whole join time (~20 s) with no attempt yet, which is not a
+	// late renewal: seen on a real sanlock 3.8.5.
+	RenewalFailing bool
+	IOTimeout      int // seconds
 
 	KillVG bool // kill_vg=1 in the dump
 	DropVG bool // drop_vg=1 in the dump (older lvm2)
@@ -73,9 +78,9 @@ func (l *Lockspace) State() State {
 		return StateFailed
 	case l.Pending != "":
 		return StateStarting
-	case l.RenewalAge >= FailAfter(l.IOTimeout):
+	case l.RenewalFailing && l.RenewalAge >= FailAfter(l.IOTimeout):
 		return StateFailed
-	case l.RenewalAge >= WarnAfter(l.IOTimeout):
+	case l.RenewalFailing && l.RenewalAge >= WarnAfter(l.IOTimeout):
 		return StateWarning
 	}
 	return StateJoined
@@ -164,9 +169,12 @@ func (l *Lockspace) fromSanlock(s *SpaceStatus, daemonIO int, now uint64) {
 	if l.IOTimeout == 0 {
 		l.IOTimeout = DefaultIOTimeout
 	}
+	_, hasAttempt := f["renewal_last_attempt"]
+	attempt := f.Uint("renewal_last_attempt")
+	l.RenewalFailing = !hasAttempt || attempt > l.RenewalLastSuccess
 	l.Now = now
 	if l.Now == 0 {
-		l.Now = f.Uint("renewal_last_attempt")
+		l.Now = attempt
 	}
 	if l.Now > l.RenewalLastSuccess && l.RenewalLastSuccess > 0 {
 		l.RenewalAge = time.Duration(l.Now-l.RenewalLastSuccess) * time.Second

@@ -20,7 +20,11 @@ import (
 	"github.com/aos-agent/aos-agent/internal/run"
 )
 
-func TestRealSanlockDaemon(t *testing.T) {
+// privateDaemon starts a sanlock daemon of this test's own and returns a
+// runner whose commands talk to it, a directory for lease files, and a
+// function running a command that must succeed.
+func privateDaemon(t *testing.T) (*run.Host, string, func(argv ...string)) {
+	t.Helper()
 	if _, err := exec.LookPath("sanlock"); err != nil {
 		t.Fatal("sanlock not installed (scripts/deps.d/hostcli.pkgs):", err)
 	}
@@ -31,10 +35,6 @@ func TestRealSanlockDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(leaseDir) })
-	leases := filepath.Join(leaseDir, "leases")
-	if err := os.WriteFile(leases, make([]byte, 4<<20), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	env := []string{"SANLOCK_RUN_DIR=" + runDir, "SANLOCK_PRIVILEGED=0"}
 	host := &run.Host{Env: env, DefaultTimeout: time.Minute}
 	ctx := context.Background()
@@ -44,7 +44,6 @@ func TestRealSanlockDaemon(t *testing.T) {
 			t.Fatalf("%v: %v\n%s", argv, err, res.Stdout)
 		}
 	}
-
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +59,6 @@ func TestRealSanlockDaemon(t *testing.T) {
 	}
 	daemonDone := make(chan error, 1)
 	go func() { daemonDone <- daemon.Wait() }()
-	c := New(host, 30*time.Second)
 	t.Cleanup(func() {
 		// sanlock ignores SIGTERM while a lockspace exists: force it.
 		_, _ = host.Run(ctx, run.Cmd{Argv: []string{"sanlock", "client", "shutdown", "-f", "1"}})
@@ -70,6 +68,7 @@ func TestRealSanlockDaemon(t *testing.T) {
 			_ = daemon.Process.Kill()
 		}
 	})
+	c := New(host, 30*time.Second)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if _, err := c.Status(ctx); err == nil {
 			break
@@ -77,21 +76,36 @@ func TestRealSanlockDaemon(t *testing.T) {
 			t.Fatal("daemon never answered:", err)
 		}
 	}
+	return host, leaseDir, sh
+}
 
+// holdLease runs `sanlock client command -r RES -c argv...` until the test ends.
+func holdLease(t *testing.T, host *run.Host, res string, argv ...string) {
+	holder := exec.Command("sanlock", append([]string{"client", "command", "-r", res, "-c"}, argv...)...)
+	holder.Env = append(os.Environ(), host.Env...)
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+}
+
+func TestRealSanlockDaemon(t *testing.T) {
+	host, leaseDir, sh := privateDaemon(t)
+	ctx := context.Background()
+	c := New(host, 30*time.Second)
+	leases := filepath.Join(leaseDir, "leases")
+	if err := os.WriteFile(leases, make([]byte, 4<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	sh("sanlock", "direct", "init", "-s", "lvm_t:0:"+leases+":0")
 	sh("sanlock", "direct", "init", "-r", "lvm_t:EXLV:"+leases+":1048576")
 	sh("sanlock", "direct", "init", "-r", "lvm_t:SHLV:"+leases+":2097152")
 	sh("sanlock", "client", "add_lockspace", "-s", "lvm_t:1:"+leases+":0", "-o", "1")
-	for _, res := range []string{"lvm_t:EXLV:" + leases + ":1048576", "lvm_t:SHLV:" + leases + ":2097152:SH"} {
-		holder := exec.Command("sanlock", "client", "command", "-r", res, "-c", "/bin/sleep", "600")
-		holder.Env = append(os.Environ(), env...)
-		if err := holder.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
-	}
+	holdLease(t, host, "lvm_t:EXLV:"+leases+":1048576", "/bin/sleep", "600")
+	holdLease(t, host, "lvm_t:SHLV:"+leases+":2097152:SH", "/bin/sleep", "600")
 
 	var st *Status
+	var err error
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if st, err = c.Status(ctx); err != nil {
 			t.Fatal(err)
@@ -148,6 +162,57 @@ func TestRealSanlockDaemon(t *testing.T) {
 	}
 	if _, err := down.HostStatus(ctx, "lvm_t"); !errors.Is(err, errdefs.ErrLockManagerDown) {
 		t.Fatalf("host_status, no daemon: %v", err)
+	}
+}
+
+// Truncating the lease file under a held lease makes every renewal fail;
+// at 8×io_timeout sanlock sets space_dead and the model must say failed.
+// The holder ignores SIGTERM, as lvmlockd does, so the lockspace stays.
+func TestRealSanlockLeaseFailure(t *testing.T) {
+	host, leaseDir, sh := privateDaemon(t)
+	ctx := context.Background()
+	c := New(host, 30*time.Second)
+	leases := filepath.Join(leaseDir, "leases")
+	if err := os.WriteFile(leases, make([]byte, 4<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sh("sanlock", "direct", "init", "-s", "lvm_f:0:"+leases+":0")
+	sh("sanlock", "direct", "init", "-r", "lvm_f:EXLV:"+leases+":1048576")
+	sh("sanlock", "client", "add_lockspace", "-s", "lvm_f:1:"+leases+":0", "-o", "1")
+	holdLease(t, host, "lvm_f:EXLV:"+leases+":1048576", "/bin/sh", "-c", `trap "" TERM; while :; do sleep 1; done`)
+	var l *Lockspace
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l = Health(st, nil, nil)["f"]; l != nil && l.Locks["EXLV"] == ModeEx {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease never held: %+v", st)
+		}
+	}
+	if l.State() != StateJoined {
+		t.Fatalf("before the fault: %s %+v", l.State(), l)
+	}
+	if err := os.Truncate(leases, 0); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l = Health(st, nil, nil)["f"]; l != nil && l.SpaceDead {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("space_dead never set: %+v", st)
+		}
+	}
+	if l.State() != StateFailed || !l.RenewFail || l.RenewalLastResult >= 0 || l.RenewalAge < FailAfter(1) {
+		t.Fatalf("after the fault: %s %+v", l.State(), l)
 	}
 }
 

@@ -222,6 +222,35 @@ func TestParseRealDaemonOutputs(t *testing.T) {
 	}
 }
 
+// A real lease failure on this host's private sanlock 3.8.5 (io_timeout 1):
+// the lease file was truncated under a held lease. Renewals fail at once
+// (renewal_last_result=-90) but sanlock only flags renew_fail/space_dead at
+// 8×io_timeout; the model must call 6..8×io "warning" before that.
+func TestHealthRealLeaseFailureSequence(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		age  time.Duration
+		want State
+	}{
+		{"status-D.devhost-fault-0-healthy.txt", time.Second, StateJoined},
+		{"status-D.devhost-fault-1-late.txt", 7 * time.Second, StateWarning},
+		{"status-D.devhost-fault-2-dead.txt", 8 * time.Second, StateFailed},
+	} {
+		st, err := ParseStatus(readTestdata(t, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := Health(st, nil, nil)["f"]
+		if l.State() != c.want || l.RenewalAge != c.age || l.IOTimeout != 1 || l.Locks["EXLV"] != ModeEx {
+			t.Errorf("%s: state %s, %+v", c.file, l.State(), l)
+		}
+	}
+	st, _ := ParseStatus(readTestdata(t, "status-D.devhost-fault-2-dead.txt"))
+	if l := Health(st, nil, nil)["f"]; !l.SpaceDead || !l.RenewFail || !l.KillingPIDs || l.RenewalLastResult != -90 {
+		t.Fatalf("flags: %+v", l)
+	}
+}
+
 func TestParseStatusMalformed(t *testing.T) {
 	for _, in := range []string{
 		"p x lvmlockd", "s lvm_vol", "s lvm_vol:x:/dev/a:0", "s lvm_vol:1:/dev/a:zz",
@@ -447,7 +476,8 @@ func lastCapture(t *testing.T, file, cmd string) []byte {
 func TestHealthTimelineAndSources(t *testing.T) {
 	status := func(monotime, success int, extra string) *Status {
 		st, err := ParseStatus([]byte("daemon d\n    monotime=" + strconv.Itoa(monotime) + " io_timeout=10\n" +
-			"s lvm_vol:3:/dev/mapper/vol-lvmlock:0" + extra + "\n    renewal_last_success=" + strconv.Itoa(success) + "\n" +
+			"s lvm_vol:3:/dev/mapper/vol-lvmlock:0" + extra + "\n    renewal_last_success=" + strconv.Itoa(success) +
+			" renewal_last_attempt=" + strconv.Itoa(monotime) + "\n" +
 			"r lvm_vol:AAA:/dev/mapper/vol-lvmlock:1:SH p 9\nr lvm_vol:VGLK:/dev/mapper/vol-lvmlock:2:3 p 9\nr lvm_x:BBB:/p:1:2 p 9\n"))
 		if err != nil {
 			t.Fatal(err)
@@ -473,6 +503,12 @@ func TestHealthTimelineAndSources(t *testing.T) {
 		if l.Locks["AAA"] != ModeSh || len(l.Locks) != 1 || l.IOTimeout != 10 {
 			t.Errorf("locks from sanlock resources: %v io %d", l.Locks, l.IOTimeout)
 		}
+	}
+	// Just after add_lockspace (real sanlock 3.8.5, io_timeout 1): no
+	// renewal attempted since the join's acquire 20 s ago — not late.
+	fresh, _ := ParseStatus([]byte("daemon d\n    monotime=2813\ns lvm_f:1:/p:0\n    io_timeout=1 renewal_last_attempt=2793 renewal_last_success=2793\n"))
+	if l := Health(fresh, nil, nil)["f"]; l.State() != StateJoined || l.RenewalAge != 20*time.Second || l.RenewalFailing {
+		t.Fatalf("fresh join: %s %+v", l.State(), l)
 	}
 	dump, _ := ParseDump(readTestdata(t, "dump-2.03.16.source.txt"))
 	h := Health(status(100, 100, ""), &Info{VGs: []VGInfo{{Name: "vol", LockType: "sanlock", LVs: map[string]LockMode{"AAA": ModeUn, "CCC": ModeEx}},
