@@ -2,6 +2,8 @@
 # The real-kernel lab (qemu guests with lvm2, lvmlockd, sanlock, multipath).
 #   scripts/lab.sh build-image   build the guest image if not cached; prints its dir
 #   scripts/lab.sh test [-run RE] build the image, then run the lab scenarios (Go tests, tag lab)
+#   scripts/lab.sh record        run the scenarios and copy the outputs they recorded in the
+#                                guests into testdata/lab-outputs/ (parser and simulator data)
 # The image is cached outside the clone in $LAB_CACHE/<hash of its inputs>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,5 +42,13 @@ test)
   export LAB_IMAGE=$(build_image)
   go test -tags lab -count=1 -v -timeout 40m "$@" ./lab/ 2>&1 | tee "${LAB_LOG:-/dev/null}"
   ;;
-*) echo "usage: $0 build-image|test [go test flags]" >&2; exit 2 ;;
+record)
+  shift
+  export LAB_OUT=${LAB_OUT:-$(mktemp -d /tmp/aos-lab-out.XXXXXX)}
+  "$0" test "$@"
+  mkdir -p testdata/lab-outputs
+  cp "$LAB_OUT"/recorded/* testdata/lab-outputs/
+  echo "lab: recorded $(ls "$LAB_OUT"/recorded | wc -l) outputs into testdata/lab-outputs/" >&2
+  ;;
+*) echo "usage: $0 build-image|test|record [go test flags]" >&2; exit 2 ;;
 esac

@@ -1,0 +1,383 @@
+//go:build lab
+
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/internal/run"
+)
+
+// The lab scenarios boot one two-host cluster and run every scenario on it
+// in order (booting is the expensive part). Run with scripts/lab.sh test,
+// which builds the image and sets LAB_IMAGE. LAB_OUT keeps journals and the
+// timing tables; LAB_IO_TIMEOUT overrides lvmlockd -o.
+
+const vg = "vol"
+
+type timings struct {
+	mu  sync.Mutex
+	ops map[string][]time.Duration
+	seq []string
+}
+
+func (tm *timings) add(op string, d time.Duration) {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	if tm.ops == nil {
+		tm.ops = map[string][]time.Duration{}
+	}
+	if _, ok := tm.ops[op]; !ok {
+		tm.seq = append(tm.seq, op)
+	}
+	tm.ops[op] = append(tm.ops[op], d)
+}
+
+func (tm *timings) table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-48s %3s %9s %9s %9s\n", "operation", "n", "min", "median", "max")
+	for _, op := range tm.seq {
+		ds := slices.Clone(tm.ops[op])
+		slices.Sort(ds)
+		fmt.Fprintf(&b, "%-48s %3d %8.2fs %8.2fs %8.2fs\n", op, len(ds),
+			ds[0].Seconds(), ds[len(ds)/2].Seconds(), ds[len(ds)-1].Seconds())
+	}
+	return b.String()
+}
+
+type labT struct {
+	c   *Cluster
+	tm  *timings
+	out string
+}
+
+// record keeps a command's verbatim stdout in LAB_OUT/recorded/name, as
+// test data for parsers (scripts/lab.sh record copies them into the tree).
+func (l *labT) record(t *testing.T, host int, name string, argv ...string) {
+	t.Helper()
+	res := l.must(t, host, "", argv...)
+	dir := filepath.Join(l.out, "recorded")
+	_ = os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, name), res.Stdout, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cmd runs argv on host and returns the result and error as they are.
+func (l *labT) cmd(host int, argv ...string) (run.Result, error) {
+	return l.c.Host(host).Run(context.Background(), run.Cmd{Argv: argv, Timeout: 5 * time.Minute})
+}
+
+// must runs argv on host, records its duration under op (if any) and fails
+// the test on error.
+func (l *labT) must(t *testing.T, host int, op string, argv ...string) run.Result {
+	t.Helper()
+	start := time.Now()
+	res, err := l.cmd(host, argv...)
+	if err != nil {
+		t.Fatalf("h%d %s: %v\nstdout: %s", host, strings.Join(argv, " "), err, res.Stdout)
+	}
+	if op != "" {
+		l.tm.add(op, time.Since(start))
+	}
+	return res
+}
+
+// refused runs argv on host, expecting LVM's refusal with wantStderr.
+func (l *labT) refused(t *testing.T, host int, op, wantStderr string, argv ...string) {
+	t.Helper()
+	start := time.Now()
+	_, err := l.cmd(host, argv...)
+	var rerr *run.Error
+	if !errors.As(err, &rerr) || rerr.ExitCode != 5 || !strings.Contains(rerr.Stderr, wantStderr) {
+		t.Fatalf("h%d %s: want rc 5 with %q, got %v", host, strings.Join(argv, " "), wantStderr, err)
+	}
+	l.tm.add(op, time.Since(start))
+}
+
+// lockMode returns host's lvmlockd lock mode on vg/lv: "ex", "sh" or ""
+// (lvmlockd lists an LV it unlocked as "un", one it never locked not at all).
+func (l *labT) lockMode(t *testing.T, host int, lv string) string {
+	t.Helper()
+	uuid := strings.TrimSpace(string(l.must(t, host, "", "lvs", "--noheadings", "-o", "lv_uuid", vg+"/"+lv).Stdout))
+	info := string(l.must(t, host, "", "lvmlockctl", "--info").Stdout)
+	for _, line := range strings.Split(info, "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "LK" && f[1] == "LV" && f[3] == uuid {
+			if f[2] == "un" {
+				return ""
+			}
+			return f[2]
+		}
+	}
+	return ""
+}
+
+func (l *labT) wantMode(t *testing.T, host int, lv, want string) {
+	t.Helper()
+	if got := l.lockMode(t, host, lv); got != want {
+		t.Fatalf("h%d %s: lock mode %q, want %q", host, lv, got, want)
+	}
+}
+
+func TestLab(t *testing.T) {
+	image := os.Getenv("LAB_IMAGE")
+	if image == "" {
+		t.Fatal("LAB_IMAGE is not set: run scripts/lab.sh test")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the lab needs root (qemu with 9p, sysfs faults in guests)")
+	}
+	ctx := context.Background()
+	work := os.Getenv("LAB_WORK")
+	if work == "" {
+		work = t.TempDir()
+	}
+	out := os.Getenv("LAB_OUT")
+	if out == "" {
+		out = filepath.Join(work, "out")
+	}
+	agent := filepath.Join(work, "aos-agent")
+	host := &run.Host{Env: []string{"CGO_ENABLED=0", "HOME=" + os.Getenv("HOME"), "GOCACHE=" + os.Getenv("GOCACHE"), "GOPATH=" + os.Getenv("GOPATH")}}
+	if _, err := host.Run(ctx, run.Cmd{Argv: []string{"go", "build", "-o", agent, "../cmd/aos-agent"}, Timeout: 5 * time.Minute}); err != nil {
+		t.Fatalf("build agent: %v", err)
+	}
+	ioTimeout := 3
+	if v := os.Getenv("LAB_IO_TIMEOUT"); v != "" {
+		fmt.Sscan(v, &ioTimeout)
+	}
+
+	tm := &timings{}
+	start := time.Now()
+	accel := ProbeAccel(ctx, image, work)
+	tm.add("accelerator probe ("+accel+")", time.Since(start))
+	start = time.Now()
+	c, err := NewCluster(ctx, Options{Image: image, Agent: agent, WorkDir: work, Hosts: 2, IOTimeout: ioTimeout, Accel: accel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm.add(fmt.Sprintf("boot 2 guests to guest daemon (%s, -smp 1)", c.Accel), time.Since(start))
+	t.Cleanup(func() {
+		if err := c.CollectJournals(ctx, out); err != nil {
+			t.Logf("journals: %v", err)
+		}
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	l := &labT{c: c, tm: tm, out: out}
+
+	var scenarios []string
+	scenario := func(name string, f func(t *testing.T)) {
+		start := time.Now()
+		ok := t.Run(name, f)
+		r := "ok"
+		if !ok {
+			r = "FAILED"
+		}
+		scenarios = append(scenarios, fmt.Sprintf("%-28s %-7s %7.1fs", name, r, time.Since(start).Seconds()))
+		if !ok {
+			t.FailNow() // later scenarios assume this one's end state
+		}
+	}
+	defer func() {
+		report := "scenario                     result     time\n" + strings.Join(scenarios, "\n") + "\n\n" + tm.table()
+		fmt.Print("\n" + report)
+		_ = os.MkdirAll(out, 0o755)
+		_ = os.WriteFile(filepath.Join(out, "timings.txt"), []byte(report), 0o644)
+	}()
+
+	scenario("setup", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		for h := 1; h <= 2; h++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start := time.Now()
+				errs[h] = StartStorage(ctx, c.Host(h), false)
+				tm.add("start multipathd+map, sanlock, lvmlockd", time.Since(start))
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := CreateSharedVG(ctx, c.Host(1), vg); err != nil {
+			t.Fatal(err)
+		}
+		tm.add("vgcreate --shared (incl. lockspace join)", time.Since(start))
+		start = time.Now()
+		if err := LockStart(ctx, c.Host(2), vg); err != nil {
+			t.Fatal(err)
+		}
+		tm.add("vgchange --lock-start (lockspace join)", time.Since(start))
+	})
+
+	scenario("basic-single-host", func(t *testing.T) {
+		l.must(t, 1, "lvcreate -an", "lvcreate", "-an", "-n", "basic", "-L", "64M", vg)
+		l.must(t, 1, "lvchange -aey", "lvchange", "-aey", vg+"/basic")
+		l.wantMode(t, 1, "basic", "ex")
+		l.must(t, 1, "lvchange -an", "lvchange", "-an", vg+"/basic")
+		l.wantMode(t, 1, "basic", "")
+		l.must(t, 1, "lvchange -asy", "lvchange", "-asy", vg+"/basic")
+		l.wantMode(t, 1, "basic", "sh")
+		l.must(t, 1, "lvchange -aey (sh->ex, same host)", "lvchange", "-aey", vg+"/basic")
+		l.wantMode(t, 1, "basic", "ex")
+		l.must(t, 1, "lvchange -an", "lvchange", "-an", vg+"/basic")
+		l.must(t, 1, "lvremove", "lvremove", "-y", vg+"/basic")
+		if _, err := l.cmd(1, "lvs", vg+"/basic"); err == nil {
+			t.Fatal("basic still listed after lvremove")
+		}
+	})
+
+	scenario("exclusive-conflict", func(t *testing.T) {
+		l.must(t, 1, "lvcreate -an", "lvcreate", "-an", "-n", "excl", "-L", "64M", vg)
+		l.must(t, 1, "lvchange -aey", "lvchange", "-aey", vg+"/excl")
+		l.refused(t, 2, "lvchange -aey refused (other host ex)", "LV locked by other host", "lvchange", "-aey", vg+"/excl")
+		l.refused(t, 2, "lvchange -asy refused (other host ex)", "LV locked by other host", "lvchange", "-asy", vg+"/excl")
+		l.must(t, 1, "lvchange -an", "lvchange", "-an", vg+"/excl")
+		l.must(t, 2, "lvchange -aey", "lvchange", "-aey", vg+"/excl")
+		l.wantMode(t, 2, "excl", "ex")
+		l.must(t, 2, "lvchange -an", "lvchange", "-an", vg+"/excl")
+	})
+
+	scenario("shared-both-hosts", func(t *testing.T) {
+		l.must(t, 1, "lvcreate -an", "lvcreate", "-an", "-n", "shared", "-L", "64M", vg)
+		l.must(t, 1, "lvchange -asy", "lvchange", "-asy", vg+"/shared")
+		l.must(t, 2, "lvchange -asy", "lvchange", "-asy", vg+"/shared")
+		l.wantMode(t, 1, "shared", "sh")
+		l.wantMode(t, 2, "shared", "sh")
+		l.refused(t, 1, "lvchange -aey refused (sh->ex, other host sh)", "LV locked by other host", "lvchange", "-aey", vg+"/shared")
+		l.must(t, 1, "lvchange -an", "lvchange", "-an", vg+"/shared")
+		l.must(t, 2, "lvchange -an", "lvchange", "-an", vg+"/shared")
+	})
+
+	scenario("one-path-lost", func(t *testing.T) {
+		l.must(t, 1, "lvcreate -an", "lvcreate", "-an", "-n", "degraded", "-L", "64M", vg)
+		l.must(t, 1, "lvchange -aey", "lvchange", "-aey", vg+"/degraded")
+		l.record(t, 1, "dmsetup-status-lun0.healthy", "dmsetup", "status", LUNMap)
+		l.record(t, 1, "dmsetup-deps-lun0", "dmsetup", "deps", "-o", "devname", LUNMap)
+		write := []string{"dd", "if=/dev/zero", "of=/dev/" + vg + "/degraded", "bs=1M", "count=4", "oflag=direct"}
+		if err := c.FailPaths(ctx, 1, false); err != nil {
+			t.Fatal(err)
+		}
+		// The write right after the fault is what multipath must carry over
+		// to the other path.
+		l.must(t, 1, "", write...)
+		if err := WaitMap(ctx, c.Host(1), 1); err != nil {
+			t.Fatal(err)
+		}
+		l.must(t, 1, "dd 4M direct on a degraded map", write...)
+		l.record(t, 1, "dmsetup-status-lun0.one-path-offline", "dmsetup", "status", LUNMap)
+		l.record(t, 1, "multipath-ll.one-path-offline", "multipath", "-ll")
+		if err := c.RestorePaths(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := WaitMap(ctx, c.Host(1), 2); err != nil {
+			t.Fatal(err)
+		}
+		tm.add("path restored -> multipathd reinstates", time.Since(start))
+		l.must(t, 1, "lvchange -an", "lvchange", "-an", vg+"/degraded")
+	})
+
+	scenario("lease-storage-lost", func(t *testing.T) {
+		l.leaseStorageLost(t, ctx)
+	})
+}
+
+// leaseStorageLost cuts every path of host 1 while it holds an LV
+// exclusively (sanlock -w 0, no kill command: Debian's defaults), and
+// records when host 1 notices, when host 2 can take the LV, and whether
+// host 1 still has it active at that moment. Then host 1 recovers.
+func (l *labT) leaseStorageLost(t *testing.T, ctx context.Context) {
+	c := l.c
+	l.must(t, 1, "lvcreate -an", "lvcreate", "-an", "-n", "victim", "-L", "64M", vg)
+	l.must(t, 1, "lvchange -aey", "lvchange", "-aey", vg+"/victim")
+	fault := time.Now()
+	if err := c.FailPaths(ctx, 1, true); err != nil {
+		t.Fatal(err)
+	}
+	var spaceDead, takeover time.Duration
+	deadline := fault.Add(4 * time.Minute)
+	for time.Now().Before(deadline) && (spaceDead == 0 || takeover == 0) {
+		if spaceDead == 0 {
+			res, _ := l.cmd(1, "sanlock", "client", "status", "-D")
+			if strings.Contains(string(res.Stdout), "space_dead=1") {
+				spaceDead = time.Since(fault)
+				l.tm.add("path loss -> lease dead on h1 (space_dead=1)", spaceDead)
+			}
+		}
+		if takeover == 0 {
+			if _, err := l.cmd(2, "lvchange", "-aey", vg+"/victim"); err == nil {
+				takeover = time.Since(fault)
+				l.tm.add("path loss -> h2 gets the LV ex", takeover)
+				table, _ := l.cmd(1, "dmsetup", "table", vg+"-victim")
+				t.Logf("h2 got %s/victim ex %.1fs after h1 lost its paths; h1 dm table then: %q",
+					vg, takeover.Seconds(), strings.TrimSpace(string(table.Stdout)))
+			}
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if spaceDead == 0 {
+		t.Errorf("h1 never reported space_dead=1 within %v", deadline.Sub(fault))
+	}
+	if takeover == 0 {
+		t.Errorf("h2 never got the LV within %v", deadline.Sub(fault))
+	}
+	journal, _ := l.cmd(1, "journalctl", "-b", "-o", "short-monotonic", "--no-pager", "-t", "lvmlockctl", "-t", "sanlock", "-t", "kernel")
+	t.Logf("h1 journal, milestones (guest monotonic seconds):\n%s", milestones(string(journal.Stdout)))
+
+	// Recovery on h1 once its storage is back: deactivate without a lock,
+	// drop the dead lockspace, join again.
+	if err := c.RestorePaths(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitMap(ctx, c.Host(1), 2); err != nil {
+		t.Fatal(err)
+	}
+	l.must(t, 1, "", "lvchange", "-aln", vg+"/victim")
+	l.must(t, 1, "lvmlockctl --drop", "lvmlockctl", "--drop", vg)
+	start := time.Now()
+	if err := LockStart(ctx, c.Host(1), vg); err != nil {
+		t.Fatal(err)
+	}
+	l.tm.add("vgchange --lock-start after drop (rejoin)", time.Since(start))
+	l.refused(t, 1, "lvchange -aey refused (other host ex)", "LV locked by other host", "lvchange", "-aey", vg+"/victim")
+	l.must(t, 2, "lvchange -an", "lvchange", "-an", vg+"/victim")
+	l.must(t, 1, "lvchange -aey", "lvchange", "-aey", vg+"/victim")
+	l.must(t, 1, "lvchange -an", "lvchange", "-an", vg+"/victim")
+}
+
+// milestones keeps the journal lines that mark the lease-loss timeline
+// (the first I/O error, the lease failing, the killpath, lvmlockctl) and
+// drops sanlock's twice-a-second renewal errors.
+func milestones(journal string) string {
+	var keep []string
+	firstIOError := false
+	for _, line := range strings.Split(journal, "\n") {
+		switch {
+		case strings.Contains(line, "rejecting I/O to offline device"):
+			if !firstIOError {
+				keep = append(keep, line)
+				firstIOError = true
+			}
+		case strings.Contains(line, "check_our_lease failed"),
+			strings.Contains(line, "sig 100"),
+			strings.Contains(line, "lvmlockctl["),
+			strings.Contains(line, "all pids clear"):
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
