@@ -20,6 +20,12 @@ port_taken() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 
 # Ports and credentials are chosen once and remembered in $dir/ports.env.
 init_env() {
+  # A remembered port that someone else took since is chosen afresh (the
+  # node name follows the port, so that is a new, empty node).
+  if [ -f "$dir/ports.env" ] && [ -z "${AOS_RABBIT_PORT:-}" ] && ! alive &&
+    port_taken "$(sed -n 's/^AMQP_PORT=//p' "$dir/ports.env")"; then
+    rm -f "$dir/ports.env"
+  fi
   if [ ! -f "$dir/ports.env" ]; then
     local port=${AOS_RABBIT_PORT:-5672}
     if [ -z "${AOS_RABBIT_PORT:-}" ]; then
@@ -59,8 +65,8 @@ alive() { [ -f "$dir/beam.pid" ] && kill -0 "$(cat "$dir/beam.pid")" 2>/dev/null
 
 start() {
   if alive && rabbitmqctl -q status >/dev/null 2>&1; then url; return; fi
-  if [ -z "${AOS_RABBIT_PORT:-}" ] && port_taken "$AMQP_PORT"; then
-    echo "rabbitmq.sh: port $AMQP_PORT is taken by another process; remove $dir/ports.env to pick a new one" >&2
+  if port_taken "$AMQP_PORT"; then
+    echo "rabbitmq.sh: port $AMQP_PORT is taken by another process" >&2
     exit 1
   fi
   [ -x "$bin/rabbitmq-server" ] || { echo "rabbitmq.sh: rabbitmq-server not installed (scripts/deps.sh)" >&2; exit 1; }

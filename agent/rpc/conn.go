@@ -76,8 +76,6 @@ func (b *backoff) next() time.Duration {
 	return b.cur
 }
 
-func (b *backoff) reset() { b.cur = 0 }
-
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -218,10 +218,10 @@ func (s *Server) serve(sess *session) {
 		reason := s.consume(sess)
 		s.connected.Store(false)
 		s.met.connected.Set(0)
-		_ = sess.conn.Close()
 		if s.stopping.Load() {
-			return
+			return // Stop still needs the channel to delete the fanout queue
 		}
+		_ = sess.conn.Close()
 		s.log.Warn("rpc connection lost, reconnecting", zap.String("reason", reason))
 		s.met.reconnects.Inc()
 		next, err := s.connectLoop(s.stopCh)

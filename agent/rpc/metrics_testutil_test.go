@@ -1,0 +1,7 @@
+//go:build integration
+
+package rpc
+
+import "github.com/prometheus/client_golang/prometheus/testutil"
+
+func testutilCounter(s *Server) float64 { return testutil.ToFloat64(s.met.dropped) }
