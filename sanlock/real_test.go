@@ -21,9 +21,9 @@ import (
 )
 
 // privateDaemon starts a sanlock daemon of this test's own and returns a
-// runner whose commands talk to it, a directory for lease files, and a
-// function running a command that must succeed.
-func privateDaemon(t *testing.T) (*run.Host, string, func(argv ...string)) {
+// runner whose commands talk to it, a Client on that runner, an empty 4 MiB
+// lease file, and a function running a command that must succeed.
+func privateDaemon(t *testing.T) (*run.Host, *Client, string, func(argv ...string)) {
 	t.Helper()
 	if _, err := exec.LookPath("sanlock"); err != nil {
 		t.Fatal("sanlock not installed (scripts/deps.d/hostcli.pkgs):", err)
@@ -76,7 +76,11 @@ func privateDaemon(t *testing.T) (*run.Host, string, func(argv ...string)) {
 			t.Fatal("daemon never answered:", err)
 		}
 	}
-	return host, leaseDir, sh
+	leases := filepath.Join(leaseDir, "leases")
+	if err := os.WriteFile(leases, make([]byte, 4<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return host, c, leases, sh
 }
 
 // holdLease runs `sanlock client command -r RES -c argv...` until the test ends.
@@ -90,13 +94,8 @@ func holdLease(t *testing.T, host *run.Host, res string, argv ...string) {
 }
 
 func TestRealSanlockDaemon(t *testing.T) {
-	host, leaseDir, sh := privateDaemon(t)
+	host, c, leases, sh := privateDaemon(t)
 	ctx := context.Background()
-	c := New(host, 30*time.Second)
-	leases := filepath.Join(leaseDir, "leases")
-	if err := os.WriteFile(leases, make([]byte, 4<<20), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	sh("sanlock", "direct", "init", "-s", "lvm_t:0:"+leases+":0")
 	sh("sanlock", "direct", "init", "-r", "lvm_t:EXLV:"+leases+":1048576")
 	sh("sanlock", "direct", "init", "-r", "lvm_t:SHLV:"+leases+":2097152")
@@ -169,13 +168,8 @@ func TestRealSanlockDaemon(t *testing.T) {
 // at 8×io_timeout sanlock sets space_dead and the model must say failed.
 // The holder ignores SIGTERM, as lvmlockd does, so the lockspace stays.
 func TestRealSanlockLeaseFailure(t *testing.T) {
-	host, leaseDir, sh := privateDaemon(t)
+	host, c, leases, sh := privateDaemon(t)
 	ctx := context.Background()
-	c := New(host, 30*time.Second)
-	leases := filepath.Join(leaseDir, "leases")
-	if err := os.WriteFile(leases, make([]byte, 4<<20), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	sh("sanlock", "direct", "init", "-s", "lvm_f:0:"+leases+":0")
 	sh("sanlock", "direct", "init", "-r", "lvm_f:EXLV:"+leases+":1048576")
 	sh("sanlock", "client", "add_lockspace", "-s", "lvm_f:1:"+leases+":0", "-o", "1")
