@@ -71,3 +71,22 @@ func FuzzParseDump(f *testing.F) {
 		}
 	})
 }
+
+// The monitor runs status -D and --info every few seconds: parse + merge
+// of a full real -D snapshot must stay cheap.
+func BenchmarkStatusInfoHealth(b *testing.B) {
+	status := readTestdata(b, "status-D.devhost.txt")
+	info := captures(b, "run-g.02-fault.sh.h1.log", "lvmlockctl --info")[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		st, err := ParseStatus(status)
+		if err != nil {
+			b.Fatal(err)
+		}
+		in, err := ParseInfo(info)
+		if err != nil {
+			b.Fatal(err)
+		}
+		Health(st, in, nil)
+	}
+}
