@@ -80,15 +80,22 @@ func FuzzBatchStderr(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stderr, lv string) {
 		lvs := []string{lv, "lv1", "lv50"}
 		perLV, rest := splitBatchStderr("vol", lvs, stderr)
-		lines := len(rest)
+		assigned := map[string]bool{}
+		for _, l := range rest {
+			assigned[l] = true
+		}
 		for name, l := range perLV {
 			if name != lvs[0] && name != "lv1" && name != "lv50" {
 				t.Fatalf("unrequested LV %q", name)
 			}
-			lines += len(l)
+			for _, line := range l {
+				assigned[line] = true
+			}
 		}
-		if lines < len(rest) || (strings.TrimSpace(stderr) != "" && lines == 0) {
-			t.Fatalf("lines lost: %q", stderr)
+		for _, line := range strings.Split(stderr, "\n") {
+			if line = strings.TrimSpace(line); line != "" && !assigned[line] {
+				t.Fatalf("line %q lost", line)
+			}
 		}
 		argv := []string{"lvchange", "-aey", "vol/" + lv, "vol/lv1", "vol/lv50"}
 		res, err := batchResult(argv, "vol", lvs, &run.Error{Argv: argv, ExitCode: 5, Stderr: stderr})
