@@ -116,14 +116,10 @@ func gather(ctx context.Context, env Env) *facts {
 	f.lvmLocal, _ = os.ReadFile(f.path("/etc/lvm/lvmlocal.conf"))
 	f.killCommand, _ = hostcfg.GetLVM(f.lvmConf, "global", "lvmlockctl_kill_command")
 	f.status, f.statusErr = sanlock.New(env.Runner, env.Timeout).Status(ctx)
-	units := []string{"sanlock", "lvmlockd", "wdmd"}
-	// is-active exits non-zero when any unit is not active; stdout still
-	// has one answer per unit.
-	res, _ := f.run(ctx, append([]string{"systemctl", "is-active"}, units...)...)
-	for i, l := range strings.Fields(string(res.Stdout)) {
-		if i < len(units) {
-			f.active[units[i]] = l
-		}
+	for _, unit := range []string{"sanlock", "lvmlockd", "wdmd"} {
+		// is-active exits 3 for inactive or failed; stdout has the answer.
+		res, _ := f.run(ctx, "systemctl", "is-active", unit)
+		f.active[unit] = strings.TrimSpace(string(res.Stdout))
 	}
 	res, err := f.run(ctx, "lvm", "version")
 	if err == nil {
@@ -211,13 +207,22 @@ func (f *facts) multipathPaths(ctx context.Context) Check {
 	if f.env.MultipathAlias == "" {
 		return warn(c, "lvm.multipath_alias not set in aos-agent.conf", "set lvm.multipath_alias and run aos-agent install --wwid")
 	}
-	m, err := multipath.New(f.env.Runner, f.env.Timeout).Map(ctx, f.env.MultipathAlias)
+	maps, err := multipath.New(f.env.Runner, f.env.Timeout).Maps(ctx)
 	if err != nil {
-		hint := "aos-agent install --wwid WWID writes the alias; check the LUN is logged in"
+		hint := "check multipathd: multipathd show maps"
 		if errors.Is(err, multipath.ErrNotRunning) {
 			hint = "systemctl enable --now multipathd"
 		}
-		return fail(c, "map "+f.env.MultipathAlias+": "+oneLine(err), hint)
+		return fail(c, "multipathd: "+oneLine(err), hint)
+	}
+	var m *multipath.Map
+	for i := range maps {
+		if maps[i].Name == f.env.MultipathAlias {
+			m = &maps[i]
+		}
+	}
+	if m == nil {
+		return fail(c, "no multipath map "+f.env.MultipathAlias, "aos-agent install --wwid WWID writes the alias; check the LUN is logged in (iscsiadm -m session)")
 	}
 	n, total := len(m.ActivePaths()), len(m.Paths())
 	detail := fmt.Sprintf("map %s: %d of %d paths active", f.env.MultipathAlias, n, total)

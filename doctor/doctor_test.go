@@ -65,7 +65,7 @@ func healthy(t *testing.T) answers {
 		sanlock: data(t, "sanlock-status.joined.txt"),
 		active:  "active\nactive\nactive\n",
 		pvs:     `{"report":[{"pv":[{"pv_name":"/dev/mapper/lun0","vg_name":"vol"}]}]}`,
-		mpath:   data(t, "multipathd-show-map-lun0.json"),
+		mpath:   data(t, "multipathd-show-maps.json"),
 		ntp:     "yes\n",
 	}
 }
@@ -80,10 +80,15 @@ func runDoctor(t *testing.T, root string, a answers) map[string]Check {
 	}
 	r := run.NewScripted(t,
 		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Stdout: a.sanlock},
-		run.Step{Argv: []string{"systemctl", "is-active", "sanlock", "lvmlockd", "wdmd"}, Stdout: a.active, ExitCode: exit(a.active)},
+	)
+	for i, unit := range []string{"sanlock", "lvmlockd", "wdmd"} {
+		state := strings.Fields(a.active)[i]
+		r.Expect(run.Step{Argv: []string{"systemctl", "is-active", unit}, Stdout: state + "\n", ExitCode: exit(state)})
+	}
+	r.Expect(
 		run.Step{Argv: []string{"lvm", "version"}, Stdout: data(t, "lvm-version.2.03.16.txt")},
 		run.Step{Argv: []string{"pvs", "--reportformat", "json", "-o", "pv_name,vg_name"}, Stdout: a.pvs},
-		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, Stdout: a.mpath},
+		run.Step{Argv: []string{"multipathd", "show", "maps", "json"}, Stdout: a.mpath},
 		run.Step{Argv: []string{"timedatectl", "show", "-p", "NTPSynchronized", "--value"}, Stdout: a.ntp},
 	)
 	checks := Run(context.Background(), Env{Root: root, Runner: r, Timeout: time.Minute, VolumeGroups: []string{"vol"}, MultipathAlias: "lun0"})
@@ -164,7 +169,7 @@ func TestPathsDevicesClockAndQueueing(t *testing.T) {
 	write(t, root, "etc/multipath/conf.d/site.conf", []byte("defaults {\n\tno_path_retry queue\n}\n"))
 	a := healthy(t)
 	a.pvs = `{"report":[{"pv":[{"pv_name":"/dev/sda","vg_name":"vol"},{"pv_name":"/dev/vda2","vg_name":"os"}]}]}`
-	a.mpath = data(t, "multipathd-show-map-lun0.one-path.json")
+	a.mpath = data(t, "multipathd-show-maps.one-path.json")
 	a.ntp = "no\n"
 	checks := runDoctor(t, root, a)
 	for name, want := range map[string]Status{"lvm_devices": Fail, "multipath_paths": Warn, "clock_sync": Fail, "io_timeouts": Fail} {

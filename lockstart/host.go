@@ -54,11 +54,26 @@ func (c *commandHost) LvmlockdRunning(ctx context.Context) error {
 }
 
 func (c *commandHost) ActivePaths(ctx context.Context, alias string) (int, error) {
-	m, err := c.mpath.Map(ctx, alias)
+	m, err := findMap(ctx, c.mpath, alias)
 	if err != nil {
 		return 0, err
 	}
 	return len(m.ActivePaths()), nil
+}
+
+// findMap picks the alias out of `show maps json`, which (unlike `show map
+// NAME`) tells a missing map from a failed query.
+func findMap(ctx context.Context, mp *multipath.Client, alias string) (*multipath.Map, error) {
+	maps, err := mp.Maps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range maps {
+		if maps[i].Name == alias {
+			return &maps[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", multipath.ErrMapNotFound, alias)
 }
 
 func (c *commandHost) lvm(ctx context.Context, argv ...string) (run.Result, error) {

@@ -26,7 +26,7 @@ func data(t *testing.T, name string) string {
 var (
 	argvSanlock  = []string{"sanlock", "client", "status", "-D"}
 	argvLockctl  = []string{"lvmlockctl", "--info"}
-	argvMap      = []string{"multipathd", "show", "map", "lun0", "json"}
+	argvMap      = []string{"multipathd", "show", "maps", "json"}
 	argvVGs      = []string{"vgs", "--reportformat", "json", "-o", "vg_name,pv_count,vg_attr", "vol"}
 	argvStart    = []string{"vgchange", "--lock-start", "--lock-opt", "nowait", "vol"}
 	argvActivate = func(flag, lv string) []string { return []string{"lvchange", flag, "vol/" + lv} }
@@ -37,7 +37,7 @@ func ready(t *testing.T) []run.Step {
 	return []run.Step{
 		{Argv: argvSanlock, Stdout: data(t, "sanlock-status.none.txt")},
 		{Argv: argvLockctl, Stdout: data(t, "lvmlockctl-info.txt")},
-		{Argv: argvMap, Stdout: data(t, "multipathd-show-map-lun0.json")},
+		{Argv: argvMap, Stdout: data(t, "multipathd-show-maps.json")},
 		{Argv: argvVGs, Stdout: data(t, "vgs.vol.json"), Stderr: "  Reading VG vol without a lock.\n"},
 	}
 }
@@ -63,7 +63,7 @@ func TestLUNAppearsLateThenJoinAndReactivate(t *testing.T) {
 	steps = append(steps,
 		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.none.txt")},
 		run.Step{Argv: argvLockctl, Stdout: data(t, "lvmlockctl-info.txt")},
-		run.Step{Argv: argvMap, Stdout: "fail\n", ExitCode: 1},
+		run.Step{Argv: argvMap, Stdout: data(t, "multipathd-show-maps.empty.json")},
 		run.Step{Argv: argvVGs, Stderr: "  Volume group \"vol\" not found\n  Cannot process volume group vol\n", ExitCode: 5},
 	)
 	steps = append(steps, ready(t)...)
@@ -144,10 +144,10 @@ func answerFiles(t *testing.T, files map[string]string) func([]string) (run.Resu
 func TestPVMissingTimesOutNamingIt(t *testing.T) {
 	var progress []string
 	err := deadlineRun(t, options(&progress), answerFiles(t, map[string]string{
-		"sanlock client status -D":      "sanlock-status.none.txt",
-		"lvmlockctl --info":             "lvmlockctl-info.txt",
-		"multipathd show map lun0 json": "multipathd-show-map-lun0.json",
-		strings.Join(argvVGs, " "):      "vgs.vol-partial.json",
+		"sanlock client status -D":  "sanlock-status.none.txt",
+		"lvmlockctl --info":         "lvmlockctl-info.txt",
+		"multipathd show maps json": "multipathd-show-maps.json",
+		strings.Join(argvVGs, " "):  "vgs.vol-partial.json",
 	}))
 	if !strings.Contains(err.Error(), "VG vol (PVs missing: VG partial, 1 PVs expected)") {
 		t.Errorf("error does not name the missing PV: %v", err)
@@ -157,10 +157,10 @@ func TestPVMissingTimesOutNamingIt(t *testing.T) {
 func TestLvmlockdDownTimesOutNamingIt(t *testing.T) {
 	var progress []string
 	err := deadlineRun(t, options(&progress), answerFiles(t, map[string]string{
-		"sanlock client status -D":      "sanlock-status.none.txt",
-		"lvmlockctl --info":             "exit:1:/run/lvm/lvmlockd.socket: connect failed: No such file or directory\nCannot connect to lvmlockd.\n",
-		"multipathd show map lun0 json": "multipathd-show-map-lun0.json",
-		strings.Join(argvVGs, " "):      "vgs.vol.json",
+		"sanlock client status -D":  "sanlock-status.none.txt",
+		"lvmlockctl --info":         "exit:1:/run/lvm/lvmlockd.socket: connect failed: No such file or directory\nCannot connect to lvmlockd.\n",
+		"multipathd show maps json": "multipathd-show-maps.json",
+		strings.Join(argvVGs, " "):  "vgs.vol.json",
 	}))
 	if !strings.Contains(err.Error(), "lvmlockd not running") || strings.Contains(err.Error(), "VG vol") {
 		t.Errorf("error should name lvmlockd and only it: %v", err)
@@ -181,11 +181,11 @@ func TestLvmlockdCannotConnectWithExitZero(t *testing.T) {
 func TestLockStartFailing(t *testing.T) {
 	var progress []string
 	err := deadlineRun(t, options(&progress), answerFiles(t, map[string]string{
-		"sanlock client status -D":      "sanlock-status.none.txt",
-		"lvmlockctl --info":             "lvmlockctl-info.txt",
-		"multipathd show map lun0 json": "multipathd-show-map-lun0.json",
-		strings.Join(argvVGs, " "):      "vgs.vol.json",
-		strings.Join(argvStart, " "):    "exit:5:  VG vol start failed: invalid sanlock host_id, set in lvmlocal.conf\n",
+		"sanlock client status -D":   "sanlock-status.none.txt",
+		"lvmlockctl --info":          "lvmlockctl-info.txt",
+		"multipathd show maps json":  "multipathd-show-maps.json",
+		strings.Join(argvVGs, " "):   "vgs.vol.json",
+		strings.Join(argvStart, " "): "exit:5:  VG vol start failed: invalid sanlock host_id, set in lvmlocal.conf\n",
 	}))
 	if !strings.Contains(err.Error(), "lock start of VG vol failed (vgchange: exit status 5") ||
 		!strings.Contains(err.Error(), "invalid sanlock host_id") {
