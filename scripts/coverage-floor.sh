@@ -7,7 +7,7 @@ module=$(go list -m)
 status=0
 for pkg in lvm sanlock multipath; do
   [ -d "$pkg" ] || continue
-  pct=$(grep -E "^ok +$module/$pkg\s" "$log" | grep -oE '[0-9.]+% of statements' | cut -d% -f1 || true)
+  pct=$(grep -E "^ok[[:space:]]+$module/$pkg[[:space:]]" "$log" | grep -oE '[0-9.]+% of statements' | cut -d% -f1 || true)
   echo "coverage $pkg: ${pct:-?}% of statements (floor $floor%)"
   if [ -z "$pct" ] || awk -v s="$pct" -v f="$floor" 'BEGIN{exit !(s < f)}'; then status=1; fi
 done
