@@ -11,14 +11,15 @@ import (
 
 	"github.com/aos-agent/aos-agent/errdefs"
 	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/lvm"
 	"github.com/aos-agent/aos-agent/multipath"
 	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/aos-agent/aos-agent/state"
 )
 
-// commandHost is Host over host commands. The LVM calls use local argv
-// until the lvm package offers a PV-completeness report and a non-waiting
-// lock start.
+// commandHost is Host over host commands. vgs and vgchange use local argv:
+// lvm.Client has no PV-completeness report and its LockStart waits for the
+// join, which would hide progress for minutes.
 type commandHost struct {
 	r       run.Runner
 	timeout time.Duration
@@ -76,12 +77,12 @@ func findMap(ctx context.Context, mp *multipath.Client, alias string) (*multipat
 	return nil, fmt.Errorf("%w: %s", multipath.ErrMapNotFound, alias)
 }
 
-func (c *commandHost) lvm(ctx context.Context, argv ...string) (run.Result, error) {
+func (c *commandHost) lvmCmd(ctx context.Context, argv ...string) (run.Result, error) {
 	return c.r.Run(ctx, run.Cmd{Argv: argv, Timeout: c.timeout})
 }
 
 func (c *commandHost) VGComplete(ctx context.Context, vg string) error {
-	res, err := c.lvm(ctx, "vgs", "--reportformat", "json", "-o", "vg_name,pv_count,vg_attr", vg)
+	res, err := c.lvmCmd(ctx, "vgs", "--reportformat", "json", "-o", "vg_name,pv_count,vg_attr", vg)
 	var rerr *run.Error
 	if errors.As(err, &rerr) && strings.Contains(rerr.Stderr, "not found") {
 		return errdefs.Wrap(errdefs.ErrVolumeGroupNotFound, err, "not visible: LUN or PVs not present yet")
@@ -120,7 +121,7 @@ func (c *commandHost) VGComplete(ctx context.Context, vg string) error {
 }
 
 func (c *commandHost) LockStart(ctx context.Context, vg string) error {
-	_, err := c.lvm(ctx, "vgchange", "--lock-start", "--lock-opt", "nowait", vg)
+	_, err := c.lvmCmd(ctx, "vgchange", "--lock-start", "--lock-opt", "nowait", vg)
 	var rerr *run.Error
 	if !errors.As(err, &rerr) {
 		return err
@@ -155,15 +156,12 @@ func (c *commandHost) Lockspace(ctx context.Context, vg string) (LockspaceState,
 }
 
 func (c *commandHost) Activate(ctx context.Context, lv state.HeldLV) error {
-	flag := "-aey"
+	mode := lvm.Exclusive
 	if lv.Mode == state.Shared {
-		flag = "-asy"
+		mode = lvm.Shared
 	}
-	_, err := c.lvm(ctx, "lvchange", flag, lv.VG+"/"+lv.LV)
-	var rerr *run.Error
-	if errors.As(err, &rerr) && strings.Contains(rerr.Stderr, "locked by other host") {
-		return &errdefs.LockConflictError{VG: lv.VG, LV: lv.LV, Cause: err}
-	}
+	// Run only passes LVs of configured VGs, so the lvm allow-list is that VG.
+	_, err := lvm.New(c.r, lvm.Options{VolumeGroups: []string{lv.VG}, Timeout: c.timeout}).Activate(ctx, mode, lv.VG, lv.LV)
 	return err
 }
 
