@@ -59,6 +59,10 @@ type session struct {
 
 var consumerTags = []string{"1", "2", "3"} // oslo's tags, one per queue
 
+// replyChannels bounds replies awaiting their publisher confirm at once; with
+// fewer, confirm round trips (not methods) capped throughput in bench/rpc.
+const replyChannels = 32
+
 // NewServer validates cfg; nothing touches the network before Start.
 func NewServer(cfg Config, d Dispatcher) (*Server, error) {
 	cfg = cfg.withDefaults()
@@ -76,7 +80,7 @@ func NewServer(cfg Config, d Dispatcher) (*Server, error) {
 	stopCh, stopNow := context.WithCancel(context.Background())
 	return &Server{
 		cfg: cfg, disp: d, log: cfg.Logger.Named("rpc"), dialer: dl,
-		pub: newPublisher(dl, 8), met: newMetrics(cfg.Registerer), dedupe: newDedupe(4096),
+		pub: newPublisher(dl, replyChannels), met: newMetrics(cfg.Registerer), dedupe: newDedupe(4096),
 		fanoutQueue: cfg.Topic + "_fanout_" + newID(),
 		slots:       make(chan struct{}, cfg.Concurrency),
 		work:        work, stopWork: stopWork, stopCh: stopCh, stopNow: stopNow, runDone: make(chan struct{}),
