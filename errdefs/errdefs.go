@@ -98,3 +98,13 @@ func (e *LockConflictError) Error() string {
 }
 
 func (e *LockConflictError) Unwrap() []error { return []error{ErrLockConflict, e.Cause} }
+
+// RemoteKwargs gives RPC callers the lock holder as structured fields (the
+// failure's kwargs), so they need not parse the message.
+func (e *LockConflictError) RemoteKwargs() map[string]any {
+	kw := map[string]any{"vg": e.VG, "lv": e.LV}
+	if e.HostID > 0 {
+		kw["host_id"] = e.HostID
+	}
+	return kw
+}

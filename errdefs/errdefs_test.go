@@ -43,3 +43,13 @@ func TestLockConflictError(t *testing.T) {
 		t.Fatal("Errorf message")
 	}
 }
+
+func TestLockConflictRemoteKwargs(t *testing.T) {
+	kw := (&LockConflictError{VG: "vg", LV: "lv", HostID: 4}).RemoteKwargs()
+	if kw["host_id"] != 4 || kw["vg"] != "vg" || kw["lv"] != "lv" {
+		t.Errorf("%v", kw)
+	}
+	if _, ok := (&LockConflictError{VG: "vg", LV: "lv"}).RemoteKwargs()["host_id"]; ok {
+		t.Error("unknown holder must not be sent as host_id")
+	}
+}
