@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -217,6 +218,17 @@ type kwErr struct{ error }
 
 func (kwErr) RemoteKwargs() map[string]any { return map[string]any{"host_id": 7} }
 func (e kwErr) Unwrap() error              { return e.error }
+
+func TestEncodeFailureLockConflictKwargs(t *testing.T) {
+	var f failure
+	err := fmt.Errorf("activate: %w", &errdefs.LockConflictError{VG: "vg", LV: "lv", HostID: 9})
+	if e := json.Unmarshal([]byte(encodeFailure(err, errdefs.ClassOf(err).RemoteName(), agentModule)), &f); e != nil {
+		t.Fatal(e)
+	}
+	if f.Class != "LockConflict" || f.Kwargs["host_id"] != float64(9) {
+		t.Errorf("%+v", f)
+	}
+}
 
 func TestEncodeFailure(t *testing.T) {
 	err := kwErr{&errdefs.LockConflictError{VG: "vg", LV: "lv", HostID: 7}}
