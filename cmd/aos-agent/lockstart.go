@@ -18,7 +18,7 @@ func init() {
 		fs := flag.NewFlagSet("lockstart", flag.ContinueOnError)
 		cfgPath := fs.String("config", config.DefaultPath, "agent configuration file")
 		timeout := fs.Duration("timeout", 0, "give up after this long (default: lvm.lock_start_timeout from the config)")
-		poll := fs.Duration("poll", 2*time.Second, "interval between checks while waiting")
+		poll := fs.Duration("poll", 500*time.Millisecond, "interval between checks while waiting")
 		if err := fs.Parse(args); err != nil {
 			return 2
 		}
