@@ -183,3 +183,20 @@ func TestBinaryChangeIsSummarised(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// Editing and diffing Debian's 2400-line lvm.conf, as install does.
+func BenchmarkSetLVMAndDiff(b *testing.B) {
+	conf, err := os.ReadFile("testdata/lvm.conf.debian")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		out, err := SetLVM(conf, Setting{"global", "use_lvmlockd", "1"}, Setting{"global", "lvmlockctl_kill_command", Quote("/usr/local/sbin/aos-agent kill-hook")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if UnifiedDiff("a", "b", conf, out) == "" {
+			b.Fatal("no diff")
+		}
+	}
+}
