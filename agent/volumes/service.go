@@ -1,0 +1,457 @@
+// Package volumes is the volume service behind the RPC methods cinder's
+// SharedLVM driver calls on one host: it validates requests, serialises them
+// per LV, batches activations, keeps the held-LV record, and maps every
+// failure to an errdefs class.
+package volumes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/lvm"
+	"github.com/aos-agent/aos-agent/sanlock"
+	"github.com/aos-agent/aos-agent/state"
+	"go.uber.org/zap"
+)
+
+// Mode is an activation mode as the RPC API names it.
+type Mode string
+
+const (
+	Exclusive Mode = "exclusive"
+	Shared    Mode = "shared"
+)
+
+func (m Mode) lvm() lvm.Mode {
+	if m == Shared {
+		return lvm.Shared
+	}
+	return lvm.Exclusive
+}
+
+func (m Mode) held() state.Mode {
+	if m == Shared {
+		return state.Shared
+	}
+	return state.Exclusive
+}
+
+// LVM is what the service needs from the lvm package.
+type LVM interface {
+	Activate(ctx context.Context, mode lvm.Mode, vg string, lvs ...string) (lvm.BatchResult, error)
+	Deactivate(ctx context.Context, vg string, lvs ...string) (lvm.BatchResult, error)
+	Refresh(ctx context.Context, vg, lv string) error
+	Create(ctx context.Context, vg, lv string, sizeBytes uint64) error
+	Remove(ctx context.Context, vg, lv string) error
+	Extend(ctx context.Context, vg, lv string, sizeBytes uint64, sharedLock bool) error
+	LVs(ctx context.Context, vg string) ([]lvm.LV, error)
+	LV(ctx context.Context, vg, lv string) (lvm.LV, error)
+}
+
+// Locks reads the lock modes lvmlockd holds on this host: the only
+// lock-aware source (lvs' activation fields are not).
+type Locks interface {
+	Info(ctx context.Context) (*sanlock.Info, error)
+}
+
+// Wiper overwrites an LV's data before deletion.
+type Wiper interface {
+	Wipe(ctx context.Context, devicePath string, method string, bytes uint64) error
+}
+
+// Options configure a Service.
+type Options struct {
+	VolumeGroups []string // allow-list; the first is the default VG
+	MaxBatch     int      // LVs per lvchange; 0 means 100
+	Logger       *zap.Logger
+	// Gate is consulted before every mutating call; a non-nil error (e.g.
+	// RecoveryInProgress) is returned at once without running anything.
+	Gate func() error
+}
+
+// Service serves one host.
+type Service struct {
+	lvm   LVM
+	locks Locks
+	wiper Wiper
+	held  *state.Held
+	opts  Options
+	log   *zap.Logger
+	lvMu  *keyedMutex
+
+	activate   *groupCommit[batchKey, string, error]
+	deactivate *groupCommit[string, string, error]
+}
+
+type batchKey struct {
+	vg   string
+	mode Mode
+}
+
+// New returns a Service.
+func New(l LVM, locks Locks, wiper Wiper, held *state.Held, opts Options) (*Service, error) {
+	if len(opts.VolumeGroups) == 0 {
+		return nil, errors.New("volumes: no volume groups configured")
+	}
+	for _, vg := range opts.VolumeGroups {
+		if err := lvm.ValidateVGName(vg); err != nil {
+			return nil, err
+		}
+	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = 100
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	s := &Service{lvm: l, locks: locks, wiper: wiper, held: held, opts: opts, log: opts.Logger, lvMu: newKeyedMutex()}
+	s.activate = newGroupCommit(opts.MaxBatch, func(ctx context.Context, k batchKey, lvs []string) []error {
+		res, err := l.Activate(ctx, k.mode.lvm(), k.vg, lvs...)
+		return perLV(lvs, res, err)
+	})
+	s.deactivate = newGroupCommit(opts.MaxBatch, func(ctx context.Context, vg string, lvs []string) []error {
+		res, err := l.Deactivate(ctx, vg, lvs...)
+		return perLV(lvs, res, err)
+	})
+	return s, nil
+}
+
+// perLV spreads a batch outcome over its members: LVM names each LV that
+// failed on stderr and changes the others anyway, so one LV's conflict is
+// not everyone's failure. An LV neither changed nor named shares the
+// command's error.
+func perLV(lvs []string, res lvm.BatchResult, err error) []error {
+	out := make([]error, len(lvs))
+	for i, lv := range lvs {
+		if e, ok := res.Failed[lv]; ok {
+			out[i] = e
+		} else if err != nil && !slices.Contains(res.Changed, lv) {
+			out[i] = err
+		}
+	}
+	return out
+}
+
+// Ref names one LV of a configured VG.
+type Ref struct {
+	VG string
+	LV string
+}
+
+func (r Ref) String() string { return r.VG + "/" + r.LV }
+
+// DevicePath is where nova finds the block device.
+func (r Ref) DevicePath() string { return "/dev/" + r.VG + "/" + r.LV }
+
+// Resolve validates names and applies the default VG; nothing runs before
+// this succeeds.
+func (s *Service) Resolve(vg, lv string) (Ref, error) {
+	if vg == "" {
+		vg = s.opts.VolumeGroups[0]
+	}
+	if !s.allowed(vg) {
+		return Ref{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "volume group %q is not managed by this agent (configured: %s)", vg, strings.Join(s.opts.VolumeGroups, ", "))
+	}
+	if err := lvm.ValidateLVName(lv); err != nil {
+		return Ref{}, err
+	}
+	return Ref{VG: vg, LV: lv}, nil
+}
+
+func (s *Service) allowed(vg string) bool {
+	for _, v := range s.opts.VolumeGroups {
+		if v == vg {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Service) gate() error {
+	if s.opts.Gate == nil {
+		return nil
+	}
+	return s.opts.Gate()
+}
+
+// lockLV serialises work on one LV.
+func (s *Service) lockLV(ctx context.Context, r Ref) (func(), error) {
+	unlock, err := s.lvMu.lock(ctx, r.String())
+	if err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrCommandTimeout, err, fmt.Sprintf("%s: gave up waiting for an earlier request on the same volume", r))
+	}
+	return unlock, nil
+}
+
+// Activation is the result of Activate.
+type Activation struct {
+	DevicePath string `json:"device_path"`
+	Mode       Mode   `json:"mode"`
+	VG         string `json:"volume_group"`
+	LV         string `json:"volume_name"`
+}
+
+// Activate makes r usable here in mode. lvchange is idempotent for the mode
+// already held and converts between modes in place (ex→sh always, sh→ex
+// when no other host holds it), so the service runs it without a costly
+// state probe first; concurrent activations share one lvchange per mode.
+func (s *Service) Activate(ctx context.Context, r Ref, mode Mode) (Activation, error) {
+	if mode != Exclusive && mode != Shared {
+		return Activation{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "mode must be %q or %q, not %q", Exclusive, Shared, mode)
+	}
+	if err := s.gate(); err != nil {
+		return Activation{}, err
+	}
+	unlock, err := s.lockLV(ctx, r)
+	if err != nil {
+		return Activation{}, err
+	}
+	defer unlock()
+	if err := s.activate.do(ctx, batchKey{vg: r.VG, mode: mode}, r.LV); err != nil {
+		return Activation{}, err
+	}
+	if err := s.held.Set(state.HeldLV{VG: r.VG, LV: r.LV, Mode: mode.held()}); err != nil {
+		// The LV is active and locked but not recorded: say so loudly, since
+		// after a reboot lockstart would not re-activate it.
+		s.log.Error("activated but could not record held LV", zap.String("vg", r.VG), zap.String("lv", r.LV), zap.Error(err))
+		return Activation{}, fmt.Errorf("%s activated but not recorded: %w", r, err)
+	}
+	return Activation{DevicePath: r.DevicePath(), Mode: mode, VG: r.VG, LV: r.LV}, nil
+}
+
+// Deactivate releases r here. An LV still open (a VM uses it) is refused by
+// LVM itself and comes back as VolumeInUse; an inactive LV is a no-op.
+func (s *Service) Deactivate(ctx context.Context, r Ref) error {
+	if err := s.gate(); err != nil {
+		return err
+	}
+	unlock, err := s.lockLV(ctx, r)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := s.deactivate.do(ctx, r.VG, r.LV); err != nil {
+		return err
+	}
+	return s.held.Delete(r.VG, r.LV)
+}
+
+// Refresh reloads r's device-mapper table after an extend made on another
+// host (sanlock VGs have no remote refresh). A volume not active here needs
+// none and reports false.
+func (s *Service) Refresh(ctx context.Context, r Ref) (bool, error) {
+	unlock, err := s.lockLV(ctx, r)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if _, held := s.held.Get(r.VG, r.LV); !held {
+		return false, nil
+	}
+	if err := s.lvm.Refresh(ctx, r.VG, r.LV); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// GiB is the unit cinder sizes volumes in.
+const GiB = 1 << 30
+
+// Volume describes one LV for list_volumes and create_volume.
+type Volume struct {
+	VG         string `json:"volume_group"`
+	LV         string `json:"volume_name"`
+	UUID       string `json:"uuid"`
+	SizeBytes  uint64 `json:"size_bytes"`
+	ActiveHere bool   `json:"active_here"`
+	// Mode is the lock this host holds: "exclusive", "shared" or "" (none).
+	Mode Mode `json:"mode,omitempty"`
+}
+
+// find returns r's LV, or VolumeNotFound.
+func (s *Service) find(ctx context.Context, r Ref) (lvm.LV, error) {
+	return s.lvm.LV(ctx, r.VG, r.LV)
+}
+
+// Create makes r with sizeGiB, inactive and unlocked everywhere (the cinder
+// host must not keep the lock). Creating an existing LV of the same size
+// succeeds, so a retried request is harmless.
+func (s *Service) Create(ctx context.Context, r Ref, sizeGiB uint64) (Volume, error) {
+	if sizeGiB == 0 {
+		return Volume{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "size must be at least 1 GiB")
+	}
+	if err := s.gate(); err != nil {
+		return Volume{}, err
+	}
+	unlock, err := s.lockLV(ctx, r)
+	if err != nil {
+		return Volume{}, err
+	}
+	defer unlock()
+	want := sizeGiB * GiB
+	if err := s.lvm.Create(ctx, r.VG, r.LV, want); err != nil {
+		if !errors.Is(err, errdefs.ErrVolumeExists) {
+			return Volume{}, err
+		}
+		lv, ferr := s.find(ctx, r)
+		if ferr != nil {
+			return Volume{}, err
+		}
+		if lv.Size != want {
+			return Volume{}, errdefs.Wrap(errdefs.ErrVolumeExists, err, fmt.Sprintf("volume %s already exists with %d bytes, not %d", r, lv.Size, want))
+		}
+	}
+	lv, err := s.find(ctx, r)
+	if err != nil {
+		return Volume{}, err
+	}
+	return Volume{VG: r.VG, LV: r.LV, UUID: lv.UUID, SizeBytes: lv.Size}, nil
+}
+
+// Clear methods for Delete.
+const (
+	ClearNone  = "none"
+	ClearZero  = "zero"
+	ClearShred = "shred"
+)
+
+// Delete removes r, first overwriting its data when asked. A volume active
+// on this host is refused (detach first); one active on another host is
+// refused by its lock (LockConflict). Deleting a missing volume succeeds and
+// reports false, so a retried request is harmless.
+func (s *Service) Delete(ctx context.Context, r Ref, clear string, clearBytes uint64) (bool, error) {
+	if clear != ClearNone && clear != ClearZero && clear != ClearShred {
+		return false, errdefs.Errorf(errdefs.ErrInvalidArgument, "clear must be none, zero or shred, not %q", clear)
+	}
+	if err := s.gate(); err != nil {
+		return false, err
+	}
+	unlock, err := s.lockLV(ctx, r)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if h, ok := s.held.Get(r.VG, r.LV); ok {
+		return false, errdefs.Errorf(errdefs.ErrVolumeInUse, "volume %s is active on this host (%s lock): deactivate it first", r, h.Mode)
+	}
+	lv, err := s.find(ctx, r)
+	if errors.Is(err, errdefs.ErrVolumeNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if clear != ClearNone {
+		if err := s.wipe(ctx, r, lv, clear, clearBytes); err != nil {
+			return false, err
+		}
+	}
+	if err := s.lvm.Remove(ctx, r.VG, r.LV); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// wipe overwrites the LV under a local exclusive lock, which also proves no
+// other host has it active.
+func (s *Service) wipe(ctx context.Context, r Ref, lv lvm.LV, method string, clearBytes uint64) error {
+	if clearBytes == 0 || clearBytes > lv.Size {
+		clearBytes = lv.Size
+	}
+	if _, err := s.lvm.Activate(ctx, lvm.Exclusive, r.VG, r.LV); err != nil {
+		return err
+	}
+	werr := s.wiper.Wipe(ctx, r.DevicePath(), method, clearBytes)
+	if _, err := s.lvm.Deactivate(ctx, r.VG, r.LV); err != nil && werr == nil {
+		werr = err
+	}
+	if werr != nil {
+		return fmt.Errorf("clearing %s: %w", r, werr)
+	}
+	return nil
+}
+
+// Extension is the result of Extend.
+type Extension struct {
+	SizeBytes uint64 `json:"size_bytes"`
+	// RefreshOthers is true when other hosts may have the LV active (it was
+	// extended under a shared lock) and must run lvchange --refresh.
+	RefreshOthers bool `json:"refresh_others"`
+}
+
+// Extend grows r to newGiB. Inactive or exclusive here: a plain lvextend.
+// Shared (here or elsewhere): lvextend --lockopt shupdate, after which every
+// other host with the LV active must refresh it. Shrinking is refused.
+func (s *Service) Extend(ctx context.Context, r Ref, newGiB uint64) (Extension, error) {
+	if err := s.gate(); err != nil {
+		return Extension{}, err
+	}
+	unlock, err := s.lockLV(ctx, r)
+	if err != nil {
+		return Extension{}, err
+	}
+	defer unlock()
+	lv, err := s.find(ctx, r)
+	if err != nil {
+		return Extension{}, err
+	}
+	want := newGiB * GiB
+	switch {
+	case want < lv.Size:
+		return Extension{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "volume %s has %d bytes; shrinking to %d is not supported", r, lv.Size, want)
+	case want == lv.Size:
+		return Extension{SizeBytes: lv.Size}, nil
+	}
+	h, heldHere := s.held.Get(r.VG, r.LV)
+	shared := heldHere && h.Mode == state.Shared
+	err = s.lvm.Extend(ctx, r.VG, r.LV, want, shared)
+	if err != nil && !heldHere && errors.Is(err, errdefs.ErrLockConflict) {
+		// Another host holds it; if that lock is shared (multi-attach),
+		// shupdate can extend beside it. An exclusive holder still refuses.
+		shared = true
+		err = s.lvm.Extend(ctx, r.VG, r.LV, want, true)
+	}
+	if err != nil {
+		return Extension{}, err
+	}
+	return Extension{SizeBytes: want, RefreshOthers: shared}, nil
+}
+
+// List returns the VG's volumes with the lock this host holds on each, read
+// from lvmlockd and matched by LV uuid.
+func (s *Service) List(ctx context.Context, vg string) ([]Volume, error) {
+	if vg == "" {
+		vg = s.opts.VolumeGroups[0]
+	}
+	if !s.allowed(vg) {
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "volume group %q is not managed by this agent", vg)
+	}
+	lvs, err := s.lvm.LVs(ctx, vg)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.locks.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var modes map[string]sanlock.LockMode
+	if v := info.VG(vg); v != nil {
+		modes = v.LVs
+	}
+	out := make([]Volume, 0, len(lvs))
+	for _, lv := range lvs {
+		v := Volume{VG: vg, LV: lv.Name, UUID: lv.UUID, SizeBytes: lv.Size}
+		switch modes[lv.UUID] {
+		case sanlock.ModeEx:
+			v.Mode, v.ActiveHere = Exclusive, true
+		case sanlock.ModeSh:
+			v.Mode, v.ActiveHere = Shared, true
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

@@ -1,0 +1,366 @@
+package volumes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/lvm"
+	"github.com/aos-agent/aos-agent/sanlock"
+	"github.com/aos-agent/aos-agent/state"
+)
+
+const lvsArgvPrefix = "lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open"
+
+func lvsArgv(target string) []string { return append(strings.Fields(lvsArgvPrefix), target) }
+
+func lvsJSON(rows ...[3]string) string {
+	var lvs []string
+	for _, r := range rows {
+		lvs = append(lvs, fmt.Sprintf(`{"lv_name":"%s", "vg_name":"vol", "lv_uuid":"%s", "lv_size":"%s", "lv_attr":"-wi-------", "lv_lockargs":"1.0.0:70254592", "origin":"", "lv_active_locally":"", "lv_active_exclusively":"", "lv_active_remotely":"", "lv_device_open":""}`, r[0], r[1], r[2]))
+	}
+	return `{"report": [{"lv": [` + strings.Join(lvs, ",") + `]}]}`
+}
+
+func argv(s string) []string { return strings.Fields(s) }
+
+type fixture struct {
+	svc  *Service
+	run  *run.Scripted
+	held *state.Held
+	gate error
+}
+
+func newFixture(t *testing.T, steps ...run.Step) *fixture {
+	t.Helper()
+	f := &fixture{run: run.NewScripted(t, steps...)}
+	var err error
+	if f.held, err = state.OpenHeld(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	l := lvm.New(f.run, lvm.Options{VolumeGroups: []string{"vol", "vol2"}})
+	f.svc, err = New(l, sanlock.NewLockCtl(f.run, time.Second), CommandWiper{Runner: f.run}, f.held, Options{
+		VolumeGroups: []string{"vol", "vol2"},
+		Gate:         func() error { return f.gate },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) ref(t *testing.T, lv string) Ref {
+	t.Helper()
+	r, err := f.svc.Resolve("", lv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func wantClass(t *testing.T, err error, c *errdefs.Class) {
+	t.Helper()
+	if !errors.Is(err, c) {
+		t.Fatalf("want %s, got %v (class %s)", c.RemoteName(), err, errdefs.ClassOf(err).RemoteName())
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	if _, err := New(nil, nil, nil, nil, Options{}); err == nil {
+		t.Fatal("no VGs accepted")
+	}
+	if _, err := New(nil, nil, nil, nil, Options{VolumeGroups: []string{"-bad"}}); err == nil {
+		t.Fatal("invalid VG name accepted")
+	}
+}
+
+// Invalid input is refused before any command runs: the scripted runner
+// has no steps, so any command would fail the test.
+func TestValidationBeforeAnyCommand(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, c := range []struct{ vg, lv string }{{"", "-lead"}, {"", "a/b"}, {"", "snapshot1"}, {"other", "v1"}, {"", ""}, {"", strings.Repeat("x", 200)}} {
+		_, err := f.svc.Resolve(c.vg, c.lv)
+		wantClass(t, err, errdefs.ErrInvalidArgument)
+	}
+	r := f.ref(t, "v1")
+	_, err := f.svc.Activate(ctx, r, "rw")
+	wantClass(t, err, errdefs.ErrInvalidArgument)
+	_, err = f.svc.Create(ctx, r, 0)
+	wantClass(t, err, errdefs.ErrInvalidArgument)
+	_, err = f.svc.Delete(ctx, r, "wipe", 0)
+	wantClass(t, err, errdefs.ErrInvalidArgument)
+	_, err = f.svc.List(ctx, "other")
+	wantClass(t, err, errdefs.ErrInvalidArgument)
+	if err := (CommandWiper{Runner: f.run}).Wipe(ctx, "/dev/vol/v1", "magic", 1); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatal(err)
+	}
+}
+
+func TestGateRefusesMutationsAtOnce(t *testing.T) {
+	f := newFixture(t)
+	f.gate = errdefs.Errorf(errdefs.ErrRecoveryInProgress, "recovery of vol in progress")
+	ctx := context.Background()
+	r := f.ref(t, "v1")
+	_, err := f.svc.Activate(ctx, r, Exclusive)
+	wantClass(t, err, errdefs.ErrRecoveryInProgress)
+	wantClass(t, f.svc.Deactivate(ctx, r), errdefs.ErrRecoveryInProgress)
+	_, err = f.svc.Create(ctx, r, 1)
+	wantClass(t, err, errdefs.ErrRecoveryInProgress)
+	_, err = f.svc.Delete(ctx, r, ClearNone, 0)
+	wantClass(t, err, errdefs.ErrRecoveryInProgress)
+	_, err = f.svc.Extend(ctx, r, 2)
+	wantClass(t, err, errdefs.ErrRecoveryInProgress)
+}
+
+func TestActivateRecordsModeAndConverts(t *testing.T) {
+	f := newFixture(t,
+		run.Step{Argv: argv("lvchange -aey vol/v1")},
+		run.Step{Argv: argv("lvchange -aey vol/v1")}, // idempotent repeat
+		run.Step{Argv: argv("lvchange -asy vol/v1")}, // ex -> sh conversion in place
+	)
+	ctx := context.Background()
+	r := f.ref(t, "v1")
+	for i := 0; i < 2; i++ {
+		a, err := f.svc.Activate(ctx, r, Exclusive)
+		if err != nil || a.DevicePath != "/dev/vol/v1" || a.Mode != Exclusive {
+			t.Fatal(a, err)
+		}
+	}
+	if _, err := f.svc.Activate(ctx, r, Shared); err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := f.held.Get("vol", "v1"); !ok || h.Mode != state.Shared {
+		t.Fatalf("held: %+v %v", h, ok)
+	}
+}
+
+func TestActivateConflictIsNotRecorded(t *testing.T) {
+	f := newFixture(t, run.Step{Argv: argv("lvchange -aey vol2/v1"), ExitCode: 5, Stderr: "  LV locked by other host: vol2/v1\n"})
+	r, _ := f.svc.Resolve("vol2", "v1")
+	_, err := f.svc.Activate(context.Background(), r, Exclusive)
+	wantClass(t, err, errdefs.ErrLockConflict)
+	if _, ok := f.held.Get("vol2", "v1"); ok {
+		t.Fatal("a refused activation was recorded")
+	}
+}
+
+// Activations arriving while one lvchange runs are batched into the next
+// one; an LV that lvm names as failed fails only its own caller.
+func TestConcurrentActivationsAreBatched(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var calls [][]string
+	r := run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
+		mu.Lock()
+		calls = append(calls, c.Argv)
+		n := len(calls)
+		mu.Unlock()
+		if n == 1 {
+			<-release
+		}
+		for _, a := range c.Argv {
+			if a == "vol/busy" {
+				stderr := "  LV locked by other host: vol/busy\n"
+				return run.Result{ExitCode: 5, Stderr: []byte(stderr)}, &run.Error{Argv: c.Argv, ExitCode: 5, Stderr: stderr}
+			}
+		}
+		return run.Result{}, nil
+	})
+	held, _ := state.OpenHeld(t.TempDir())
+	svc, err := New(lvm.New(r, lvm.Options{VolumeGroups: []string{"vol"}}), nil, nil, held, Options{VolumeGroups: []string{"vol"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	errs := make(chan error, 6)
+	go func() { _, err := svc.Activate(ctx, Ref{"vol", "first"}, Exclusive); errs <- err }()
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 1 })
+	names := []string{"a", "b", "c", "d", "busy"}
+	results := map[string]chan error{}
+	for _, n := range names {
+		ch := make(chan error, 1)
+		results[n] = ch
+		go func(n string) { _, err := svc.Activate(ctx, Ref{"vol", n}, Exclusive); ch <- err }(n)
+	}
+	waitFor(t, func() bool {
+		svc.activate.mu.Lock()
+		defer svc.activate.mu.Unlock()
+		return len(svc.activate.queue[batchKey{"vol", Exclusive}]) == len(names)
+	})
+	close(release)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		err := <-results[n]
+		if n == "busy" {
+			wantClass(t, err, errdefs.ErrLockConflict)
+		} else if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+	}
+	if len(calls) != 2 || len(calls[1]) != 2+len(names) {
+		t.Fatalf("want one batched lvchange for the queued LVs, got %q", calls)
+	}
+	if len(held.List()) != 5 {
+		t.Fatalf("held: %+v", held.List())
+	}
+}
+
+func TestDeactivate(t *testing.T) {
+	f := newFixture(t,
+		run.Step{Argv: argv("lvchange -aey vol/v1")},
+		run.Step{Argv: argv("lvchange -an vol/v1"), ExitCode: 5, Stderr: "  Logical volume vol/v1 in use.\n"},
+		run.Step{Argv: argv("lvchange -an vol/v1")},
+		run.Step{Argv: argv("lvchange -an vol/v1")}, // again: inactive is a no-op for lvm
+	)
+	ctx := context.Background()
+	r := f.ref(t, "v1")
+	if _, err := f.svc.Activate(ctx, r, Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	wantClass(t, f.svc.Deactivate(ctx, r), errdefs.ErrVolumeInUse)
+	if _, ok := f.held.Get("vol", "v1"); !ok {
+		t.Fatal("an LV still open must stay recorded")
+	}
+	for i := 0; i < 2; i++ {
+		if err := f.svc.Deactivate(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := f.held.Get("vol", "v1"); ok {
+		t.Fatal("deactivated LV still recorded")
+	}
+}
+
+func TestRefreshOnlyWhenActiveHere(t *testing.T) {
+	f := newFixture(t,
+		run.Step{Argv: argv("lvchange -asy vol/v1")},
+		run.Step{Argv: argv("lvchange --refresh vol/v1")},
+	)
+	ctx := context.Background()
+	r := f.ref(t, "v1")
+	if ok, err := f.svc.Refresh(ctx, r); ok || err != nil {
+		t.Fatal("inactive LV refreshed", ok, err)
+	}
+	f.svc.Activate(ctx, r, Shared)
+	if ok, err := f.svc.Refresh(ctx, r); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+}
+
+func TestCreateIsIdempotent(t *testing.T) {
+	exists := run.Step{Argv: argv("lvcreate -an -Zn -y -n v1 -L 1073741824b vol"), ExitCode: 5, Stderr: `  Logical Volume "v1" already exists in volume group "vol"` + "\n"}
+	f := newFixture(t,
+		run.Step{Argv: argv("lvcreate -an -Zn -y -n v1 -L 1073741824b vol")},
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: lvsJSON([3]string{"v1", "U1", "1073741824"})},
+		exists,
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: lvsJSON([3]string{"v1", "U1", "1073741824"})},
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: lvsJSON([3]string{"v1", "U1", "1073741824"})},
+		run.Step{Argv: argv("lvcreate -an -Zn -y -n v1 -L 2147483648b vol"), ExitCode: 5, Stderr: exists.Stderr},
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: lvsJSON([3]string{"v1", "U1", "1073741824"})},
+	)
+	ctx := context.Background()
+	r := f.ref(t, "v1")
+	for i := 0; i < 2; i++ {
+		v, err := f.svc.Create(ctx, r, 1)
+		if err != nil || v.UUID != "U1" || v.SizeBytes != GiB || v.ActiveHere {
+			t.Fatal(v, err)
+		}
+	}
+	_, err := f.svc.Create(ctx, r, 2)
+	wantClass(t, err, errdefs.ErrVolumeExists)
+}
+
+func TestDelete(t *testing.T) {
+	notFound := run.Step{Argv: lvsArgv("vol/gone"), ExitCode: 5, Stderr: "  Failed to find logical volume \"vol/gone\"\n"}
+	f := newFixture(t,
+		notFound,
+		// zero-clear under a local exclusive lock, then remove
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: lvsJSON([3]string{"v1", "U1", "1073741824"})},
+		run.Step{Argv: argv("lvchange -aey vol/v1")},
+		run.Step{Argv: argv("dd if=/dev/zero of=/dev/vol/v1 bs=1M count=10485760 iflag=count_bytes oflag=direct conv=fsync status=none")},
+		run.Step{Argv: argv("lvchange -an vol/v1")},
+		run.Step{Argv: argv("lvremove -y vol/v1")},
+		// active on another host: the local lock is refused, nothing removed
+		run.Step{Argv: lvsArgv("vol/v2"), Stdout: lvsJSON([3]string{"v2", "U2", "1073741824"})},
+		run.Step{Argv: argv("lvchange -aey vol/v2"), ExitCode: 5, Stderr: "  LV locked by other host: vol/v2\n"},
+		// shred of the whole LV when no size is given
+		run.Step{Argv: lvsArgv("vol/v3"), Stdout: lvsJSON([3]string{"v3", "U3", "1073741824"})},
+		run.Step{Argv: argv("lvchange -aey vol/v3")},
+		run.Step{Argv: argv("shred -n 3 -s 1073741824 /dev/vol/v3")},
+		run.Step{Argv: argv("lvchange -an vol/v3")},
+		run.Step{Argv: argv("lvremove -y vol/v3")},
+	)
+	ctx := context.Background()
+	if ok, err := f.svc.Delete(ctx, f.ref(t, "gone"), ClearNone, 0); ok || err != nil {
+		t.Fatal("missing volume:", ok, err)
+	}
+	if ok, err := f.svc.Delete(ctx, f.ref(t, "v1"), ClearZero, 10<<20); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	_, err := f.svc.Delete(ctx, f.ref(t, "v2"), ClearZero, 0)
+	wantClass(t, err, errdefs.ErrLockConflict)
+	if ok, err := f.svc.Delete(ctx, f.ref(t, "v3"), ClearShred, 0); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	f.held.Set(state.HeldLV{VG: "vol", LV: "attached", Mode: state.Exclusive})
+	_, err = f.svc.Delete(ctx, f.ref(t, "attached"), ClearNone, 0)
+	wantClass(t, err, errdefs.ErrVolumeInUse)
+}
+
+func TestExtend(t *testing.T) {
+	one := lvsJSON([3]string{"v1", "U1", "1073741824"})
+	f := newFixture(t,
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: one}, // shrink refused
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: one}, // same size: no-op
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: one}, // inactive everywhere: plain
+		run.Step{Argv: argv("lvextend -L 2147483648b vol/v1")},
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: one}, // shared on another host
+		run.Step{Argv: argv("lvextend -L 2147483648b vol/v1"), ExitCode: 5, Stderr: "  LV locked by other host: vol/v1\n"},
+		run.Step{Argv: argv("lvextend -L 2147483648b --lockopt shupdate,norefresh vol/v1")},
+		run.Step{Argv: argv("lvchange -asy vol/v1")},
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: one}, // shared here
+		run.Step{Argv: argv("lvextend -L 3221225472b --lockopt shupdate,norefresh vol/v1")},
+	)
+	ctx := context.Background()
+	r := f.ref(t, "v1")
+	f.svc.opts.Gate = nil
+	_, err := f.svc.Extend(ctx, r, 0)
+	wantClass(t, err, errdefs.ErrInvalidArgument)
+	if e, err := f.svc.Extend(ctx, r, 1); err != nil || e.SizeBytes != GiB || e.RefreshOthers {
+		t.Fatal(e, err)
+	}
+	if e, err := f.svc.Extend(ctx, r, 2); err != nil || e.RefreshOthers {
+		t.Fatal(e, err)
+	}
+	if e, err := f.svc.Extend(ctx, r, 2); err != nil || !e.RefreshOthers {
+		t.Fatal(e, err)
+	}
+	f.svc.Activate(ctx, r, Shared)
+	if e, err := f.svc.Extend(ctx, r, 3); err != nil || !e.RefreshOthers || e.SizeBytes != 3*GiB {
+		t.Fatal(e, err)
+	}
+}
+
+func TestListReadsModesFromLvmlockd(t *testing.T) {
+	info := "VG vol lock_type=sanlock X\nLS sanlock lvm_vol\nLK LV ex U1\nLK LV sh U2\nLK LV un U3\n"
+	f := newFixture(t,
+		run.Step{Argv: lvsArgv("vol"), Stdout: lvsJSON([3]string{"v1", "U1", "1073741824"}, [3]string{"v2", "U2", "1073741824"}, [3]string{"v3", "U3", "1073741824"})},
+		run.Step{Argv: argv("lvmlockctl --info"), Stdout: info},
+	)
+	vols, err := f.svc.List(context.Background(), "")
+	if err != nil || len(vols) != 3 {
+		t.Fatal(vols, err)
+	}
+	if vols[0].Mode != Exclusive || !vols[0].ActiveHere || vols[1].Mode != Shared || vols[2].ActiveHere {
+		t.Fatalf("%+v", vols)
+	}
+}
