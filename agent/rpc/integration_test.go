@@ -220,3 +220,27 @@ func TestIntegrationStopDeletesFanoutQueue(t *testing.T) {
 		}
 	}
 }
+
+// Stop lets a running method finish and deliver its reply.
+func TestIntegrationStopFinishesInFlight(t *testing.T) {
+	f := startAgent(t, 2)
+	got := make(chan error, 1)
+	go func() {
+		res, err := f.client.Call(context.Background(), "", "sleep", map[string]int{"ms": 700}, 10*time.Second)
+		if err == nil && string(res) != `"slept"` {
+			err = fmt.Errorf("result %s", res)
+		}
+		got <- err
+	}()
+	for testutilInflight(f.srv) == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.srv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("in-flight call: %v", err)
+	}
+}
