@@ -1,0 +1,214 @@
+// Package api is the RPC method table cinder's SharedLVM driver calls:
+// strict argument validation, then the volume service, then a JSON result or
+// an error whose class becomes the remote exception name. See docs/rpc.md.
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/aos-agent/aos-agent/agent/rpc"
+	"github.com/aos-agent/aos-agent/agent/volumes"
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Version is the API version; requests may ask for 1.x with x ≤ 0.
+const Version = "1.0"
+
+// Options wire the API to the daemon.
+type Options struct {
+	Volumes *volumes.Service
+	// Ping and Status build those replies (host facts live in the daemon).
+	Ping   func(ctx context.Context) (any, error)
+	Status func(ctx context.Context) (any, error)
+	// Broadcast sends a fanout cast to every agent (refresh after extend).
+	Broadcast func(ctx context.Context, method string, args map[string]any) error
+	Logger    *zap.Logger
+	// Registerer receives aos_operations_total and
+	// aos_operation_duration_seconds; nil skips metrics.
+	Registerer prometheus.Registerer
+}
+
+// Operation names label metrics: a bounded set.
+var operations = []string{"ping", "get_status", "activate_volume", "deactivate_volume", "refresh_volume",
+	"create_volume", "delete_volume", "extend_volume", "list_volumes"}
+
+type api struct {
+	Options
+	ops      *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// New returns the dispatcher for the RPC server.
+func New(o Options) (rpc.Dispatcher, error) {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	a := &api{Options: o,
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aos_operations_total",
+			Help: "RPC operations handled, by method and result (ok or error)."}, []string{"op", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aos_operation_duration_seconds",
+			Help:    "Time to handle an RPC operation.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"op"}),
+	}
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{a.ops, a.duration} {
+			if err := o.Registerer.Register(c); err != nil {
+				return rpc.Dispatcher{}, err
+			}
+		}
+	}
+	for _, op := range operations {
+		a.ops.WithLabelValues(op, "ok")
+		a.ops.WithLabelValues(op, "error")
+	}
+	handlers := map[string]rpc.Handler{
+		"ping":              a.ping,
+		"get_status":        a.getStatus,
+		"activate_volume":   a.activateVolume,
+		"deactivate_volume": a.deactivateVolume,
+		"refresh_volume":    a.refreshVolume,
+		"create_volume":     a.createVolume,
+		"delete_volume":     a.deleteVolume,
+		"extend_volume":     a.extendVolume,
+		"list_volumes":      a.listVolumes,
+	}
+	methods := make(map[string]rpc.Handler, len(handlers))
+	for name, h := range handlers {
+		methods[name] = a.instrument(name, h)
+	}
+	return rpc.Dispatcher{Version: Version, Methods: methods}, nil
+}
+
+func (a *api) instrument(op string, h rpc.Handler) rpc.Handler {
+	return func(ctx context.Context, req *rpc.Request) (any, error) {
+		start := time.Now()
+		res, err := h(ctx, req)
+		a.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+		result := "ok"
+		if err != nil {
+			result = "error"
+			a.Logger.Warn("operation failed", zap.String("op", op), zap.String("class", errdefs.ClassOf(err).RemoteName()),
+				zap.Error(err), zap.Any("context", req.LogContext()))
+		}
+		a.ops.WithLabelValues(op, result).Inc()
+		return res, err
+	}
+}
+
+func (a *api) ping(ctx context.Context, req *rpc.Request) (any, error) {
+	if err := parseArgs(req.Method, req.Args); err != nil {
+		return nil, err
+	}
+	return a.Ping(ctx)
+}
+
+func (a *api) getStatus(ctx context.Context, req *rpc.Request) (any, error) {
+	if err := parseArgs(req.Method, req.Args); err != nil {
+		return nil, err
+	}
+	return a.Status(ctx)
+}
+
+// ref parses the volume_name/volume_group pair every volume method takes,
+// plus the method's own arguments.
+func (a *api) ref(req *rpc.Request, extra ...arg) (volumes.Ref, error) {
+	var name, vg string
+	specs := append([]arg{{"volume_name", true, &name}, {"volume_group", false, &vg}}, extra...)
+	if err := parseArgs(req.Method, req.Args, specs...); err != nil {
+		return volumes.Ref{}, err
+	}
+	return a.Volumes.Resolve(vg, name)
+}
+
+func (a *api) activateVolume(ctx context.Context, req *rpc.Request) (any, error) {
+	mode := string(volumes.Exclusive)
+	r, err := a.ref(req, arg{"mode", false, &mode})
+	if err != nil {
+		return nil, err
+	}
+	return a.Volumes.Activate(ctx, r, volumes.Mode(mode))
+}
+
+func (a *api) deactivateVolume(ctx context.Context, req *rpc.Request) (any, error) {
+	r, err := a.ref(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Volumes.Deactivate(ctx, r); err != nil {
+		return nil, err
+	}
+	return map[string]any{"volume_group": r.VG, "volume_name": r.LV, "active": false}, nil
+}
+
+func (a *api) refreshVolume(ctx context.Context, req *rpc.Request) (any, error) {
+	r, err := a.ref(req)
+	if err != nil {
+		return nil, err
+	}
+	refreshed, err := a.Volumes.Refresh(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"volume_group": r.VG, "volume_name": r.LV, "refreshed": refreshed}, nil
+}
+
+func (a *api) createVolume(ctx context.Context, req *rpc.Request) (any, error) {
+	var size uint64
+	r, err := a.ref(req, arg{"size", true, &size})
+	if err != nil {
+		return nil, err
+	}
+	return a.Volumes.Create(ctx, r, size)
+}
+
+func (a *api) deleteVolume(ctx context.Context, req *rpc.Request) (any, error) {
+	clear := volumes.ClearNone
+	var clearMB uint64
+	r, err := a.ref(req, arg{"clear", false, &clear}, arg{"clear_size_mb", false, &clearMB})
+	if err != nil {
+		return nil, err
+	}
+	deleted, err := a.Volumes.Delete(ctx, r, clear, clearMB<<20)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"volume_group": r.VG, "volume_name": r.LV, "deleted": deleted}, nil
+}
+
+// extendVolume grows the LV; when it was extended under a shared lock, every
+// agent is told to refresh it (sanlock VGs have no remote refresh). The
+// extend itself has succeeded even if that broadcast fails: the reply says
+// so, and the driver can call refresh_volume on the attached hosts itself.
+func (a *api) extendVolume(ctx context.Context, req *rpc.Request) (any, error) {
+	var size uint64
+	r, err := a.ref(req, arg{"new_size", true, &size})
+	if err != nil {
+		return nil, err
+	}
+	ext, err := a.Volumes.Extend(ctx, r, size)
+	if err != nil {
+		return nil, err
+	}
+	reply := map[string]any{"volume_group": r.VG, "volume_name": r.LV, "size_bytes": ext.SizeBytes, "refresh_broadcast": false}
+	if ext.RefreshOthers && a.Broadcast != nil {
+		berr := a.Broadcast(ctx, "refresh_volume", map[string]any{"volume_name": r.LV, "volume_group": r.VG})
+		if berr != nil {
+			a.Logger.Error("refresh broadcast after extend failed", zap.String("vg", r.VG), zap.String("lv", r.LV), zap.Error(berr))
+			reply["refresh_error"] = berr.Error()
+		} else {
+			reply["refresh_broadcast"] = true
+		}
+	}
+	return reply, nil
+}
+
+func (a *api) listVolumes(ctx context.Context, req *rpc.Request) (any, error) {
+	var vg string
+	if err := parseArgs(req.Method, req.Args, arg{"volume_group", false, &vg}); err != nil {
+		return nil, err
+	}
+	return a.Volumes.List(ctx, vg)
+}

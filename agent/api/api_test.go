@@ -1,0 +1,160 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/agent/rpc"
+	"github.com/aos-agent/aos-agent/agent/volumes"
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/lvm"
+	"github.com/aos-agent/aos-agent/sanlock"
+	"github.com/aos-agent/aos-agent/state"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+type harness struct {
+	disp       rpc.Dispatcher
+	reg        *prometheus.Registry
+	broadcasts []string
+}
+
+func newHarness(t *testing.T, steps ...run.Step) *harness {
+	t.Helper()
+	r := run.NewScripted(t, steps...)
+	held, err := state.OpenHeld(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := volumes.New(lvm.New(r, lvm.Options{VolumeGroups: []string{"vol"}}), sanlock.NewLockCtl(r, time.Second),
+		volumes.CommandWiper{Runner: r}, held, volumes.Options{VolumeGroups: []string{"vol"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{reg: prometheus.NewRegistry()}
+	h.disp, err = New(Options{
+		Volumes: svc,
+		Ping:    func(context.Context) (any, error) { return map[string]any{"host": "c1"}, nil },
+		Status:  func(context.Context) (any, error) { return map[string]any{"ready": true}, nil },
+		Broadcast: func(_ context.Context, method string, args map[string]any) error {
+			h.broadcasts = append(h.broadcasts, method+" "+args["volume_name"].(string))
+			return nil
+		},
+		Registerer: h.reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *harness) call(t *testing.T, method, args string) (any, error) {
+	t.Helper()
+	var a map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(args), &a); err != nil {
+		t.Fatal(err)
+	}
+	return h.disp.Methods[method](context.Background(), &rpc.Request{Method: method, Args: a})
+}
+
+func TestArgumentValidationBeforeAnyCommand(t *testing.T) {
+	h := newHarness(t) // no steps: any command fails the test
+	for _, c := range []struct{ method, args, want string }{
+		{"activate_volume", `{}`, "missing required argument volume_name"},
+		{"activate_volume", `{"volume_name": 7}`, "volume_name must be a string"},
+		{"activate_volume", `{"volume_name": null}`, "must not be null"},
+		{"activate_volume", `{"volume_name": "v1", "mode": "rw"}`, "mode must be"},
+		{"activate_volume", `{"volume_name": "v1", "force": true}`, "unknown argument(s) force"},
+		{"activate_volume", `{"volume_name": "v1", "volume_group": "other"}`, "not managed by this agent"},
+		{"activate_volume", `{"volume_name": "../etc/passwd"}`, ""},
+		{"create_volume", `{"volume_name": "v1", "size": -1}`, "size must be a non-negative integer"},
+		{"create_volume", `{"volume_name": "v1", "size": 1.5}`, "size must be a non-negative integer"},
+		{"create_volume", `{"volume_name": "v1"}`, "missing required argument size"},
+		{"delete_volume", `{"volume_name": "v1", "clear": "fast"}`, "clear must be"},
+		{"extend_volume", `{"volume_name": "v1", "new_size": "big"}`, "new_size must be"},
+		{"ping", `{"x": 1}`, "unknown argument(s) x"},
+		{"list_volumes", `{"volume_group": 3}`, "volume_group must be a string"},
+	} {
+		_, err := h.call(t, c.method, c.args)
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: got %v, want InvalidArgument containing %q", c.method, c.args, err, c.want)
+		}
+	}
+}
+
+func TestMethodsAndMetrics(t *testing.T) {
+	h := newHarness(t,
+		run.Step{Argv: strings.Fields("lvchange -aey vol/volume-1")},
+		run.Step{Argv: strings.Fields("lvchange -asy vol/volume-2")},
+		run.Step{Argv: strings.Fields("lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open vol/volume-2"),
+			Stdout: `{"report":[{"lv":[{"lv_name":"volume-2","vg_name":"vol","lv_uuid":"U2","lv_size":"1073741824","lv_attr":"-wi-a-----","lv_lockargs":"1.0.0:1","origin":"","lv_active_locally":"active locally","lv_active_exclusively":"active exclusively","lv_active_remotely":"","lv_device_open":""}]}]}`},
+		run.Step{Argv: strings.Fields("lvextend -L 2147483648b --lockopt shupdate,norefresh vol/volume-2")},
+		run.Step{Argv: strings.Fields("lvchange --refresh vol/volume-2")},
+		run.Step{Argv: strings.Fields("lvchange -an vol/volume-1"), ExitCode: 5, Stderr: "  Logical volume vol/volume-1 in use.\n"},
+	)
+	res, err := h.call(t, "activate_volume", `{"volume_name": "volume-1"}`)
+	if err != nil || res.(volumes.Activation).DevicePath != "/dev/vol/volume-1" || res.(volumes.Activation).Mode != volumes.Exclusive {
+		t.Fatal(res, err)
+	}
+	if _, err := h.call(t, "activate_volume", `{"volume_name": "volume-2", "mode": "shared", "volume_group": "vol"}`); err != nil {
+		t.Fatal(err)
+	}
+	res, err = h.call(t, "extend_volume", `{"volume_name": "volume-2", "new_size": 2}`)
+	if err != nil || res.(map[string]any)["refresh_broadcast"] != true {
+		t.Fatal(res, err)
+	}
+	if len(h.broadcasts) != 1 || h.broadcasts[0] != "refresh_volume volume-2" {
+		t.Fatalf("broadcasts %v", h.broadcasts)
+	}
+	if res, err := h.call(t, "refresh_volume", `{"volume_name": "volume-2"}`); err != nil || res.(map[string]any)["refreshed"] != true {
+		t.Fatal(res, err)
+	}
+	_, err = h.call(t, "deactivate_volume", `{"volume_name": "volume-1"}`)
+	if !errors.Is(err, errdefs.ErrVolumeInUse) {
+		t.Fatal(err)
+	}
+	if res, err := h.call(t, "ping", `{}`); err != nil || res.(map[string]any)["host"] != "c1" {
+		t.Fatal(res, err)
+	}
+	if _, err := h.call(t, "get_status", `{}`); err != nil {
+		t.Fatal(err)
+	}
+	got := testutil.ToFloat64(mustVec(t, h, "activate_volume", "ok"))
+	if got != 2 {
+		t.Fatalf("activate ok = %v", got)
+	}
+	if testutil.ToFloat64(mustVec(t, h, "deactivate_volume", "error")) != 1 {
+		t.Fatal("deactivate error not counted")
+	}
+}
+
+func mustVec(t *testing.T, h *harness, op, result string) prometheus.Collector {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "aos_operations_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["op"] == op && labels["result"] == result {
+				v := m.GetCounter().GetValue()
+				return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x", Help: "x"}, func() float64 { return v })
+			}
+		}
+	}
+	t.Fatalf("no series for %s/%s", op, result)
+	return nil
+}
