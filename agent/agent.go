@@ -1,0 +1,289 @@
+// Package agent is the daemon: config → logger → metrics → host clients →
+// monitor → volume service → RPC server, with systemd readiness, a health
+// loop feeding the watchdog, and graceful shutdown.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aos-agent/aos-agent/agent/api"
+	"github.com/aos-agent/aos-agent/agent/rpc"
+	"github.com/aos-agent/aos-agent/agent/volumes"
+	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/lvm"
+	"github.com/aos-agent/aos-agent/multipath"
+	"github.com/aos-agent/aos-agent/sanlock"
+	"github.com/aos-agent/aos-agent/state"
+	"github.com/aos-agent/aos-agent/systemd"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// Options are what the daemon takes besides its config; tests and the demo
+// inject a simulated host through Runner.
+type Options struct {
+	Version string
+	Runner  run.Runner // nil means the real host (run.Host)
+	Logger  *zap.Logger
+	// PollInterval of the host monitor; 0 means 5 s.
+	PollInterval time.Duration
+	// Ready, if set, is closed when the daemon reports READY.
+	Ready chan<- struct{}
+}
+
+// Daemon is one running agent.
+type Daemon struct {
+	cfg      *config.Config
+	opts     Options
+	log      *zap.Logger
+	reg      *prometheus.Registry
+	runner   run.Runner
+	monitor  *Monitor
+	volumes  *volumes.Service
+	server   *rpc.Server
+	client   *rpc.Client
+	notifier *systemd.Notifier
+	ready    atomic.Bool
+	readyG   prometheus.Gauge
+	lvmVer   string
+}
+
+// New builds a daemon from cfg; nothing runs until Run.
+func New(cfg *config.Config, opts Options) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, opts: opts, reg: prometheus.NewRegistry(), notifier: systemd.NewNotifier()}
+	d.log = opts.Logger
+	if d.log == nil {
+		var err error
+		if d.log, _, err = NewLogger(cfg.LogLevel, os.Stderr, d.reg); err != nil {
+			return nil, err
+		}
+	}
+	for _, vg := range cfg.LVM.VolumeGroups {
+		if err := lvm.ValidateVGName(vg); err != nil {
+			return nil, fmt.Errorf("[lvm] volume_groups: %w", err)
+		}
+	}
+	d.runner = opts.Runner
+	if d.runner == nil {
+		d.runner = &run.Host{DefaultTimeout: cfg.LVM.CommandTimeout}
+	}
+	timeout := cfg.LVM.CommandTimeout
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "aos_build_info", Help: "Always 1; labels carry the agent version.",
+		ConstLabels: prometheus.Labels{"version": opts.Version}})
+	build.Set(1)
+	d.readyG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "aos_ready", Help: "1 once lockspaces are started and the RPC consumer is up."})
+	d.reg.MustRegister(build, d.readyG)
+
+	interval := opts.PollInterval
+	if interval == 0 {
+		interval = 5 * time.Second
+	}
+	d.monitor = &Monitor{
+		Sanlock: sanlock.New(d.runner, timeout), LockCtl: sanlock.NewLockCtl(d.runner, timeout),
+		Multipath: multipath.New(d.runner, timeout), Alias: cfg.LVM.MultipathAlias,
+		VGs: cfg.LVM.VolumeGroups, Interval: interval, Log: d.log.Named("monitor"),
+	}
+	if err := d.monitor.Register(d.reg); err != nil {
+		return nil, err
+	}
+	held, err := state.OpenHeld(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	lvmc := lvm.New(d.runner, lvm.Options{VolumeGroups: cfg.LVM.VolumeGroups, Timeout: timeout, LockStartTimeout: cfg.LVM.LockStartTimeout})
+	d.volumes, err = volumes.New(lvmc, d.monitor.LockCtl, volumes.CommandWiper{Runner: d.runner}, held, volumes.Options{
+		VolumeGroups: cfg.LVM.VolumeGroups, Logger: d.log.Named("volumes"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	rcfg := rpc.Config{
+		URL: cfg.TransportURL, Exchange: cfg.ControlExchange, Topic: cfg.Topic, Server: cfg.Host,
+		Durable: cfg.Rabbit.DurableQueues, AutoDelete: cfg.Rabbit.AutoDelete,
+		QuorumQueues: cfg.Rabbit.QuorumQueues, HAQueues: cfg.Rabbit.HAQueues,
+		CAFile: cfg.Rabbit.SSLCAFile, CertFile: cfg.Rabbit.SSLCertFile, KeyFile: cfg.Rabbit.SSLKeyFile,
+		Logger: d.log.Named("rpc"), Registerer: d.reg,
+	}
+	if d.client, err = rpc.NewClient(rcfg); err != nil {
+		return nil, err
+	}
+	disp, err := api.New(api.Options{
+		Volumes: d.volumes, Ping: d.ping, Status: d.status, Broadcast: d.broadcast,
+		Logger: d.log.Named("api"), Registerer: d.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if d.server, err = rpc.NewServer(rcfg, disp); err != nil {
+		return nil, err
+	}
+	amqpUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aos_amqp_connected", Help: "1 while the RPC server has a broker connection."},
+		func() float64 { return b2f(d.server.Connected()) })
+	d.reg.MustRegister(amqpUp)
+	return d, nil
+}
+
+// Registry exposes the daemon's metrics (tests, the demo).
+func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
+
+// Run serves until ctx ends. READY=1 is sent once every configured VG's
+// lockspace is joined and the RPC consumer is up; until then STATUS= says
+// what it waits for.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.client.Close()
+	d.lvmVer = d.lvmVersion(ctx)
+	d.monitor.Poll(ctx)
+	var httpSrv *http.Server
+	if d.cfg.Metrics.Listen != "" {
+		ln, err := net.Listen("tcp", d.cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("[metrics] listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+			if !d.ready.Load() {
+				http.Error(w, "not ready", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go httpSrv.Serve(ln)
+		d.log.Info("metrics listening", zap.String("addr", ln.Addr().String()))
+	}
+	d.notifier.Status("connecting to the message broker")
+	if err := d.server.Start(ctx); err != nil {
+		return err
+	}
+	d.health(ctx, d.monitor.Last())
+	t := time.NewTicker(d.monitor.Interval)
+	defer t.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-t.C:
+			d.health(ctx, d.monitor.Poll(ctx))
+		}
+	}
+	d.notifier.Stopping()
+	d.notifier.Status("stopping")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := d.server.Stop(stopCtx)
+	if httpSrv != nil {
+		httpSrv.Shutdown(stopCtx)
+	}
+	d.log.Info("agent stopped")
+	return err
+}
+
+// health derives readiness from a snapshot, and pets the watchdog only when
+// the agent is really healthy: a hung poll or a dead broker connection lets
+// systemd restart it.
+func (d *Daemon) health(ctx context.Context, s Snapshot) {
+	var waiting []string
+	for _, vg := range d.cfg.LVM.VolumeGroups {
+		switch st := s.LockspaceState(vg); st {
+		case sanlock.StateJoined, sanlock.StateWarning:
+		default:
+			waiting = append(waiting, fmt.Sprintf("lockspace %s %s", vg, st))
+		}
+	}
+	if !d.server.Connected() {
+		waiting = append(waiting, "message broker disconnected")
+	}
+	if len(waiting) == 0 {
+		if !d.ready.Swap(true) {
+			d.readyG.Set(1)
+			d.notifier.Ready()
+			d.log.Info("agent ready", zap.Strings("volume_groups", d.cfg.LVM.VolumeGroups))
+			if d.opts.Ready != nil {
+				close(d.opts.Ready)
+			}
+		}
+		d.notifier.Status("serving " + strings.Join(d.cfg.LVM.VolumeGroups, ","))
+		d.notifier.Watchdog()
+		return
+	}
+	d.notifier.Status("waiting: " + strings.Join(waiting, "; "))
+	if d.ready.Load() {
+		d.log.Warn("agent unhealthy", zap.Strings("problems", waiting))
+	}
+}
+
+func (d *Daemon) broadcast(ctx context.Context, method string, args map[string]any) error {
+	return d.client.FanoutCast(ctx, method, args)
+}
+
+var lvmVersionRE = regexp.MustCompile(`LVM version:\s+(\S+)`)
+
+func (d *Daemon) lvmVersion(ctx context.Context) string {
+	res, err := d.runner.Run(ctx, run.Cmd{Argv: []string{"lvm", "version"}, Timeout: 10 * time.Second})
+	if err != nil {
+		d.log.Warn("cannot read lvm version", zap.Error(err))
+		return ""
+	}
+	if m := lvmVersionRE.FindSubmatch(res.Stdout); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+func (d *Daemon) hostID() uint64 {
+	for _, l := range d.monitor.Last().Lockspaces {
+		if l.HostID != 0 {
+			return l.HostID
+		}
+	}
+	return 0
+}
+
+func (d *Daemon) ping(ctx context.Context) (any, error) {
+	return map[string]any{
+		"host": d.cfg.Host, "host_id": d.hostID(), "agent_version": d.opts.Version,
+		"lvm_version": d.lvmVer, "volume_groups": d.cfg.LVM.VolumeGroups, "ready": d.ready.Load(),
+	}, nil
+}
+
+func (d *Daemon) status(ctx context.Context) (any, error) {
+	snap := d.monitor.Poll(ctx)
+	ls, mp := snap.Describe(d.cfg.LVM.MultipathAlias)
+	var vols []volumes.Volume
+	for _, vg := range d.cfg.LVM.VolumeGroups {
+		all, err := d.volumes.List(ctx, vg)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			d.log.Warn("status: cannot list volumes", zap.String("vg", vg), zap.Error(err))
+			continue
+		}
+		for _, v := range all {
+			if v.ActiveHere {
+				vols = append(vols, v)
+			}
+		}
+	}
+	errs := map[string]string{}
+	for c, err := range snap.Errors {
+		errs[c] = err.Error()
+	}
+	return map[string]any{
+		"host": d.cfg.Host, "host_id": d.hostID(), "ready": d.ready.Load(),
+		"lockspaces": ls, "multipath": mp, "active_volumes": vols, "collector_errors": errs,
+		"recovery": map[string]any{"state": "idle"},
+	}, nil
+}
