@@ -98,6 +98,24 @@ class Contract(unittest.TestCase):
         for a in self.agents:
             self.assertTrue(a.alive(), f"agent {a.name} died; log {a.log.name}")
 
+    def test_topology_matches_oslo(self):
+        vhost = urllib.parse.urlsplit(URL).path[1:] or "/"
+        queues = {}
+        for line in rabbitmqctl("list_queues", "-q", "--no-table-headers", "-p", vhost, "name", "durable", "auto_delete", "arguments").splitlines():
+            name, durable, auto_delete, args = line.split("\t")
+            queues[name] = (durable, auto_delete, args)
+        for q in (TOPIC, f"{TOPIC}.agent1", f"{TOPIC}.agent2"):
+            self.assertEqual(queues.get(q), ("false", "false", "[]"), q)
+        for a in self.agents:
+            self.assertRegex(a.fanout_queue, rf"^{TOPIC}_fanout_[0-9a-f]{{32}}$")
+            self.assertEqual(queues.get(a.fanout_queue), ("false", "false", '[{"x-expires",1800000}]'))
+        exchanges = {}
+        for line in rabbitmqctl("list_exchanges", "-q", "--no-table-headers", "-p", vhost, "name", "type", "durable", "auto_delete").splitlines():
+            name, kind, durable, auto_delete = line.split("\t")
+            exchanges[name] = (kind, durable, auto_delete)
+        self.assertEqual(exchanges.get(EXCHANGE), ("topic", "false", "false"))
+        self.assertEqual(exchanges.get(f"{TOPIC}_fanout"), ("fanout", "false", "true"))
+
     def test_call(self):
         self.assertEqual(self.call("echo", vol="volume-1", size_gb=10, nested={"a": [1, None]}),
                          {"vol": "volume-1", "size_gb": 10, "nested": {"a": [1, None]}})
