@@ -2,10 +2,14 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: build test test-fast vet fuzz bench clean
+.PHONY: build demo test test-fast vet fuzz bench clean
 
 build:
 	$(GO) build -o bin/aos-agent ./cmd/aos-agent
+
+# README command 1: local broker + simulated cluster + the operator story.
+demo:
+	bash scripts/demo.sh
 
 # Every test: installs missing Debian packages, then runs all stages.
 test:

@@ -1,0 +1,249 @@
+// Package demo runs the README's first command: agents for three simulated
+// hosts sharing one VG, serving real RPC through a real broker, driven by
+// the calls cinder's SharedLVM driver makes, with a readable story.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aos-agent/aos-agent/agent"
+	"github.com/aos-agent/aos-agent/agent/rpc"
+	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/lockstart"
+	"github.com/aos-agent/aos-agent/sim"
+	"github.com/aos-agent/aos-agent/state"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Options configure a demo run.
+type Options struct {
+	TransportURL  string
+	MetricsListen string // first host's metrics endpoint; "" for none
+	WorkDir       string // agent state and logs
+	Out           io.Writer
+	Version       string
+}
+
+// Hosts of the story: two compute hosts and the cinder-volume host.
+var hosts = []string{"compute-a", "compute-b", "cinder-1"}
+
+type step struct {
+	title  string
+	host   string
+	method string
+	args   map[string]any
+	expect string // "ok" or a remote class name
+	before func() // fault injection before the call
+}
+
+type outcome struct {
+	step
+	got     string
+	elapsed time.Duration
+	reply   string
+}
+
+// Run starts the agents, tells the story and prints a summary; it returns an
+// error if any step ended differently than the story says it must.
+func Run(ctx context.Context, o Options) error {
+	out := o.Out
+	clock := sim.NewScaledClock(time.Now(), 20) // 20 simulated seconds per real second
+	specs := make([]sim.HostSpec, len(hosts))
+	for i, h := range hosts {
+		specs[i] = sim.HostSpec{Name: h, HostID: i + 1}
+	}
+	cluster := sim.NewCluster(sim.Options{Hosts: specs, VG: "vol", PVSize: 64 << 30, Clock: clock})
+	logFile, err := os.Create(filepath.Join(o.WorkDir, "agents.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logFile), zap.InfoLevel))
+
+	fmt.Fprintf(out, "== aos-agent demo: 3 simulated hosts share VG \"vol\" on one multipathed LUN\n")
+	fmt.Fprintf(out, "   broker %s, agent logs in %s\n\n", rpc.RedactURL(o.TransportURL), logFile.Name())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, len(hosts))
+	for i, h := range hosts {
+		fmt.Fprintf(out, "-- %-10s lockstart: waiting for LUN, PVs, sanlock, lvmlockd; joining lockspace lvm_vol ... ", h)
+		start := time.Now()
+		if _, err := lockstart.Run(ctx, lockstart.NewHost(cluster.Host(h), 30*time.Second), lockstart.Options{
+			VolumeGroups: []string{"vol"}, MultipathAlias: "lun0", Timeout: time.Minute, Poll: 50 * time.Millisecond,
+		}); err != nil {
+			return fmt.Errorf("lockstart on %s: %w", h, err)
+		}
+		fmt.Fprintf(out, "joined in %s (simulated %s)\n", time.Since(start).Round(time.Millisecond), (20 * time.Since(start)).Round(time.Second))
+
+		cfg := config.Default()
+		cfg.Host, cfg.TransportURL = h, o.TransportURL
+		cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
+		cfg.StateDir = filepath.Join(o.WorkDir, h)
+		cfg.Metrics.Listen = ""
+		if i == 0 {
+			cfg.Metrics.Listen = o.MetricsListen
+		}
+		ready := make(chan struct{})
+		d, err := agent.New(cfg, agent.Options{Version: o.Version, Runner: cluster.Host(h), Logger: log.With(zap.String("host", h)),
+			PollInterval: 200 * time.Millisecond, Ready: ready})
+		if err != nil {
+			return err
+		}
+		go func() { done <- d.Run(ctx) }()
+		select {
+		case <-ready:
+			fmt.Fprintf(out, "-- %-10s agent READY (lockspace joined, RPC consumer up)\n", h)
+		case err := <-done:
+			return fmt.Errorf("agent %s stopped: %v", h, err)
+		case <-time.After(time.Minute):
+			return fmt.Errorf("agent %s not ready after a minute", h)
+		}
+	}
+	if o.MetricsListen != "" {
+		fmt.Fprintf(out, "   metrics of compute-a: http://%s/metrics\n", o.MetricsListen)
+	}
+
+	client, err := rpc.NewClient(rpc.Config{URL: o.TransportURL, Topic: "aos-agent", Logger: log})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	vol := func(name string, extra ...any) map[string]any {
+		m := map[string]any{"volume_name": name}
+		for i := 0; i+1 < len(extra); i += 2 {
+			m[extra[i].(string)] = extra[i+1]
+		}
+		return m
+	}
+	steps := []step{
+		{title: "cinder creates volume-1 (10 GiB), inactive everywhere", host: "cinder-1", method: "create_volume", args: vol("volume-1", "size", 10), expect: "ok"},
+		{title: "cinder creates volume-2 (multi-attach)", host: "cinder-1", method: "create_volume", args: vol("volume-2", "size", 5), expect: "ok"},
+		{title: "a retried create is harmless", host: "cinder-1", method: "create_volume", args: vol("volume-1", "size", 10), expect: "ok"},
+		{title: "nova attaches volume-1 to a VM on compute-a", host: "compute-a", method: "activate_volume", args: vol("volume-1", "mode", "exclusive"), expect: "ok"},
+		{title: "a second attach of volume-1 on compute-b is refused", host: "compute-b", method: "activate_volume", args: vol("volume-1", "mode", "exclusive"), expect: "LockConflict"},
+		{title: "bad input is refused before anything runs", host: "compute-b", method: "activate_volume", args: vol("../etc", "mode", "exclusive"), expect: "InvalidArgument"},
+		{title: "multi-attach: volume-2 shared on compute-a", host: "compute-a", method: "activate_volume", args: vol("volume-2", "mode", "shared"), expect: "ok"},
+		{title: "multi-attach: volume-2 shared on compute-b", host: "compute-b", method: "activate_volume", args: vol("volume-2", "mode", "shared"), expect: "ok"},
+		{title: "extend volume-2 while attached shared on two hosts (refresh broadcast)", host: "cinder-1", method: "extend_volume", args: vol("volume-2", "new_size", 8), expect: "ok"},
+		{title: "live migration a->b: destination takes volume-1 shared (refused: source still exclusive)", host: "compute-b", method: "activate_volume", args: vol("volume-1", "mode", "shared"), expect: "LockConflict"},
+		{title: "live migration a->b: source converts volume-1 to shared", host: "compute-a", method: "activate_volume", args: vol("volume-1", "mode", "shared"), expect: "ok"},
+		{title: "live migration a->b: destination takes volume-1 shared", host: "compute-b", method: "activate_volume", args: vol("volume-1", "mode", "shared"), expect: "ok"},
+		{title: "live migration a->b: source releases volume-1 after qemu moved", host: "compute-a", method: "deactivate_volume", args: vol("volume-1"), expect: "ok"},
+		{title: "live migration a->b: destination converts volume-1 to exclusive", host: "compute-b", method: "activate_volume", args: vol("volume-1", "mode", "exclusive"), expect: "ok"},
+		{title: "SAN blip on compute-a: one of two paths fails; locks keep working", host: "compute-a", method: "get_status", args: map[string]any{}, expect: "ok",
+			before: func() { cluster.FailPaths("compute-a", false) }},
+		{title: "the path returns", host: "compute-a", method: "get_status", args: map[string]any{}, expect: "ok",
+			before: func() { cluster.RestorePaths("compute-a") }},
+		{title: "detach volume-2 from compute-a", host: "compute-a", method: "deactivate_volume", args: vol("volume-2"), expect: "ok"},
+		{title: "detach volume-2 from compute-b", host: "compute-b", method: "deactivate_volume", args: vol("volume-2"), expect: "ok"},
+		{title: "delete of volume-1 is refused while it is attached to compute-b", host: "cinder-1", method: "delete_volume", args: vol("volume-1", "clear", "zero", "clear_size_mb", 1), expect: "LockConflict"},
+		{title: "detach volume-1 from compute-b", host: "compute-b", method: "deactivate_volume", args: vol("volume-1"), expect: "ok"},
+		{title: "cinder deletes volume-1, zeroing its first MiB", host: "cinder-1", method: "delete_volume", args: vol("volume-1", "clear", "zero", "clear_size_mb", 1), expect: "ok"},
+		{title: "cinder deletes volume-2", host: "cinder-1", method: "delete_volume", args: vol("volume-2"), expect: "ok"},
+		{title: "compute-b: lock state and paths as the agent reports them", host: "compute-b", method: "get_status", args: map[string]any{}, expect: "ok"},
+	}
+	fmt.Fprintln(out)
+	var results []outcome
+	failed := 0
+	for i, s := range steps {
+		if s.before != nil {
+			s.before()
+		}
+		start := time.Now()
+		raw, err := client.Call(ctx, s.host, s.method, s.args, 30*time.Second)
+		r := outcome{step: s, got: "ok", elapsed: time.Since(start)}
+		if err != nil {
+			var re *rpc.RemoteError
+			if errors.As(err, &re) {
+				r.got, r.reply = re.Class, re.Message
+			} else {
+				r.got, r.reply = "error", err.Error()
+			}
+		} else {
+			r.reply = summarize(s.method, raw)
+		}
+		mark := "ok"
+		if r.got != s.expect {
+			mark, failed = "UNEXPECTED (story says "+s.expect+")", failed+1
+		}
+		fmt.Fprintf(out, "[%2d] %s\n     %s %s(%s) -> %s  %s  [%s]\n", i+1, s.title, s.host, s.method, argString(s.args), r.got, r.reply, mark)
+		results = append(results, r)
+	}
+
+	fmt.Fprintf(out, "\n== summary\n")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\thost\tmethod\tvolume\tresult\texpected\tms")
+	for i, r := range results {
+		name, _ := r.args["volume_name"].(string)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\n", i+1, r.host, r.method, name, r.got, r.expect, r.elapsed.Milliseconds())
+	}
+	tw.Flush()
+	for _, h := range hosts {
+		held, err := state.OpenHeld(filepath.Join(o.WorkDir, h))
+		if err == nil {
+			fmt.Fprintf(out, "   %s holds %d LV locks at the end\n", h, len(held.List()))
+		}
+	}
+	cancel()
+	for range hosts {
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintf(out, "   agent stop: %v\n", err)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d steps ended differently than expected", failed, len(steps))
+	}
+	fmt.Fprintf(out, "\nall %d steps behaved as expected; agents stopped\n", len(steps))
+	return nil
+}
+
+func argString(args map[string]any) string {
+	var parts []string
+	for _, k := range []string{"volume_name", "mode", "size", "new_size", "clear", "clear_size_mb"} {
+		if v, ok := args[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// summarize picks the fields an operator cares about from a reply.
+func summarize(method string, raw json.RawMessage) string {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return string(raw)
+	}
+	if method == "get_status" {
+		var parts []string
+		if ls, ok := m["lockspaces"].([]any); ok {
+			for _, l := range ls {
+				if lm, ok := l.(map[string]any); ok {
+					parts = append(parts, fmt.Sprintf("lockspace %v %v (ex %v, sh %v)", lm["volume_group"], lm["state"], lm["locks_exclusive"], lm["locks_shared"]))
+				}
+			}
+		}
+		if mp, ok := m["multipath"].(map[string]any); ok {
+			parts = append(parts, fmt.Sprintf("paths %v/%v active", mp["paths_active"], mp["paths_total"]))
+		}
+		return strings.Join(parts, ", ")
+	}
+	var parts []string
+	for _, k := range []string{"device_path", "mode", "size_bytes", "refresh_broadcast", "deleted", "active"} {
+		if v, ok := m[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
+		}
+	}
+	return strings.Join(parts, " ")
+}
