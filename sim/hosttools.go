@@ -18,8 +18,8 @@ func (h *Host) multipathd(a *args) reply {
 	switch {
 	case cmd == "show maps json":
 		return reply{stdout: h.mapsJSON()}
-	case strings.HasPrefix(cmd, "show paths format ") && len(a.pos) == 4:
-		return reply{stdout: h.pathsFormat(a.pos[3])}
+	case strings.HasPrefix(cmd, "show paths format "):
+		return reply{stdout: h.pathsFormat(strings.Join(a.pos[3:], " "))}
 	case cmd == "disablequeueing maps":
 		h.queueing = false
 		h.pauseDomainsOnEIO()

@@ -52,7 +52,7 @@ func (h *Host) sanlock(a *args) reply {
 	sub := a.pos[1]
 	if !h.daemons["sanlock"] {
 		// Not recorded; follows sanlock's client error print.
-		return fail(1, sub+" error -111\n")
+		return reply{stdout: sub + " error -111\n", code: 1}
 	}
 	switch sub {
 	case "status":
