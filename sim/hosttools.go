@@ -12,12 +12,20 @@ var paths = [2]struct{ dev, devT, hcil string }{{"sda", "8:0", "2:0:0:0"}, {"sdb
 
 func (h *Host) multipathd(a *args) reply {
 	if !h.daemons["multipathd"] {
-		return fail(1, "ux_socket_connect: Connection refused\n")
+		// What the multipath package saw from a real multipathd that is down.
+		return fail(1, "")
 	}
 	cmd := strings.Join(a.pos, " ")
 	switch {
 	case cmd == "show maps json":
 		return reply{stdout: h.mapsJSON()}
+	case len(a.pos) == 4 && cmd == "show map "+a.pos[2]+" json":
+		if a.pos[2] != "lun0" {
+			return reply{stdout: "fail\n", code: 1}
+		}
+		return reply{stdout: h.mapJSON()}
+	case strings.HasPrefix(cmd, "show paths raw format "):
+		return reply{stdout: h.pathsRaw(strings.Join(a.pos[4:], " "))}
 	case strings.HasPrefix(cmd, "show paths format "):
 		return reply{stdout: h.pathsFormat(strings.Join(a.pos[3:], " "))}
 	case cmd == "disablequeueing maps":
@@ -38,8 +46,18 @@ func (h *Host) pathState(i int) (dm, chk, dev string) {
 	return "failed", "faulty", "running"
 }
 
-// mapsJSON follows multipath-tools 0.9.4's print.c JSON layout (not recorded).
+// mapsJSON follows multipath-tools 0.9.4's print.c JSON layout for
+// `show maps json` (not recorded).
 func (h *Host) mapsJSON() string {
+	return "{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"maps\": [{\n" + h.mapBody() + "   }]\n}\n"
+}
+
+// mapJSON is `show map NAME json`: the same object under "map".
+func (h *Host) mapJSON() string {
+	return "{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"map\":{\n" + h.mapBody() + "   }\n}\n"
+}
+
+func (h *Host) mapBody() string {
 	var b strings.Builder
 	queueing := "-"
 	if h.queueing {
@@ -51,7 +69,6 @@ func (h *Host) mapsJSON() string {
 			active++
 		}
 	}
-	fmt.Fprintf(&b, "{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"maps\": [{\n")
 	fmt.Fprintf(&b, "      \"name\" : \"lun0\",\n      \"uuid\" : %q,\n      \"sysfs\" : \"dm-0\",\n      \"failback\" : \"-\",\n      \"queueing\" : %q,\n      \"paths\" : %d,\n      \"write_prot\" : \"rw\",\n      \"dm_st\" : \"active\",\n      \"features\" : \"0\",\n      \"hwhandler\" : \"0\",\n      \"action\" : \"\",\n      \"path_faults\" : 0,\n      \"vend\" : \"QEMU\",\n      \"prod\" : \"QEMU HARDDISK\",\n      \"rev\" : \"2.5+\",\n      \"switch_grp\" : 0,\n      \"map_loads\" : 1,\n      \"total_q_time\" : 0,\n      \"q_timeouts\" : 0,\n      \"path_groups\": [",
 		lunSerial, queueing, active)
 	for i, p := range paths {
@@ -64,7 +81,7 @@ func (h *Host) mapsJSON() string {
 		fmt.Fprintf(&b, "{\n         \"selector\" : \"service-time 0\",\n         \"pri\" : 1,\n         \"dm_st\" : %q,\n         \"marginal_st\" : \"normal\",\n         \"group\" : %d,\n         \"paths\": [{\n            \"dev\" : %q,\n            \"dev_t\" : %q,\n            \"dm_st\" : %q,\n            \"dev_st\" : %q,\n            \"chk_st\" : %q,\n            \"checker\" : \"tur\",\n            \"pri\" : 1,\n            \"host_wwnn\" : \"[undef]\",\n            \"target_wwnn\" : \"[undef]\",\n            \"host_wwpn\" : \"[undef]\",\n            \"target_wwpn\" : \"[undef]\",\n            \"host_adapter\" : \"[undef]\",\n            \"lun_hex\" : \"0x0000000000000000\",\n            \"marginal_st\" : \"normal\"\n         }]\n      }",
 			grp, i+1, p.dev, p.devT, dm, dev, chk)
 	}
-	b.WriteString("]\n   }]\n}\n")
+	b.WriteString("]\n")
 	return b.String()
 }
 
@@ -90,6 +107,26 @@ func (h *Host) pathsFormat(format string) string {
 		rows = append(rows, cells(map[byte]string{'d': p.dev, 'D': p.devT, 't': dm, 'T': chk, 'o': dev, 'm': "lun0", 'i': p.hcil, 'w': lunSerial}))
 	}
 	return alignRows(rows, " ")
+}
+
+// pathsRaw renders `show paths raw format FMT`: wildcards replaced in place,
+// no header, no padding.
+func (h *Host) pathsRaw(format string) string {
+	var b strings.Builder
+	for i, p := range paths {
+		dm, chk, dev := h.pathState(i)
+		vals := map[byte]string{'d': p.dev, 'D': p.devT, 't': dm, 'T': chk, 'o': dev, 'm': "lun0", 'i': p.hcil, 'w': lunSerial}
+		for j := 0; j < len(format); j++ {
+			if format[j] == '%' && j+1 < len(format) {
+				b.WriteString(vals[format[j+1]])
+				j++
+				continue
+			}
+			b.WriteByte(format[j])
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 func alignRows(rows [][]string, sep string) string {

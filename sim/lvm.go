@@ -193,9 +193,18 @@ func (h *Host) report(a *args, kind string) reply {
 			return fail(5, fmt.Sprintf("  Unrecognised field: %s\n", f))
 		}
 	}
-	for _, vg := range a.pos {
-		if vg != c.opt.VG {
-			return reply{stdout: jsonReport(kind, fields, nil), stderr: c.msgNotFound(vg), code: 5}
+	// Targets are VG names or, for lvs, VG/LV names.
+	only := map[string]bool{}
+	for _, target := range a.pos {
+		if name, ok := c.splitLV(target); ok && kind == "lv" {
+			if c.lvs[name] == nil {
+				return reply{stdout: jsonReport(kind, fields, nil), stderr: fmt.Sprintf("  Failed to find logical volume %q\n", target), code: 5}
+			}
+			only[name] = true
+			continue
+		}
+		if target != c.opt.VG {
+			return reply{stdout: jsonReport(kind, fields, nil), stderr: c.msgNotFound(target), code: 5}
 		}
 	}
 	prefixErr, refusal := h.readPrefix()
@@ -210,6 +219,9 @@ func (h *Host) report(a *args, kind string) reply {
 		rows = []row{h.vgRow(a)}
 	} else {
 		for _, name := range c.lvOrder {
+			if len(only) > 0 && !only[name] {
+				continue
+			}
 			rows = append(rows, h.lvRow(a, c.lvs[name]))
 			if d := h.active[name]; d != nil && d.errTbl {
 				prefixErr += fmt.Sprintf("  WARNING: Detected error segment type does not match expected type striped for %s/%s.\n", c.opt.VG, name)
@@ -266,7 +278,7 @@ var columnHeads = map[string]string{"lv_name": "LV", "vg_name": "VG", "lv_attr":
 	"origin": "Origin", "data_percent": "Data%", "metadata_percent": "Meta%", "move_pv": "Move", "mirror_log": "Log",
 	"copy_percent": "Cpy%Sync", "convert_lv": "Convert", "pv_count": "#PV", "lv_count": "#LV", "snap_count": "#SN",
 	"vg_attr": "Attr", "vg_size": "VSize", "vg_free": "VFree", "vg_uuid": "VG UUID", "vg_extent_size": "Ext",
-	"vg_lock_type": "LockType", "vg_lock_args": "VLockArgs", "lv_uuid": "LV UUID", "lv_lock_args": "LLockArgs",
+	"vg_lock_type": "LockType", "vg_lock_args": "VLockArgs", "lv_uuid": "LV UUID", "lv_lockargs": "LLockArgs",
 	"lv_active_locally": "ActLocal", "lv_active_exclusively": "ActExcl", "lv_active_remotely": "ActRemote",
 	"lv_device_open": "DevOpen", "lv_active": "Active", "lv_path": "Path", "lv_dm_path": "DMPath"}
 
@@ -281,7 +293,7 @@ func (h *Host) vgRow(a *args) row {
 func (h *Host) lvRow(a *args, l *lv) row {
 	c := h.c
 	r := row{"lv_name": l.name, "vg_name": c.opt.VG, "lv_uuid": l.uuid, "lv_size": size(a, l.extents*c.opt.ExtentSize),
-		"lv_lock_args": fmt.Sprintf("1.0.0:%d", l.lockOffset), "lv_attr": "-wi-------",
+		"lv_lockargs": fmt.Sprintf("1.0.0:%d", l.lockOffset), "lv_attr": "-wi-------",
 		"lv_path": "/dev/" + c.opt.VG + "/" + l.name, "lv_dm_path": "/dev/mapper/" + dmName(c.opt.VG, l.name)}
 	if d := h.active[l.name]; d != nil {
 		// lvs is not lock-aware: any local activation reads "active exclusively".
@@ -682,7 +694,7 @@ func (h *Host) lvextend(a *args) reply {
 		return r
 	}
 	// Without shupdate lvextend needs the LV lock ex: any other holder refuses it.
-	if a.flags["--lock-opt"] != "shupdate" {
+	if !strings.Contains(a.flags["--lock-opt"], "shupdate") {
 		for other := range l.holders {
 			if other != h.spec.Name && c.hosts[other].lockUsable() {
 				return fail(5, fmt.Sprintf("  LV locked by other host: %s/%s\n", c.opt.VG, name))

@@ -280,8 +280,8 @@ func TestExtendSharedAndRefresh(t *testing.T) {
 	if tbl := f.ok("h2", "dmsetup table vol-lv1"); !strings.HasPrefix(tbl, "0 262144 linear") {
 		t.Fatalf("after refresh: %q", tbl)
 	}
-	out = f.ok("h1", "lvs --reportformat json --units b --nosuffix -o lv_name,lv_size,lv_lock_args,lv_uuid vol")
-	if !strings.Contains(out, `"lv_size":"134217728", "lv_lock_args":"1.0.0:70254592"`) {
+	out = f.ok("h1", "lvs --reportformat json --units b --nosuffix -o lv_name,lv_size,lv_lockargs,lv_uuid vol")
+	if !strings.Contains(out, `"lv_size":"134217728", "lv_lockargs":"1.0.0:70254592"`) {
 		t.Fatalf("lvs:\n%s", out)
 	}
 	f.fails("h1", "lvextend --lockopt shupdate -L 64m vol/lv1", 5, "  New size (16 extents) matches existing size (32 extents).\n")
