@@ -20,6 +20,7 @@ var commands = []struct {
 	{"dmsetup", spec("-c=--columns", "--noheadings", "-o:=--options", "--separator:"), (*Host).dmsetup},
 	{"systemctl", spec("--quiet=-q"), (*Host).systemctl},
 	{"virsh", spec("--all"), (*Host).virsh},
+	{"dd", nil, (*Host).dd},
 }
 
 var lvmReportFlags = spec("--reportformat:", "--units:", "--nosuffix", "-o:=--options", "-a=--all", "--noheadings", "--readonly")

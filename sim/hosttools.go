@@ -409,3 +409,28 @@ func virshTable(rows [][]string) string {
 	}
 	return b.String() + "\n"
 }
+
+// dd writes to an LV's device (wiping a volume): it needs the LV active on
+// this host with a working table; only of= matters to the simulation.
+func (h *Host) dd(a *args) reply {
+	var target string
+	for _, op := range a.pos {
+		if v, ok := strings.CutPrefix(op, "of="); ok {
+			target = v
+		}
+	}
+	name, ok := h.c.splitLV(target)
+	if !ok {
+		return unsupported(append([]string{"dd"}, a.argv...))
+	}
+	dev := h.active[name]
+	switch {
+	case dev == nil:
+		return fail(1, fmt.Sprintf("dd: failed to open '%s': No such file or directory\n", target))
+	case dev.errTbl || (h.pathsDown() && !h.queueing):
+		return fail(1, fmt.Sprintf("dd: error writing '%s': Input/output error\n", target))
+	case h.pathsDown():
+		return reply{hang: true}
+	}
+	return reply{}
+}

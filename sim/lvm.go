@@ -693,12 +693,12 @@ func (h *Host) lvextend(a *args) reply {
 	if r, refused := h.lockRefusal(); refused {
 		return r
 	}
-	// Without shupdate lvextend needs the LV lock ex: any other holder refuses it.
-	if !strings.Contains(a.flags["--lock-opt"], "shupdate") {
-		for other := range l.holders {
-			if other != h.spec.Name && c.hosts[other].lockUsable() {
-				return fail(5, fmt.Sprintf("  LV locked by other host: %s/%s\n", c.opt.VG, name))
-			}
+	// lvextend needs the LV lock ex, or sh with shupdate: a holder elsewhere
+	// in a conflicting mode refuses it.
+	shupdate := strings.Contains(a.flags["--lock-opt"], "shupdate")
+	for other, m := range l.holders {
+		if other != h.spec.Name && c.hosts[other].lockUsable() && (!shupdate || m == modeEx) {
+			return fail(5, fmt.Sprintf("  LV locked by other host: %s/%s\n", c.opt.VG, name))
 		}
 	}
 	n := (bytes + c.opt.ExtentSize - 1) / c.opt.ExtentSize

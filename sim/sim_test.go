@@ -269,6 +269,12 @@ func TestExtendSharedAndRefresh(t *testing.T) {
 	f.ok("h1", "lvchange -asy vol/lv1")
 	f.ok("h2", "lvchange -asy vol/lv1")
 	f.fails("h1", "lvextend -L 134217728b vol/lv1", 5, "  LV locked by other host: vol/lv1\n")
+	// h2 alone, ex: h1 must not extend even with shupdate
+	f.ok("h1", "lvchange -an vol/lv1")
+	f.ok("h2", "lvchange -aey vol/lv1")
+	f.fails("h1", "lvextend --lockopt shupdate -L 134217728b vol/lv1", 5, "  LV locked by other host: vol/lv1\n")
+	f.ok("h2", "lvchange -asy vol/lv1")
+	f.ok("h1", "lvchange -asy vol/lv1")
 	out := f.ok("h1", "lvextend --lockopt shupdate -L 134217728b vol/lv1")
 	if !strings.Contains(out, "changed from 64.00 MiB (16 extents) to 128.00 MiB (32 extents)") {
 		t.Fatalf("%q", out)
@@ -346,6 +352,10 @@ func TestMultipathAndDomains(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 	f.fails("h2", "virsh start nope", 1, "error: failed to get domain 'nope'\n")
+	f.fails("h1", "dd if=/dev/zero of=/dev/vol/lv1 bs=1M", 1, "dd: error writing '/dev/vol/lv1': Input/output error\n")
+	f.fails("h2", "dd if=/dev/zero of=/dev/vol/lv1 bs=1M", 1, "dd: failed to open '/dev/vol/lv1': No such file or directory\n")
+	f.c.RestorePaths("h1")
+	f.ok("h1", "dd if=/dev/zero of=/dev/vol/lv1 bs=1M")
 }
 
 func TestHangsAndTimeouts(t *testing.T) {
