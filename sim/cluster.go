@@ -111,7 +111,6 @@ type lockspace struct {
 	killVG      bool
 	expired     bool
 	stops       []func() bool
-	lastRenewal time.Time
 	vgVersion   int
 }
 

@@ -447,7 +447,7 @@ func (h *Host) lockStart(nowait bool) reply {
 		// Not recorded: the delta lease cannot be acquired.
 		return fail(5, skipping+"  VG "+vg+" start failed: -5\n")
 	}
-	h.ls = &lockspace{readyAt: c.clock.Now().Add(c.opt.JoinTime), lastRenewal: c.clock.Now()}
+	h.ls = &lockspace{readyAt: c.clock.Now().Add(c.opt.JoinTime)}
 	out := "  VG " + vg + " starting sanlock lockspace\n"
 	if nowait {
 		return reply{stdout: out + "  Starting locking.  VG can only be read until locks are ready.\n", stderr: skipping}
