@@ -155,12 +155,16 @@ func (c *Cluster) Close() error {
 	return errors.Join(errs...)
 }
 
-// CollectJournals writes each live host's journal to dir/h<N>.journal.
-func (c *Cluster) CollectJournals(ctx context.Context, dir string) error {
+// CollectLogs writes each host's serial console to dir/h<N>.serial and, for
+// hosts still running, its journal to dir/h<N>.journal.
+func (c *Cluster) CollectLogs(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	return c.each(ctx, func(ctx context.Context, host int, g *Guest) error {
+		if serial, err := os.ReadFile(g.SerialLog); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("h%d.serial", host)), serial, 0o644)
+		}
 		select {
 		case <-g.Exited():
 			return nil

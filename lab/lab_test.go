@@ -44,20 +44,21 @@ func (tm *timings) add(op string, d time.Duration) {
 
 func (tm *timings) table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-48s %3s %9s %9s %9s\n", "operation", "n", "min", "median", "max")
+	fmt.Fprintf(&b, "%-56s %3s %9s %9s %9s\n", "operation", "n", "min", "median", "max")
 	for _, op := range tm.seq {
 		ds := slices.Clone(tm.ops[op])
 		slices.Sort(ds)
-		fmt.Fprintf(&b, "%-48s %3d %8.2fs %8.2fs %8.2fs\n", op, len(ds),
+		fmt.Fprintf(&b, "%-56s %3d %8.2fs %8.2fs %8.2fs\n", op, len(ds),
 			ds[0].Seconds(), ds[len(ds)/2].Seconds(), ds[len(ds)-1].Seconds())
 	}
 	return b.String()
 }
 
 type labT struct {
-	c   *Cluster
-	tm  *timings
-	out string
+	c         *Cluster
+	tm        *timings
+	out       string
+	scenarios []string
 }
 
 // record keeps a command's verbatim stdout in LAB_OUT/recorded/name, as
@@ -128,7 +129,18 @@ func (l *labT) wantMode(t *testing.T, host int, lv, want string) {
 	}
 }
 
-func TestLab(t *testing.T) {
+var (
+	agentOnce sync.Once
+	agentPath string
+	agentErr  error
+	accel     string
+)
+
+// bootLab boots a cluster for one top-level test, with its work and output
+// directories under LAB_WORK/name and LAB_OUT/name, and prints its scenario
+// and timing tables when the test ends (after the guests are torn down).
+func bootLab(t *testing.T, name string, opts Options) *labT {
+	t.Helper()
 	image := os.Getenv("LAB_IMAGE")
 	if image == "" {
 		t.Fatal("LAB_IMAGE is not set: run scripts/lab.sh test")
@@ -137,63 +149,83 @@ func TestLab(t *testing.T) {
 		t.Fatal("the lab needs root (qemu with 9p, sysfs faults in guests)")
 	}
 	ctx := context.Background()
-	work := os.Getenv("LAB_WORK")
-	if work == "" {
-		work = t.TempDir()
+	root := os.Getenv("LAB_WORK")
+	if root == "" {
+		root = t.TempDir()
 	}
 	out := os.Getenv("LAB_OUT")
 	if out == "" {
-		out = filepath.Join(work, "out")
+		out = filepath.Join(root, "out")
 	}
-	agent := filepath.Join(work, "aos-agent")
-	host := &run.Host{Env: []string{"CGO_ENABLED=0", "HOME=" + os.Getenv("HOME"), "GOCACHE=" + os.Getenv("GOCACHE"), "GOPATH=" + os.Getenv("GOPATH")}}
-	if _, err := host.Run(ctx, run.Cmd{Argv: []string{"go", "build", "-o", agent, "../cmd/aos-agent"}, Timeout: 5 * time.Minute}); err != nil {
-		t.Fatalf("build agent: %v", err)
-	}
-	ioTimeout := 3
-	if v := os.Getenv("LAB_IO_TIMEOUT"); v != "" {
-		fmt.Sscan(v, &ioTimeout)
-	}
-
+	out = filepath.Join(out, name)
 	tm := &timings{}
+	agentOnce.Do(func() {
+		agentPath = filepath.Join(root, "aos-agent")
+		host := &run.Host{Env: []string{"CGO_ENABLED=0", "HOME=" + os.Getenv("HOME"), "GOCACHE=" + os.Getenv("GOCACHE"), "GOPATH=" + os.Getenv("GOPATH")}}
+		_, agentErr = host.Run(ctx, run.Cmd{Argv: []string{"go", "build", "-o", agentPath, "../cmd/aos-agent"}, Timeout: 5 * time.Minute})
+		start := time.Now()
+		accel = ProbeAccel(ctx, image, root)
+		tm.add("accelerator probe ("+accel+")", time.Since(start))
+	})
+	if agentErr != nil {
+		t.Fatalf("build agent: %v", agentErr)
+	}
+	if opts.IOTimeout == 0 {
+		opts.IOTimeout = 3
+		if v := os.Getenv("LAB_IO_TIMEOUT"); v != "" {
+			fmt.Sscan(v, &opts.IOTimeout)
+		}
+	}
+	opts.Image, opts.Agent, opts.WorkDir, opts.Accel = image, agentPath, filepath.Join(root, name), accel
+
+	l := &labT{tm: tm, out: out}
+	t.Cleanup(func() {
+		report := "scenario                     result     time\n" + strings.Join(l.scenarios, "\n") + "\n\n" + tm.table()
+		fmt.Printf("\n%s (io_timeout %d, watchdog %v)\n%s", name, opts.IOTimeout, opts.Watchdog, report)
+		_ = os.MkdirAll(out, 0o755)
+		_ = os.WriteFile(filepath.Join(out, "timings.txt"), []byte(report), 0o644)
+	})
 	start := time.Now()
-	accel := ProbeAccel(ctx, image, work)
-	tm.add("accelerator probe ("+accel+")", time.Since(start))
-	start = time.Now()
-	c, err := NewCluster(ctx, Options{Image: image, Agent: agent, WorkDir: work, Hosts: 2, IOTimeout: ioTimeout, Accel: accel})
+	c, err := NewCluster(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm.add(fmt.Sprintf("boot 2 guests to guest daemon (%s, -smp 1)", c.Accel), time.Since(start))
+	smp := 1
+	if opts.Hosts == 1 {
+		smp = 2
+	}
+	tm.add(fmt.Sprintf("boot %d guest(s) to guest daemon (%s, -smp %d)", opts.Hosts, c.Accel, smp), time.Since(start))
 	t.Cleanup(func() {
-		if err := c.CollectJournals(ctx, out); err != nil {
-			t.Logf("journals: %v", err)
+		if err := c.CollectLogs(ctx, out); err != nil {
+			t.Logf("logs: %v", err)
 		}
 		if err := c.Close(); err != nil {
 			t.Error(err)
 		}
 	})
-	l := &labT{c: c, tm: tm, out: out}
+	l.c = c
+	return l
+}
 
-	var scenarios []string
-	scenario := func(name string, f func(t *testing.T)) {
-		start := time.Now()
-		ok := t.Run(name, f)
-		r := "ok"
-		if !ok {
-			r = "FAILED"
-		}
-		scenarios = append(scenarios, fmt.Sprintf("%-28s %-7s %7.1fs", name, r, time.Since(start).Seconds()))
-		if !ok {
-			t.FailNow() // later scenarios assume this one's end state
-		}
+// scenario runs f as subtest name and adds it to the scenario table. A
+// failed scenario ends the test: later ones build on its end state.
+func (l *labT) scenario(t *testing.T, name string, f func(t *testing.T)) {
+	start := time.Now()
+	ok := t.Run(name, f)
+	r := "ok"
+	if !ok {
+		r = "FAILED"
 	}
-	defer func() {
-		report := "scenario                     result     time\n" + strings.Join(scenarios, "\n") + "\n\n" + tm.table()
-		fmt.Print("\n" + report)
-		_ = os.MkdirAll(out, 0o755)
-		_ = os.WriteFile(filepath.Join(out, "timings.txt"), []byte(report), 0o644)
-	}()
+	l.scenarios = append(l.scenarios, fmt.Sprintf("%-28s %-7s %7.1fs", name, r, time.Since(start).Seconds()))
+	if !ok {
+		t.FailNow()
+	}
+}
+
+func TestLab(t *testing.T) {
+	ctx := context.Background()
+	l := bootLab(t, "two-hosts", Options{Hosts: 2})
+	c, tm, scenario := l.c, l.tm, func(name string, f func(t *testing.T)) { l.scenario(t, name, f) }
 
 	scenario("setup", func(t *testing.T) {
 		var wg sync.WaitGroup
@@ -380,4 +412,51 @@ func milestones(journal string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// TestLabWatchdogReset runs one host with wdmd over softdog and sanlock -w 1
+// and no kill command: after it loses its lease storage with an LV active,
+// the watchdog must reset it (qemu exits: -no-reboot).
+func TestLabWatchdogReset(t *testing.T) {
+	ctx := context.Background()
+	l := bootLab(t, "watchdog", Options{Hosts: 1, Watchdog: true})
+	l.scenario(t, "setup", func(t *testing.T) {
+		start := time.Now()
+		if err := l.c.StartStorage(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l.tm.add("start multipathd+map, softdog, wdmd, sanlock, lvmlockd", time.Since(start))
+		start = time.Now()
+		if err := l.c.CreateSharedVG(ctx, vg); err != nil {
+			t.Fatal(err)
+		}
+		l.tm.add("vgcreate --shared (incl. lockspace join)", time.Since(start))
+	})
+	l.scenario(t, "lease-lost-watchdog-reset", func(t *testing.T) {
+		l.must(t, 1, "lvcreate -an", "lvcreate", "-an", "-n", "victim", "-L", "64M", vg)
+		l.must(t, 1, "lvchange -aey", "lvchange", "-aey", vg+"/victim")
+		h1 := l.c.Host(1)
+		fault := time.Now()
+		if err := l.c.FailPaths(ctx, 1, true); err != nil {
+			t.Fatal(err)
+		}
+		var spaceDead time.Duration
+		timeout := time.After(4 * time.Minute)
+		for {
+			if spaceDead == 0 {
+				if res, err := l.cmd(1, "sanlock", "client", "status", "-D"); err == nil && strings.Contains(string(res.Stdout), "space_dead=1") {
+					spaceDead = time.Since(fault)
+					l.tm.add("path loss -> lease dead (space_dead=1)", spaceDead)
+				}
+			}
+			select {
+			case <-h1.Exited():
+				l.tm.add("path loss -> watchdog reset (qemu exit)", time.Since(fault))
+				return
+			case <-timeout:
+				t.Fatalf("no watchdog reset %v after the fault", time.Since(fault))
+			case <-time.After(2 * time.Second):
+			}
+		}
+	})
 }

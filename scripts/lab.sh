@@ -47,8 +47,8 @@ record)
   export LAB_OUT=${LAB_OUT:-$(mktemp -d /tmp/aos-lab-out.XXXXXX)}
   "$0" test "$@"
   mkdir -p testdata/lab-outputs
-  cp "$LAB_OUT"/recorded/* testdata/lab-outputs/
-  echo "lab: recorded $(ls "$LAB_OUT"/recorded | wc -l) outputs into testdata/lab-outputs/" >&2
+  cp "$LAB_OUT"/*/recorded/* testdata/lab-outputs/
+  echo "lab: recorded $(find "$LAB_OUT" -path '*/recorded/*' -type f | wc -l) outputs into testdata/lab-outputs/" >&2
   ;;
 *) echo "usage: $0 build-image|test|record [go test flags]" >&2; exit 2 ;;
 esac

@@ -11,7 +11,7 @@ export LAB_WORK=$(mktemp -d /tmp/aos-lab.XXXXXX)
 export LAB_OUT=${LAB_OUT:-$PWD/.out/lab}
 rm -rf "$LAB_OUT" && mkdir -p "$LAB_OUT"
 cleanup() {
-  for f in "$LAB_WORK"/h*/qemu.pid; do
+  for f in "$LAB_WORK"/*/h*/qemu.pid; do
     [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
   done
   rm -rf "$LAB_WORK"
