@@ -126,6 +126,16 @@ func setDefaults(o *Options) {
 // Host returns host n (1-based) as a runner.
 func (c *Cluster) Host(n int) *Guest { return c.guests[n-1] }
 
+// Runners returns the hosts in order, for code that only needs run.Runner
+// (shared scenarios that also target the simulator).
+func (c *Cluster) Runners() []run.Runner {
+	rs := make([]run.Runner, len(c.guests))
+	for i, g := range c.guests {
+		rs[i] = g
+	}
+	return rs
+}
+
 // Hosts returns how many hosts the cluster has.
 func (c *Cluster) Hosts() int { return len(c.guests) }
 

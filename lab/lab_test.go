@@ -161,7 +161,15 @@ func bootLab(t *testing.T, name string, opts Options) *labT {
 	tm := &timings{}
 	agentOnce.Do(func() {
 		agentPath = filepath.Join(root, "aos-agent")
-		host := &run.Host{Env: []string{"CGO_ENABLED=0", "HOME=" + os.Getenv("HOME"), "GOCACHE=" + os.Getenv("GOCACHE"), "GOPATH=" + os.Getenv("GOPATH")}}
+		// run.Host starts commands with a minimal environment; go needs
+		// to find its caches.
+		env := []string{"CGO_ENABLED=0"}
+		for _, k := range []string{"HOME", "XDG_CACHE_HOME", "GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY"} {
+			if v, ok := os.LookupEnv(k); ok {
+				env = append(env, k+"="+v)
+			}
+		}
+		host := &run.Host{Env: env}
 		_, agentErr = host.Run(ctx, run.Cmd{Argv: []string{"go", "build", "-o", agentPath, "../cmd/aos-agent"}, Timeout: 5 * time.Minute})
 		start := time.Now()
 		accel = ProbeAccel(ctx, image, root)
