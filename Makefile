@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: build demo test test-fast vet fuzz bench clean
+.PHONY: build demo test test-fast fuzz lab lab-record bench-rpc clean
 
 build:
 	$(GO) build -o bin/aos-agent ./cmd/aos-agent
@@ -22,6 +22,18 @@ test-fast:
 
 fuzz:
 	bash scripts/fuzz.sh 60s
+
+# The real-kernel lab alone (qemu guests; the image is cached outside the clone).
+lab:
+	bash scripts/lab.sh test
+
+# Refresh the recorded real outputs the parsers and the simulator are tested on.
+lab-record:
+	bash scripts/lab.sh record
+
+# Go agent vs a real Python oslo server through the real broker, side by side.
+bench-rpc:
+	bash scripts/bench-rpc.sh
 
 clean:
 	rm -rf bin .out
