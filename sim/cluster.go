@@ -154,7 +154,7 @@ func NewCluster(o Options) *Cluster {
 	c := &Cluster{opt: o, clock: o.Clock, start: o.Clock.Now(), lvs: map[string]*lv{}, hosts: map[string]*Host{}}
 	c.vgUUID = c.newUUID()
 	for _, s := range o.Hosts {
-		h := &Host{c: c, spec: s}
+		h := &Host{c: c, spec: s, pathsOK: [2]bool{true, true}}
 		h.boot()
 		c.hosts[s.Name] = h
 		c.order = append(c.order, s.Name)
@@ -176,7 +176,6 @@ func (h *Host) boot() {
 	for _, d := range h.domains {
 		d.state, d.id = "shut off", 0
 	}
-	h.pathsOK = [2]bool{true, true}
 }
 
 // newUUID makes a deterministic LVM-style uuid (6-4-4-4-4-4-6).
@@ -344,11 +343,11 @@ func (c *Cluster) watchdogDue(h *Host, ls *lockspace) {
 }
 
 // reset is the watchdog firing: the host reboots and all its state is gone.
+// A SAN fault outlives the reboot: paths stay as they were.
 func (h *Host) reset() {
 	h.resets++
 	h.releaseAllLocks()
 	h.boot()
-	h.leaseFail = false
 }
 
 func (h *Host) releaseAllLocks() {

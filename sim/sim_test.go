@@ -198,6 +198,12 @@ func TestLeaseFailureResetWhenNotDropped(t *testing.T) {
 		t.Fatalf("host must be reset: %+v", st)
 	}
 	f.ok("h2", "lvchange -aey vol/lv1")
+	// the SAN is still down after the reboot, and queueing is back on
+	f.ok("h1", "multipathd disablequeueing maps")
+	f.fails("h1", "vgchange --lock-start vol", 5, "  Volume group \"vol\" not found\n  Cannot process volume group vol\n")
+	f.c.RestorePaths("h1")
+	f.ok("h1", "vgchange --lock-start vol")
+	f.fails("h1", "lvchange -aey vol/lv1", 5, lockedByOther)
 }
 
 // With the watchdog off and no kill command the failed host keeps lv1 active
