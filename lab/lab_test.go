@@ -232,7 +232,8 @@ func (l *labT) scenario(t *testing.T, name string, f func(t *testing.T)) {
 
 func TestLab(t *testing.T) {
 	ctx := context.Background()
-	l := bootLab(t, "two-hosts", Options{Hosts: 2})
+	// 16 GiB (sparse) leaves room for the shared scenarios' GiB-sized volumes.
+	l := bootLab(t, "two-hosts", Options{Hosts: 2, LUNSize: 16 << 30})
 	c, tm, scenario := l.c, l.tm, func(name string, f func(t *testing.T)) { l.scenario(t, name, f) }
 
 	scenario("setup", func(t *testing.T) {
@@ -330,6 +331,8 @@ func TestLab(t *testing.T) {
 		tm.add("path restored -> multipathd reinstates", time.Since(start))
 		l.must(t, 1, "lvchange -an", "lvchange", "-an", vg+"/degraded")
 	})
+
+	l.sharedScenarios(t, ctx)
 
 	scenario("lease-storage-lost", func(t *testing.T) {
 		l.leaseStorageLost(t, ctx)

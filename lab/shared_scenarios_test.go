@@ -1,0 +1,64 @@
+//go:build lab
+
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/scenario"
+)
+
+// sharedScenarios runs every definition in lab/scenarios on the real guests
+// through the agent's volume service, and the same definition on the
+// simulator; a step whose outcome differs between the two fails the test,
+// to be fixed in the simulator.
+func (l *labT) sharedScenarios(t *testing.T, ctx context.Context) {
+	defs, err := scenario.Load("scenarios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, def := range defs {
+		l.scenario(t, "shared/"+def.Name, func(t *testing.T) {
+			labRunner := &scenario.Runner{Cluster: &ScenarioCluster{C: l.c, VGName: vg}, StateDir: t.TempDir(), Timeout: 3 * time.Minute}
+			start := time.Now()
+			labRes, labErr := labRunner.Run(ctx, def)
+			l.tm.add("scenario "+def.Name+" (lab)", time.Since(start))
+			simRunner := &scenario.Runner{Cluster: scenario.NewSimCluster(def.Hosts, nil), StateDir: t.TempDir()}
+			simRes, simErr := simRunner.Run(ctx, def)
+
+			labOut, simOut := scenario.Outcomes(labRes), scenario.Outcomes(simRes)
+			_ = os.MkdirAll(l.out, 0o755)
+			_ = os.WriteFile(filepath.Join(l.out, "scenario-"+def.Name+".lab.txt"), []byte(strings.Join(labOut, "\n")+"\n"), 0o644)
+			if labErr != nil {
+				t.Errorf("lab: %v", labErr)
+			}
+			if simErr != nil {
+				t.Errorf("simulator: %v", simErr)
+			}
+			for i := range max(len(labOut), len(simOut)) {
+				var a, b string
+				if i < len(labOut) {
+					a = labOut[i]
+				}
+				if i < len(simOut) {
+					b = simOut[i]
+				}
+				if a != b {
+					t.Errorf("simulator disagrees with the lab:\n  lab: %s\n  sim: %s", a, b)
+				}
+			}
+			if t.Failed() {
+				for _, r := range labRes {
+					t.Logf("lab %d %s %s %s => %s %s %s", r.Index, r.Host, r.Op, r.LV, r.Outcome, r.Value, r.Detail)
+				}
+			}
+			fmt.Printf("scenario %s: %d steps agree (lab %.1fs)\n", def.Name, len(labOut), time.Since(start).Seconds())
+		})
+	}
+}
