@@ -32,6 +32,7 @@ type Options struct {
 	WorkDir       string // agent state and logs
 	Out           io.Writer
 	Version       string
+	Topic         string // default "aos-agent"
 }
 
 // Hosts of the story: two compute hosts and the cinder-volume host.
@@ -53,16 +54,97 @@ type outcome struct {
 	reply   string
 }
 
+// Cluster is a simulated cluster with one running agent per host.
+type Cluster struct {
+	Sim    *sim.Cluster
+	Hosts  []string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Stop stops every agent and waits for them.
+func (c *Cluster) Stop() error {
+	c.cancel()
+	var first error
+	for range c.Hosts {
+		if err := <-c.done; err != nil && !errors.Is(err, context.Canceled) && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// StartCluster simulates hosts sharing VG "vol" on one LUN, runs lockstart
+// on each as the boot unit would, and starts one agent per host (the same
+// daemon as `aos-agent run`, its runner being the simulated host). It
+// returns once every agent is READY. Progress lines go to out.
+func StartCluster(ctx context.Context, o Options, hostNames []string, out io.Writer, log *zap.Logger) (*Cluster, error) {
+	clock := sim.NewScaledClock(time.Now(), 20) // 20 simulated seconds per real second
+	specs := make([]sim.HostSpec, len(hostNames))
+	for i, h := range hostNames {
+		specs[i] = sim.HostSpec{Name: h, HostID: i + 1}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := &Cluster{Sim: sim.NewCluster(sim.Options{Hosts: specs, VG: "vol", PVSize: 64 << 30, Clock: clock}),
+		Hosts: hostNames, cancel: cancel, done: make(chan error, len(hostNames))}
+	started := 0
+	fail := func(err error) (*Cluster, error) {
+		cancel()
+		for ; started > 0; started-- {
+			<-c.done
+		}
+		return nil, err
+	}
+	for i, h := range hostNames {
+		fmt.Fprintf(out, "-- %-10s lockstart: waiting for LUN, PVs, sanlock, lvmlockd; joining lockspace lvm_vol ... ", h)
+		start := time.Now()
+		if _, err := lockstart.Run(ctx, lockstart.NewHost(c.Sim.Host(h), 30*time.Second), lockstart.Options{
+			VolumeGroups: []string{"vol"}, MultipathAlias: "lun0", Timeout: time.Minute, Poll: 50 * time.Millisecond,
+		}); err != nil {
+			return fail(fmt.Errorf("lockstart on %s: %w", h, err))
+		}
+		fmt.Fprintf(out, "joined in %s (simulated %s)\n", time.Since(start).Round(time.Millisecond), (20 * time.Since(start)).Round(time.Second))
+
+		cfg := config.Default()
+		cfg.Host, cfg.TransportURL, cfg.Topic = h, o.TransportURL, o.topic()
+		cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
+		cfg.StateDir = filepath.Join(o.WorkDir, h)
+		cfg.Metrics.Listen = ""
+		if i == 0 {
+			cfg.Metrics.Listen = o.MetricsListen
+		}
+		ready := make(chan struct{})
+		d, err := agent.New(cfg, agent.Options{Version: o.Version, Runner: c.Sim.Host(h), Logger: log.With(zap.String("host", h)),
+			PollInterval: 200 * time.Millisecond, Ready: ready})
+		if err != nil {
+			return fail(err)
+		}
+		started++
+		go func() { c.done <- d.Run(ctx) }()
+		select {
+		case <-ready:
+			fmt.Fprintf(out, "-- %-10s agent READY (lockspace joined, RPC consumer up)\n", h)
+		case err := <-c.done:
+			started--
+			return fail(fmt.Errorf("agent %s stopped: %v", h, err))
+		case <-time.After(time.Minute):
+			return fail(fmt.Errorf("agent %s not ready after a minute", h))
+		}
+	}
+	return c, nil
+}
+
+func (o Options) topic() string {
+	if o.Topic == "" {
+		return "aos-agent"
+	}
+	return o.Topic
+}
+
 // Run starts the agents, tells the story and prints a summary; it returns an
 // error if any step ended differently than the story says it must.
 func Run(ctx context.Context, o Options) error {
 	out := o.Out
-	clock := sim.NewScaledClock(time.Now(), 20) // 20 simulated seconds per real second
-	specs := make([]sim.HostSpec, len(hosts))
-	for i, h := range hosts {
-		specs[i] = sim.HostSpec{Name: h, HostID: i + 1}
-	}
-	cluster := sim.NewCluster(sim.Options{Hosts: specs, VG: "vol", PVSize: 64 << 30, Clock: clock})
 	logFile, err := os.Create(filepath.Join(o.WorkDir, "agents.log"))
 	if err != nil {
 		return err
@@ -72,50 +154,18 @@ func Run(ctx context.Context, o Options) error {
 
 	fmt.Fprintf(out, "== aos-agent demo: 3 simulated hosts share VG \"vol\" on one multipathed LUN\n")
 	fmt.Fprintf(out, "   broker %s, agent logs in %s\n\n", rpc.RedactURL(o.TransportURL), logFile.Name())
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, len(hosts))
-	for i, h := range hosts {
-		fmt.Fprintf(out, "-- %-10s lockstart: waiting for LUN, PVs, sanlock, lvmlockd; joining lockspace lvm_vol ... ", h)
-		start := time.Now()
-		if _, err := lockstart.Run(ctx, lockstart.NewHost(cluster.Host(h), 30*time.Second), lockstart.Options{
-			VolumeGroups: []string{"vol"}, MultipathAlias: "lun0", Timeout: time.Minute, Poll: 50 * time.Millisecond,
-		}); err != nil {
-			return fmt.Errorf("lockstart on %s: %w", h, err)
-		}
-		fmt.Fprintf(out, "joined in %s (simulated %s)\n", time.Since(start).Round(time.Millisecond), (20 * time.Since(start)).Round(time.Second))
-
-		cfg := config.Default()
-		cfg.Host, cfg.TransportURL = h, o.TransportURL
-		cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
-		cfg.StateDir = filepath.Join(o.WorkDir, h)
-		cfg.Metrics.Listen = ""
-		if i == 0 {
-			cfg.Metrics.Listen = o.MetricsListen
-		}
-		ready := make(chan struct{})
-		d, err := agent.New(cfg, agent.Options{Version: o.Version, Runner: cluster.Host(h), Logger: log.With(zap.String("host", h)),
-			PollInterval: 200 * time.Millisecond, Ready: ready})
-		if err != nil {
-			return err
-		}
-		go func() { done <- d.Run(ctx) }()
-		select {
-		case <-ready:
-			fmt.Fprintf(out, "-- %-10s agent READY (lockspace joined, RPC consumer up)\n", h)
-		case err := <-done:
-			return fmt.Errorf("agent %s stopped: %v", h, err)
-		case <-time.After(time.Minute):
-			return fmt.Errorf("agent %s not ready after a minute", h)
-		}
+	c, err := StartCluster(ctx, o, hosts, out, log)
+	if err != nil {
+		return err
 	}
+	cluster := c.Sim
 	if o.MetricsListen != "" {
 		fmt.Fprintf(out, "   metrics of compute-a: http://%s/metrics\n", o.MetricsListen)
 	}
 
-	client, err := rpc.NewClient(rpc.Config{URL: o.TransportURL, Topic: "aos-agent", Logger: log})
+	client, err := rpc.NewClient(rpc.Config{URL: o.TransportURL, Topic: o.topic(), Logger: log})
 	if err != nil {
+		c.Stop()
 		return err
 	}
 	defer client.Close()
@@ -196,11 +246,8 @@ func Run(ctx context.Context, o Options) error {
 			fmt.Fprintf(out, "   %s holds %d LV locks at the end\n", h, len(held.List()))
 		}
 	}
-	cancel()
-	for range hosts {
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			fmt.Fprintf(out, "   agent stop: %v\n", err)
-		}
+	if err := c.Stop(); err != nil {
+		fmt.Fprintf(out, "   agent stop: %v\n", err)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d steps ended differently than expected", failed, len(steps))
