@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/recovery"
+)
+
+// kill-hook is lvm.conf's lvmlockctl_kill_command: lvmlockctl runs it with
+// the VG appended when sanlock declares the VG's lease lost. Exit 0 tells
+// lvmlockctl every LV of the VG is offline (it then drops the locks and the
+// watchdog stands down); anything else leaves the host to the watchdog.
+// Its stdout is a pipe nobody reads, so everything goes to stderr (journald).
+func init() {
+	register("kill-hook", "lvmlockctl_kill_command: fence a VG whose sanlock lease was lost (error-table its LVs)", func(ctx context.Context, args []string) int {
+		return killHook(ctx, args, &run.Host{}, os.Stderr)
+	})
+}
+
+func killHook(ctx context.Context, args []string, r run.Runner, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kill-hook", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", config.DefaultPath, "agent configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: aos-agent kill-hook [--config PATH] VG")
+		return 2
+	}
+	vg := fs.Arg(0)
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "aos-agent kill-hook: "+format+"\n", a...) }
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		// Without the config we cannot tell our VGs: fence nothing and
+		// let the watchdog reset the host.
+		logf("%v", err)
+		return 1
+	}
+	if !slices.Contains(cfg.LVM.VolumeGroups, vg) {
+		logf("VG %q is not in [lvm] volume_groups %v: not fencing it", vg, cfg.LVM.VolumeGroups)
+		return 1
+	}
+	if cfg.Recovery.Mode == "off" {
+		logf("[recovery] mode = off: not fencing VG %s, the watchdog will reset this host", vg)
+		return 1
+	}
+	_, err = recovery.Fence(ctx, recovery.Deps{
+		Runner:         r,
+		StateDir:       cfg.StateDir,
+		MultipathAlias: cfg.LVM.MultipathAlias,
+		Log:            logf,
+	}, vg)
+	if err != nil {
+		return 1
+	}
+	return 0
+}

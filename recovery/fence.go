@@ -1,0 +1,252 @@
+// Package recovery takes a VG's LVs offline when this host loses its sanlock
+// lease (Fence, run by lvmlockctl_kill_command) and records what it did in a
+// journal, so a later recovery can undo exactly that.
+//
+// Fencing must finish within sanlock's grace (~40 s at io_timeout 10) and its
+// exit status is the whole contract: success tells lvmlockctl every LV of the
+// VG is offline, it then drops the VG's locks and disarms the watchdog, so
+// other hosts may soon take those LVs. Claiming success while an LV still
+// reaches the disk is a split brain; failing merely lets the watchdog reset
+// the host. Every doubt therefore resolves to failure.
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/aos-agent/aos-agent/dm"
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/multipath"
+	"github.com/aos-agent/aos-agent/state"
+)
+
+// lvmlockLV is lvmlockd's internal LV holding the sanlock leases. Error-
+// tabling it (as the lvmlockd(8) example script does) makes the later
+// `vgchange --lock-start` fail, so it is never fenced: no guest uses it.
+const lvmlockLV = "lvmlock"
+
+// DefaultStepTimeout bounds each command. Five steps of it (disable
+// queueing, fail_if_no_path, list, the wipes' shared budget counting as
+// three, verify) must fit in sanlock's ~40 s grace.
+const DefaultStepTimeout = 4 * time.Second
+
+// wipeBudgetSteps is how many step timeouts all wipes share: wipes run one
+// after another, and on dead storage each could hang for its whole timeout.
+const wipeBudgetSteps = 3
+
+// Deps is what Fence needs from the host.
+type Deps struct {
+	Runner         run.Runner
+	StateDir       string // journal and held.json live here
+	MultipathAlias string // map that gets fail_if_no_path; "" skips that step
+	StepTimeout    time.Duration
+	Now            func() time.Time
+	// Log receives one line per step (the kill hook sends it to stderr,
+	// which journald keeps); nil discards.
+	Log func(format string, args ...any)
+}
+
+// ErrNotFenced is returned when at least one top-level LV of the VG may
+// still do I/O (or Fence could not tell).
+var ErrNotFenced = errors.New("not every LV of the VG is fenced")
+
+// Fence takes every top-level LV of vg offline by replacing its dm table
+// with the error target, after making queued multipath I/O fail so the
+// wipes cannot block. A step that fails or times out does not stop the
+// following ones. The returned journal (also written under StateDir) says
+// what was fenced; the error is nil only when a final `dmsetup table`
+// shows every top-level LV of vg with the error target.
+func Fence(ctx context.Context, d Deps, vg string) (*Journal, error) {
+	if vg == "" {
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "fence: empty VG name")
+	}
+	f := newFencer(d, vg)
+	f.logf("fencing VG %s: lease lost", vg)
+
+	// Recorded before the command runs: a timed-out disablequeueing may
+	// still have taken effect, and restorequeueing is harmless if not.
+	f.j.QueueingDisabled = true
+	f.saveJournal()
+	f.step("multipathd disablequeueing maps", f.mp.DisableQueueing(ctx))
+
+	if d.MultipathAlias != "" {
+		f.j.FailIfNoPathMap = d.MultipathAlias
+		f.step("dmsetup message "+d.MultipathAlias+" 0 fail_if_no_path", f.mp.FailIfNoPath(ctx, d.MultipathAlias))
+	}
+
+	tables, err := f.dm.Tables(ctx)
+	f.step("dmsetup table (list)", err)
+	if err != nil {
+		// Without the list nothing can be wiped or verified: fail, and
+		// let the watchdog fence the host.
+		return f.finish(fmt.Errorf("%w: listing dm devices: %w", ErrNotFenced, err))
+	}
+	f.j.LVs = f.targets(tables)
+	f.saveJournal() // the list of LVs about to be fenced, before any wipe
+
+	wipeCtx, cancel := context.WithTimeout(ctx, wipeBudgetSteps*f.stepTimeout)
+	for i := range f.j.LVs {
+		lv := &f.j.LVs[i]
+		if lv.Fenced {
+			continue // already error-tabled (an earlier fence)
+		}
+		if err := wipeCtx.Err(); err != nil {
+			lv.Error = "not attempted: wipe budget spent"
+			f.logf("dmsetup wipe_table %s: not attempted, wipe budget spent", lv.Device)
+			continue
+		}
+		err := f.dm.WipeTable(wipeCtx, lv.Device)
+		if err != nil {
+			lv.Error = err.Error()
+		}
+		f.step("dmsetup wipe_table "+lv.Device, err)
+	}
+	cancel()
+
+	return f.finish(f.verify(ctx))
+}
+
+type fencer struct {
+	d           Deps
+	vg          string
+	stepTimeout time.Duration
+	dm          *dm.Client
+	mp          *multipath.Client
+	held        *state.Held
+	j           *Journal
+}
+
+func newFencer(d Deps, vg string) *fencer {
+	if d.StepTimeout <= 0 {
+		d.StepTimeout = DefaultStepTimeout
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = func(string, ...any) {}
+	}
+	f := &fencer{d: d, vg: vg, stepTimeout: d.StepTimeout,
+		dm: dm.New(d.Runner, d.StepTimeout), mp: multipath.New(d.Runner, d.StepTimeout)}
+	now := d.Now().UTC()
+	f.j = &Journal{Version: journalVersion, VG: vg, Phase: PhaseFencing, Started: now, Updated: now}
+	// The held record gives each LV's lock mode, which recovery needs to
+	// re-acquire it; an unreadable record must not stop the fence.
+	held, err := state.OpenHeld(d.StateDir)
+	if err != nil {
+		f.logf("held LV record unreadable, lock modes will be missing from the journal: %v", err)
+	}
+	f.held = held
+	return f
+}
+
+func (f *fencer) logf(format string, args ...any) { f.d.Log(format, args...) }
+
+// step logs a step's outcome and keeps failures in the journal.
+func (f *fencer) step(name string, err error) {
+	if err == nil {
+		f.logf("%s: ok", name)
+		return
+	}
+	f.logf("%s: FAILED: %v", name, err)
+	f.j.Failures = append(f.j.Failures, name+": "+err.Error())
+}
+
+// targets picks the VG's top-level LV devices from the table: the device of
+// each LV itself, not its layers ("-real", "-cow", "-tpool", ...) which
+// only the top-level device reaches, and never lvmlock.
+func (f *fencer) targets(tables []dm.Table) []FencedLV {
+	var out []FencedLV
+	for _, t := range tables {
+		vg, lv, layer, ok := dm.SplitLVMName(t.Name)
+		if !ok || vg != f.vg || layer != "" || lv == lvmlockLV {
+			continue
+		}
+		r := FencedLV{LV: lv, Device: t.Name, Fenced: t.Errored()}
+		if f.held != nil {
+			if h, ok := f.held.Get(vg, lv); ok {
+				r.Mode, r.UUID = h.Mode, h.UUID
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// verify re-reads every table: success needs each top-level LV of the VG,
+// including any that appeared since the list, to have the error target.
+func (f *fencer) verify(ctx context.Context) error {
+	tables, err := f.dm.Tables(ctx)
+	f.step("dmsetup table (verify)", err)
+	if err != nil {
+		for i := range f.j.LVs {
+			f.j.LVs[i].Fenced = false
+		}
+		return fmt.Errorf("%w: verifying: %w", ErrNotFenced, err)
+	}
+	now := map[string]FencedLV{}
+	for _, lv := range f.targets(tables) {
+		now[lv.Device] = lv
+	}
+	var missed []string
+	for i := range f.j.LVs {
+		lv := &f.j.LVs[i]
+		cur, active := now[lv.Device]
+		delete(now, lv.Device)
+		// A device gone from the table does no I/O: offline.
+		lv.Fenced = !active || cur.Fenced
+		if lv.Fenced {
+			lv.Error = ""
+		} else {
+			missed = append(missed, lv.Device)
+		}
+	}
+	for _, dev := range slices.Sorted(maps.Keys(now)) {
+		lv := now[dev]
+		// Activated after the list was taken: never wiped.
+		if !lv.Fenced {
+			lv.Error = "appeared after the device list was taken"
+			missed = append(missed, lv.Device)
+		}
+		f.j.LVs = append(f.j.LVs, lv)
+	}
+	if len(missed) > 0 {
+		return fmt.Errorf("%w: still without the error target: %v", ErrNotFenced, missed)
+	}
+	return nil
+}
+
+// finish records the outcome; a journal that cannot be written is logged
+// but does not turn a verified fence into a failure: the LVs are offline
+// either way, and failing would only get the host reset.
+func (f *fencer) finish(err error) (*Journal, error) {
+	f.j.Phase = PhaseFenced
+	if err != nil {
+		f.j.Phase = PhaseFenceFailed
+	}
+	f.saveJournal()
+	fenced := 0
+	for _, lv := range f.j.LVs {
+		if lv.Fenced {
+			fenced++
+		}
+	}
+	if err != nil {
+		f.logf("fencing VG %s FAILED (%d of %d LVs fenced): %v", f.vg, fenced, len(f.j.LVs), err)
+	} else {
+		f.logf("fencing VG %s done: %d LVs fenced", f.vg, fenced)
+	}
+	return f.j, err
+}
+
+func (f *fencer) saveJournal() {
+	f.j.Updated = f.d.Now().UTC()
+	if err := writeJournal(f.d.StateDir, f.j); err != nil {
+		f.logf("recovery journal not written: %v", err)
+	}
+}

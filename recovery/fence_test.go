@@ -1,0 +1,288 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/state"
+)
+
+var (
+	disableQueueing = []string{"multipathd", "disablequeueing", "maps"}
+	failIfNoPath    = []string{"dmsetup", "message", "lun0", "0", "fail_if_no_path"}
+	table           = []string{"dmsetup", "table"}
+)
+
+func wipe(dev string) []string { return []string{"dmsetup", "wipe_table", dev} }
+
+func recorded(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// wipedBoth is a fence of the recorded lv1 and lv2 up to the verify.
+func wipedBoth(t *testing.T) []run.Step {
+	return []run.Step{
+		{Argv: disableQueueing, Stdout: "ok\n"},
+		{Argv: failIfNoPath},
+		{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+		{Argv: wipe("vol-lv1")},
+		{Argv: wipe("vol-lv2")},
+	}
+}
+
+func timedOut(argv []string) error {
+	return &run.Error{Argv: argv, ExitCode: -1, TimedOut: true, Err: context.DeadlineExceeded}
+}
+
+// deps returns Deps on dir with lv1 held ex and lv2 held sh.
+func deps(t *testing.T, r run.Runner) Deps {
+	t.Helper()
+	dir := t.TempDir()
+	held, err := state.OpenHeld(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []state.HeldLV{{VG: "vol", LV: "lv1", UUID: "u1", Mode: state.Exclusive}, {VG: "vol", LV: "lv2", UUID: "u2", Mode: state.Shared}} {
+		if err := held.Set(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Deps{Runner: r, StateDir: dir, MultipathAlias: "lun0", Log: t.Logf,
+		Now: func() time.Time { return time.Date(2026, 11, 23, 12, 1, 20, 0, time.UTC) }}
+}
+
+func readJournal(t *testing.T, dir string) *Journal {
+	t.Helper()
+	j, ok, err := ReadJournal(dir, "vol")
+	if err != nil || !ok {
+		t.Fatalf("journal: ok=%v err=%v", ok, err)
+	}
+	return j
+}
+
+// The sequence that worked on real guests (lab run b2), on its recorded
+// tables; the journal lists both LVs with their modes before the first wipe.
+func TestFenceRecordedSequence(t *testing.T) {
+	s := run.NewScripted(t, append(wipedBoth(t),
+		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
+	)...)
+	var d Deps
+	wipes := 0
+	d = deps(t, run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
+		if c.Argv[1] == "wipe_table" {
+			wipes++
+			if wipes == 1 {
+				j := readJournal(t, d.StateDir)
+				if j.Phase != PhaseFencing || !j.QueueingDisabled || len(j.LVs) != 2 {
+					t.Errorf("journal before the first wipe: %+v", j)
+				}
+			}
+		}
+		if c.Timeout != DefaultStepTimeout {
+			t.Errorf("%s: timeout %v", c, c.Timeout)
+		}
+		return s.Run(ctx, c)
+	}))
+	j, err := Fence(context.Background(), d, "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []FencedLV{
+		{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, UUID: "u1", Fenced: true},
+		{LV: "lv2", Device: "vol-lv2", Mode: state.Shared, UUID: "u2", Fenced: true},
+	}
+	onDisk := readJournal(t, d.StateDir)
+	for _, got := range []*Journal{j, onDisk} {
+		if got.Phase != PhaseFenced || !got.QueueingDisabled || got.FailIfNoPathMap != "lun0" || len(got.Failures) != 0 {
+			t.Fatalf("journal %+v", got)
+		}
+		if len(got.LVs) != 2 || got.LVs[0] != want[0] || got.LVs[1] != want[1] {
+			t.Fatalf("LVs %+v", got.LVs)
+		}
+	}
+	if !onDisk.Started.Equal(d.Now()) {
+		t.Fatalf("started %v", onDisk.Started)
+	}
+}
+
+// multipathd hung: the wipes still run (queueing off or not, they are the fence).
+func TestFenceContinuesAfterHungSteps(t *testing.T) {
+	r := run.NewScripted(t,
+		run.Step{Argv: disableQueueing, Err: timedOut(disableQueueing)},
+		run.Step{Argv: failIfNoPath, Err: timedOut(failIfNoPath)},
+		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+		run.Step{Argv: wipe("vol-lv1")},
+		run.Step{Argv: wipe("vol-lv2")},
+		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
+	)
+	d := deps(t, r)
+	j, err := Fence(context.Background(), d, "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A timed-out disablequeueing may have applied: recovery restores it.
+	if !j.QueueingDisabled || len(j.Failures) != 2 || !strings.HasPrefix(j.Failures[0], "multipathd disablequeueing maps: ") {
+		t.Fatalf("%+v", j)
+	}
+}
+
+// lv2's wipe hangs (queued I/O): lv1 is still fenced, the result is failure.
+func TestFencePartialFailure(t *testing.T) {
+	stillLinear := strings.Replace(recorded(t, "table-after-fence.txt"), "vol-lv2: 0 131072 error ", "vol-lv2: 0 131072 linear 253:0 657408", 1)
+	r := run.NewScripted(t,
+		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
+		run.Step{Argv: failIfNoPath},
+		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+		run.Step{Argv: wipe("vol-lv1")},
+		run.Step{Argv: wipe("vol-lv2"), Err: timedOut(wipe("vol-lv2"))},
+		run.Step{Argv: table, Stdout: stillLinear},
+	)
+	d := deps(t, r)
+	j, err := Fence(context.Background(), d, "vol")
+	if !errors.Is(err, ErrNotFenced) || !strings.Contains(err.Error(), "vol-lv2") {
+		t.Fatalf("err %v", err)
+	}
+	if !j.LVs[0].Fenced || j.LVs[1].Fenced || j.LVs[1].Error == "" {
+		t.Fatalf("LVs %+v", j.LVs)
+	}
+	if onDisk := readJournal(t, d.StateDir); onDisk.Phase != PhaseFenceFailed {
+		t.Fatalf("phase %s", onDisk.Phase)
+	}
+}
+
+// Only top-level LVs of the VG are wiped: not lvmlock, not layers
+// (snapshot "-real"/"-cow", thin "-tpool"), not other VGs, not the map.
+// Not recorded: the lab had no snapshots or thin pools.
+func TestFenceSparesLvmlockLayersAndOtherVGs(t *testing.T) {
+	before := "lun0: 0 4194304 multipath 0 0 2 1 service-time 0 1 2 8:0 1 1 service-time 0 1 2 8:16 1 1 \n" +
+		"other-lv1: 0 131072 linear 253:0 526336\n" +
+		"vol-lv1: 0 131072 snapshot-origin 253:3\n" +
+		"vol-lv1-real: 0 131072 linear 253:0 526336\n" +
+		"vol-lvmlock: 0 524288 linear 253:0 2048\n" +
+		"vol-my--snap: 0 131072 snapshot 253:3 253:5 P 8\n" +
+		"vol-my--snap-cow: 0 16384 linear 253:0 657408\n" +
+		"vol-pool-tpool: 0 262144 thin-pool 253:7 253:8 128 0 0 \n"
+	after := strings.NewReplacer(
+		"vol-lv1: 0 131072 snapshot-origin 253:3", "vol-lv1: 0 131072 error ",
+		"vol-my--snap: 0 131072 snapshot 253:3 253:5 P 8", "vol-my--snap: 0 131072 error ").Replace(before)
+	r := run.NewScripted(t,
+		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
+		run.Step{Argv: failIfNoPath},
+		run.Step{Argv: table, Stdout: before},
+		run.Step{Argv: wipe("vol-lv1")},
+		run.Step{Argv: wipe("vol-my--snap")},
+		run.Step{Argv: table, Stdout: after},
+	)
+	j, err := Fence(context.Background(), deps(t, r), "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j.LVs) != 2 || j.LVs[1].LV != "my-snap" || j.LVs[1].Mode != "" {
+		t.Fatalf("LVs %+v", j.LVs)
+	}
+}
+
+func TestFenceVerifyFailureIsFailure(t *testing.T) {
+	r := run.NewScripted(t, append(wipedBoth(t),
+		run.Step{Argv: table, Err: timedOut(table)},
+	)...)
+	j, err := Fence(context.Background(), deps(t, r), "vol")
+	if !errors.Is(err, ErrNotFenced) || !errors.Is(err, errdefs.ErrCommandTimeout) {
+		t.Fatalf("err %v", err)
+	}
+	if j.Phase != PhaseFenceFailed || j.LVs[0].Fenced || j.LVs[1].Fenced {
+		t.Fatalf("%+v", j)
+	}
+}
+
+// Without the device list nothing can be wiped: fail at once, leave it to the watchdog.
+func TestFenceListFailureWipesNothing(t *testing.T) {
+	r := run.NewScripted(t,
+		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
+		run.Step{Argv: failIfNoPath},
+		run.Step{Argv: table, ExitCode: 1, Stderr: "Command failed.\n"},
+	)
+	j, err := Fence(context.Background(), deps(t, r), "vol")
+	if !errors.Is(err, ErrNotFenced) || j.Phase != PhaseFenceFailed {
+		t.Fatalf("err %v, %+v", err, j)
+	}
+}
+
+// An LV activated between the list and the verify was never wiped.
+func TestFenceLVAppearingDuringFenceIsFailure(t *testing.T) {
+	r := run.NewScripted(t, append(wipedBoth(t),
+		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt") + "vol-lv3: 0 131072 linear 253:0 788480\n"},
+	)...)
+	j, err := Fence(context.Background(), deps(t, r), "vol")
+	if !errors.Is(err, ErrNotFenced) || len(j.LVs) != 3 || j.LVs[2].LV != "lv3" || j.LVs[2].Fenced {
+		t.Fatalf("err %v, %+v", err, j.LVs)
+	}
+}
+
+// No LV active: nothing to take offline is success. No alias configured:
+// no fail_if_no_path.
+func TestFenceNothingActive(t *testing.T) {
+	only := "lun0: 0 4194304 multipath 0 0 2 1 service-time 0 1 2 8:0 1 1 service-time 0 1 2 8:16 1 1 \nvol-lvmlock: 0 524288 linear 253:0 2048\n"
+	r := run.NewScripted(t,
+		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
+		run.Step{Argv: table, Stdout: only},
+		run.Step{Argv: table, Stdout: only},
+	)
+	d := deps(t, r)
+	d.MultipathAlias = ""
+	j, err := Fence(context.Background(), d, "vol")
+	if err != nil || len(j.LVs) != 0 || j.Phase != PhaseFenced {
+		t.Fatalf("err %v, %+v", err, j)
+	}
+}
+
+// An LV whose device disappeared before the verify (removed) is offline.
+func TestFenceRemovedDeviceCountsAsOffline(t *testing.T) {
+	r := run.NewScripted(t,
+		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
+		run.Step{Argv: failIfNoPath},
+		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+		run.Step{Argv: wipe("vol-lv1")},
+		run.Step{Argv: wipe("vol-lv2"), ExitCode: 1, Stderr: "Device does not exist.\nCommand failed.\n"},
+		run.Step{Argv: table, Stdout: strings.Replace(recorded(t, "table-after-fence.txt"), "vol-lv2: 0 131072 error \n", "", 1)},
+	)
+	j, err := Fence(context.Background(), deps(t, r), "vol")
+	if err != nil || !j.LVs[1].Fenced || j.LVs[1].Error != "" {
+		t.Fatalf("err %v, %+v", err, j.LVs)
+	}
+}
+
+// The journal is best effort: an unwritable state dir does not turn a
+// verified fence into a host reset.
+func TestFenceSurvivesUnwritableStateDir(t *testing.T) {
+	r := run.NewScripted(t, append(wipedBoth(t),
+		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
+	)...)
+	d := deps(t, r)
+	blocker := filepath.Join(d.StateDir, "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.StateDir = filepath.Join(blocker, "sub") // a path under a regular file
+	if _, err := Fence(context.Background(), d, "vol"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReadJournalMissing(t *testing.T) {
+	if j, ok, err := ReadJournal(t.TempDir(), "vol"); j != nil || ok || err != nil {
+		t.Fatalf("%v %v %v", j, ok, err)
+	}
+}

@@ -1,0 +1,86 @@
+package recovery
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aos-agent/aos-agent/state"
+)
+
+// Phase is where a fence stands. A journal left in PhaseFencing means the
+// fence was interrupted (crash, kill): its LV list may be incomplete, so a
+// restarted agent must look at the dm tables again.
+type Phase string
+
+const (
+	PhaseFencing     Phase = "fencing"
+	PhaseFenced      Phase = "fenced"
+	PhaseFenceFailed Phase = "fence-failed"
+)
+
+const journalVersion = 1
+
+// Journal is what a fence did, kept in StateDir/recovery-VG.json until a
+// recovery has undone it.
+type Journal struct {
+	Version int       `json:"version"`
+	VG      string    `json:"vg"`
+	Phase   Phase     `json:"phase"`
+	Started time.Time `json:"started"`
+	Updated time.Time `json:"updated"`
+	// QueueingDisabled: `multipathd disablequeueing maps` was issued;
+	// recovery must run `multipathd restorequeueing maps`.
+	QueueingDisabled bool `json:"queueing_disabled"`
+	// FailIfNoPathMap got `fail_if_no_path`; restorequeueing undoes it too.
+	FailIfNoPathMap string     `json:"fail_if_no_path_map,omitempty"`
+	LVs             []FencedLV `json:"lvs"`
+	Failures        []string   `json:"failures,omitempty"`
+}
+
+// FencedLV is one top-level LV of the VG that was active when fencing began.
+type FencedLV struct {
+	LV     string `json:"lv"`
+	Device string `json:"device"` // dm name
+	// Mode and UUID come from the held record; Mode is "" for an LV the
+	// agent did not activate (recovery must not re-acquire it).
+	Mode   state.Mode `json:"mode,omitempty"`
+	UUID   string     `json:"uuid,omitempty"`
+	Fenced bool       `json:"fenced"` // error target verified (or device gone)
+	Error  string     `json:"error,omitempty"`
+}
+
+// JournalPath is where the journal of vg lives under dir.
+func JournalPath(dir, vg string) string { return filepath.Join(dir, "recovery-"+vg+".json") }
+
+func writeJournal(dir string, j *Journal) error {
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	return state.WriteFileAtomic(JournalPath(dir, j.VG), append(b, '\n'), 0o600)
+}
+
+// ReadJournal loads the journal of vg; ok is false when there is none
+// (nothing was fenced, or recovery finished and removed it).
+func ReadJournal(dir, vg string) (j *Journal, ok bool, err error) {
+	path := JournalPath(dir, vg)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	j = &Journal{}
+	if err := json.Unmarshal(b, j); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", path, err)
+	}
+	if j.Version != journalVersion {
+		return nil, false, fmt.Errorf("%s: unsupported version %d", path, j.Version)
+	}
+	return j, true, nil
+}
