@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/recovery"
+	"github.com/aos-agent/aos-agent/sim"
+)
+
+func writeKillHookConfig(t *testing.T, extra string) (path, stateDir string) {
+	t.Helper()
+	dir := t.TempDir()
+	stateDir = filepath.Join(dir, "state")
+	path = filepath.Join(dir, "aos-agent.conf")
+	conf := "[DEFAULT]\nstate_dir = " + stateDir + "\n[lvm]\nvolume_groups = vol\nmultipath_alias = lun0\n" + extra
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, stateDir
+}
+
+// lvmlockctl runs the hook (configured without --config, so tests add it
+// before the VG) on a simulated h1 that lost its storage: exit 0, h1 is
+// fenced and not reset.
+func TestKillHookOnSimulatedLeaseLoss(t *testing.T) {
+	cfg, stateDir := writeKillHookConfig(t, "")
+	clk := sim.NewManualClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	var c *sim.Cluster
+	var stderr bytes.Buffer
+	exits := []int{}
+	c = sim.NewCluster(sim.Options{
+		Hosts:     []sim.HostSpec{{Name: "h1", HostID: 1}, {Name: "h2", HostID: 2}},
+		IOTimeout: 10 * time.Second, JoinTime: -1, Clock: clk,
+		RunKill: func(host string, argv []string) int {
+			// argv is "/usr/local/sbin/aos-agent kill-hook vol"; main passes argv[2:].
+			code := killHook(context.Background(), append([]string{"--config", cfg}, argv[2:]...), c.Host(host), &stderr)
+			exits = append(exits, code)
+			return code
+		},
+	})
+	for _, cmd := range []string{"vgchange --lock-start vol", "lvcreate -an -n lv1 -L 64m vol", "lvchange -aey vol/lv1"} {
+		if _, err := c.Host("h1").Run(context.Background(), run.Cmd{Argv: strings.Fields(cmd)}); err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+	}
+	c.SetKillCommand("h1", []string{"/usr/local/sbin/aos-agent", "kill-hook"})
+	c.FailPaths("h1", true)
+	clk.Advance(12 * 10 * time.Second)
+	st := c.State("h1")
+	if len(exits) != 1 || exits[0] != 0 || st.Resets != 0 || st.Active["lv1"] != "error" || len(st.Locks) != 0 {
+		t.Fatalf("exits %v, state %+v\n%s", exits, st, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "dmsetup wipe_table vol-lv1: ok") {
+		t.Fatalf("stderr:\n%s", stderr.String())
+	}
+	if j, ok, err := recovery.ReadJournal(stateDir, "vol"); err != nil || !ok || j.Phase != recovery.PhaseFenced {
+		t.Fatalf("journal %+v %v %v", j, ok, err)
+	}
+}
+
+// Refusals run no command at all (the scripted runner has no steps) and
+// exit non-zero, leaving the host to the watchdog.
+func TestKillHookRefusals(t *testing.T) {
+	cfg, _ := writeKillHookConfig(t, "")
+	cfgOff, _ := writeKillHookConfig(t, "[recovery]\nmode = off\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"unknown VG", []string{"--config", cfg, "other"}, 1, `VG "other" is not in [lvm] volume_groups [vol]`},
+		{"no config", []string{"--config", filepath.Join(t.TempDir(), "missing.conf"), "vol"}, 1, "no such file"},
+		{"recovery off", []string{"--config", cfgOff, "vol"}, 1, "mode = off"},
+		{"no VG", []string{"--config", cfg}, 2, "usage: aos-agent kill-hook"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := killHook(context.Background(), tc.args, run.NewScripted(t), &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.msg) {
+				t.Fatalf("exit %d, stderr %q", code, stderr.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,184 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/sim"
+	"github.com/aos-agent/aos-agent/state"
+)
+
+const ioTimeout = 10 * time.Second
+
+var killHookArgv = []string{"/usr/local/sbin/aos-agent", "kill-hook"}
+
+// simCluster is h1 and h2 sharing VG vol, h1 holding lv1 ex with guest vm1
+// running on it. With hook, h1's lvmlockctl_kill_command is the kill hook and
+// runs Fence on h1's simulated tools.
+type simCluster struct {
+	t        *testing.T
+	clk      *sim.ManualClock
+	c        *sim.Cluster
+	stateDir string
+	journals []*Journal
+	step     time.Duration
+}
+
+func newSimCluster(t *testing.T, hook, noWatchdog bool) *simCluster {
+	t.Helper()
+	s := &simCluster{t: t, clk: sim.NewManualClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)), stateDir: t.TempDir()}
+	o := sim.Options{
+		Hosts:     []sim.HostSpec{{Name: "h1", HostID: 1, NoWatchdog: noWatchdog}, {Name: "h2", HostID: 2}},
+		IOTimeout: ioTimeout, JoinTime: -1, Clock: s.clk,
+	}
+	if hook {
+		o.RunKill = s.runKill
+	}
+	s.c = sim.NewCluster(o)
+	s.ok("h1", "vgchange --lock-start vol")
+	s.ok("h2", "vgchange --lock-start vol")
+	s.ok("h1", "lvcreate -an -n lv1 -L 64m vol")
+	s.ok("h1", "lvchange -aey vol/lv1")
+	held, err := state.OpenHeld(s.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Set(state.HeldLV{VG: "vol", LV: "lv1", Mode: state.Exclusive}); err != nil {
+		t.Fatal(err)
+	}
+	s.c.DefineDomain("h1", "vm1", "lv1")
+	s.ok("h1", "virsh start vm1")
+	if hook {
+		s.c.SetKillCommand("h1", killHookArgv)
+	}
+	return s
+}
+
+// runKill is what lvmlockctl does on h1: run the configured command with
+// the VG appended. Only the kill hook is configured here.
+func (s *simCluster) runKill(host string, argv []string) int {
+	if !slices.Equal(argv[:len(argv)-1], killHookArgv) {
+		s.t.Errorf("kill command %q", argv)
+		return 1
+	}
+	j, err := Fence(context.Background(), Deps{Runner: s.c.Host(host), StateDir: s.stateDir,
+		MultipathAlias: "lun0", StepTimeout: s.step, Log: s.t.Logf}, argv[len(argv)-1])
+	s.journals = append(s.journals, j)
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+func (s *simCluster) run(host, cmd string) error {
+	_, err := s.c.Host(host).Run(context.Background(), run.Cmd{Argv: strings.Fields(cmd)})
+	return err
+}
+
+func (s *simCluster) ok(host, cmd string) {
+	s.t.Helper()
+	if err := s.run(host, cmd); err != nil {
+		s.t.Fatalf("%s on %s: %v", cmd, host, err)
+	}
+}
+
+// With the kill hook h1 is not reset: at 8 × io_timeout its LV is error-
+// tabled, its guest paused, its locks dropped, and h2 can take the LV.
+func TestSimKillHookFencesInsteadOfReset(t *testing.T) {
+	s := newSimCluster(t, true, false)
+	s.c.FailPaths("h1", true)
+	s.clk.Advance(8 * ioTimeout)
+	st := s.c.State("h1")
+	if st.KillRuns != 1 || st.Active["lv1"] != "error" || len(st.Locks) != 0 || st.LockspaceJoined || st.Domains["vm1"] != "paused" {
+		t.Fatalf("after the kill: %+v", st)
+	}
+	if len(s.journals) != 1 || s.journals[0].Phase != PhaseFenced {
+		t.Fatalf("journals %+v", s.journals)
+	}
+	j := readJournal(t, s.stateDir)
+	if !j.QueueingDisabled || len(j.LVs) != 1 || j.LVs[0] != (FencedLV{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, Fenced: true}) {
+		t.Fatalf("journal %+v", j)
+	}
+	s.clk.Advance(10 * ioTimeout)
+	if st := s.c.State("h1"); st.Resets != 0 {
+		t.Fatalf("host reset despite the fence: %+v", st)
+	}
+	s.ok("h2", "lvchange -aey vol/lv1")
+}
+
+// Without a working kill command the watchdog resets h1.
+func TestSimWithoutKillHookHostIsReset(t *testing.T) {
+	s := newSimCluster(t, false, false)
+	s.c.FailPaths("h1", true)
+	s.clk.Advance(12 * ioTimeout)
+	if st := s.c.State("h1"); st.Resets != 1 || len(st.Active) != 0 {
+		t.Fatalf("want a reset: %+v", st)
+	}
+}
+
+// multipathd hung: its steps time out, the wipe and verify still fence h1.
+func TestSimHungMultipathdStillFences(t *testing.T) {
+	s := newSimCluster(t, true, false)
+	s.step = 50 * time.Millisecond
+	s.c.HangCommands("h1", "multipathd")
+	s.c.FailPaths("h1", true)
+	s.clk.Advance(12 * ioTimeout)
+	if st := s.c.State("h1"); st.Resets != 0 || st.Active["lv1"] != "error" || len(st.Locks) != 0 {
+		t.Fatalf("%+v", st)
+	}
+	if j := s.journals[0]; j.Phase != PhaseFenced || len(j.Failures) != 1 || !strings.HasPrefix(j.Failures[0], "multipathd disablequeueing maps") {
+		t.Fatalf("journal %+v", j)
+	}
+}
+
+// dmsetup hung: nothing can be listed or verified, so the hook exits 1 and
+// h1 is reset, never left with dropped locks and a live LV.
+func TestSimFenceFailureLeavesHostToWatchdog(t *testing.T) {
+	s := newSimCluster(t, true, false)
+	s.step = 50 * time.Millisecond
+	s.c.HangCommands("h1", "dmsetup table")
+	s.c.FailPaths("h1", true)
+	s.clk.Advance(8 * ioTimeout)
+	if st := s.c.State("h1"); st.KillRuns != 1 || len(st.Locks) != 1 || s.journals[0].Phase != PhaseFenceFailed {
+		t.Fatalf("%+v", st)
+	}
+	s.clk.Advance(4 * ioTimeout)
+	if st := s.c.State("h1"); st.Resets != 1 {
+		t.Fatalf("want a reset: %+v", st)
+	}
+}
+
+// With sanlock -w 0 (Debian's default) and no kill command, h2 gets lv1
+// while it is still linear on h1: the split brain. With the kill hook,
+// h1's lv1 is error-tabled before h2 can take it.
+func TestSimSplitBrainPreventedByKillHook(t *testing.T) {
+	for _, hook := range []bool{false, true} {
+		s := newSimCluster(t, hook, true)
+		s.c.FailPaths("h1", true)
+		var h2Got time.Duration
+		for at := time.Duration(0); at <= 14*ioTimeout; at += time.Second {
+			if err := s.run("h2", "lvchange -aey vol/lv1"); err == nil {
+				h2Got = at
+				break
+			} else if !errors.As(err, new(*run.Error)) {
+				t.Fatal(err)
+			}
+			s.clk.Advance(time.Second)
+		}
+		h1 := s.c.State("h1")
+		if h2Got == 0 || s.c.State("h2").Locks["lv1"] != "ex" {
+			t.Fatalf("hook=%v: h2 never got lv1", hook)
+		}
+		if !hook && (h1.Active["lv1"] != "linear" || h2Got != 14*ioTimeout) {
+			t.Fatalf("without the hook want the split brain at 14 × io_timeout, got h2 at %v and h1 %+v", h2Got, h1)
+		}
+		if hook && (h1.Active["lv1"] != "error" || h2Got != 8*ioTimeout || h1.Resets != 0) {
+			t.Fatalf("with the hook h2 got lv1 at %v while h1 had %+v", h2Got, h1)
+		}
+	}
+}
