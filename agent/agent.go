@@ -19,9 +19,11 @@ import (
 	"github.com/aos-agent/aos-agent/agent/rpc"
 	"github.com/aos-agent/aos-agent/agent/volumes"
 	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/errdefs"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/lvm"
 	"github.com/aos-agent/aos-agent/multipath"
+	"github.com/aos-agent/aos-agent/recovery"
 	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/aos-agent/aos-agent/state"
 	"github.com/aos-agent/aos-agent/systemd"
@@ -105,7 +107,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	}
 	lvmc := lvm.New(d.runner, lvm.Options{VolumeGroups: cfg.LVM.VolumeGroups, Timeout: timeout, LockStartTimeout: cfg.LVM.LockStartTimeout})
 	d.volumes, err = volumes.New(lvmc, d.monitor.LockCtl, volumes.CommandWiper{Runner: d.runner}, held, volumes.Options{
-		VolumeGroups: cfg.LVM.VolumeGroups, Logger: d.log.Named("volumes"),
+		VolumeGroups: cfg.LVM.VolumeGroups, Logger: d.log.Named("volumes"), Gate: d.gate,
 	})
 	if err != nil {
 		return nil, err
@@ -132,7 +134,10 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	}
 	amqpUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aos_amqp_connected", Help: "1 while the RPC server has a broker connection."},
 		func() float64 { return b2f(d.server.Connected()) })
-	d.reg.MustRegister(amqpUp)
+	inRecovery := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aos_recovery_in_progress",
+		Help: "1 while a VG of this host is fenced after losing its lease storage and not yet recovered."},
+		func() float64 { return b2f(len(d.recoveries()) > 0) })
+	d.reg.MustRegister(amqpUp, inRecovery)
 	return d, nil
 }
 
@@ -227,6 +232,41 @@ func (d *Daemon) health(ctx context.Context, s Snapshot) {
 	}
 }
 
+// recoveries returns the recovery journals present: a VG fenced by the
+// kill hook stays in recovery until its journal is removed.
+func (d *Daemon) recoveries() []*recovery.Journal {
+	var out []*recovery.Journal
+	for _, vg := range d.cfg.LVM.VolumeGroups {
+		j, ok, err := recovery.ReadJournal(d.cfg.StateDir, vg)
+		if err != nil {
+			// An unreadable journal still means a fence happened.
+			d.log.Error("cannot read recovery journal", zap.String("vg", vg), zap.Error(err))
+			j, ok = &recovery.Journal{VG: vg, Phase: "unreadable"}, true
+		}
+		if ok {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// gate refuses mutating calls at once while a VG is fenced or its lease is
+// lost: LVM would fail anyway, slowly, and an activation must never race the
+// fence or the watchdog.
+func (d *Daemon) gate() error {
+	if js := d.recoveries(); len(js) > 0 {
+		return errdefs.Errorf(errdefs.ErrRecoveryInProgress, "VG %s was fenced after its lease storage was lost (journal phase %s): recovery must finish first",
+			js[0].VG, js[0].Phase)
+	}
+	snap := d.monitor.Last()
+	for _, vg := range d.cfg.LVM.VolumeGroups {
+		if st := snap.LockspaceState(vg); st == sanlock.StateFailed || st == sanlock.StateKilled {
+			return errdefs.Errorf(errdefs.ErrLockspaceLost, "lockspace of VG %s is %s on this host: its lease storage is lost", vg, st)
+		}
+	}
+	return nil
+}
+
 func (d *Daemon) broadcast(ctx context.Context, method string, args map[string]any) error {
 	return d.client.FanoutCast(ctx, method, args)
 }
@@ -284,6 +324,16 @@ func (d *Daemon) status(ctx context.Context) (any, error) {
 	return map[string]any{
 		"host": d.cfg.Host, "host_id": d.hostID(), "ready": d.ready.Load(),
 		"lockspaces": ls, "multipath": mp, "active_volumes": vols, "collector_errors": errs,
-		"recovery": map[string]any{"state": "idle"},
+		"recovery": d.recoveryStatus(),
 	}, nil
+}
+
+// recoveryStatus is get_status' view of fenced VGs: "idle", or the fence
+// journals with what was taken offline.
+func (d *Daemon) recoveryStatus() map[string]any {
+	js := d.recoveries()
+	if len(js) == 0 {
+		return map[string]any{"state": "idle"}
+	}
+	return map[string]any{"state": "fenced", "journals": js}
 }

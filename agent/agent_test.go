@@ -1,0 +1,83 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/lvm"
+	"github.com/aos-agent/aos-agent/sim"
+	"go.uber.org/zap"
+)
+
+// The daemon refuses mutating calls at once while its lease storage is
+// lost or a VG is fenced, and get_status shows the fence journal.
+func TestGateAndRecoveryStatus(t *testing.T) {
+	clock := sim.NewManualClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	c := sim.NewCluster(sim.Options{Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}}, VG: "vol", Clock: clock, IOTimeout: 10 * time.Second})
+	host := c.Host("h1")
+	ctx := context.Background()
+	started := make(chan error, 1)
+	go func() { started <- lvm.New(host, lvm.Options{VolumeGroups: []string{"vol"}}).LockStart(ctx, "vol") }()
+	// The join takes simulated time: advance the clock until it is done.
+join:
+	for i := 0; i < 100; i++ {
+		clock.Advance(time.Second)
+		select {
+		case err := <-started:
+			if err != nil {
+				t.Fatal(err)
+			}
+			break join
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	cfg := config.Default()
+	cfg.Host, cfg.StateDir = "h1", t.TempDir()
+	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
+	cfg.Metrics.Listen = ""
+	d, err := New(cfg, Options{Runner: host, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := d.monitor.Poll(ctx); s.LockspaceState("vol") != "joined" {
+		t.Fatalf("lockspace %s", s.LockspaceState("vol"))
+	}
+	if err := d.gate(); err != nil {
+		t.Fatalf("healthy host gated: %v", err)
+	}
+	if st := d.recoveryStatus(); st["state"] != "idle" {
+		t.Fatal(st)
+	}
+
+	c.FailLeaseStorage("h1")
+	clock.Advance(81 * time.Second) // past 8 × io_timeout: renewal failed
+	d.monitor.Poll(ctx)
+	if err := d.gate(); !errors.Is(err, errdefs.ErrLockspaceLost) {
+		t.Fatalf("want LockspaceLost, got %v", err)
+	}
+
+	journal := `{"version":1,"vg":"vol","phase":"fenced","lvs":[{"lv":"v1","device":"vol-v1","mode":"ex","fenced":true}]}`
+	if err := os.WriteFile(filepath.Join(cfg.StateDir, "recovery-vol.json"), []byte(journal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.gate(); !errors.Is(err, errdefs.ErrRecoveryInProgress) {
+		t.Fatalf("want RecoveryInProgress, got %v", err)
+	}
+	if st := d.recoveryStatus(); st["state"] != "fenced" {
+		t.Fatal(st)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.StateDir, "recovery-vol.json"), []byte("{garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.gate(); !errors.Is(err, errdefs.ErrRecoveryInProgress) {
+		t.Fatalf("an unreadable journal must still gate: %v", err)
+	}
+}
