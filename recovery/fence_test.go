@@ -286,3 +286,27 @@ func TestReadJournalMissing(t *testing.T) {
 		t.Fatalf("%v %v %v", j, ok, err)
 	}
 }
+
+// Wipes share a budget: once a hung wipe has spent it, the remaining LVs
+// are reported not attempted (and the fence fails) instead of each waiting
+// out its own timeout past sanlock's grace.
+func TestFenceWipeBudget(t *testing.T) {
+	s := run.NewScripted(t,
+		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
+		run.Step{Argv: failIfNoPath},
+		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+		run.Step{Argv: wipe("vol-lv1"), Err: timedOut(wipe("vol-lv1"))},
+		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+	)
+	d := deps(t, run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
+		if c.Argv[1] == "wipe_table" {
+			<-ctx.Done() // hangs until the wipe budget is spent
+		}
+		return s.Run(ctx, c)
+	}))
+	d.StepTimeout = time.Millisecond
+	j, err := Fence(context.Background(), d, "vol")
+	if !errors.Is(err, ErrNotFenced) || j.LVs[1].Error != "not attempted: wipe budget spent" {
+		t.Fatalf("err %v, %+v", err, j.LVs)
+	}
+}
