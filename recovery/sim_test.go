@@ -182,3 +182,28 @@ func TestSimSplitBrainPreventedByKillHook(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFenceSim fences 20 active LVs on a simulated host: Fence's own
+// cost next to the ~40 s grace (real hosts add each command's run time).
+func BenchmarkFenceSim(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		c := sim.NewCluster(sim.Options{Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}}, JoinTime: -1})
+		h := c.Host("h1")
+		cmds := []string{"vgchange --lock-start vol"}
+		for i := range 20 {
+			lv := "lv" + string(rune('a'+i))
+			cmds = append(cmds, "lvcreate -an -n "+lv+" -L 8m vol", "lvchange -aey vol/"+lv)
+		}
+		for _, cmd := range cmds {
+			if _, err := h.Run(context.Background(), run.Cmd{Argv: strings.Fields(cmd)}); err != nil {
+				b.Fatal(cmd, err)
+			}
+		}
+		dir := b.TempDir()
+		b.StartTimer()
+		if j, err := Fence(context.Background(), Deps{Runner: h, StateDir: dir, MultipathAlias: "lun0"}, "vol"); err != nil || len(j.LVs) != 20 {
+			b.Fatal(err)
+		}
+	}
+}
