@@ -1,0 +1,43 @@
+package dm
+
+import (
+	"os"
+	"testing"
+)
+
+// Outputs recorded by the lab (Debian 12 guest, lab/killhook_test.go): open
+// counts while a VM holds vm-disk, and the tables after the kill hook
+// fenced the VG (lvmlock spared).
+func TestParseLabRecordedOutputs(t *testing.T) {
+	b, err := os.ReadFile("testdata/info.healthy.lab.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	devs, err := ParseInfo(b)
+	if err != nil || len(devs) != 4 {
+		t.Fatalf("%+v %v", devs, err)
+	}
+	open := map[string]int{}
+	for _, d := range devs {
+		if d.VG == "vol" {
+			open[d.LV] = d.Open
+		}
+	}
+	if open["vm-disk"] != 1 || open["shared-disk"] != 0 || open["lvmlock"] != 1 {
+		t.Fatalf("open counts %v", open)
+	}
+	if b, err = os.ReadFile("testdata/table.fenced.lab.txt"); err != nil {
+		t.Fatal(err)
+	}
+	tables, err := ParseTables(b)
+	if err != nil || len(tables) != 4 {
+		t.Fatalf("%+v %v", tables, err)
+	}
+	errored := map[string]bool{}
+	for i := range tables {
+		errored[tables[i].Name] = tables[i].Errored()
+	}
+	if !errored["vol-vm--disk"] || !errored["vol-shared--disk"] || errored["vol-lvmlock"] || errored["lun0"] {
+		t.Fatalf("errored %v", errored)
+	}
+}

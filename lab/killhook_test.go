@@ -1,0 +1,188 @@
+//go:build lab
+
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/dm"
+	"github.com/aos-agent/aos-agent/hostcfg"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/lvm"
+	"github.com/aos-agent/aos-agent/multipath"
+	"github.com/aos-agent/aos-agent/recovery"
+	"github.com/aos-agent/aos-agent/sanlock"
+	"github.com/aos-agent/aos-agent/state"
+)
+
+// recorder runs commands on a guest and keeps each one's stdout under
+// dir/name, so the outputs the production parsers were just checked on can
+// become their unit-test data (scripts/lab.sh record).
+func recorder(g run.Runner, dir, suffix string) run.Runner {
+	unsafe := regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+	return run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
+		res, err := g.Run(ctx, c)
+		name := strings.Trim(unsafe.ReplaceAllString(strings.Join(c.Argv, "_"), "_"), "_")
+		if len(name) > 80 {
+			name = name[:80]
+		}
+		_ = os.MkdirAll(dir, 0o755)
+		_ = os.WriteFile(filepath.Join(dir, name+"."+suffix+".txt"), res.Stdout, 0o644)
+		return res, err
+	})
+}
+
+// TestLabKillHookFences is the day the SAN blips, on a real guest with the
+// watchdog armed (wdmd + softdog, sanlock -w 1) and the agent's kill hook as
+// lvmlockctl_kill_command: every path is lost while one LV is held
+// exclusively and open (a VM) and another shared. The hook must take the
+// LVs offline fast enough that lvmlockctl drops the locks and the watchdog
+// never resets the host; without it the host is reset (TestLabWatchdogReset).
+func TestLabKillHookFences(t *testing.T) {
+	ctx := context.Background()
+	l := bootLab(t, "kill-hook", Options{Hosts: 1, Watchdog: true})
+	g := l.c.Host(1)
+	recDir := filepath.Join(l.out, "recorded")
+
+	l.scenario(t, "setup", func(t *testing.T) {
+		if err := StartStorage(ctx, g, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := CreateSharedVG(ctx, g, vg); err != nil {
+			t.Fatal(err)
+		}
+		lv := lvm.New(g, lvm.Options{VolumeGroups: []string{vg}, Timeout: 2 * time.Minute})
+		for _, name := range []string{"vm-disk", "shared-disk"} {
+			if err := lv.Create(ctx, vg, name, 64<<20); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := lv.Activate(ctx, lvm.Exclusive, vg, "vm-disk"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lv.Activate(ctx, lvm.Shared, vg, "shared-disk"); err != nil {
+			t.Fatal(err)
+		}
+		held, _ := json.Marshal(map[string]any{"version": 1, "lvs": []state.HeldLV{
+			{VG: vg, LV: "vm-disk", Mode: state.Exclusive}, {VG: vg, LV: "shared-disk", Mode: state.Shared}}})
+		conf := "[DEFAULT]\nhost = lab-h1\nstate_dir = /var/lib/aos-agent\n[lvm]\nvolume_groups = " + vg + "\nmultipath_alias = " + LUNMap + "\n"
+		lvmConf := l.must(t, 1, "", "cat", "/etc/lvm/lvm.conf").Stdout
+		edited, err := hostcfg.SetLVM(lvmConf, hostcfg.Setting{Section: "global", Key: "lvmlockctl_kill_command", Value: hostcfg.Quote("/lab/bin/aos-agent kill-hook")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.must(t, 1, "", "mkdir", "-p", "/var/lib/aos-agent", "/etc/aos-agent")
+		for path, content := range map[string]string{"/var/lib/aos-agent/held.json": string(held), "/etc/aos-agent/aos-agent.conf": conf, "/etc/lvm/lvm.conf": string(edited)} {
+			if err := WriteFile(ctx, g, path, content); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// a VM holding its disk open
+		l.must(t, 1, "", "systemd-run", "--unit", "aos-hold-vm", "-p", "StandardInput=file:/dev/"+vg+"/vm-disk", "sleep", "infinity")
+	})
+
+	l.scenario(t, "real-outputs-healthy", func(t *testing.T) {
+		r := recorder(g, recDir, "healthy")
+		m, err := multipath.New(r, time.Minute).Map(ctx, LUNMap)
+		if err != nil || len(m.ActivePaths()) != 2 {
+			t.Fatalf("multipath map: %+v %v", m, err)
+		}
+		if paths, err := multipath.New(r, time.Minute).Paths(ctx); err != nil || len(paths) < 2 {
+			t.Fatalf("paths: %+v %v", paths, err)
+		}
+		if maps, err := multipath.New(r, time.Minute).Maps(ctx); err != nil || len(maps) != 1 {
+			t.Fatalf("maps: %+v %v", maps, err)
+		}
+		devs, err := dm.New(r, time.Minute).Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open := map[string]int{}
+		for _, d := range devs {
+			if d.VG == vg {
+				open[d.LV] = d.Open
+			}
+		}
+		if open["vm-disk"] != 1 || open["shared-disk"] != 0 {
+			t.Fatalf("dm open counts %v", open)
+		}
+		st, err := sanlock.New(r, time.Minute).Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := sanlock.NewLockCtl(r, time.Minute).Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dump, err := sanlock.NewLockCtl(r, time.Minute).Dump(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sanlock.Health(st, info, dump)[vg]
+		if h == nil || h.State() != sanlock.StateJoined || len(h.Locks) != 2 {
+			t.Fatalf("health of a joined VG holding ex+sh: %+v", h)
+		}
+	})
+
+	var fault time.Time
+	l.scenario(t, "all-paths-lost-fenced-no-reset", func(t *testing.T) {
+		fault = time.Now()
+		if err := FailPaths(ctx, g, true); err != nil {
+			t.Fatal(err)
+		}
+		// The hook runs at lease failure (8 × io_timeout after the last
+		// renewal); the watchdog would fire some 40 s later. Wait until the
+		// lockspace is gone from sanlock, i.e. lvmlockctl dropped it after
+		// the hook's exit 0.
+		deadline := fault.Add(3 * time.Minute)
+		for {
+			select {
+			case <-g.Exited():
+				t.Fatalf("the guest was reset %.0fs after the fault: the kill hook did not fence in time", time.Since(fault).Seconds())
+			default:
+			}
+			res, err := g.Run(ctx, run.Cmd{Argv: []string{"sanlock", "client", "status"}, Timeout: 10 * time.Second})
+			if err == nil && !strings.Contains(string(res.Stdout), "lvm_"+vg) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("lockspace still present 3 min after the fault")
+			}
+			time.Sleep(time.Second)
+		}
+		l.tm.add("paths lost -> kill hook fenced, locks dropped", time.Since(fault))
+		tables, err := dm.New(recorder(g, recDir, "fenced"), time.Minute).Tables(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tb := range tables {
+			if vgName, lvName, layer, ok := dm.SplitLVMName(tb.Name); ok && vgName == vg && layer == "" && lvName != "lvmlock" && !tb.Errored() {
+				t.Errorf("%s not fenced: %+v", tb.Name, tb.Segments)
+			}
+		}
+		res := l.must(t, 1, "", "cat", recovery.JournalPath("/var/lib/aos-agent", vg))
+		var j recovery.Journal
+		if err := json.Unmarshal(res.Stdout, &j); err != nil || j.Phase != recovery.PhaseFenced || len(j.LVs) != 2 {
+			t.Fatalf("journal: %s (%v)", res.Stdout, err)
+		}
+		l.record(t, 1, "journal-kill-hook", "journalctl", "-b", "-o", "short-monotonic", "--no-pager", "-t", "lvmlockctl", "-t", "sanlock", "-t", "aos-agent")
+		// Stay past the watchdog's deadline: the host must still be up.
+		for time.Since(fault) < 150*time.Second {
+			select {
+			case <-g.Exited():
+				t.Fatalf("the guest was reset %.0fs after the fault although the locks were dropped", time.Since(fault).Seconds())
+			case <-time.After(time.Second):
+			}
+		}
+		if _, err := g.Run(ctx, run.Cmd{Argv: []string{"true"}}); err != nil {
+			t.Fatalf("guest not answering 150 s after the fault: %v", err)
+		}
+	})
+}
