@@ -9,7 +9,13 @@
 #   rabbitmq.sh url      print the transport URL (rabbit://user:pass@127.0.0.1:PORT/vhost)
 #   rabbitmq.sh ctl ...  run rabbitmqctl against the node
 #   rabbitmq.sh status   exit 0 when the node answers
-# Env: AOS_RABBIT_DIR, AOS_RABBIT_PORT (default 5672 unless taken).
+#   rabbitmq.sh tls-url  print the amqps:// URL of the TLS listener
+# Env: AOS_RABBIT_DIR, AOS_RABBIT_PORT (default 5672 unless taken),
+# AOS_RABBIT_TLS=1: also a loopback TLS listener (AMQP port + 1000) with a
+# throw-away CA in $AOS_RABBIT_DIR/tls: ca.pem, server.pem/-key.pem,
+# client.pem/-key.pem, and a second CA (other-ca.pem, other-client.pem/
+# -key.pem) the broker does not trust. Peers that present a certificate are
+# verified (verify_peer); clients without one may still log in by password.
 set -euo pipefail
 
 dir=${AOS_RABBIT_DIR:-/tmp/aos-rabbit}
@@ -29,7 +35,7 @@ init_env() {
   if [ ! -f "$dir/ports.env" ]; then
     local port=${AOS_RABBIT_PORT:-5672}
     if [ -z "${AOS_RABBIT_PORT:-}" ]; then
-      while port_taken "$port" || port_taken $((port + 20000)); do port=$((port + 1)); done
+      while port_taken "$port" || port_taken $((port + 20000)) || port_taken $((port + 1000)); do port=$((port + 1)); done
     fi
     local pass
     pass=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -56,8 +62,46 @@ ENV
   mkdir -p "$HOME"
   : >"$RABBITMQ_CONF_ENV_FILE"
   printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$AMQP_PORT" >"$RABBITMQ_CONFIG_FILE"
+  TLS_PORT=$((AMQP_PORT + 1000))
+  if [ "${AOS_RABBIT_TLS:-}" = 1 ]; then
+    make_certs
+    cat >>"$RABBITMQ_CONFIG_FILE" <<CONF
+listeners.ssl.default = 127.0.0.1:$TLS_PORT
+ssl_options.cacertfile = $dir/tls/ca.pem
+ssl_options.certfile = $dir/tls/server.pem
+ssl_options.keyfile = $dir/tls/server-key.pem
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
+CONF
+  fi
   echo '[].' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
 }
+
+# make_certs creates the throw-away CAs and certificates once.
+make_certs() {
+  local t=$dir/tls
+  [ -f "$t/other-client.pem" ] && return
+  mkdir -p "$t"
+  ossl() { openssl "$@" >/dev/null 2>&1; }
+  for ca in ca other-ca; do
+    ossl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=aos-test-$ca" -keyout "$t/$ca-key.pem" -out "$t/$ca.pem"
+  done
+  # name ca leaf extensions
+  issue() {
+    ossl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$t/$2-key.pem" -out "$t/$2.csr"
+    printf '%s\n' "$3" >"$t/$2.ext"
+    ossl x509 -req -in "$t/$2.csr" -CA "$t/$1.pem" -CAkey "$t/$1-key.pem" -CAcreateserial -days 30 \
+      -extfile "$t/$2.ext" -out "$t/$2.pem"
+    rm -f "$t/$2.csr" "$t/$2.ext"
+  }
+  issue ca server 'subjectAltName=IP:127.0.0.1,DNS:localhost
+extendedKeyUsage=serverAuth'
+  issue ca client 'extendedKeyUsage=clientAuth'
+  issue other-ca other-client 'extendedKeyUsage=clientAuth'
+  chmod 600 "$t"/*-key.pem
+}
+
+tls_url() { echo "amqps://$RMQ_USER:$RMQ_PASS@127.0.0.1:$TLS_PORT/$RMQ_VHOST"; }
 
 url() { echo "rabbit://$RMQ_USER:$RMQ_PASS@127.0.0.1:$AMQP_PORT/$RMQ_VHOST"; }
 
@@ -65,8 +109,8 @@ alive() { [ -f "$dir/beam.pid" ] && kill -0 "$(cat "$dir/beam.pid")" 2>/dev/null
 
 start() {
   if alive && rabbitmqctl -q status >/dev/null 2>&1; then url; return; fi
-  if port_taken "$AMQP_PORT"; then
-    echo "rabbitmq.sh: port $AMQP_PORT is taken by another process" >&2
+  if port_taken "$AMQP_PORT" || { [ "${AOS_RABBIT_TLS:-}" = 1 ] && port_taken "$TLS_PORT"; }; then
+    echo "rabbitmq.sh: port $AMQP_PORT (or its TLS port) is taken by another process" >&2
     exit 1
   fi
   [ -x "$bin/rabbitmq-server" ] || { echo "rabbitmq.sh: rabbitmq-server not installed (scripts/deps.sh)" >&2; exit 1; }
@@ -110,7 +154,8 @@ case "${1:-}" in
   stop) stop ;;
   restart) stop; start ;;
   url) url ;;
+  tls-url) tls_url ;;
   ctl) shift; rabbitmqctl "$@" ;;
   status) alive && rabbitmqctl -q status >/dev/null 2>&1 ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

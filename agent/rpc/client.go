@@ -51,9 +51,22 @@ type Client struct {
 	pub    *publisher
 	replyQ string
 
-	mu      sync.Mutex
-	conn    *amqp.Connection // reply-queue consumer; nil until the first call
-	pending map[string]chan reply
+	mu        sync.Mutex
+	conn      *amqp.Connection // reply-queue consumer; nil until the first call
+	consuming bool             // a consumer is reading the reply queue
+	closed    bool
+	done      chan struct{} // closed by Close: stops the consumer's recovery
+	pending   map[string]chan reply
+}
+
+type callerContextKey struct{}
+
+// WithCallerContext attaches an oslo request context to ctx: Call, Cast and
+// FanoutCast send each key as _context_<key> (request_id, user_id, ...), the
+// way a Python RPCClient sends its context. Without one, a fresh request_id
+// is sent.
+func WithCallerContext(ctx context.Context, callerCtx map[string]any) context.Context {
+	return context.WithValue(ctx, callerContextKey{}, callerCtx)
 }
 
 // NewClient validates cfg; it connects lazily.
@@ -62,19 +75,24 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.Topic == "" {
 		return nil, errors.New("rpc: Topic is required")
 	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	dl, err := newDialer(cfg)
 	if err != nil {
 		return nil, err
 	}
 	return &Client{cfg: cfg, log: cfg.Logger.Named("rpc-client"), dialer: dl, pub: newPublisher(dl, 8),
-		replyQ: "reply_" + newID(), pending: map[string]chan reply{}}, nil
+		replyQ: "reply_" + newID(), done: make(chan struct{}), pending: map[string]chan reply{}}, nil
 }
 
 func (c *Client) topicExchange() exchangeDecl {
 	return exchangeDecl{name: c.cfg.Exchange, kind: "topic", durable: c.cfg.Durable, autoDelete: c.cfg.AutoDelete}
 }
 
-func (c *Client) request(method string, args any, call bool) (msgID string, body []byte, err error) {
+// request builds the message; monitor > 0 asks the server for call-monitor
+// heartbeats (_timeout, whole seconds like oslo's call_monitor_timeout).
+func (c *Client) request(ctx context.Context, method string, args any, call bool, monitor time.Duration) (msgID string, body []byte, err error) {
 	rawArgs, err := json.Marshal(args)
 	if err != nil {
 		return "", nil, fmt.Errorf("rpc: args of %s: %w", method, err)
@@ -83,10 +101,18 @@ func (c *Client) request(method string, args any, call bool) (msgID string, body
 		rawArgs = []byte("{}")
 	}
 	m := map[string]any{"method": method, "args": json.RawMessage(rawArgs), "_unique_id": newID(),
-		"_context_request_id": "req-" + newID()}
+		contextPrefix + "request_id": "req-" + newID()}
+	if callerCtx, ok := ctx.Value(callerContextKey{}).(map[string]any); ok {
+		for k, v := range callerCtx {
+			m[contextPrefix+k] = v
+		}
+	}
 	if call {
 		msgID = newID()
 		m["_msg_id"], m["_reply_q"], m["_timeout"] = msgID, c.replyQ, nil
+		if secs := int((monitor + time.Second - 1) / time.Second); secs > 0 {
+			m["_timeout"] = secs
+		}
 	}
 	body, err = envelope(m)
 	return msgID, body, err
@@ -100,18 +126,21 @@ func (c *Client) routingKey(server string) string {
 }
 
 // Call invokes method on server ("" = any server of the topic) and returns
-// the raw JSON result. Remote failures are *RemoteError; no reply within
-// timeout is ErrTimeout.
+// the raw JSON result. Remote failures are *RemoteError.
+//
+// timeout is also sent as the call-monitor timeout (_timeout): the server
+// sends a heartbeat every timeout/2 while the method runs, and each one
+// grants the call another timeout, so a long method stays alive while a dead
+// server is noticed within timeout. Silence for timeout is ErrTimeout; ctx
+// bounds the whole call.
 func (c *Client) Call(ctx context.Context, server, method string, args any, timeout time.Duration) (json.RawMessage, error) {
 	if timeout <= 0 {
 		timeout = 60 * time.Second // oslo's rpc_response_timeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := c.ensureReplyQueue(ctx); err != nil {
+	if err := c.ensureReplyQueueWithin(ctx, timeout); err != nil {
 		return nil, err
 	}
-	msgID, body, err := c.request(method, args, true)
+	msgID, body, err := c.request(ctx, method, args, true, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -124,13 +153,21 @@ func (c *Client) Call(ctx context.Context, server, method string, args any, time
 		delete(c.pending, msgID)
 		c.mu.Unlock()
 	}()
-	if _, err := c.pub.publish(ctx, c.topicExchange(), c.routingKey(server), false, properties(body, timeout)); err != nil {
+	pubCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := c.pub.publish(pubCtx, c.topicExchange(), c.routingKey(server), false, properties(body, timeout)); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w to %s: sending took longer than %s", ErrTimeout, method, timeout)
+		}
 		return nil, fmt.Errorf("rpc: sending %s: %w", method, err)
 	}
+	silence := time.NewTimer(timeout)
+	defer silence.Stop()
 	var result json.RawMessage
 	for {
 		select {
 		case r := <-replies:
+			silence.Reset(timeout)
 			if r.Failure != nil {
 				return nil, decodeFailure(*r.Failure)
 			}
@@ -143,9 +180,11 @@ func (c *Client) Call(ctx context.Context, server, method string, args any, time
 				}
 				return result, nil
 			}
+		case <-silence.C:
+			return nil, fmt.Errorf("%w to %s (msg_id %s): nothing heard for %s", ErrTimeout, method, msgID, timeout)
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, fmt.Errorf("%w to %s (msg_id %s) after %s", ErrTimeout, method, msgID, timeout)
+				return nil, fmt.Errorf("%w to %s (msg_id %s): %v", ErrTimeout, method, msgID, ctx.Err())
 			}
 			return nil, ctx.Err()
 		}
@@ -154,7 +193,7 @@ func (c *Client) Call(ctx context.Context, server, method string, args any, time
 
 // Cast sends method to server ("" = one server of the topic) without a reply.
 func (c *Client) Cast(ctx context.Context, server, method string, args any) error {
-	_, body, err := c.request(method, args, false)
+	_, body, err := c.request(ctx, method, args, false, 0)
 	if err != nil {
 		return err
 	}
@@ -164,7 +203,7 @@ func (c *Client) Cast(ctx context.Context, server, method string, args any) erro
 
 // FanoutCast sends method to every server of the topic.
 func (c *Client) FanoutCast(ctx context.Context, method string, args any) error {
-	_, body, err := c.request(method, args, false)
+	_, body, err := c.request(ctx, method, args, false, 0)
 	if err != nil {
 		return err
 	}
@@ -181,12 +220,23 @@ func decodeFailure(s string) error {
 	return &RemoteError{Class: f.Class, Module: f.Module, Message: f.Message, Traceback: f.TB, Kwargs: f.Kwargs}
 }
 
+func (c *Client) ensureReplyQueueWithin(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return c.ensureReplyQueue(ctx)
+}
+
+var errClientClosed = errors.New("rpc: client closed")
+
 // ensureReplyQueue (re)connects the reply consumer; the queue keeps its name
 // across reconnects so late replies still find it.
 func (c *Client) ensureReplyQueue(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn != nil && !c.conn.IsClosed() {
+	if c.closed {
+		return errClientClosed
+	}
+	if c.consuming {
 		return nil
 	}
 	conn, where, err := c.dialer.dial("reply")
@@ -196,6 +246,9 @@ func (c *Client) ensureReplyQueue(ctx context.Context) error {
 	ch, err := conn.Channel()
 	if err == nil {
 		args := amqp.Table{"x-expires": int32(c.cfg.TransientQueuesTTL.Milliseconds())}
+		if c.cfg.HAQueues {
+			args["x-ha-policy"] = "all"
+		}
 		_, err = ch.QueueDeclare(c.replyQ, false, false, false, false, args)
 	}
 	var deliveries <-chan amqp.Delivery
@@ -206,36 +259,60 @@ func (c *Client) ensureReplyQueue(ctx context.Context) error {
 		_ = conn.Close()
 		return fmt.Errorf("rpc: reply queue on %s: %w", where, err)
 	}
-	c.conn = conn
-	go c.receive(deliveries)
+	c.conn, c.consuming = conn, true
+	go c.receive(conn, deliveries)
 	return ctx.Err()
 }
 
-func (c *Client) receive(deliveries <-chan amqp.Delivery) {
+// receive hands replies to their callers until the consumer goes away, then
+// brings it back at once: calls in flight get the replies that the queue kept
+// meanwhile, without waiting for the next call to reconnect.
+func (c *Client) receive(conn *amqp.Connection, deliveries <-chan amqp.Delivery) {
 	for d := range deliveries {
-		msg, err := unwrapEnvelope(d.Body)
-		if msg == nil || err != nil {
-			c.log.Warn("rpc dropping unparseable reply", zap.Error(err))
-			continue
+		c.deliver(d)
+	}
+	c.mu.Lock()
+	c.consuming = false
+	_ = conn.Close()
+	c.mu.Unlock()
+	bo := backoff{min: c.cfg.ReconnectMin / 4, max: c.cfg.ReconnectMax}
+	for {
+		err := c.ensureReplyQueue(context.Background())
+		if err == nil || errors.Is(err, errClientClosed) {
+			return
 		}
-		raw, _ := json.Marshal(msg)
-		var r reply
-		if err := json.Unmarshal(raw, &r); err != nil {
-			c.log.Warn("rpc dropping malformed reply", zap.Error(err))
-			continue
-		}
-		c.mu.Lock()
-		waiter, ok := c.pending[r.MsgID]
-		c.mu.Unlock()
-		if !ok {
-			c.log.Info("rpc no caller waiting for reply", zap.String("msg_id", r.MsgID))
-			continue
-		}
+		c.log.Warn("rpc reply consumer reconnect failed", zap.Error(err))
 		select {
-		case waiter <- r:
-		default:
-			c.log.Warn("rpc caller not reading replies, dropping one", zap.String("msg_id", r.MsgID))
+		case <-time.After(bo.next()):
+		case <-c.done:
+			return
 		}
+	}
+}
+
+func (c *Client) deliver(d amqp.Delivery) {
+	msg, err := unwrapEnvelope(d.Body)
+	if msg == nil || err != nil {
+		c.log.Warn("rpc dropping unparseable reply", zap.Error(err))
+		return
+	}
+	raw, _ := json.Marshal(msg)
+	var r reply
+	if err := json.Unmarshal(raw, &r); err != nil {
+		c.log.Warn("rpc dropping malformed reply", zap.Error(err))
+		return
+	}
+	c.mu.Lock()
+	waiter, ok := c.pending[r.MsgID]
+	c.mu.Unlock()
+	if !ok {
+		c.log.Info("rpc no caller waiting for reply", zap.String("msg_id", r.MsgID))
+		return
+	}
+	select {
+	case waiter <- r:
+	default:
+		c.log.Warn("rpc caller not reading replies, dropping one", zap.String("msg_id", r.MsgID))
 	}
 }
 
@@ -243,6 +320,10 @@ func (c *Client) receive(deliveries <-chan amqp.Delivery) {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		close(c.done)
+	}
 	if c.conn != nil {
 		_ = c.conn.Close()
 		c.conn = nil

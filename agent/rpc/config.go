@@ -29,10 +29,14 @@ type Config struct {
 	// Durable and AutoDelete mirror amqp_durable_queues / amqp_auto_delete;
 	// every declare must match the client's or the broker refuses it.
 	Durable, AutoDelete bool
-	QuorumQueues        bool // rabbit_quorum_queue: x-queue-type=quorum on topic queues
-	HAQueues            bool // rabbit_ha_queues: x-ha-policy=all
-	TransientQueuesTTL  time.Duration
-	Concurrency         int // methods running at once, default 64 like oslo's executor
+	// QuorumQueues is rabbit_quorum_queue: x-queue-type=quorum on the topic
+	// queues, which implies Durable as in oslo.
+	QuorumQueues bool
+	// HAQueues is rabbit_ha_queues: x-ha-policy=all on every queue, reply and
+	// fanout queues included. oslo refuses it together with QuorumQueues.
+	HAQueues           bool
+	TransientQueuesTTL time.Duration
+	Concurrency        int // methods running at once, default 64 like oslo's executor
 
 	CAFile, CertFile, KeyFile string
 	InsecureSkipVerify        bool
@@ -50,6 +54,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Exchange == "" {
 		c.Exchange = "openstack"
+	}
+	if c.QuorumQueues {
+		c.Durable = true
 	}
 	if c.TransientQueuesTTL == 0 {
 		c.TransientQueuesTTL = 1800 * time.Second
@@ -82,6 +89,13 @@ func (c Config) withDefaults() Config {
 		c.Registerer = prometheus.NewRegistry()
 	}
 	return c
+}
+
+func (c Config) validate() error {
+	if c.QuorumQueues && c.HAQueues {
+		return errors.New("rpc: QuorumQueues and HAQueues are exclusive (rabbit_quorum_queue, rabbit_ha_queues)")
+	}
+	return nil
 }
 
 // broker is one host of a transport URL, ready for amqp.DialConfig.

@@ -62,3 +62,19 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("backoff %v, want %v", got, want)
 	}
 }
+
+func TestQueueOptionsFollowOslo(t *testing.T) {
+	if !(Config{QuorumQueues: true}).withDefaults().Durable {
+		t.Error("quorum queues must be durable, as oslo's durable property says")
+	}
+	if _, err := NewClient(Config{URL: "rabbit://h/", Topic: "t", QuorumQueues: true, HAQueues: true}); err == nil {
+		t.Error("quorum and HA queues together must be refused, as oslo does")
+	}
+	cfg, err := (Config{}).withDefaults().tlsConfig()
+	if err != nil || cfg != nil {
+		t.Errorf("plain connections need no TLS config: %v %v", cfg, err)
+	}
+	if cfg, err = (Config{CAFile: "testdata/none.pem"}).tlsConfig(); err == nil {
+		t.Errorf("missing CA accepted: %+v", cfg)
+	}
+}

@@ -42,7 +42,8 @@ func startAgent(t *testing.T, concurrency int) *fixture {
 	f.cfg = Config{URL: brokerURL(t), Topic: "go-it-" + newID()[:8], Server: "host1", Logger: zaptest.NewLogger(t),
 		Concurrency: concurrency, ReplyRetryTimeout: time.Second, ShutdownTimeout: 5 * time.Second}
 	d := Dispatcher{Version: "1.0", Methods: map[string]Handler{
-		"echo": func(_ context.Context, r *Request) (any, error) { return r.Args, nil },
+		"echo":    func(_ context.Context, r *Request) (any, error) { return r.Args, nil },
+		"context": func(_ context.Context, r *Request) (any, error) { return r.LogContext(), nil },
 		"sleep": func(ctx context.Context, r *Request) (any, error) {
 			var ms int
 			_ = json.Unmarshal(r.Args["ms"], &ms)

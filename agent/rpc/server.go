@@ -69,6 +69,9 @@ func NewServer(cfg Config, d Dispatcher) (*Server, error) {
 	if cfg.Topic == "" || cfg.Server == "" {
 		return nil, errors.New("rpc: Topic and Server are required")
 	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	if _, _, ok := parseVersion(d.Version); !ok {
 		return nil, fmt.Errorf("rpc: dispatcher version %q is not N.M", d.Version)
 	}
@@ -181,7 +184,11 @@ func (s *Server) connect() (*session, error) {
 	if err := sess.ch.ExchangeDeclare(fanoutEx, "fanout", false, true, false, false, nil); err != nil {
 		return fail("declare exchange "+fanoutEx, err)
 	}
+	// oslo marks the fanout queue HA too, but never quorum (it expires).
 	expires := amqp.Table{"x-expires": int32(s.cfg.TransientQueuesTTL.Milliseconds())}
+	if s.cfg.HAQueues {
+		expires["x-ha-policy"] = "all"
+	}
 	if _, err := sess.ch.QueueDeclare(s.fanoutQueue, false, false, false, false, expires); err != nil {
 		return fail("declare queue "+s.fanoutQueue, err)
 	}

@@ -31,6 +31,13 @@ func main() {
 	flag.StringVar(&cfg.Topic, "topic", "aos-agent-test", "topic")
 	flag.StringVar(&cfg.Server, "server", "agent1", "server name")
 	flag.DurationVar(&cfg.ReplyRetryTimeout, "reply-retry", 5*time.Second, "how long to retry replies to a missing queue")
+	flag.StringVar(&cfg.CAFile, "ca", "", "TLS CA file (amqps://)")
+	flag.StringVar(&cfg.CertFile, "cert", "", "TLS client certificate")
+	flag.StringVar(&cfg.KeyFile, "key", "", "TLS client key")
+	flag.BoolVar(&cfg.Durable, "durable", false, "amqp_durable_queues")
+	flag.BoolVar(&cfg.AutoDelete, "auto-delete", false, "amqp_auto_delete")
+	flag.BoolVar(&cfg.QuorumQueues, "quorum", false, "rabbit_quorum_queue")
+	flag.BoolVar(&cfg.HAQueues, "ha", false, "rabbit_ha_queues")
 	verbose := flag.Bool("v", false, "debug logs")
 	flag.Parse()
 

@@ -1,0 +1,72 @@
+//go:build integration
+
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestIntegrationCallMonitorKeepsLongCallAlive(t *testing.T) {
+	f := startAgent(t, 4)
+	// 5 s of work, 2 s of allowed silence: the server's heartbeat every 1 s
+	// (_timeout/2) keeps the call alive.
+	res, err := f.client.Call(context.Background(), "", "sleep", map[string]int{"ms": 5000}, 2*time.Second)
+	if err != nil || string(res) != `"slept"` {
+		t.Fatalf("5 s call with a 2 s monitor timeout: %s %v", res, err)
+	}
+}
+
+func TestIntegrationCallerContext(t *testing.T) {
+	f := startAgent(t, 4)
+	ctx := WithCallerContext(context.Background(), map[string]any{"request_id": "req-abc", "user_id": "u1", "auth_token": "secret"})
+	res, err := f.client.Call(ctx, "", "context", nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(res, &got); err != nil || got["request_id"] != "req-abc" || got["user_id"] != "u1" {
+		t.Fatalf("server saw context %s (%v)", res, err)
+	}
+	// Without a caller context a fresh request id is still sent.
+	res, err = f.client.Call(context.Background(), "", "context", nil, 10*time.Second)
+	if err != nil || !strings.Contains(string(res), `"request_id":"req-`) {
+		t.Fatalf("default context %s %v", res, err)
+	}
+}
+
+// The broker drops the client's reply connection while a call is in flight;
+// the consumer comes back by itself and the call gets its reply, without a
+// further call being made.
+func TestIntegrationReplyConsumerRecovers(t *testing.T) {
+	f := startAgent(t, 4)
+	if _, err := f.client.Call(context.Background(), "", "echo", nil, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		res, err := f.client.Call(context.Background(), "", "sleep", map[string]int{"ms": 3000}, 20*time.Second)
+		if err == nil && string(res) != `"slept"` {
+			err = &RemoteError{Class: "unexpected", Message: string(res)}
+		}
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	closed := 0
+	for _, line := range strings.Split(rabbitctl(t, "list_connections", "--no-table-headers", "pid", "client_properties"), "\n") {
+		pid, props, ok := strings.Cut(line, "\t")
+		if ok && strings.Contains(props, ":reply\"") {
+			rabbitctl(t, "close_connection", pid, "test: drop the reply consumer")
+			closed++
+		}
+	}
+	if closed != 1 {
+		t.Fatalf("closed %d reply connections, want 1", closed)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("call in flight across the reply connection loss: %v", err)
+	}
+}
