@@ -74,6 +74,30 @@ func unwrapEnvelope(body []byte) (map[string]json.RawMessage, error) {
 	return msg, badUTF8
 }
 
+// messageIDs are the keys needed to answer or deduplicate a message.
+type messageIDs struct {
+	MsgID    string `json:"_msg_id"`
+	ReplyQ   string `json:"_reply_q"`
+	UniqueID string `json:"_unique_id"`
+}
+
+// peekIDs reads only the ids of an enveloped or legacy message: decoding
+// into a struct skips args and context without building them, which keeps
+// an oversized request from costing more than one copy of its body.
+func peekIDs(body []byte) (ids messageIDs, ok bool) {
+	var outer struct {
+		Message *string `json:"oslo.message"`
+		messageIDs
+	}
+	if json.Unmarshal(body, &outer) != nil {
+		return ids, false
+	}
+	if outer.Message == nil {
+		return outer.messageIDs, true
+	}
+	return ids, json.Unmarshal([]byte(*outer.Message), &ids) == nil
+}
+
 // versionCompatible is oslo's version_is_compatible: same major, requested
 // minor not above ours.
 func versionCompatible(ours, requested string) bool {

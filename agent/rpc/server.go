@@ -312,6 +312,10 @@ func (s *Server) handle(d amqp.Delivery) {
 	}
 	defer release()
 
+	if len(d.Body) > s.cfg.MaxBodyBytes {
+		s.refuseOversized(d, release)
+		return
+	}
 	msg, perr := unwrapEnvelope(d.Body)
 	if msg == nil {
 		s.log.Warn("rpc dropping unparseable message", zap.Error(perr), zap.Int("bytes", len(d.Body)), zap.String("queue_key", d.RoutingKey))
@@ -335,8 +339,6 @@ func (s *Server) handle(d amqp.Delivery) {
 	req, replyQ, monitor, err := decodeRequest(msg)
 	if perr != nil {
 		err = errdefs.Wrap(errdefs.ErrInvalidArgument, perr, perr.Error())
-	} else if err == nil && len(d.Body) > s.cfg.MaxBodyBytes {
-		err = errdefs.Errorf(errdefs.ErrInvalidArgument, "malformed message: body of %d bytes exceeds %d", len(d.Body), s.cfg.MaxBodyBytes)
 	}
 	var h Handler
 	if err == nil {
@@ -393,6 +395,33 @@ func (s *Server) methodLabel(m string) string {
 		return m
 	}
 	return "unknown"
+}
+
+// refuseOversized answers a body over MaxBodyBytes with a failure (when it
+// is a call) after reading only its ids.
+func (s *Server) refuseOversized(d amqp.Delivery, release func()) {
+	s.met.requests.WithLabelValues("unknown", "malformed").Inc()
+	ids, ok := peekIDs(d.Body)
+	if !ok {
+		s.log.Warn("rpc dropping oversized unparseable message", zap.Int("bytes", len(d.Body)))
+		_ = d.Reject(false)
+		return
+	}
+	if !s.dedupe.add(ids.UniqueID) {
+		_ = d.Ack(false)
+		return
+	}
+	if err := d.Ack(false); err != nil {
+		s.dedupe.forget(ids.UniqueID)
+		return
+	}
+	err := errdefs.Errorf(errdefs.ErrInvalidArgument, "malformed message: body of %d bytes exceeds %d", len(d.Body), s.cfg.MaxBodyBytes)
+	isCall := ids.MsgID != "" && ids.ReplyQ != ""
+	s.log.Warn("rpc rejecting request", zap.String("msg_id", ids.MsgID), zap.Error(err), zap.Bool("answered", isCall))
+	release()
+	if isCall {
+		s.reply(ids.MsgID, ids.ReplyQ, nil, err)
+	}
 }
 
 // callMonitor sends ending:false heartbeats while a method runs, which keeps

@@ -304,3 +304,25 @@ func TestParseArg(t *testing.T) {
 		t.Error("want error")
 	}
 }
+
+func TestPeekIDs(t *testing.T) {
+	inner := map[string]any{"method": "m", "args": map[string]any{"blob": strings.Repeat("x", 1<<10)},
+		"_msg_id": "m1", "_reply_q": "reply_1", "_unique_id": "u1", "_context_auth_token": "secret"}
+	body, err := envelope(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := messageIDs{MsgID: "m1", ReplyQ: "reply_1", UniqueID: "u1"}
+	if ids, ok := peekIDs(body); !ok || ids != want {
+		t.Errorf("enveloped: %+v %v", ids, ok)
+	}
+	legacy, _ := json.Marshal(inner)
+	if ids, ok := peekIDs(legacy); !ok || ids != want {
+		t.Errorf("legacy: %+v %v", ids, ok)
+	}
+	for _, bad := range []string{`not json`, `{"oslo.message": "{", "oslo.version": "2.0"}`, `[1]`} {
+		if ids, ok := peekIDs([]byte(bad)); ok {
+			t.Errorf("%s: peeked %+v", bad, ids)
+		}
+	}
+}
