@@ -84,12 +84,15 @@ make_certs() {
   mkdir -p "$t"
   ossl() { openssl "$@" >/dev/null 2>&1; }
   for ca in ca other-ca; do
-    ossl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=aos-test-$ca" -keyout "$t/$ca-key.pem" -out "$t/$ca.pem"
+    ossl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=aos-test-$ca" -keyout "$t/$ca-key.pem" -out "$t/$ca.pem" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
   done
   # name ca leaf extensions
   issue() {
     ossl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$t/$2-key.pem" -out "$t/$2.csr"
-    printf '%s\n' "$3" >"$t/$2.ext"
+    # Extensions strict verifiers (Python's VERIFY_X509_STRICT) require.
+    printf '%s\n' "$3" basicConstraints=critical,CA:FALSE keyUsage=critical,digitalSignature,keyEncipherment \
+      subjectKeyIdentifier=hash authorityKeyIdentifier=keyid >"$t/$2.ext"
     ossl x509 -req -in "$t/$2.csr" -CA "$t/$1.pem" -CAkey "$t/$1-key.pem" -CAcreateserial -days 30 \
       -extfile "$t/$2.ext" -out "$t/$2.pem"
     rm -f "$t/$2.csr" "$t/$2.ext"

@@ -3,9 +3,10 @@
 # Python oslo.messaging RPCClient contract suite against the Go test server.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export AOS_RABBIT_DIR=${AOS_RABBIT_DIR:-/tmp/aos-rabbit-30-rpc} AOS_RABBIT_TLS=1
-export AOS_RABBIT_SH=$PWD/scripts/rabbitmq.sh AOS_TEST_TLS_DIR=$AOS_RABBIT_DIR/tls
 work=$(mktemp -d)
+# A broker of our own per run: a concurrent run elsewhere must not stop it.
+export AOS_RABBIT_DIR=${AOS_RABBIT_DIR:-$work/rabbit} AOS_RABBIT_TLS=1
+export AOS_RABBIT_SH=$PWD/scripts/rabbitmq.sh AOS_TEST_TLS_DIR=$AOS_RABBIT_DIR/tls
 trap 'bash scripts/rabbitmq.sh stop; rm -rf "$work"' EXIT
 
 AOS_TEST_AMQP_URL=$(bash scripts/rabbitmq.sh start)
@@ -21,7 +22,7 @@ py_status=0 passed=0 failed=0
 for suite in tests/contract/test_rpc_contract.py tests/contract/test_rpc_tls_queues.py; do
   log=$work/$(basename "$suite" .py).log
   AOS_RPCTESTSERVER=$work/rpctestserver \
-    /usr/bin/python3 -W ignore::ResourceWarning "$suite" 2>&1 |
+    timeout 600 /usr/bin/python3 -W ignore::ResourceWarning "$suite" 2>&1 |
     grep -v -e '^Connection failed: ' -e 'is unreachable: ' -e '^Received method (60, 30) during closing' | tee "$log" || true
   grep -q '^OK' "$log" || py_status=1
   ran=$(grep -oE '^Ran [0-9]+ test' "$log" | grep -oE '[0-9]+' || echo 0)

@@ -7,6 +7,8 @@ AOS_TEST_TLS_DIR (scripts/rabbitmq.sh with AOS_RABBIT_TLS=1).
 """
 import os
 import re
+import socket
+import ssl
 import subprocess
 import tempfile
 import unittest
@@ -69,6 +71,23 @@ class Endpoint:
 
 
 class TLSTest(unittest.TestCase):
+    def test_broker_verifies_client_certificates(self):
+        """The listener is mutual TLS (verify_peer): a certificate from a CA
+        it does not trust is refused in the handshake, with strict checks on
+        our side."""
+        u = urllib.parse.urlparse(TLS_URL)
+        for cert, accepted in (("client", True), ("other-client", False)):
+            ctx = ssl.create_default_context(cafile=os.path.join(TLS_DIR, "ca.pem"))
+            ctx.load_cert_chain(os.path.join(TLS_DIR, cert + ".pem"), os.path.join(TLS_DIR, cert + "-key.pem"))
+            with socket.create_connection((u.hostname, u.port), 5) as raw:
+                try:
+                    with ctx.wrap_socket(raw, server_hostname=u.hostname) as tls:
+                        tls.sendall(b"AMQP\x00\x00\x09\x01")
+                        got = tls.recv(8)  # connection.start once the handshake passed
+                except ssl.SSLError as e:
+                    got = e
+            self.assertEqual(isinstance(got, bytes) and len(got) > 0, accepted, f"{cert}: {got!r}")
+
     def test_oslo_client_over_tls(self):
         topic, exchange = "aos-tls-" + uuid.uuid4().hex[:8], "aos-tls"
         ca = os.path.join(TLS_DIR, "ca.pem")
