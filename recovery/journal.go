@@ -51,6 +51,12 @@ type FencedLV struct {
 	UUID   string     `json:"uuid,omitempty"`
 	Fenced bool       `json:"fenced"` // error target verified (or device gone)
 	Error  string     `json:"error,omitempty"`
+	// Outcome is set by Recover once the LV is settled (OutcomeReacquired,
+	// OutcomeLost, OutcomeNotHeld); "" means still to do.
+	Outcome string `json:"outcome,omitempty"`
+	// InUse: lvchange -an found the device open (its VM paused on the error
+	// table), so it kept the error target through recovery.
+	InUse bool `json:"in_use,omitempty"`
 }
 
 // JournalPath is where the journal of vg lives under dir.

@@ -1,0 +1,350 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/lvm"
+	"github.com/aos-agent/aos-agent/sanlock"
+	"github.com/aos-agent/aos-agent/state"
+)
+
+// PhaseRecovering: Recover has started undoing the fence; a re-run resumes
+// from the per-LV outcomes already recorded.
+const PhaseRecovering Phase = "recovering"
+
+// Outcome of one fenced LV during recovery, kept in the journal so a re-run
+// never deactivates an LV it already re-acquired.
+const (
+	OutcomeReacquired = "reacquired"
+	OutcomeLost       = "lost"        // another host holds it now
+	OutcomeNotHeld    = "deactivated" // no recorded mode: nothing to re-acquire
+)
+
+var (
+	// ErrPathsDown: the multipath map has no active path; nothing can be
+	// re-locked until storage is back.
+	ErrPathsDown = errors.New("multipath map has no active path")
+	// ErrFenceUnverified: the fence was interrupted and an LV of the VG may
+	// still reach the disk; recovering would hide that.
+	ErrFenceUnverified = errors.New("interrupted fence not verified")
+	// ErrIncomplete: some LV is neither re-acquired nor lost; the journal is
+	// kept and a re-run retries.
+	ErrIncomplete = errors.New("recovery incomplete")
+)
+
+// lockspaceJoinWait bounds the wait for sanlock to show the lockspace joined
+// after vgchange --lock-start (which normally returns once it is).
+const lockspaceJoinWait = 3 * time.Minute
+
+// Report is what Recover did.
+type Report struct {
+	VG         string
+	Reacquired []FencedLV // re-locked and active again in their recorded mode
+	Lost       []FencedLV // taken by another host: their VMs must stay paused or stopped
+	NotHeld    []FencedLV // deactivated only (the agent never held them)
+	Pending    []FencedLV // not finished; Error says why
+	Done       bool       // journal removed
+}
+
+func (r *Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "VG %s: ", r.VG)
+	if r.Done {
+		b.WriteString("recovered, journal removed\n")
+	} else {
+		b.WriteString("recovery NOT finished, journal kept (re-run to retry)\n")
+	}
+	for _, lv := range r.Reacquired {
+		fmt.Fprintf(&b, "  re-acquired %s (%s)\n", lv.LV, lv.Mode)
+		if lv.InUse {
+			fmt.Fprintf(&b, "    still error-tabled (open by its VM): stop the VM, then `lvchange --refresh %s/%s` before starting it\n", r.VG, lv.LV)
+		}
+	}
+	for _, lv := range r.Lost {
+		fmt.Fprintf(&b, "  LOST %s: held by another host; do not resume or restart the VM using it here\n", lv.LV)
+	}
+	for _, lv := range r.NotHeld {
+		fmt.Fprintf(&b, "  deactivated %s (not held by the agent)\n", lv.LV)
+	}
+	for _, lv := range r.Pending {
+		fmt.Fprintf(&b, "  pending %s: %s\n", lv.LV, lv.Error)
+	}
+	return b.String()
+}
+
+// Recover undoes the fence of vg once its storage is back: restore multipath
+// queueing, deactivate the error-tabled LVs, drop the dead lockspace and
+// start it again, then re-lock each LV in its recorded mode. Each step is
+// recorded in the journal first, so a crash and a re-run converge. Without a
+// journal there is nothing to do.
+func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
+	if vg == "" {
+		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "recover: empty VG name")
+	}
+	rep := &Report{VG: vg}
+	j, ok, err := ReadJournal(d.StateDir, vg)
+	if err != nil {
+		return rep, err
+	}
+	if !ok {
+		rep.Done = true
+		return rep, nil
+	}
+	f := newFencer(d, vg)
+	f.j = j
+	if f.held == nil {
+		return rep, fmt.Errorf("held LV record unreadable: cannot record what is re-acquired")
+	}
+
+	if j.Phase == PhaseFencing || j.Phase == PhaseFenceFailed {
+		// The hook did not finish: its LV list may be short and an LV may
+		// still be live. Only a fresh look at every table can clear that.
+		if err := f.verify(ctx); err != nil {
+			f.saveJournal()
+			return rep, fmt.Errorf("%w: %w", ErrFenceUnverified, err)
+		}
+	}
+	if alias := firstNonEmpty(j.FailIfNoPathMap, d.MultipathAlias); alias != "" {
+		m, err := f.mp.Map(ctx, alias)
+		if err != nil {
+			return rep, fmt.Errorf("multipath map %s: %w", alias, err)
+		}
+		if len(m.ActivePaths()) == 0 {
+			return rep, fmt.Errorf("%w: %s", ErrPathsDown, alias)
+		}
+	}
+	j.Phase = PhaseRecovering
+	f.saveJournal()
+
+	if j.QueueingDisabled {
+		if err := f.mp.RestoreQueueing(ctx); err != nil {
+			return rep, fmt.Errorf("multipathd restorequeueing maps: %w", err)
+		}
+		f.logf("multipathd restorequeueing maps: ok")
+		j.QueueingDisabled = false
+		f.saveJournal()
+	}
+
+	lv := lvm.New(d.Runner, lvm.Options{VolumeGroups: []string{vg}})
+	pending := f.pending()
+	if names := lvNames(pending); len(names) > 0 {
+		// Error-tabled devices go away; with the lockspace dead lvm warns
+		// "Reading VG without a lock", which is fine.
+		// lvm's exit status mixes a device it could not remove with a lock
+		// it could not release (the lockspace is dead), so the dm tables
+		// read afterwards are what tells which devices are gone.
+		if _, err := lv.Deactivate(ctx, vg, names...); err != nil {
+			f.logf("lvchange -an %v: %v", names, err)
+		}
+		if err := f.checkDeactivated(ctx); err != nil {
+			f.saveJournal()
+			return f.report(rep, err)
+		}
+		f.saveJournal()
+	}
+
+	if err := f.restartLockspace(ctx, lv); err != nil {
+		return f.report(rep, err)
+	}
+
+	for _, mode := range []state.Mode{state.Exclusive, state.Shared} {
+		f.reacquire(ctx, lv, mode)
+	}
+	for i := range j.LVs {
+		if j.LVs[i].Mode == "" && j.LVs[i].Outcome == "" {
+			j.LVs[i].Outcome = OutcomeNotHeld
+		}
+	}
+	if len(f.pending()) > 0 {
+		f.saveJournal()
+		return f.report(rep, ErrIncomplete)
+	}
+	if err := os.Remove(JournalPath(d.StateDir, vg)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return f.report(rep, err)
+	}
+	rep.Done = true
+	f.logf("recovery of VG %s done", vg)
+	return f.report(rep, nil)
+}
+
+// restartLockspace drops the killed lockspace and joins it again, unless
+// sanlock already shows it joined (a re-run after this step): dropping a
+// live lockspace would release the LV locks re-acquired since.
+func (f *fencer) restartLockspace(ctx context.Context, lv *lvm.Client) error {
+	sl := sanlock.New(f.d.Runner, f.stepTimeout)
+	if joined, err := lockspaceJoined(ctx, sl, f.vg); err != nil {
+		return fmt.Errorf("sanlock client status: %w", err)
+	} else if joined {
+		f.logf("lockspace %s%s already joined", sanlock.LockspacePrefix, f.vg)
+		return nil
+	}
+	// Harmless when lvmlockctl already dropped it after the kill hook.
+	if err := sanlock.NewLockCtl(f.d.Runner, f.stepTimeout).Drop(ctx, f.vg); err != nil {
+		return fmt.Errorf("lvmlockctl --drop %s: %w", f.vg, err)
+	}
+	if err := lv.LockStart(ctx, f.vg); err != nil {
+		return fmt.Errorf("vgchange --lock-start %s: %w", f.vg, err)
+	}
+	deadline := time.Now().Add(lockspaceJoinWait)
+	for {
+		joined, err := lockspaceJoined(ctx, sl, f.vg)
+		if err != nil {
+			return fmt.Errorf("sanlock client status: %w", err)
+		}
+		if joined {
+			f.logf("lockspace %s%s joined", sanlock.LockspacePrefix, f.vg)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lockspace %s%s not joined after %v", sanlock.LockspacePrefix, f.vg, lockspaceJoinWait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func lockspaceJoined(ctx context.Context, sl *sanlock.Client, vg string) (bool, error) {
+	st, err := sl.Status(ctx)
+	if err != nil {
+		return false, err
+	}
+	ls := st.Lockspace(sanlock.LockspacePrefix + vg)
+	return ls != nil && ls.Pending == "", nil
+}
+
+// reacquire activates the pending LVs recorded in mode with one lvchange.
+// An LV another host locked meanwhile is lost to this host: it leaves
+// held.json so nothing here activates it again.
+func (f *fencer) reacquire(ctx context.Context, lv *lvm.Client, mode state.Mode) {
+	var todo []*FencedLV
+	for _, p := range f.pending() {
+		if p.Mode == mode {
+			todo = append(todo, p)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	lvMode := lvm.Exclusive
+	if mode == state.Shared {
+		lvMode = lvm.Shared
+	}
+	res, err := lv.Activate(ctx, lvMode, f.vg, lvNames(todo)...)
+	for _, p := range todo {
+		perr := res.Failed[p.LV]
+		switch {
+		case err == nil || slices.Contains(res.Changed, p.LV):
+			p.Outcome, p.Error = OutcomeReacquired, ""
+			if herr := f.held.Set(state.HeldLV{VG: f.vg, LV: p.LV, UUID: p.UUID, Mode: mode}); herr != nil {
+				p.Error = "held.json: " + herr.Error()
+			}
+			f.logf("re-acquired %s/%s (%s)", f.vg, p.LV, mode)
+		case errors.Is(perr, errdefs.ErrLockConflict):
+			p.Error = perr.Error()
+			if herr := f.held.Delete(f.vg, p.LV); herr != nil {
+				f.logf("ERROR: %s/%s lost but held.json not updated: %v", f.vg, p.LV, herr)
+				continue // retried: the outcome must not be recorded before held.json says so
+			}
+			p.Outcome = OutcomeLost
+			f.logf("ERROR: %s/%s is locked by another host: not re-acquired; the VM using it must stay paused or stopped here", f.vg, p.LV)
+		default:
+			if perr == nil {
+				perr = err
+			}
+			p.Error = perr.Error()
+			f.logf("re-acquiring %s/%s (%s) FAILED: %v", f.vg, p.LV, mode, perr)
+		}
+	}
+	f.saveJournal()
+}
+
+// pending lists the fenced LVs recovery has not settled yet.
+func (f *fencer) pending() []*FencedLV {
+	var out []*FencedLV
+	for i := range f.j.LVs {
+		if f.j.LVs[i].Outcome == "" {
+			out = append(out, &f.j.LVs[i])
+		}
+	}
+	return out
+}
+
+// checkDeactivated reads the dm tables after lvchange -an. A device still
+// present is open (a guest paused on the error table keeps its disk open):
+// with the error target it does no I/O, so recovery goes on and the lock
+// decides whether its VM may ever use it again; with any other table it
+// would be live without a lock, and recovery stops.
+func (f *fencer) checkDeactivated(ctx context.Context) error {
+	tables, err := f.dm.Tables(ctx)
+	if err != nil {
+		return fmt.Errorf("dmsetup table after lvchange -an: %w", err)
+	}
+	present := map[string]FencedLV{}
+	for _, t := range f.targets(tables) {
+		present[t.Device] = t
+	}
+	var live []string
+	for _, p := range f.pending() {
+		cur, ok := present[p.Device]
+		switch {
+		case !ok:
+			p.InUse, p.Error = false, ""
+		case cur.Fenced:
+			p.InUse = true
+			f.logf("%s/%s still open (its VM keeps it): stays error-tabled", f.vg, p.LV)
+		default:
+			p.Error = "active without the error target after lvchange -an"
+			live = append(live, p.Device)
+		}
+	}
+	if len(live) > 0 {
+		return fmt.Errorf("%w: %v", ErrFenceUnverified, live)
+	}
+	return nil
+}
+
+func (f *fencer) report(rep *Report, err error) (*Report, error) {
+	for _, lv := range f.j.LVs {
+		switch lv.Outcome {
+		case OutcomeReacquired:
+			rep.Reacquired = append(rep.Reacquired, lv)
+		case OutcomeLost:
+			rep.Lost = append(rep.Lost, lv)
+		case OutcomeNotHeld:
+			rep.NotHeld = append(rep.NotHeld, lv)
+		default:
+			rep.Pending = append(rep.Pending, lv)
+		}
+	}
+	if err != nil {
+		f.logf("recovery of VG %s not finished: %v", f.vg, err)
+	}
+	return rep, err
+}
+
+func lvNames(lvs []*FencedLV) []string {
+	out := make([]string, len(lvs))
+	for i, lv := range lvs {
+		out[i] = lv.LV
+	}
+	return out
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

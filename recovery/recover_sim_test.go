@@ -1,0 +1,80 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/aos-agent/aos-agent/state"
+)
+
+// End to end on the simulator: h1 holds lv1 ex and lv2 sh, loses its lease
+// and is fenced by the kill hook; h2 takes lv1 meanwhile. Once h1's paths are
+// back, Recover re-acquires lv2 shared, reports lv1 lost without activating
+// it (its paused VM keeps the error-tabled device), removes the journal and leaves held.json equal to lvmlockd's view.
+func TestSimRecoverAfterFence(t *testing.T) {
+	s := newSimCluster(t, true, false)
+	s.ok("h1", "lvcreate -an -n lv2 -L 64m vol")
+	s.ok("h1", "lvchange -asy vol/lv2")
+	held, err := state.OpenHeld(s.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Set(state.HeldLV{VG: "vol", LV: "lv2", Mode: state.Shared}); err != nil {
+		t.Fatal(err)
+	}
+	d := Deps{Runner: s.c.Host("h1"), StateDir: s.stateDir, MultipathAlias: "lun0", Log: t.Logf}
+
+	s.c.FailPaths("h1", true)
+	s.clk.Advance(8 * ioTimeout)
+	if st := s.c.State("h1"); st.KillRuns != 1 || st.Active["lv1"] != "error" || st.Active["lv2"] != "error" {
+		t.Fatalf("not fenced: %+v", st)
+	}
+	s.ok("h2", "lvchange -aey vol/lv1")
+
+	// Still no path: refused, journal kept.
+	if _, err := Recover(context.Background(), d, "vol"); !errors.Is(err, ErrPathsDown) {
+		t.Fatalf("with paths down: %v", err)
+	}
+	readJournal(t, s.stateDir)
+
+	s.c.RestorePaths("h1")
+	rep, err := Recover(context.Background(), d, "vol")
+	if err != nil {
+		t.Fatalf("recover: %v\n%s", err, rep)
+	}
+	if !rep.Done || len(rep.Reacquired) != 1 || rep.Reacquired[0].LV != "lv2" || len(rep.Lost) != 1 || rep.Lost[0].LV != "lv1" {
+		t.Fatalf("report %+v", rep)
+	}
+	st := s.c.State("h1")
+	if !st.LockspaceJoined || st.Active["lv2"] != "linear" || st.Locks["lv2"] != "sh" {
+		t.Fatalf("h1 after recovery: %+v", st)
+	}
+	// vm1, paused on lv1, keeps the device open: it keeps the error target
+	// and no lock, so nothing here can write to h2's LV.
+	if st.Active["lv1"] != "error" || st.Locks["lv1"] != "" || st.Domains["vm1"] != "paused" || s.c.State("h2").Locks["lv1"] != "ex" {
+		t.Fatalf("lv1 must stay with h2: h1 %+v h2 %+v", st, s.c.State("h2"))
+	}
+	if _, ok, err := ReadJournal(s.stateDir, "vol"); ok || err != nil {
+		t.Fatalf("journal still there: ok=%v err=%v", ok, err)
+	}
+	held, err = state.OpenHeld(s.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range held.List() {
+		got = append(got, h.LV+":"+string(h.Mode))
+		if st.Locks[h.LV] != string(h.Mode) {
+			t.Errorf("held.json %s/%s %s, lvmlockd %q", h.VG, h.LV, h.Mode, st.Locks[h.LV])
+		}
+	}
+	if len(got) != len(st.Locks) {
+		t.Fatalf("held.json %v, lvmlockd %v", got, st.Locks)
+	}
+
+	// Nothing left to do: a re-run is a no-op.
+	if rep, err := Recover(context.Background(), d, "vol"); err != nil || !rep.Done {
+		t.Fatalf("re-run: %v %+v", err, rep)
+	}
+}
