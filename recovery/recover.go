@@ -218,8 +218,10 @@ func lockspaceJoined(ctx context.Context, sl *sanlock.Client, vg string) (bool, 
 	if err != nil {
 		return false, err
 	}
+	// A lockspace whose lease failed stays listed until dropped: only one
+	// that is neither being added nor dead counts as joined.
 	ls := st.Lockspace(sanlock.LockspacePrefix + vg)
-	return ls != nil && ls.Pending == "", nil
+	return ls != nil && ls.Pending == "" && !ls.Fields.Bool("space_dead") && !ls.Fields.Bool("renew_fail"), nil
 }
 
 // reacquire activates the pending LVs recorded in mode with one lvchange.

@@ -1,0 +1,211 @@
+package recovery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/multipath"
+	"github.com/aos-agent/aos-agent/state"
+)
+
+var (
+	showMap          = []string{"multipathd", "show", "map", "lun0", "json"}
+	restoreQueueing  = []string{"multipathd", "restorequeueing", "maps"}
+	deactivateBoth   = []string{"lvchange", "-an", "vol/lv1", "vol/lv2"}
+	sanlockStatus    = []string{"sanlock", "client", "status", "-D"}
+	dropVol          = []string{"lvmlockctl", "--drop", "vol"}
+	lockStartVol     = []string{"vgchange", "--lock-start", "vol"}
+	activateLV1Ex    = []string{"lvchange", "-aey", "vol/lv1"}
+	activateLV2Sh    = []string{"lvchange", "-asy", "vol/lv2"}
+	lockedByOther    = "  LV locked by other host: vol/lv2\n  Failed to lock logical volume vol/lv2.\n" // lab run-twohost, h2
+	noLockWarning    = "  Reading VG vol without a lock.\n"
+	fencedJournalLVs = []FencedLV{
+		{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, UUID: "u1", Fenced: true},
+		{LV: "lv2", Device: "vol-lv2", Mode: state.Shared, UUID: "u2", Fenced: true},
+	}
+)
+
+// withJournal writes the journal a finished fence of lv1 (ex) and lv2 (sh)
+// leaves, in phase.
+func withJournal(t *testing.T, d Deps, phase Phase) {
+	t.Helper()
+	j := &Journal{Version: journalVersion, VG: "vol", Phase: phase, QueueingDisabled: true,
+		FailIfNoPathMap: "lun0", LVs: append([]FencedLV(nil), fencedJournalLVs...)}
+	if err := writeJournal(d.StateDir, j); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tableWithout is the recorded post-fence table minus the LVs lvchange -an removed.
+func tableWithout(t *testing.T, devs ...string) string {
+	var keep []string
+	for _, l := range strings.SplitAfter(recorded(t, "table-after-fence.txt"), "\n") {
+		name, _, _ := strings.Cut(l, ":")
+		if l != "" && !slices.Contains(devs, name) {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "")
+}
+
+// statusDropped is the recorded status with the lockspace gone (after
+// lvmlockctl dropped it): the daemon and client records only.
+func statusDropped(t *testing.T) string {
+	s := recorded(t, "status-D.lab-healthy.txt")
+	return s[:strings.Index(s, "\ns lvm_vol:")+1]
+}
+
+// failedMap is `show map lun0 json` of the source-derived map whose paths
+// all failed.
+func failedMap(t *testing.T) string {
+	maps, err := multipath.ParseMapsJSON([]byte(recorded(t, "show-maps-failed.source.json")))
+	if err != nil || len(maps) != 1 {
+		t.Fatalf("failed map: %v", err)
+	}
+	b, err := json.Marshal(map[string]any{"map": maps[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func heldLVs(t *testing.T, dir string) []state.HeldLV {
+	t.Helper()
+	h, err := state.OpenHeld(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.List()
+}
+
+// The whole sequence: lv1 comes back exclusive, lv2 was taken by another
+// host and is lost; the journal goes and held.json keeps only lv1.
+func TestRecoverSequence(t *testing.T) {
+	r := run.NewScripted(t,
+		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		run.Step{Argv: restoreQueueing, Stdout: "ok\n"},
+		run.Step{Argv: deactivateBoth, Stderr: noLockWarning},
+		run.Step{Argv: table, Stdout: tableWithout(t, "vol-lv1", "vol-lv2")},
+		run.Step{Argv: sanlockStatus, Stdout: statusDropped(t)},
+		run.Step{Argv: dropVol},
+		run.Step{Argv: lockStartVol},
+		run.Step{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		run.Step{Argv: activateLV1Ex},
+		run.Step{Argv: activateLV2Sh, Stderr: lockedByOther, ExitCode: 5},
+	)
+	d := deps(t, r)
+	withJournal(t, d, PhaseFenced)
+	rep, err := Recover(context.Background(), d, "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Done || len(rep.Reacquired) != 1 || rep.Reacquired[0].LV != "lv1" || len(rep.Lost) != 1 || rep.Lost[0].LV != "lv2" {
+		t.Fatalf("report %+v", rep)
+	}
+	if !strings.Contains(rep.String(), "LOST lv2") {
+		t.Fatalf("report text:\n%s", rep)
+	}
+	if _, ok, _ := ReadJournal(d.StateDir, "vol"); ok {
+		t.Fatal("journal kept")
+	}
+	if h := heldLVs(t, d.StateDir); len(h) != 1 || h[0] != (state.HeldLV{VG: "vol", LV: "lv1", UUID: "u1", Mode: state.Exclusive}) {
+		t.Fatalf("held %+v", h)
+	}
+}
+
+// No active path: refused before any change, journal untouched.
+func TestRecoverRefusesWithoutPaths(t *testing.T) {
+	r := run.NewScripted(t, run.Step{Argv: showMap, Stdout: failedMap(t)})
+	d := deps(t, r)
+	withJournal(t, d, PhaseFenced)
+	if _, err := Recover(context.Background(), d, "vol"); !errors.Is(err, ErrPathsDown) {
+		t.Fatalf("err %v", err)
+	}
+	if j := readJournal(t, d.StateDir); j.Phase != PhaseFenced || !j.QueueingDisabled {
+		t.Fatalf("journal %+v", j)
+	}
+}
+
+// A fence interrupted mid-way with an LV still linear: refused.
+func TestRecoverRefusesUnverifiedFence(t *testing.T) {
+	r := run.NewScripted(t, run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")})
+	d := deps(t, r)
+	withJournal(t, d, PhaseFencing)
+	if _, err := Recover(context.Background(), d, "vol"); !errors.Is(err, ErrFenceUnverified) {
+		t.Fatalf("err %v", err)
+	}
+	if j := readJournal(t, d.StateDir); j.Phase != PhaseFencing {
+		t.Fatalf("journal %+v", j)
+	}
+}
+
+// A re-acquire that times out keeps the journal; the re-run skips what is
+// done (queueing, the lockspace, lv2) and finishes lv1.
+func TestRecoverFailureKeepsJournalAndReRunConverges(t *testing.T) {
+	r := run.NewScripted(t,
+		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		run.Step{Argv: restoreQueueing, Stdout: "ok\n"},
+		run.Step{Argv: deactivateBoth},
+		run.Step{Argv: table, Stdout: tableWithout(t, "vol-lv1", "vol-lv2")},
+		run.Step{Argv: sanlockStatus, Stdout: statusDropped(t)},
+		run.Step{Argv: dropVol},
+		run.Step{Argv: lockStartVol},
+		run.Step{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		run.Step{Argv: activateLV1Ex, Err: timedOut(activateLV1Ex)},
+		run.Step{Argv: activateLV2Sh},
+		// re-run
+		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		run.Step{Argv: []string{"lvchange", "-an", "vol/lv1"}},
+		run.Step{Argv: table, Stdout: tableWithout(t, "vol-lv1", "vol-lv2")},
+		run.Step{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		run.Step{Argv: activateLV1Ex},
+	)
+	d := deps(t, r)
+	withJournal(t, d, PhaseFenced)
+	rep, err := Recover(context.Background(), d, "vol")
+	if !errors.Is(err, ErrIncomplete) || rep.Done || len(rep.Pending) != 1 || rep.Pending[0].LV != "lv1" {
+		t.Fatalf("first run: %v %+v", err, rep)
+	}
+	if j := readJournal(t, d.StateDir); j.Phase != PhaseRecovering || j.QueueingDisabled || j.LVs[1].Outcome != OutcomeReacquired {
+		t.Fatalf("journal %+v", j)
+	}
+	rep, err = Recover(context.Background(), d, "vol")
+	if err != nil || !rep.Done || len(rep.Reacquired) != 2 {
+		t.Fatalf("re-run: %v %+v", err, rep)
+	}
+	if h := heldLVs(t, d.StateDir); len(h) != 2 {
+		t.Fatalf("held %+v", h)
+	}
+}
+
+// An LV lvchange -an left with a live table (not the error target) stops
+// recovery before the lockspace is touched.
+func TestRecoverStopsOnLiveTableAfterDeactivate(t *testing.T) {
+	r := run.NewScripted(t,
+		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		run.Step{Argv: restoreQueueing, Stdout: "ok\n"},
+		run.Step{Argv: deactivateBoth},
+		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+	)
+	d := deps(t, r)
+	withJournal(t, d, PhaseFenced)
+	if _, err := Recover(context.Background(), d, "vol"); !errors.Is(err, ErrFenceUnverified) {
+		t.Fatalf("err %v", err)
+	}
+	if j := readJournal(t, d.StateDir); j.Phase != PhaseRecovering {
+		t.Fatalf("journal %+v", j)
+	}
+}
+
+// No journal: nothing was fenced, nothing runs.
+func TestRecoverWithoutJournal(t *testing.T) {
+	d := deps(t, run.NewScripted(t))
+	if rep, err := Recover(context.Background(), d, "vol"); err != nil || !rep.Done {
+		t.Fatalf("%v %+v", err, rep)
+	}
+}
