@@ -121,7 +121,9 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 		}
 	}
 	j.Phase = PhaseRecovering
-	f.saveJournal()
+	if err := f.persist(); err != nil {
+		return rep, err
+	}
 
 	if j.QueueingDisabled {
 		if err := f.mp.RestoreQueueing(ctx); err != nil {
@@ -129,25 +131,28 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 		}
 		f.logf("multipathd restorequeueing maps: ok")
 		j.QueueingDisabled = false
-		f.saveJournal()
+		if err := f.persist(); err != nil {
+			return rep, err
+		}
 	}
 
 	lv := lvm.New(d.Runner, lvm.Options{VolumeGroups: []string{vg}})
 	pending := f.pending()
 	if names := lvNames(pending); len(names) > 0 {
-		// Error-tabled devices go away; with the lockspace dead lvm warns
-		// "Reading VG without a lock", which is fine.
-		// lvm's exit status mixes a device it could not remove with a lock
+		// Error-tabled devices go away ("Reading VG vol without a lock" is
+		// expected with the lockspace dead). lvm's exit status mixes a device it could not remove with a lock
 		// it could not release (the lockspace is dead), so the dm tables
 		// read afterwards are what tells which devices are gone.
 		if _, err := lv.Deactivate(ctx, vg, names...); err != nil {
 			f.logf("lvchange -an %v: %v", names, err)
 		}
-		if err := f.checkDeactivated(ctx); err != nil {
-			f.saveJournal()
+		err := f.checkDeactivated(ctx)
+		if perr := f.persist(); err == nil {
+			err = perr
+		}
+		if err != nil {
 			return f.report(rep, err)
 		}
-		f.saveJournal()
 	}
 
 	if err := f.restartLockspace(ctx, lv); err != nil {
@@ -162,8 +167,10 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 			j.LVs[i].Outcome = OutcomeNotHeld
 		}
 	}
+	if err := f.persist(); err != nil {
+		return f.report(rep, err)
+	}
 	if len(f.pending()) > 0 {
-		f.saveJournal()
 		return f.report(rep, ErrIncomplete)
 	}
 	if err := os.Remove(JournalPath(d.StateDir, vg)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -246,10 +253,13 @@ func (f *fencer) reacquire(ctx context.Context, lv *lvm.Client, mode state.Mode)
 		perr := res.Failed[p.LV]
 		switch {
 		case err == nil || slices.Contains(res.Changed, p.LV):
-			p.Outcome, p.Error = OutcomeReacquired, ""
+			// Settled only once held.json says so; otherwise a re-run
+			// cycles it (-an, then activate again).
 			if herr := f.held.Set(state.HeldLV{VG: f.vg, LV: p.LV, UUID: p.UUID, Mode: mode}); herr != nil {
 				p.Error = "held.json: " + herr.Error()
+				continue
 			}
+			p.Outcome, p.Error = OutcomeReacquired, ""
 			f.logf("re-acquired %s/%s (%s)", f.vg, p.LV, mode)
 		case errors.Is(perr, errdefs.ErrLockConflict):
 			p.Error = perr.Error()
@@ -267,7 +277,17 @@ func (f *fencer) reacquire(ctx context.Context, lv *lvm.Client, mode state.Mode)
 			f.logf("re-acquiring %s/%s (%s) FAILED: %v", f.vg, p.LV, mode, perr)
 		}
 	}
-	f.saveJournal()
+}
+
+// persist writes the journal at a phase change. Unlike during the fence, a
+// write failure stops recovery: a re-run must not redo a settled step (an
+// -an of an LV already re-acquired would drop its lock).
+func (f *fencer) persist() error {
+	f.j.Updated = f.d.Now().UTC()
+	if err := writeJournal(f.d.StateDir, f.j); err != nil {
+		return fmt.Errorf("recovery journal: %w", err)
+	}
+	return nil
 }
 
 // pending lists the fenced LVs recovery has not settled yet.
