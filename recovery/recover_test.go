@@ -209,3 +209,30 @@ func TestRecoverWithoutJournal(t *testing.T) {
 		t.Fatalf("%v %+v", err, rep)
 	}
 }
+
+// lv1 is still open (its VM paused on the error table): lvchange -an fails
+// for it, its device keeps the error target, recovery goes on and the
+// report tells the operator to refresh it before restarting the VM.
+func TestRecoverLVStillOpen(t *testing.T) {
+	r := run.NewScripted(t,
+		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		run.Step{Argv: restoreQueueing, Stdout: "ok\n"},
+		run.Step{Argv: deactivateBoth, Stderr: noLockWarning + "  Logical volume vol/lv1 in use.\n", ExitCode: 5},
+		run.Step{Argv: table, Stdout: tableWithout(t, "vol-lv2")},
+		run.Step{Argv: sanlockStatus, Stdout: statusDropped(t)},
+		run.Step{Argv: dropVol},
+		run.Step{Argv: lockStartVol},
+		run.Step{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		run.Step{Argv: activateLV1Ex},
+		run.Step{Argv: activateLV2Sh},
+	)
+	d := deps(t, r)
+	withJournal(t, d, PhaseFenced)
+	rep, err := Recover(context.Background(), d, "vol")
+	if err != nil || !rep.Done || len(rep.Reacquired) != 2 || !rep.Reacquired[0].InUse || rep.Reacquired[1].InUse {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	if !strings.Contains(rep.String(), "lvchange --refresh vol/lv1") {
+		t.Fatalf("report text:\n%s", rep)
+	}
+}
