@@ -1,0 +1,121 @@
+//go:build lab
+
+package lab
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/agent/volumes"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/lvm"
+	"github.com/aos-agent/aos-agent/sanlock"
+	"github.com/aos-agent/aos-agent/state"
+)
+
+// TestLabBatching measures issue 4's benchmark on real lvm2 + lvmlockd +
+// sanlock: 100 Activate (then Deactivate) calls made at once, which the
+// volume service's group commit folds into few lvchange runs, against the
+// same 100 calls made one after another. Figures go to the timing table.
+func TestLabBatching(t *testing.T) {
+	const n = 100
+	ctx := context.Background()
+	l := bootLab(t, "batching", Options{Hosts: 1})
+	l.scenario(t, "setup", func(t *testing.T) {
+		start := time.Now()
+		if err := l.c.StartStorage(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.c.CreateSharedVG(ctx, vg); err != nil {
+			t.Fatal(err)
+		}
+		l.tm.add("storage + vgcreate --shared", time.Since(start))
+	})
+	// Counting lvchange runs shows how far the group commit folded the calls.
+	var lvchanges atomic.Int64
+	g := run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
+		if c.Argv[0] == "lvchange" {
+			lvchanges.Add(1)
+		}
+		return l.c.Host(1).Run(ctx, c)
+	})
+	lvmc := lvm.New(g, lvm.Options{VolumeGroups: []string{vg}, Timeout: 5 * time.Minute})
+	held, err := state.OpenHeld(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := volumes.New(lvmc, sanlock.NewLockCtl(g, time.Minute), volumes.CommandWiper{Runner: g}, held,
+		volumes.Options{VolumeGroups: []string{vg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := make([]volumes.Ref, n)
+	for i := range refs {
+		refs[i] = volumes.Ref{VG: vg, LV: fmt.Sprintf("volume-%03d", i)}
+	}
+	l.scenario(t, "create-100", func(t *testing.T) {
+		start := time.Now()
+		for _, r := range refs {
+			if err := lvmc.Create(ctx, r.VG, r.LV, 4<<20); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.tm.add("100 × lvcreate -an (sequential)", time.Since(start))
+	})
+
+	activate := func(r volumes.Ref) error { _, err := svc.Activate(ctx, r, volumes.Exclusive); return err }
+	deactivate := func(r volumes.Ref) error { return svc.Deactivate(ctx, r) }
+	measured := map[string]time.Duration{}
+	calls := map[string]int64{}
+	timed := func(name string, concurrent bool, op func(volumes.Ref) error) {
+		l.scenario(t, name, func(t *testing.T) {
+			lvchanges.Store(0)
+			start := time.Now()
+			if err := forEach(refs, concurrent, op); err != nil {
+				t.Fatal(err)
+			}
+			measured[name], calls[name] = time.Since(start), lvchanges.Load()
+			l.tm.add(name, measured[name])
+		})
+	}
+	timed("activate-100-sequential", false, activate)
+	timed("deactivate-100-sequential", false, deactivate)
+	timed("activate-100-concurrent", true, activate)
+	timed("deactivate-100-concurrent", true, deactivate)
+
+	fmt.Printf("\nbatching on real lvm2 (%s, -smp 2)\n%-12s %14s %14s %8s %14s\n", l.c.Accel, "op", "sequential", "concurrent", "ratio", "lvchange runs")
+	for _, op := range []string{"activate", "deactivate"} {
+		seq, conc := measured[op+"-100-sequential"], measured[op+"-100-concurrent"]
+		fmt.Printf("%-12s %13.2fs %13.2fs %7.1fx %7d/%d\n", op, seq.Seconds(), conc.Seconds(), seq.Seconds()/conc.Seconds(),
+			calls[op+"-100-sequential"], calls[op+"-100-concurrent"])
+	}
+}
+
+// forEach runs op on every ref, all at once or one after another, and
+// returns the first failure.
+func forEach(refs []volumes.Ref, concurrent bool, op func(volumes.Ref) error) error {
+	errs := make([]error, len(refs))
+	if concurrent {
+		var wg sync.WaitGroup
+		for i, r := range refs {
+			wg.Go(func() { errs[i] = op(r) })
+		}
+		wg.Wait()
+	} else {
+		for i, r := range refs {
+			if errs[i] = op(r); errs[i] != nil {
+				break
+			}
+		}
+	}
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("%s: %w", refs[i], err)
+		}
+	}
+	return nil
+}
