@@ -185,4 +185,36 @@ func TestLabKillHookFences(t *testing.T) {
 			t.Fatalf("guest not answering 150 s after the fault: %v", err)
 		}
 	})
+
+	l.scenario(t, "paths-back-recover", func(t *testing.T) {
+		// The VM that used vm-disk was stopped while its disk gave EIO.
+		l.must(t, 1, "", "systemctl", "stop", "aos-hold-vm")
+		if err := RestorePaths(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		if err := WaitMap(ctx, g, 2); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		res, err := g.Run(ctx, run.Cmd{Argv: []string{"/lab/bin/aos-agent", "recover", "--wait", "2m", vg}, Timeout: 5 * time.Minute})
+		t.Logf("recover:\n%s%s", res.Stdout, res.Stderr)
+		if err != nil {
+			t.Fatalf("recover: %v", err)
+		}
+		l.tm.add("paths back -> aos-agent recover finished", time.Since(start))
+		if _, err := l.cmd(1, "test", "-e", recovery.JournalPath("/var/lib/aos-agent", vg)); err == nil {
+			t.Fatal("the recovery journal is still there")
+		}
+		l.wantMode(t, 1, "vm-disk", "ex")
+		l.wantMode(t, 1, "shared-disk", "sh")
+		tables, err := dm.New(g, time.Minute).Tables(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tb := range tables {
+			if vgName, _, layer, ok := dm.SplitLVMName(tb.Name); ok && vgName == vg && layer == "" && tb.Errored() {
+				t.Errorf("%s still on the error target after recovery", tb.Name)
+			}
+		}
+	})
 }
