@@ -318,6 +318,13 @@ func (c *Cluster) renewalFailed(h *Host, ls *lockspace) {
 	if !hasKill {
 		return
 	}
+	c.runKill(h, ls, argv)
+}
+
+// runKill runs the host's kill command (c.mu not held: the callback may run
+// commands on the simulated host). Exit 0 means "LVs are offline":
+// lvmlockctl drops the VG's locks itself and the watchdog is disarmed.
+func (c *Cluster) runKill(h *Host, ls *lockspace, argv []string) {
 	code := 1
 	if c.opt.RunKill != nil {
 		code = c.opt.RunKill(h.spec.Name, argv)
@@ -325,8 +332,6 @@ func (c *Cluster) renewalFailed(h *Host, ls *lockspace) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h.kills++
-	// Exit 0 means "LVs are offline": lvmlockctl drops the VG's locks itself
-	// and the watchdog is disarmed.
 	if code == 0 && h.ls == ls {
 		h.dropLocks()
 	}

@@ -261,18 +261,7 @@ func (h *Host) kill() reply {
 	}
 	ls := h.ls
 	argv := append(append([]string(nil), h.killArgv...), vg)
-	r.after = func() {
-		code := 1
-		if c.opt.RunKill != nil {
-			code = c.opt.RunKill(h.spec.Name, argv)
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		h.kills++
-		if code == 0 && h.ls == ls {
-			h.dropLocks()
-		}
-	}
+	r.after = func() { c.runKill(h, ls, argv) }
 	return r
 }
 
