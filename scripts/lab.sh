@@ -39,6 +39,9 @@ case "${1:-}" in
 build-image) build_image ;;
 test)
   shift
+  # Two TCG labs on 2 cores starve each other's leases: runs queue here.
+  exec 9>"${LAB_LOCK:-/tmp/aos-agent-lab.lock}"
+  flock 9
   export LAB_IMAGE=$(build_image)
   go test -tags lab -count=1 -v -timeout 40m "$@" ./lab/ 2>&1 | tee "${LAB_LOG:-/dev/null}"
   ;;
