@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 )
 
 // Mode is an LV lock mode as recorded: "ex" or "sh".
@@ -37,45 +38,107 @@ type heldFile struct {
 
 const heldName = "held.json"
 
-// Held is the persistent set of LVs held here, keyed by VG/LV.
+// Held is the persistent set of LVs held here, keyed by VG/LV. Several
+// processes share the file (the daemon, `aos-agent recover`, lockstart), so
+// a change is a read-modify-write under an flock on a sibling lock file, and
+// reads pick up what another process wrote: a recovery that drops a LOST LV
+// must not be undone by the daemon's next write from a stale copy.
 type Held struct {
 	path string
 	mu   sync.Mutex
 	lvs  map[string]HeldLV
+	seen fileID // identity of the file lvs was read from
+}
+
+// fileID tells whether held.json was replaced: every write renames a new
+// inode into place.
+type fileID struct {
+	ino, size uint64
+	mtime     int64
+	exists    bool
+}
+
+func statID(path string) (fileID, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fileID{}, nil
+	}
+	if err != nil {
+		return fileID{}, err
+	}
+	id := fileID{size: uint64(fi.Size()), mtime: fi.ModTime().UnixNano(), exists: true}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.ino = st.Ino
+	}
+	return id, nil
 }
 
 // OpenHeld loads dir/held.json; a missing file is an empty set.
 func OpenHeld(dir string) (*Held, error) {
 	h := &Held{path: filepath.Join(dir, heldName), lvs: map[string]HeldLV{}}
-	b, err := os.ReadFile(h.path)
+	if err := h.refresh(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// refresh re-reads the file if another process replaced it. h.mu is held.
+func (h *Held) refresh() error {
+	id, err := statID(h.path)
+	if err != nil {
+		return err
+	}
+	if id == h.seen {
+		return nil
+	}
+	lvs, err := readHeld(h.path)
+	if err != nil {
+		return err
+	}
+	h.lvs, h.seen = lvs, id
+	return nil
+}
+
+func readHeld(path string) (map[string]HeldLV, error) {
+	lvs := map[string]HeldLV{}
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return h, nil
+		return lvs, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	var f heldFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%s: %w", h.path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if f.Version != 1 {
-		return nil, fmt.Errorf("%s: unsupported version %d", h.path, f.Version)
+		return nil, fmt.Errorf("%s: unsupported version %d", path, f.Version)
 	}
 	for _, lv := range f.LVs {
 		if lv.Mode != Exclusive && lv.Mode != Shared {
-			return nil, fmt.Errorf("%s: %s/%s has invalid mode %q", h.path, lv.VG, lv.LV, lv.Mode)
+			return nil, fmt.Errorf("%s: %s/%s has invalid mode %q", path, lv.VG, lv.LV, lv.Mode)
 		}
-		h.lvs[lv.VG+"/"+lv.LV] = lv
+		lvs[lv.VG+"/"+lv.LV] = lv
 	}
-	return h, nil
+	return lvs, nil
+}
+
+// current returns the set as on disk; if the file became unreadable it
+// keeps the last good copy (a reader must not lose track of held LVs), and
+// the next update reports the error.
+func (h *Held) current() map[string]HeldLV {
+	_ = h.refresh()
+	return h.lvs
 }
 
 // List returns the held LVs sorted by VG/LV.
 func (h *Held) List() []HeldLV {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]HeldLV, 0, len(h.lvs))
-	for _, lv := range h.lvs {
+	lvs := h.current()
+	out := make([]HeldLV, 0, len(lvs))
+	for _, lv := range lvs {
 		out = append(out, lv)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -91,7 +154,7 @@ func (h *Held) List() []HeldLV {
 func (h *Held) Get(vg, lv string) (HeldLV, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	r, ok := h.lvs[vg+"/"+lv]
+	r, ok := h.current()[vg+"/"+lv]
 	return r, ok
 }
 
@@ -108,6 +171,22 @@ func (h *Held) Delete(vg, lv string) error {
 func (h *Held) update(change func(map[string]HeldLV)) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(h.path), 0o700); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(h.path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close() // closing releases the flock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	// Another process may have written since our last look: change what is
+	// on disk, never our copy. An unreadable file is not overwritten.
+	if err := h.refresh(); err != nil {
+		return err
+	}
 	next := make(map[string]HeldLV, len(h.lvs)+1)
 	for k, v := range h.lvs {
 		next[k] = v
@@ -125,7 +204,12 @@ func (h *Held) update(change func(map[string]HeldLV)) error {
 	if err := WriteFileAtomic(h.path, append(b, '\n'), 0o600); err != nil {
 		return err
 	}
-	h.lvs = next // memory follows disk only once the write is durable
+	// Memory follows disk only once the write is durable.
+	id, err := statID(h.path)
+	if err != nil {
+		return err
+	}
+	h.lvs, h.seen = next, id
 	return nil
 }
 

@@ -29,8 +29,46 @@ func TestHeldPersistsAcrossOpen(t *testing.T) {
 		t.Fatal(r, ok)
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Fatalf("temp files left behind: %v", entries)
+	for _, e := range entries {
+		if e.Name() != heldName && e.Name() != heldName+".lock" {
+			t.Fatalf("temp file left behind: %s", e.Name())
+		}
+	}
+}
+
+// The daemon and `aos-agent recover` each open the file: what one process
+// drops (a LOST LV) must not come back with the other's next write.
+func TestHeldSharedBetweenProcesses(t *testing.T) {
+	dir := t.TempDir()
+	daemon, _ := OpenHeld(dir)
+	must(t, daemon.Set(HeldLV{VG: "vol", LV: "lost", Mode: Exclusive}))
+	must(t, daemon.Set(HeldLV{VG: "vol", LV: "kept", Mode: Shared}))
+	recoverer, err := OpenHeld(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, recoverer.Delete("vol", "lost"))
+	if _, ok := daemon.Get("vol", "lost"); ok {
+		t.Fatal("the daemon still sees an LV another process dropped")
+	}
+	must(t, daemon.Set(HeldLV{VG: "vol", LV: "new", Mode: Exclusive}))
+	reread, _ := OpenHeld(dir)
+	var names []string
+	for _, lv := range reread.List() {
+		names = append(names, lv.LV)
+	}
+	if strings.Join(names, ",") != "kept,new" {
+		t.Fatalf("on disk: %v", names)
+	}
+
+	// A file another process corrupted: readers keep the last good set,
+	// writers refuse rather than overwrite what they cannot read.
+	must(t, os.WriteFile(filepath.Join(dir, heldName), []byte("{torn"), 0o600))
+	if got := daemon.List(); len(got) != 2 {
+		t.Fatalf("last good set lost: %+v", got)
+	}
+	if err := daemon.Set(HeldLV{VG: "vol", LV: "x", Mode: Exclusive}); err == nil {
+		t.Fatal("wrote over an unreadable held.json")
 	}
 }
 
