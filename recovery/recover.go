@@ -89,6 +89,11 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "recover: empty VG name")
 	}
 	rep := &Report{VG: vg}
+	release, err := lockRecovery(d.StateDir, vg)
+	if err != nil {
+		return rep, err
+	}
+	defer release()
 	j, ok, err := ReadJournal(d.StateDir, vg)
 	if err != nil {
 		return rep, err

@@ -236,3 +236,24 @@ func TestRecoverLVStillOpen(t *testing.T) {
 		t.Fatalf("report text:\n%s", rep)
 	}
 }
+
+// Two recoveries of one VG never interleave: the second is refused before it
+// runs anything (the scripted runner has no steps).
+func TestRecoverRefusesWhileAnotherRuns(t *testing.T) {
+	r := run.NewScripted(t)
+	d := deps(t, r)
+	withJournal(t, d, PhaseFenced)
+	release, err := lockRecovery(d.StateDir, "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Recover(context.Background(), d, "vol"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("err %v", err)
+	}
+	release()
+	release, err = lockRecovery(d.StateDir, "vol")
+	if err != nil {
+		t.Fatalf("lock not released: %v", err)
+	}
+	release()
+}
