@@ -60,6 +60,10 @@ type Daemon struct {
 	ready    atomic.Bool
 	readyG   prometheus.Gauge
 	lvmVer   string
+	auto     *autoRecovery // nil unless [recovery] mode = auto
+	// lastStatus is the last STATUS sent, so a long outage logs its change
+	// of state, not every poll (health runs on one goroutine).
+	lastStatus string
 }
 
 // New builds a daemon from cfg; nothing runs until Run.
@@ -138,6 +142,11 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		Help: "1 while a VG of this host is fenced after losing its lease storage and not yet recovered."},
 		func() float64 { return b2f(len(d.recoveries()) > 0) })
 	d.reg.MustRegister(amqpUp, inRecovery)
+	if cfg.Recovery.Mode == "auto" {
+		d.auto = newAutoRecovery(recovery.Deps{Runner: d.runner, StateDir: cfg.StateDir, MultipathAlias: cfg.LVM.MultipathAlias,
+			Log: func(format string, a ...any) { d.log.Named("recovery").Sugar().Infof(format, a...) }},
+			d.log.Named("recovery"), d.reg)
+	}
 	return d, nil
 }
 
@@ -186,6 +195,9 @@ loop:
 			d.health(ctx, d.monitor.Poll(ctx))
 		}
 	}
+	if d.auto != nil {
+		d.auto.wait() // a recovery in flight stops at its next step (ctx is done)
+	}
 	d.notifier.Stopping()
 	d.notifier.Status("stopping")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -198,14 +210,30 @@ loop:
 	return err
 }
 
-// health derives readiness from a snapshot, and pets the watchdog only when
-// the agent is really healthy: a hung poll or a dead broker connection lets
-// systemd restart it.
+// health derives readiness and STATUS from a snapshot and starts automatic
+// recovery. READY waits for every VG's lockspace, except a VG under a fence
+// journal: only a running agent can recover it. The watchdog guards the
+// agent's own loop, not the SAN: once READY every completed poll pets it, so
+// a wedged loop gets the agent restarted, while a lost lockspace, a dead
+// daemon or a broker outage (a restart fixes none of them) leaves it up to
+// report, refuse and recover instead of restart-looping into systemd's start
+// limit.
 func (d *Daemon) health(ctx context.Context, s Snapshot) {
-	var waiting []string
+	journals := d.recoveries()
+	if d.auto != nil {
+		// Recovery needs neither READY nor the broker.
+		d.auto.consider(ctx, s, journals)
+	}
+	fenced := map[string]bool{}
+	for _, j := range journals {
+		fenced[j.VG] = true
+	}
+	var waiting, problems []string
 	for _, vg := range d.cfg.LVM.VolumeGroups {
-		switch st := s.LockspaceState(vg); st {
-		case sanlock.StateJoined, sanlock.StateWarning:
+		switch st := s.LockspaceState(vg); {
+		case st == sanlock.StateJoined || st == sanlock.StateWarning:
+		case fenced[vg]:
+			problems = append(problems, fmt.Sprintf("VG %s fenced, recovery pending", vg))
 		default:
 			waiting = append(waiting, fmt.Sprintf("lockspace %s %s", vg, st))
 		}
@@ -213,23 +241,30 @@ func (d *Daemon) health(ctx context.Context, s Snapshot) {
 	if !d.server.Connected() {
 		waiting = append(waiting, "message broker disconnected")
 	}
-	if len(waiting) == 0 {
-		if !d.ready.Swap(true) {
-			d.readyG.Set(1)
-			d.notifier.Ready()
-			d.log.Info("agent ready", zap.Strings("volume_groups", d.cfg.LVM.VolumeGroups))
-			if d.opts.Ready != nil {
-				close(d.opts.Ready)
-			}
+	if len(waiting) == 0 && !d.ready.Swap(true) {
+		d.readyG.Set(1)
+		d.notifier.Ready()
+		d.log.Info("agent ready", zap.Strings("volume_groups", d.cfg.LVM.VolumeGroups))
+		if d.opts.Ready != nil {
+			close(d.opts.Ready)
 		}
-		d.notifier.Status("serving " + strings.Join(d.cfg.LVM.VolumeGroups, ","))
-		d.notifier.Watchdog()
+	}
+	if !d.ready.Load() {
+		d.notifier.Status("waiting: " + strings.Join(append(waiting, problems...), "; "))
 		return
 	}
-	d.notifier.Status("waiting: " + strings.Join(waiting, "; "))
-	if d.ready.Load() {
-		d.log.Warn("agent unhealthy", zap.Strings("problems", waiting))
+	status := "serving " + strings.Join(d.cfg.LVM.VolumeGroups, ",")
+	if all := append(waiting, problems...); len(all) > 0 {
+		status = "degraded: " + strings.Join(all, "; ")
+		if status != d.lastStatus {
+			d.log.Warn("agent degraded", zap.Strings("problems", all))
+		}
+	} else if d.lastStatus != "" && d.lastStatus != status {
+		d.log.Info("agent serving", zap.Strings("volume_groups", d.cfg.LVM.VolumeGroups))
 	}
+	d.notifier.Status(status)
+	d.lastStatus = status
+	d.notifier.Watchdog()
 }
 
 // recoveries returns the recovery journals present: a VG fenced by the

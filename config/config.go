@@ -52,8 +52,9 @@ type LVM struct {
 }
 
 type Recovery struct {
-	// Mode: "auto" runs recovery when the lockspace is lost, "manual" only
-	// fences and waits for an operator, "off" leaves everything to sanlock.
+	// Mode: "auto" recovers a fenced VG by itself once its paths are back,
+	// "manual" fences and waits for `aos-agent recover`, "off" leaves
+	// everything to sanlock (the kill hook does not fence).
 	Mode string
 }
 

@@ -1,0 +1,242 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/agent/volumes"
+	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/recovery"
+	"github.com/aos-agent/aos-agent/sim"
+	"github.com/aos-agent/aos-agent/state"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+)
+
+// The day the SAN blips, on the simulator through the daemon's own code: h1
+// holds a1 exclusive and a2 shared, loses every path, the kill hook fences
+// it; h2 takes a1 meanwhile. While the paths are down the daemon only
+// refuses; once they return its health loop recovers the VG by itself: a2
+// is re-acquired shared, a1 is reported lost and never re-activated here,
+// and mutations are served again.
+func TestDaemonRecoversAutomaticallyWhenPathsReturn(t *testing.T) {
+	const ioTimeout = 10 * time.Second
+	clock := sim.NewManualClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	cfg := config.Default()
+	cfg.Host, cfg.StateDir = "h1", t.TempDir()
+	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
+	cfg.Metrics.Listen = ""
+	var c *sim.Cluster
+	c = sim.NewCluster(sim.Options{
+		Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}, {Name: "h2", HostID: 2}}, VG: "vol",
+		Clock: clock, IOTimeout: ioTimeout, JoinTime: -1,
+		// lvmlockctl running the kill hook (`aos-agent kill-hook vol`) on h1.
+		RunKill: func(host string, argv []string) int {
+			_, err := recovery.Fence(context.Background(), recovery.Deps{Runner: c.Host(host), StateDir: cfg.StateDir,
+				MultipathAlias: "lun0", Log: t.Logf}, argv[len(argv)-1])
+			if err != nil {
+				t.Errorf("fence: %v", err)
+				return 1
+			}
+			return 0
+		},
+	})
+	c.SetKillCommand("h1", []string{"/usr/local/sbin/aos-agent", "kill-hook"})
+	ctx := context.Background()
+	for _, h := range []string{"h1", "h2"} {
+		mustRun(t, c, h, "vgchange", "--lock-start", "vol")
+	}
+	mustRun(t, c, "h1", "lvcreate", "-an", "-n", "a1", "-L", "64m", "vol")
+	mustRun(t, c, "h1", "lvcreate", "-an", "-n", "a2", "-L", "64m", "vol")
+
+	d, err := New(cfg, Options{Runner: c.Host("h1"), Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.auto == nil {
+		t.Fatal("[recovery] mode = auto is the default")
+	}
+	for lv, mode := range map[string]volumes.Mode{"a1": volumes.Exclusive, "a2": volumes.Shared} {
+		if _, err := d.volumes.Activate(ctx, volumes.Ref{VG: "vol", LV: lv}, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll := func() {
+		d.health(ctx, d.monitor.Poll(ctx))
+		d.auto.wait()
+	}
+	poll()
+
+	c.FailPaths("h1", true)
+	clock.Advance(8 * ioTimeout) // renewal fails: lvmlockctl runs the kill hook
+	if st := c.State("h1"); st.KillRuns != 1 || st.Active["a1"] != "error" || st.Active["a2"] != "error" || st.LockspaceJoined {
+		t.Fatalf("h1 not fenced: %+v", st)
+	}
+	mustRun(t, c, "h2", "lvchange", "-aey", "vol/a1")
+	poll()
+	if _, err := d.volumes.Activate(ctx, volumes.Ref{VG: "vol", LV: "a3"}, volumes.Exclusive); !errors.Is(err, errdefs.ErrRecoveryInProgress) {
+		t.Fatalf("while fenced: %v", err)
+	}
+	if n := testutil.CollectAndCount(d.auto.runs); n != 0 {
+		t.Fatalf("recovery attempted with every path down (%v runs)", n)
+	}
+
+	c.RestorePaths("h1")
+	poll()
+	if n := testutil.ToFloat64(d.auto.runs.WithLabelValues("vol", recoveryDone)); n != 1 {
+		t.Fatalf("automatic recovery runs done = %v", n)
+	}
+	st := c.State("h1")
+	if !st.LockspaceJoined || st.Locks["a2"] != "sh" || st.Active["a2"] != "linear" || st.Locks["a1"] != "" || st.Active["a1"] == "linear" {
+		t.Fatalf("h1 after automatic recovery: %+v", st)
+	}
+	if c.State("h2").Locks["a1"] != "ex" {
+		t.Fatal("h2 lost a1")
+	}
+	if err := d.gate(); err != nil {
+		t.Fatalf("still gated after recovery: %v", err)
+	}
+	// Recovery dropped the lost LV from held.json; the daemon's next write
+	// must not bring it back (lockstart would re-activate it at boot).
+	mustRun(t, c, "h1", "lvcreate", "-an", "-n", "a3", "-L", "64m", "vol")
+	if _, err := d.volumes.Activate(ctx, volumes.Ref{VG: "vol", LV: "a3"}, volumes.Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	held, err := state.OpenHeld(cfg.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lvs := held.List(); len(lvs) != 2 || lvs[0].LV != "a2" || lvs[1].LV != "a3" {
+		t.Fatalf("held.json after recovery: %+v", lvs)
+	}
+	poll() // nothing left to do
+	if n := testutil.CollectAndCount(d.auto.runs); n != 1 {
+		t.Fatalf("%d result series after an idle poll", n)
+	}
+}
+
+func mustRun(t *testing.T, c *sim.Cluster, host string, argv ...string) {
+	t.Helper()
+	if _, err := c.Host(host).Run(context.Background(), run.Cmd{Argv: argv}); err != nil {
+		t.Fatalf("%s: %v: %v", host, argv, err)
+	}
+}
+
+// A failed attempt is retried only after a backoff that grows; an
+// interrupted fence is left to the operator and never started.
+func TestAutoRecoveryBackoffAndOperatorPhases(t *testing.T) {
+	dir := t.TempDir()
+	calls := 0
+	failing := run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
+		calls++
+		return run.Result{}, &run.Error{Argv: c.Argv, ExitCode: 1, Stderr: "multipathd: not running"}
+	})
+	a := newAutoRecovery(recovery.Deps{Runner: failing, StateDir: dir, Log: t.Logf}, zap.NewNop(), prometheus.NewRegistry())
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a.now = func() time.Time { return now }
+	ctx := context.Background()
+	journal := func(phase recovery.Phase) []*recovery.Journal {
+		j := fmt.Sprintf(`{"version":1,"vg":"vol","phase":%q,"queueing_disabled":true,"lvs":[]}`, phase)
+		if err := os.WriteFile(recovery.JournalPath(dir, "vol"), []byte(j), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		js, _, err := recovery.ReadJournal(dir, "vol")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []*recovery.Journal{js}
+	}
+	attempt := func() float64 {
+		a.consider(ctx, Snapshot{}, journal(recovery.PhaseFenced))
+		a.wait()
+		return testutil.ToFloat64(a.runs.WithLabelValues("vol", recoveryFailed))
+	}
+	if n := attempt(); n != 1 || calls != 1 {
+		t.Fatalf("first attempt: %v failed runs, %d commands", n, calls)
+	}
+	if n := attempt(); n != 1 {
+		t.Fatal("retried before the backoff")
+	}
+	now = now.Add(autoRecoverFirstRetry)
+	if n := attempt(); n != 2 {
+		t.Fatal("not retried after the first backoff")
+	}
+	now = now.Add(autoRecoverFirstRetry) // the second backoff is twice as long
+	if n := attempt(); n != 2 {
+		t.Fatal("backoff did not grow")
+	}
+	now = now.Add(autoRecoverFirstRetry)
+	if n := attempt(); n != 3 {
+		t.Fatal("not retried after the second backoff")
+	}
+
+	calls = 0
+	now = now.Add(autoRecoverMaxRetry)
+	for _, phase := range []recovery.Phase{recovery.PhaseFencing, recovery.PhaseFenceFailed} {
+		a.consider(ctx, Snapshot{}, journal(phase))
+		a.wait()
+	}
+	if calls != 0 {
+		t.Fatalf("%d commands run for a fence that did not finish", calls)
+	}
+}
+
+// After READY the watchdog follows the agent's own loop, not the SAN's or the
+// broker's health: with the broker, sanlock and the lockspace gone the agent
+// says so in STATUS and is still petted (a restart would fix none of it).
+func TestWatchdogFollowsTheAgentNotTheSAN(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	messages := func() []string {
+		var out []string
+		buf := make([]byte, 4096)
+		for {
+			// Sends are synchronous datagrams: what was sent is queued already.
+			_ = conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			n, err := conn.Read(buf)
+			if err != nil {
+				return out
+			}
+			out = append(out, string(buf[:n]))
+		}
+	}
+
+	cfg := config.Default()
+	cfg.Host, cfg.StateDir = "h1", t.TempDir()
+	cfg.LVM.VolumeGroups, cfg.Metrics.Listen, cfg.Recovery.Mode = []string{"vol"}, "", "manual"
+	c := sim.NewCluster(sim.Options{Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}}, VG: "vol", JoinTime: -1})
+	mustRun(t, c, "h1", "vgchange", "--lock-start", "vol")
+	d, err := New(cfg, Options{Runner: c.Host("h1"), Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.ready.Store(true) // READY was sent (it needs the broker, tested in 30-rpc)
+	ctx := context.Background()
+
+	// No broker here: a broker outage is reported, and does not stop the pets.
+	d.health(ctx, d.monitor.Poll(ctx))
+	if got := messages(); !slices.Equal(got, []string{"STATUS=degraded: message broker disconnected", "WATCHDOG=1"}) {
+		t.Fatalf("broker down: %q", got)
+	}
+	c.CrashDaemon("h1", "sanlock") // the lockspace goes with it
+	d.health(ctx, d.monitor.Poll(ctx))
+	if got := messages(); len(got) != 2 || !strings.HasPrefix(got[0], "STATUS=degraded: lockspace vol") || got[1] != "WATCHDOG=1" {
+		t.Fatalf("sanlock and lockspace gone: %q", got)
+	}
+}
