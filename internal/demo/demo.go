@@ -19,6 +19,7 @@ import (
 	"github.com/aos-agent/aos-agent/agent/rpc"
 	"github.com/aos-agent/aos-agent/config"
 	"github.com/aos-agent/aos-agent/lockstart"
+	"github.com/aos-agent/aos-agent/recovery"
 	"github.com/aos-agent/aos-agent/sim"
 	"github.com/aos-agent/aos-agent/state"
 	"go.uber.org/zap"
@@ -37,6 +38,9 @@ type Options struct {
 
 // Hosts of the story: two compute hosts and the cinder-volume host.
 var hosts = []string{"compute-a", "compute-b", "cinder-1"}
+
+// killHookArgv is lvm.conf's lvmlockctl_kill_command on the simulated hosts.
+var killHookArgv = []string{"/usr/local/sbin/aos-agent", "kill-hook"}
 
 type step struct {
 	title  string
@@ -85,8 +89,23 @@ func StartCluster(ctx context.Context, o Options, hostNames []string, out io.Wri
 		specs[i] = sim.HostSpec{Name: h, HostID: i + 1}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &Cluster{Sim: sim.NewCluster(sim.Options{Hosts: specs, VG: "vol", PVSize: 64 << 30, Clock: clock}),
-		Hosts: hostNames, cancel: cancel, done: make(chan error, len(hostNames))}
+	c := &Cluster{Hosts: hostNames, cancel: cancel, done: make(chan error, len(hostNames))}
+	// lvm.conf's lvmlockctl_kill_command is the agent's kill hook on every
+	// host, as `aos-agent install` sets it: lvmlockctl runs it with the VG
+	// when the lease is lost, and it fences the host's LVs.
+	c.Sim = sim.NewCluster(sim.Options{Hosts: specs, VG: "vol", PVSize: 64 << 30, Clock: clock,
+		RunKill: func(host string, argv []string) int {
+			logf := func(format string, a ...any) { log.Sugar().Infof("kill hook on "+host+": "+format, a...) }
+			if _, err := recovery.Fence(context.Background(), recovery.Deps{Runner: c.Sim.Host(host),
+				StateDir: filepath.Join(o.WorkDir, host), MultipathAlias: "lun0", Log: logf}, argv[len(argv)-1]); err != nil {
+				logf("%v", err)
+				return 1
+			}
+			return 0
+		}})
+	for _, h := range hostNames {
+		c.Sim.SetKillCommand(h, killHookArgv)
+	}
 	started := 0
 	fail := func(err error) (*Cluster, error) {
 		cancel()
@@ -196,6 +215,17 @@ func Run(ctx context.Context, o Options) error {
 			before: func() { cluster.FailPaths("compute-a", false) }},
 		{title: "the path returns", host: "compute-a", method: "get_status", args: map[string]any{}, expect: "ok",
 			before: func() { cluster.RestorePaths("compute-a") }},
+		{title: "SAN outage on compute-b: every path lost; sanlock's renewal fails and the kill hook fences its LVs", host: "compute-b", method: "get_status", args: map[string]any{}, expect: "ok",
+			before: func() {
+				cluster.FailPaths("compute-b", true)
+				waitFor(ctx, func() bool { return journalExists(o, "compute-b") })
+			}},
+		{title: "while fenced, compute-b refuses changes at once", host: "compute-b", method: "deactivate_volume", args: vol("volume-2"), expect: "RecoveryInProgress"},
+		{title: "paths return: compute-b's agent recovers by itself and re-locks volume-1 (ex) and volume-2 (sh)", host: "compute-b", method: "get_status", args: map[string]any{}, expect: "ok",
+			before: func() {
+				cluster.RestorePaths("compute-b")
+				waitFor(ctx, func() bool { return !journalExists(o, "compute-b") })
+			}},
 		{title: "detach volume-2 from compute-a", host: "compute-a", method: "deactivate_volume", args: vol("volume-2"), expect: "ok"},
 		{title: "detach volume-2 from compute-b", host: "compute-b", method: "deactivate_volume", args: vol("volume-2"), expect: "ok"},
 		{title: "delete of volume-1 is refused while it is attached to compute-b", host: "cinder-1", method: "delete_volume", args: vol("volume-1", "clear", "zero", "clear_size_mb", 1), expect: "LockConflict"},
@@ -256,6 +286,26 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
+// journalExists tells whether host's agent has a fence journal (the kill hook
+// wrote it; recovery removes it).
+func journalExists(o Options, host string) bool {
+	_, ok, err := recovery.ReadJournal(filepath.Join(o.WorkDir, host), "vol")
+	return ok || err != nil
+}
+
+// waitFor polls cond until it holds; the story step that follows shows the
+// outcome either way, so a timeout needs no error of its own.
+func waitFor(ctx context.Context, cond func() bool) {
+	deadline := time.Now().Add(time.Minute)
+	for !cond() && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 func argString(args map[string]any) string {
 	var parts []string
 	for _, k := range []string{"volume_name", "mode", "size", "new_size", "clear", "clear_size_mb"} {
@@ -283,6 +333,9 @@ func summarize(method string, raw json.RawMessage) string {
 		}
 		if mp, ok := m["multipath"].(map[string]any); ok {
 			parts = append(parts, fmt.Sprintf("paths %v/%v active", mp["paths_active"], mp["paths_total"]))
+		}
+		if rec, ok := m["recovery"].(map[string]any); ok {
+			parts = append(parts, fmt.Sprintf("recovery %v", rec["state"]))
 		}
 		return strings.Join(parts, ", ")
 	}
