@@ -180,9 +180,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("metrics listening", zap.String("addr", ln.Addr().String()))
 	}
 	d.notifier.Status("connecting to the message broker")
-	if err := d.server.Start(ctx); err != nil {
-		return err
-	}
+	// The health loop runs while the broker is still unreachable: a fenced
+	// VG must be recovered, and its state reported, whatever the broker does.
+	// Start retries until connected and fails only when ctx ends.
+	started := make(chan error, 1)
+	go func() { started <- d.server.Start(ctx) }()
 	d.health(ctx, d.monitor.Last())
 	t := time.NewTicker(d.monitor.Interval)
 	defer t.Stop()
@@ -191,9 +193,15 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
+		case <-started:
+			started = nil // connected; the server reconnects by itself from now on
+			d.health(ctx, d.monitor.Last())
 		case <-t.C:
 			d.health(ctx, d.monitor.Poll(ctx))
 		}
+	}
+	if started != nil {
+		<-started // returns once ctx is done: Stop must not race a late connect
 	}
 	if d.auto != nil {
 		d.auto.wait() // a recovery in flight stops at its next step (ctx is done)
@@ -213,7 +221,7 @@ loop:
 // health derives readiness and STATUS from a snapshot and starts automatic
 // recovery. READY waits for every VG's lockspace, except a VG under a fence
 // journal: only a running agent can recover it. The watchdog guards the
-// agent's own loop, not the SAN: once READY every completed poll pets it, so
+// agent's own loop, not the SAN: every completed poll pets it, so
 // a wedged loop gets the agent restarted, while a lost lockspace, a dead
 // daemon or a broker outage (a restart fixes none of them) leaves it up to
 // report, refuse and recover instead of restart-looping into systemd's start
@@ -249,6 +257,7 @@ func (d *Daemon) health(ctx context.Context, s Snapshot) {
 			close(d.opts.Ready)
 		}
 	}
+	d.notifier.Watchdog()
 	if !d.ready.Load() {
 		d.notifier.Status("waiting: " + strings.Join(append(waiting, problems...), "; "))
 		return
@@ -264,7 +273,6 @@ func (d *Daemon) health(ctx context.Context, s Snapshot) {
 	}
 	d.notifier.Status(status)
 	d.lastStatus = status
-	d.notifier.Watchdog()
 }
 
 // recoveries returns the recovery journals present: a VG fenced by the

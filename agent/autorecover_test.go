@@ -27,9 +27,9 @@ import (
 // The day the SAN blips, on the simulator through the daemon's own code: h1
 // holds a1 exclusive and a2 shared, loses every path, the kill hook fences
 // it; h2 takes a1 meanwhile. While the paths are down the daemon only
-// refuses; once they return its health loop recovers the VG by itself: a2
-// is re-acquired shared, a1 is reported lost and never re-activated here,
-// and mutations are served again.
+// refuses; once they return its health loop recovers the VG by itself, with
+// no broker reachable: a2 is re-acquired shared, a1 is reported lost and
+// never re-activated here, and mutations are served again.
 func TestDaemonRecoversAutomaticallyWhenPathsReturn(t *testing.T) {
 	const ioTimeout = 10 * time.Second
 	clock := sim.NewManualClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
@@ -37,6 +37,7 @@ func TestDaemonRecoversAutomaticallyWhenPathsReturn(t *testing.T) {
 	cfg.Host, cfg.StateDir = "h1", t.TempDir()
 	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
 	cfg.Metrics.Listen = ""
+	cfg.TransportURL = "rabbit://guest:guest@127.0.0.1:1/" // nothing listens there
 	var c *sim.Cluster
 	c = sim.NewCluster(sim.Options{
 		Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}, {Name: "h2", HostID: 2}}, VG: "vol",
@@ -60,7 +61,7 @@ func TestDaemonRecoversAutomaticallyWhenPathsReturn(t *testing.T) {
 	mustRun(t, c, "h1", "lvcreate", "-an", "-n", "a1", "-L", "64m", "vol")
 	mustRun(t, c, "h1", "lvcreate", "-an", "-n", "a2", "-L", "64m", "vol")
 
-	d, err := New(cfg, Options{Runner: c.Host("h1"), Logger: zap.NewNop()})
+	d, err := New(cfg, Options{Runner: c.Host("h1"), Logger: zap.NewNop(), PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,10 +93,24 @@ func TestDaemonRecoversAutomaticallyWhenPathsReturn(t *testing.T) {
 		t.Fatalf("recovery attempted with every path down (%v runs)", n)
 	}
 
+	// The daemon's own loop does it, with the broker unreachable all along:
+	// recovery needs no broker.
 	c.RestorePaths("h1")
-	poll()
-	if n := testutil.ToFloat64(d.auto.runs.WithLabelValues("vol", recoveryDone)); n != 1 {
-		t.Fatalf("automatic recovery runs done = %v", n)
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- d.Run(runCtx) }()
+	for i := 0; testutil.ToFloat64(d.auto.runs.WithLabelValues("vol", recoveryDone)) == 0; i++ {
+		if i == 3000 { // a bound for a hung test, not a timing assertion
+			t.Fatal("no automatic recovery within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	if err := <-ran; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if d.server.Connected() {
+		t.Fatal("connected to a broker that does not exist")
 	}
 	st := c.State("h1")
 	if !st.LockspaceJoined || st.Locks["a2"] != "sh" || st.Active["a2"] != "linear" || st.Locks["a1"] != "" || st.Active["a1"] == "linear" {
@@ -192,9 +207,9 @@ func TestAutoRecoveryBackoffAndOperatorPhases(t *testing.T) {
 	}
 }
 
-// After READY the watchdog follows the agent's own loop, not the SAN's or the
-// broker's health: with the broker, sanlock and the lockspace gone the agent
-// says so in STATUS and is still petted (a restart would fix none of it).
+// The watchdog follows the agent's own loop, not the SAN's or the broker's
+// health: with the broker, sanlock and the lockspace gone the agent says so
+// in STATUS and is still petted (a restart would fix none of it).
 func TestWatchdogFollowsTheAgentNotTheSAN(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -226,17 +241,21 @@ func TestWatchdogFollowsTheAgentNotTheSAN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.ready.Store(true) // READY was sent (it needs the broker, tested in 30-rpc)
 	ctx := context.Background()
 
-	// No broker here: a broker outage is reported, and does not stop the pets.
 	d.health(ctx, d.monitor.Poll(ctx))
-	if got := messages(); !slices.Equal(got, []string{"STATUS=degraded: message broker disconnected", "WATCHDOG=1"}) {
+	if got := messages(); !slices.Equal(got, []string{"WATCHDOG=1", "STATUS=waiting: message broker disconnected"}) {
+		t.Fatalf("before READY: %q", got)
+	}
+	d.ready.Store(true) // READY was sent (it needs the broker, tested in 30-rpc)
+	// A broker outage after READY is reported, and does not stop the pets.
+	d.health(ctx, d.monitor.Poll(ctx))
+	if got := messages(); !slices.Equal(got, []string{"WATCHDOG=1", "STATUS=degraded: message broker disconnected"}) {
 		t.Fatalf("broker down: %q", got)
 	}
 	c.CrashDaemon("h1", "sanlock") // the lockspace goes with it
 	d.health(ctx, d.monitor.Poll(ctx))
-	if got := messages(); len(got) != 2 || !strings.HasPrefix(got[0], "STATUS=degraded: lockspace vol") || got[1] != "WATCHDOG=1" {
+	if got := messages(); len(got) != 2 || got[0] != "WATCHDOG=1" || !strings.HasPrefix(got[1], "STATUS=degraded: lockspace vol") {
 		t.Fatalf("sanlock and lockspace gone: %q", got)
 	}
 }
