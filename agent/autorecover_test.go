@@ -84,6 +84,7 @@ func TestDaemonRecoversAutomaticallyWhenPathsReturn(t *testing.T) {
 	if st := c.State("h1"); st.KillRuns != 1 || st.Active["a1"] != "error" || st.Active["a2"] != "error" || st.LockspaceJoined {
 		t.Fatalf("h1 not fenced: %+v", st)
 	}
+	clock.Advance(60 * time.Second) // h1's lease expires (the fence could not release it on disk)
 	mustRun(t, c, "h2", "lvchange", "-aey", "vol/a1")
 	poll()
 	if _, err := d.volumes.Activate(ctx, volumes.Ref{VG: "vol", LV: "a3"}, volumes.Exclusive); !errors.Is(err, errdefs.ErrRecoveryInProgress) {

@@ -30,6 +30,7 @@ func TestSimRecoverAfterFence(t *testing.T) {
 	if st := s.c.State("h1"); st.KillRuns != 1 || st.Active["lv1"] != "error" || st.Active["lv2"] != "error" {
 		t.Fatalf("not fenced: %+v", st)
 	}
+	s.clk.Advance(6 * ioTimeout) // h1's lease expires: h2 may take lv1
 	s.ok("h2", "lvchange -aey vol/lv1")
 
 	// Still no path: refused, journal kept.

@@ -44,10 +44,14 @@ const (
 	leaseAlign     = 1 << 20   // one lease per MiB
 	lunSerial      = "35000c50015ea71ac"
 	pidLvmlockd    = 443
-	renewFactor    = 8  // renewal fails at 8 × io_timeout
-	resetFactor    = 12 // watchdog fires ~40 s after renewal failure at io_timeout 10
-	expiryFactor   = 14 // other hosts may take the leases
-	sectorSize     = 512
+	renewFactor    = 8 // renewal fails at 8 × io_timeout
+	// killGrace is sanlock's kill_grace_seconds: the watchdog fires this
+	// long after renewal failed unless the leases were released.
+	killGrace = 40 * time.Second
+	// watchdogFire is sanlock's fixed watchdog timeout: other hosts consider
+	// a host dead this long after its renewal failed.
+	watchdogFire = 60 * time.Second
+	sectorSize   = 512
 )
 
 // Lock modes as lvmlockctl prints them.
@@ -80,6 +84,15 @@ type lv struct {
 	lockOffset int64
 	holders    map[string]string // host name → ex|sh
 	lver       int               // sanlock lease version, bumped per ex acquire
+	// orphans are leases a host let go of while its lease storage was
+	// unreachable: the release never reached the disk, so they bar other
+	// hosts until the host's delta lease expires.
+	orphans map[string]orphan
+}
+
+type orphan struct {
+	mode  string
+	until time.Time
 }
 
 // Host is one simulated machine; it implements run.Runner.
@@ -95,6 +108,7 @@ type Host struct {
 	pathsOK    [2]bool
 	queueing   bool
 	leaseFail  bool
+	stallUntil time.Time // lvm I/O to the LUN blocks until then (suspended map)
 	killArgv   []string
 	hangs      []string
 	skew       time.Duration
@@ -249,12 +263,41 @@ func (c *Cluster) RestorePaths(host string) {
 	defer c.mu.Unlock()
 	h := c.mustHost(host)
 	h.pathsOK = [2]bool{true, true}
+	h.leaseStorageBack()
+}
+
+// leaseStorageBack ends a lease storage fault: renewals succeed again unless
+// one already failed (that lockspace stays dead until dropped).
+func (h *Host) leaseStorageBack() {
 	h.leaseFail = false
 	if h.ls != nil && !h.ls.renewFailed {
 		h.ls.cancelTimeline()
 		h.ls.failedAt = time.Time{}
 	}
 }
+
+// StallIO suspends I/O on the host's multipath map for d (dmsetup suspend
+// --noflush, then resume): lvm commands and lease renewals block meanwhile.
+// A stall shorter than 8 × io_timeout leaves the lockspace joined; a longer
+// one fails the lease like lost storage.
+func (c *Cluster) StallIO(host string, d time.Duration) {
+	c.mu.Lock()
+	h := c.mustHost(host)
+	h.stallUntil = c.clock.Now().Add(d)
+	c.mu.Unlock()
+	c.FailLeaseStorage(host)
+	c.clock.AfterFunc(d, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if h.pathsDown() {
+			return // a path fault meanwhile keeps the lease storage failed
+		}
+		h.leaseStorageBack()
+	})
+}
+
+// stalled is how long the host's I/O to the LUN stays suspended.
+func (h *Host) stalled() time.Duration { return h.stallUntil.Sub(h.c.clock.Now()) }
 
 func (h *Host) pathsDown() bool { return !h.pathsOK[0] && !h.pathsOK[1] }
 
@@ -282,8 +325,9 @@ func (ls *lockspace) cancelTimeline() {
 
 // FailLeaseStorage makes the host's lease I/O fail from now on: renewal fails
 // at 8 × io_timeout (kill_vg set, kill command run once), the watchdog resets
-// the host at 12 × io_timeout unless its leases were dropped, and from
-// 14 × io_timeout other hosts may take its locks.
+// the host kill_grace (40 s) later unless its leases were dropped, and 60 s
+// after the renewal failure other hosts may take its locks, whether it
+// dropped them or not (the release cannot reach the disk).
 func (c *Cluster) FailLeaseStorage(host string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -297,13 +341,17 @@ func (c *Cluster) FailLeaseStorage(host string) {
 	io := c.opt.IOTimeout
 	ls.stops = append(ls.stops,
 		c.clock.AfterFunc(renewFactor*io, func() { c.renewalFailed(h, ls) }),
-		c.clock.AfterFunc(resetFactor*io, func() { c.watchdogDue(h, ls) }),
-		c.clock.AfterFunc(expiryFactor*io, func() {
+		c.clock.AfterFunc(renewFactor*io+killGrace, func() { c.watchdogDue(h, ls) }),
+		c.clock.AfterFunc(c.expiry(), func() {
 			c.mu.Lock()
 			ls.expired = true
 			c.mu.Unlock()
 		}))
 }
+
+// expiry is how long after a lease storage fault other hosts consider the
+// host dead.
+func (c *Cluster) expiry() time.Duration { return renewFactor*c.opt.IOTimeout + watchdogFire }
 
 func (c *Cluster) renewalFailed(h *Host, ls *lockspace) {
 	c.mu.Lock()
@@ -355,10 +403,48 @@ func (h *Host) reset() {
 	h.boot()
 }
 
+// releaseAllLocks lets go of every lock. Without lease storage the release
+// does not reach the disk: the leases stay the host's until its expiry.
 func (h *Host) releaseAllLocks() {
+	var until time.Time
+	if h.leaseFail && h.ls != nil && !h.ls.failedAt.IsZero() {
+		until = h.ls.failedAt.Add(h.c.expiry())
+	}
 	for _, l := range h.c.lvs {
+		if m, ok := l.holders[h.spec.Name]; ok && until.After(h.c.clock.Now()) {
+			if l.orphans == nil {
+				l.orphans = map[string]orphan{}
+			}
+			l.orphans[h.spec.Name] = orphan{mode: m, until: until}
+		}
 		delete(l.holders, h.spec.Name)
 	}
+}
+
+// forgetOrphans is a fresh join: other hosts see the host's new generation
+// and treat the leases of the old one as free.
+func (h *Host) forgetOrphans() {
+	for _, l := range h.c.lvs {
+		delete(l.orphans, h.spec.Name)
+	}
+}
+
+// rivals are the other hosts whose lease on l still counts, with their mode:
+// live holders and orphaned leases not yet expired.
+func (h *Host) rivals(l *lv) map[string]string {
+	out := map[string]string{}
+	for other, m := range l.holders {
+		if other != h.spec.Name && h.c.hosts[other].lockUsable() {
+			out[other] = m
+		}
+	}
+	now := h.c.clock.Now()
+	for other, o := range l.orphans {
+		if _, held := out[other]; !held && other != h.spec.Name && now.Before(o.until) {
+			out[other] = o.mode
+		}
+	}
+	return out
 }
 
 // dropLocks is `lvmlockctl --drop`: locks and lockspace go, devices stay.

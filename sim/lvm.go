@@ -448,6 +448,7 @@ func (h *Host) lockStart(nowait bool) reply {
 		return fail(5, skipping+"  VG "+vg+" start failed: -5\n")
 	}
 	h.ls = &lockspace{readyAt: c.clock.Now().Add(c.opt.JoinTime)}
+	h.forgetOrphans()
 	out := "  VG " + vg + " starting sanlock lockspace\n"
 	if nowait {
 		return reply{stdout: out + "  Starting locking.  VG can only be read until locks are ready.\n", stderr: skipping}
@@ -518,10 +519,7 @@ func (h *Host) lvchange(a *args) reply {
 // acquire takes or converts this host's lock on l. Holders whose lease has
 // expired no longer count, even if they still believe they hold it.
 func (h *Host) acquire(l *lv, mode string) bool {
-	for other, m := range l.holders {
-		if other == h.spec.Name || !h.c.hosts[other].lockUsable() {
-			continue
-		}
+	for _, m := range h.rivals(l) {
 		if mode == modeEx || m == modeEx {
 			return false
 		}
@@ -696,8 +694,8 @@ func (h *Host) lvextend(a *args) reply {
 	// lvextend needs the LV lock ex, or sh with shupdate: a holder elsewhere
 	// in a conflicting mode refuses it.
 	shupdate := strings.Contains(a.flags["--lock-opt"], "shupdate")
-	for other, m := range l.holders {
-		if other != h.spec.Name && c.hosts[other].lockUsable() && (!shupdate || m == modeEx) {
+	for _, m := range h.rivals(l) {
+		if !shupdate || m == modeEx {
 			return fail(5, fmt.Sprintf("  LV locked by other host: %s/%s\n", c.opt.VG, name))
 		}
 	}

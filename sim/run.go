@@ -36,6 +36,16 @@ func (h *Host) Run(ctx context.Context, c run.Cmd) (run.Result, error) {
 	}
 	start := time.Now()
 	h.c.mu.Lock()
+	stall := h.stalled()
+	h.c.mu.Unlock()
+	if stall > 0 && readsLUN[c.Argv[0]] {
+		// A suspended map holds the I/O; the command runs once it resumes.
+		if err := sleep(ctx, h.c.clock, stall); err != nil {
+			return run.Result{Duration: time.Since(start), ExitCode: -1},
+				&run.Error{Argv: c.Argv, ExitCode: -1, TimedOut: errors.Is(err, context.DeadlineExceeded), Err: err}
+		}
+	}
+	h.c.mu.Lock()
 	r := h.dispatch(c.Argv)
 	h.c.mu.Unlock()
 	if r.after != nil {
@@ -57,6 +67,10 @@ func (h *Host) Run(ctx context.Context, c run.Cmd) (run.Result, error) {
 	}
 	return res, nil
 }
+
+// readsLUN are the programs whose work does I/O to the shared LUN.
+var readsLUN = map[string]bool{"vgs": true, "lvs": true, "vgchange": true, "lvchange": true, "lvcreate": true,
+	"lvremove": true, "lvextend": true, "dd": true}
 
 func (h *Host) dispatch(argv []string) reply {
 	joined := strings.Join(argv, " ")

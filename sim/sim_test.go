@@ -197,6 +197,9 @@ func TestLeaseFailureResetWhenNotDropped(t *testing.T) {
 	if st.Resets != 1 || len(st.Active) != 0 || st.LockspaceJoined || st.KillRuns != 1 {
 		t.Fatalf("host must be reset: %+v", st)
 	}
+	// The reset released nothing on disk: h2 waits for h1's lease to expire.
+	f.fails("h2", "lvchange -aey vol/lv1", 5, lockedByOther)
+	f.clk.Advance(watchdogFire - killGrace)
 	f.ok("h2", "lvchange -aey vol/lv1")
 	// the SAN is still down after the reboot, and queueing is back on
 	f.ok("h1", "multipathd disablequeueing maps")
@@ -213,7 +216,7 @@ func TestSplitBrainWithoutWatchdog(t *testing.T) {
 	f.ok("h1", "lvcreate -an -n lv1 -L 64m vol")
 	f.ok("h1", "lvchange -aey vol/lv1")
 	f.c.FailLeaseStorage("h1")
-	f.clk.Advance(expiryFactor*io - time.Second)
+	f.clk.Advance(8*io + watchdogFire - time.Second)
 	f.fails("h2", "lvchange -aey vol/lv1", 5, lockedByOther)
 	f.clk.Advance(time.Second)
 	f.ok("h2", "lvchange -aey vol/lv1")
@@ -440,4 +443,61 @@ func FuzzParseArgs(f *testing.F) {
 			t.Fatalf("%q: %v", cmd, err)
 		}
 	})
+}
+
+// A kill command that fences lets lvmlockctl drop h1's locks, but the
+// release cannot reach the dead storage: h2 still waits for the expiry.
+func TestDroppedLeasesBarOthersUntilExpiry(t *testing.T) {
+	f := newFixture(t)
+	f.ok("h1", "lvcreate -an -n lv1 -L 64m vol")
+	f.ok("h1", "lvchange -aey vol/lv1")
+	f.c.SetKillCommand("h1", []string{"/bin/fence"})
+	f.c.FailPaths("h1", true)
+	f.clk.Advance(8 * io)
+	if st := f.c.State("h1"); st.LockspaceJoined || len(st.Locks) != 0 {
+		t.Fatalf("locks not dropped: %+v", st)
+	}
+	f.fails("h2", "lvchange -aey vol/lv1", 5, lockedByOther)
+	f.clk.Advance(watchdogFire - time.Second)
+	f.fails("h2", "lvchange -aey vol/lv1", 5, lockedByOther)
+	f.clk.Advance(time.Second)
+	f.ok("h2", "lvchange -aey vol/lv1")
+}
+
+// Rejoining with a new generation frees the leases the old one left behind.
+func TestRejoinFreesOrphanedLeases(t *testing.T) {
+	f := newFixture(t)
+	f.ok("h1", "lvcreate -an -n lv1 -L 64m vol")
+	f.ok("h1", "lvchange -aey vol/lv1")
+	f.c.SetKillCommand("h1", []string{"/bin/fence"})
+	f.c.FailPaths("h1", true)
+	f.clk.Advance(8 * io)
+	f.c.RestorePaths("h1")
+	f.ok("h1", "vgchange --lock-start vol")
+	f.ok("h2", "lvchange -aey vol/lv1")
+}
+
+// A map suspended for less than the renewal timeout only delays lvm
+// commands: the lockspace stays joined and nothing is killed.
+func TestShortIOStall(t *testing.T) {
+	clk := NewScaledClock(time.Now(), 1000)
+	c := NewCluster(Options{Hosts: []HostSpec{{Name: "h1", HostID: 1}}, IOTimeout: io, JoinTime: -1, Clock: clk})
+	h := c.Host("h1")
+	for _, cmd := range []string{"vgchange --lock-start vol", "lvcreate -an -n lv1 -L 64m vol"} {
+		if _, err := h.Run(context.Background(), run.Cmd{Argv: strings.Fields(cmd)}); err != nil {
+			t.Fatal(cmd, err)
+		}
+	}
+	c.StallIO("h1", 4*io)
+	start := clk.Now()
+	if _, err := h.Run(context.Background(), run.Cmd{Argv: strings.Fields("lvchange -aey vol/lv1")}); err != nil {
+		t.Fatal(err)
+	}
+	if waited := clk.Now().Sub(start); waited < 4*io-time.Second {
+		t.Fatalf("lvchange did not wait for the resume: %v", waited)
+	}
+	time.Sleep(10 * io / 1000) // past 8 × io_timeout in sim time
+	if st := c.State("h1"); !st.LockspaceJoined || st.KillVG || st.Locks["lv1"] != "ex" {
+		t.Fatalf("after a short stall: %+v", st)
+	}
 }
