@@ -18,10 +18,12 @@ import (
 	"time"
 
 	"github.com/aos-agent/aos-agent/agent/volumes"
+	"github.com/aos-agent/aos-agent/dm"
 	"github.com/aos-agent/aos-agent/errdefs"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/lvm"
 	"github.com/aos-agent/aos-agent/multipath"
+	"github.com/aos-agent/aos-agent/recovery"
 	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/aos-agent/aos-agent/state"
 )
@@ -31,8 +33,20 @@ type Scenario struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	Hosts       int    `json:"hosts"` // hosts needed, named h1..hN
-	Steps       []Step `json:"steps"`
+	// Setup is how every host is configured before the steps:
+	// SetupDebian (the default) or SetupKillHook.
+	Setup string `json:"setup,omitempty"`
+	Steps []Step `json:"steps"`
 }
+
+// Host setups. Both keep sanlock's watchdog off (-w 0, Debian's default).
+const (
+	// SetupDebian is Debian's defaults: no lvmlockctl_kill_command.
+	SetupDebian = "debian-defaults"
+	// SetupKillHook installs the agent's kill hook as
+	// lvmlockctl_kill_command, as `aos-agent install` does.
+	SetupKillHook = "kill-hook"
+)
 
 // Step is one operation on one host and what it must return.
 type Step struct {
@@ -44,10 +58,22 @@ type Step struct {
 	Clear   string `json:"clear,omitempty"`   // delete: none|zero|shred
 	ClearMB uint64 `json:"clear_mb,omitempty"`
 	All     bool   `json:"all,omitempty"` // fail-paths/restore-paths: every path, not one
+	// What is the op an await repeats: a query op (lockspace, table, mode,
+	// active-paths) until its value is Want, or activate until it succeeds.
+	What string `json:"what,omitempty"`
+	// Within bounds an await in lease terms (BoundRenewalFailure,
+	// BoundLeaseExpiry), so one definition fits any io_timeout and clock.
+	Within string `json:"within,omitempty"`
+	// IOTimeouts is how long stall-io suspends the host's I/O, in sanlock
+	// io_timeouts.
+	IOTimeouts int `json:"io_timeouts,omitempty"`
 	// Expect is "ok" (the default) or the remote class name of the error.
 	Expect string `json:"expect,omitempty"`
 	// Want is the expected value for query ops: "mode" (exclusive, shared,
-	// none), "active-paths" (a number).
+	// none), "active-paths" (a number), "lockspace" (joined, joining, lost,
+	// none), "table" (linear, error, none: the LV's dm table kind on the
+	// host, none when not active there), "recover" (e.g. "reacquired=[a]
+	// lost=[b]").
 	Want string `json:"want,omitempty"`
 	Note string `json:"note,omitempty"`
 }
@@ -66,7 +92,45 @@ const (
 	OpClose        = "close"
 	OpFailPaths    = "fail-paths"
 	OpRestorePaths = "restore-paths"
+	OpLockspace    = "lockspace" // the VG lockspace's state in sanlock on the host
+	OpTable        = "table"     // the LV's dm table kind on the host
+	OpAwait        = "await"     // repeat What until it gives Want, within a lease bound
+	OpStallIO      = "stall-io"  // suspend I/O on the host's map for IOTimeouts, resume by itself
+	OpRecover      = "recover"   // recovery.Recover after a fence (the kill hook's journal)
+	OpRejoin       = "rejoin"    // lvmlockctl --drop, then vgchange --lock-start: the manual way back
 )
+
+// Lease bounds an await may name. Renewal fails 8 × io_timeout after the
+// lease storage went away; other hosts may take its locks 60 s (sanlock's
+// watchdog fire timeout) after that.
+const (
+	BoundRenewalFailure = "renewal-failure"
+	BoundLeaseExpiry    = "lease-expiry"
+)
+
+// LeaseBound is the nominal time from a lease storage fault to the event
+// named by within, for io_timeout io.
+func LeaseBound(within string, io time.Duration) (time.Duration, bool) {
+	switch within {
+	case BoundRenewalFailure:
+		return 8 * io, true
+	case BoundLeaseExpiry:
+		return 8*io + 60*time.Second, true
+	}
+	return 0, false
+}
+
+// awaitSlack is how far past the nominal bound an await keeps trying: real
+// hosts notice and act some seconds late (slow guests more), and the
+// result must still say whether the event came, not when exactly.
+func awaitSlack(bound time.Duration) time.Duration { return bound/2 + 30*time.Second }
+
+// Clock is the cluster's time: the simulator's (scaled) clock, or the wall
+// clock in the lab. sim.Clock satisfies it.
+type Clock interface {
+	Now() time.Time
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
+}
 
 // Cluster is what a scenario runs on: the simulator or the lab.
 type Cluster interface {
@@ -78,6 +142,20 @@ type Cluster interface {
 	RestorePaths(ctx context.Context, host string, all bool) error
 	OpenDevice(ctx context.Context, host, vg, lv string) error
 	CloseDevice(ctx context.Context, host, vg, lv string) error
+	Clock() Clock
+	// IOTimeout is sanlock's io_timeout on the hosts (lvmlockd -o).
+	IOTimeout() time.Duration
+	// SetKillHook installs (on) or removes the agent's kill hook as the
+	// host's lvmlockctl_kill_command. The hook fences with the agent state
+	// in stateDir: it reads the held-LV record there and writes its
+	// recovery journal there, or somewhere FetchFenceJournal copies from.
+	SetKillHook(ctx context.Context, host, stateDir string, on bool) error
+	// FetchFenceJournal puts the journal the kill hook wrote on host into
+	// stateDir, where recovery.Recover reads it.
+	FetchFenceJournal(ctx context.Context, host, stateDir string) error
+	// StallIO suspends I/O on the host's multipath map for d and resumes
+	// it by itself; it returns once the map is suspended.
+	StallIO(ctx context.Context, host string, d time.Duration) error
 }
 
 // Result is what one step returned.
@@ -90,6 +168,9 @@ type Result struct {
 	Value    string        `json:"value,omitempty"` // for query ops
 	Detail   string        `json:"detail,omitempty"`
 	Duration time.Duration `json:"-"`
+	// SinceFault is cluster time from the last fail-paths or stall-io to
+	// the end of this step (zero before any).
+	SinceFault time.Duration `json:"-"`
 }
 
 // Load reads every *.json definition in dir, sorted by file name.
@@ -123,17 +204,47 @@ func (s *Scenario) validate() error {
 	if s.Name == "" || s.Hosts < 1 || len(s.Steps) == 0 {
 		return errors.New("name, hosts and steps are required")
 	}
+	if s.Setup != "" && s.Setup != SetupDebian && s.Setup != SetupKillHook {
+		return fmt.Errorf("unknown setup %q", s.Setup)
+	}
 	valid := map[string]bool{OpCreate: true, OpActivate: true, OpDeactivate: true, OpRefresh: true, OpExtend: true,
-		OpDelete: true, OpMode: true, OpActivePaths: true, OpOpen: true, OpClose: true, OpFailPaths: true, OpRestorePaths: true}
+		OpDelete: true, OpMode: true, OpActivePaths: true, OpOpen: true, OpClose: true, OpFailPaths: true, OpRestorePaths: true,
+		OpLockspace: true, OpTable: true, OpAwait: true, OpStallIO: true, OpRecover: true, OpRejoin: true}
 	for i, st := range s.Steps {
 		if !valid[st.Op] {
 			return fmt.Errorf("step %d: unknown op %q", i, st.Op)
+		}
+		if err := st.validateTimed(); err != nil {
+			return fmt.Errorf("step %d: %w", i, err)
 		}
 		if !strings.HasPrefix(st.Host, "h") || hostIndex(st.Host) < 1 || hostIndex(st.Host) > s.Hosts {
 			return fmt.Errorf("step %d: host %q is not one of h1..h%d", i, st.Host, s.Hosts)
 		}
 		if st.Expect != "" && st.Expect != "ok" && !knownClass(st.Expect) {
 			return fmt.Errorf("step %d: unknown error class %q", i, st.Expect)
+		}
+	}
+	return nil
+}
+
+// awaitable are the ops an await may repeat.
+var awaitable = map[string]bool{OpLockspace: true, OpTable: true, OpMode: true, OpActivePaths: true, OpActivate: true}
+
+func (st Step) validateTimed() error {
+	switch st.Op {
+	case OpAwait:
+		if !awaitable[st.What] {
+			return fmt.Errorf("await of %q: want one of lockspace, table, mode, active-paths, activate", st.What)
+		}
+		if _, ok := LeaseBound(st.Within, time.Second); !ok {
+			return fmt.Errorf("await within %q: want %s or %s", st.Within, BoundRenewalFailure, BoundLeaseExpiry)
+		}
+		if st.What != OpActivate && st.Want == "" {
+			return fmt.Errorf("await of %s needs want", st.What)
+		}
+	case OpStallIO:
+		if st.IOTimeouts < 1 {
+			return errors.New("stall-io needs io_timeouts >= 1")
 		}
 	}
 	return nil
@@ -158,11 +269,14 @@ func knownClass(name string) bool {
 
 // host is one host's agent stack, built as the daemon builds it.
 type host struct {
-	name  string
-	svc   *volumes.Service
-	lvm   *lvm.Client
-	mp    *multipath.Client
-	alias string
+	name     string
+	runner   run.Runner
+	stateDir string
+	timeout  time.Duration
+	svc      *volumes.Service
+	lvm      *lvm.Client
+	mp       *multipath.Client
+	alias    string
 }
 
 // Runner executes scenarios on a cluster.
@@ -190,6 +304,9 @@ func (r *Runner) Run(ctx context.Context, s Scenario) ([]Result, error) {
 			return nil, err
 		}
 		hosts[fmt.Sprintf("h%d", i+1)] = h
+		if err := r.Cluster.SetKillHook(ctx, h.name, h.stateDir, s.Setup == SetupKillHook); err != nil {
+			return nil, fmt.Errorf("%s: setup %s on %s: %w", s.Name, s.Setup, h.name, err)
+		}
 	}
 	// Every host joins the lockspace first, as lockstart does at boot;
 	// an already started lockspace is a success.
@@ -201,11 +318,28 @@ func (r *Runner) Run(ctx context.Context, s Scenario) ([]Result, error) {
 	}
 	var results []Result
 	var mismatches []string
+	clock := r.Cluster.Clock()
+	var fault time.Time
 	for i, st := range s.Steps {
 		h := hosts[st.Host]
 		start := time.Now()
-		value, err := r.step(ctx, h, st)
+		if st.Op == OpStallIO || (st.Op == OpFailPaths && st.All) {
+			fault = clock.Now()
+		}
+		var value string
+		var err error
+		if st.Op == OpAwait {
+			value, err = r.await(ctx, h, st, fault)
+		} else {
+			value, err = r.step(ctx, h, st)
+		}
 		res := Result{Index: i, Host: st.Host, Op: st.Op, LV: st.LV, Outcome: "ok", Value: value, Duration: time.Since(start)}
+		if !fault.IsZero() {
+			res.SinceFault = clock.Now().Sub(fault)
+		}
+		if st.Op == OpAwait {
+			res.Op += " " + st.What
+		}
 		if err != nil {
 			res.Outcome, res.Detail = errdefs.ClassOf(err).RemoteName(), err.Error()
 		}
@@ -238,7 +372,47 @@ func (r *Runner) build(name, dir string, timeout time.Duration) (*host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &host{name: name, svc: svc, lvm: l, mp: multipath.New(rn, timeout), alias: r.Cluster.MultipathAlias()}, nil
+	return &host{name: name, runner: rn, stateDir: dir, timeout: timeout, svc: svc, lvm: l,
+		mp: multipath.New(rn, timeout), alias: r.Cluster.MultipathAlias()}, nil
+}
+
+// await repeats st.What until it gives st.Want (activate: until it
+// succeeds), polling every third of an io_timeout of cluster time. It gives
+// up awaitSlack past the lease bound counted from the last fault, and then
+// returns the last attempt's value and error, which the caller reports as
+// a mismatch.
+func (r *Runner) await(ctx context.Context, h *host, st Step, fault time.Time) (string, error) {
+	clock, io := r.Cluster.Clock(), r.Cluster.IOTimeout()
+	bound, _ := LeaseBound(st.Within, io)
+	if fault.IsZero() {
+		fault = clock.Now()
+	}
+	deadline := fault.Add(bound + awaitSlack(bound))
+	probe := st
+	probe.Op = st.What
+	for {
+		value, err := r.step(ctx, h, probe)
+		done := err == nil && (st.What == OpActivate || value == st.Want)
+		if done || !clock.Now().Before(deadline) {
+			return value, err
+		}
+		if err := sleep(ctx, clock, io/3); err != nil {
+			return value, err
+		}
+	}
+}
+
+// sleep waits d of cluster time.
+func sleep(ctx context.Context, c Clock, d time.Duration) error {
+	done := make(chan struct{})
+	stop := c.AfterFunc(d, func() { close(done) })
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		stop()
+		return ctx.Err()
+	}
 }
 
 func (r *Runner) step(ctx context.Context, h *host, st Step) (string, error) {
@@ -253,6 +427,17 @@ func (r *Runner) step(ctx context.Context, h *host, st Step) (string, error) {
 			return "", err
 		}
 		return fmt.Sprint(len(m.ActivePaths())), nil
+	case OpLockspace:
+		return lockspaceState(ctx, h, r.Cluster.VG())
+	case OpStallIO:
+		return "", r.Cluster.StallIO(ctx, h.name, time.Duration(st.IOTimeouts)*r.Cluster.IOTimeout())
+	case OpRecover:
+		return r.recover(ctx, h)
+	case OpRejoin:
+		if err := sanlock.NewLockCtl(h.runner, h.timeout).Drop(ctx, r.Cluster.VG()); err != nil {
+			return "", err
+		}
+		return "", h.lvm.LockStart(ctx, r.Cluster.VG())
 	}
 	ref, err := h.svc.Resolve("", st.LV)
 	if err != nil {
@@ -285,8 +470,70 @@ func (r *Runner) step(ctx context.Context, h *host, st Step) (string, error) {
 		err = r.Cluster.CloseDevice(ctx, h.name, ref.VG, ref.LV)
 	case OpMode:
 		return modeOf(ctx, h, ref)
+	case OpTable:
+		return tableKind(ctx, h, ref)
 	}
 	return "", err
+}
+
+// lockspaceState reads the VG lockspace from sanlock on the host: joined,
+// joining (being added), lost (renewal failed: dead until dropped) or none.
+func lockspaceState(ctx context.Context, h *host, vg string) (string, error) {
+	st, err := sanlock.New(h.runner, h.timeout).Status(ctx)
+	if err != nil {
+		return "", err
+	}
+	ls := st.Lockspace(sanlock.LockspacePrefix + vg)
+	switch {
+	case ls == nil:
+		return "none", nil
+	case ls.Fields.Bool("space_dead") || ls.Fields.Bool("renew_fail"):
+		return "lost", nil
+	case ls.Pending != "":
+		return "joining", nil
+	}
+	return "joined", nil
+}
+
+// tableKind is the target of the LV's device on the host ("error" once
+// fenced), or none when the LV is not active there.
+func tableKind(ctx context.Context, h *host, ref volumes.Ref) (string, error) {
+	tables, err := dm.New(h.runner, h.timeout).Tables(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, t := range tables {
+		if t.Name != dm.LVMName(ref.VG, ref.LV) {
+			continue
+		}
+		if t.Errored() || len(t.Segments) == 0 {
+			return "error", nil
+		}
+		return t.Segments[0].Target, nil
+	}
+	return "none", nil
+}
+
+// recover runs recovery.Recover on the host with the journal the kill
+// hook left, and renders what it re-acquired and what it lost.
+func (r *Runner) recover(ctx context.Context, h *host) (string, error) {
+	if err := r.Cluster.FetchFenceJournal(ctx, h.name, h.stateDir); err != nil {
+		return "", err
+	}
+	rep, err := recovery.Recover(ctx, recovery.Deps{Runner: h.runner, StateDir: h.stateDir,
+		MultipathAlias: h.alias, StepTimeout: h.timeout}, r.Cluster.VG())
+	if err != nil {
+		return "", err
+	}
+	names := func(lvs []recovery.FencedLV) string {
+		var out []string
+		for _, lv := range lvs {
+			out = append(out, lv.LV)
+		}
+		sort.Strings(out)
+		return fmt.Sprint(out)
+	}
+	return "reacquired=" + names(rep.Reacquired) + " lost=" + names(rep.Lost), nil
 }
 
 // modeOf reads the lock this host holds on ref from lvmlockd (the truth),

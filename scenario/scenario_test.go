@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefinitionsLoad(t *testing.T) {
@@ -45,11 +46,16 @@ func TestScenariosOnSimulator(t *testing.T) {
 	}
 	for _, s := range ss {
 		t.Run(s.Name, func(t *testing.T) {
-			c := NewSimCluster(s.Hosts, nil)
+			c := NewSimCluster(s.Hosts, nil, 0)
 			r := &Runner{Cluster: c, StateDir: t.TempDir()}
 			results, err := r.Run(context.Background(), s)
 			if err != nil {
 				t.Fatalf("%v\nresults:\n%s", err, strings.Join(Outcomes(results), "\n"))
+			}
+			for _, r := range results {
+				if r.SinceFault > 0 {
+					t.Logf("%d %s %s %s => %s %s (%v after the fault, sim time)", r.Index, r.Host, r.Op, r.LV, r.Outcome, r.Value, r.SinceFault.Round(time.Second))
+				}
 			}
 		})
 	}
