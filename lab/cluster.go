@@ -39,6 +39,9 @@ type Cluster struct {
 	Accel  string
 }
 
+// IOTimeout is the hosts' sanlock io_timeout (lvmlockd -o).
+func (c *Cluster) IOTimeout() time.Duration { return time.Duration(c.opts.IOTimeout) * time.Second }
+
 // NewCluster boots every guest at once, waits for their guest daemons and
 // writes each host's lock configuration. Daemons are not started: see
 // StartStorage. On error everything started is torn down.

@@ -25,12 +25,13 @@ func (l *labT) sharedScenarios(t *testing.T, ctx context.Context) {
 	}
 	for _, def := range defs {
 		l.scenario(t, "shared/"+def.Name, func(t *testing.T) {
-			labRunner := &scenario.Runner{Cluster: &ScenarioCluster{C: l.c, VGName: vg}, StateDir: t.TempDir(), Timeout: 3 * time.Minute}
+			labRunner := &scenario.Runner{Cluster: &ScenarioCluster{C: l.c, VGName: vg, Logf: t.Logf}, StateDir: t.TempDir(), Timeout: 3 * time.Minute}
 			start := time.Now()
 			labRes, labErr := labRunner.Run(ctx, def)
 			l.tm.add("scenario "+def.Name+" (lab)", time.Since(start))
-			simRunner := &scenario.Runner{Cluster: scenario.NewSimCluster(def.Hosts, nil), StateDir: t.TempDir()}
+			simRunner := &scenario.Runner{Cluster: scenario.NewSimCluster(def.Hosts, nil, l.c.IOTimeout()), StateDir: t.TempDir()}
 			simRes, simErr := simRunner.Run(ctx, def)
+			l.faultTimeline(t, def, labRes, simRes)
 
 			labOut, simOut := scenario.Outcomes(labRes), scenario.Outcomes(simRes)
 			_ = os.MkdirAll(l.out, 0o755)
@@ -61,4 +62,31 @@ func (l *labT) sharedScenarios(t *testing.T, ctx context.Context) {
 			fmt.Printf("scenario %s: %d steps agree (lab %.1fs)\n", def.Name, len(labOut), time.Since(start).Seconds())
 		})
 	}
+}
+
+// faultTimeline prints, for a scenario with a fault (lost paths, stalled
+// I/O), when each step after it finished on the lab and on the simulator
+// (sim time), keeps the lab's awaits in the timing table, and logs h1's
+// journal milestones.
+func (l *labT) faultTimeline(t *testing.T, def scenario.Scenario, labRes, simRes []scenario.Result) {
+	var b strings.Builder
+	for i, r := range labRes {
+		if r.SinceFault == 0 {
+			continue
+		}
+		sim := "-"
+		if i < len(simRes) {
+			sim = fmt.Sprintf("%6.1fs %s %s", simRes[i].SinceFault.Seconds(), simRes[i].Outcome, simRes[i].Value)
+		}
+		fmt.Fprintf(&b, "  %2d %s %-18s %-13s lab %6.1fs %s %s | sim %s\n", r.Index, r.Host, r.Op, r.LV, r.SinceFault.Seconds(), r.Outcome, r.Value, sim)
+		if strings.HasPrefix(r.Op, scenario.OpAwait) {
+			l.tm.add(fmt.Sprintf("%s: fault -> %s %s %s", def.Name, r.Host, r.Op, r.Value), r.SinceFault)
+		}
+	}
+	if b.Len() == 0 {
+		return
+	}
+	fmt.Printf("scenario %s, time since the fault (io_timeout %v):\n%s", def.Name, l.c.IOTimeout(), b.String())
+	journal, _ := l.cmd(1, "journalctl", "-b", "--since", "-10min", "-o", "short-monotonic", "--no-pager", "-t", "lvmlockctl", "-t", "sanlock", "-t", "aos-agent", "-t", "kernel")
+	t.Logf("h1 journal milestones:\n%s", milestones(string(journal.Stdout)))
 }

@@ -158,6 +158,20 @@ func setPathState(ctx context.Context, r run.Runner, devs []string, state string
 	return nil
 }
 
+// SuspendMap suspends the LUN map with --noflush: I/O to it (lvm's, the
+// lease renewals') is held, not failed, until ResumeMap — a hung array or
+// fabric rather than a dead one.
+func SuspendMap(ctx context.Context, r run.Runner) error {
+	_, err := r.Run(ctx, run.Cmd{Argv: []string{"dmsetup", "suspend", "--noflush", LUNMap}, Timeout: time.Minute})
+	return err
+}
+
+// ResumeMap lets the held I/O go on.
+func ResumeMap(ctx context.Context, r run.Runner) error {
+	_, err := r.Run(ctx, run.Cmd{Argv: []string{"dmsetup", "resume", LUNMap}, Timeout: time.Minute})
+	return err
+}
+
 // KillDaemon SIGKILLs every process of a systemd unit, as a crash would.
 func KillDaemon(ctx context.Context, r run.Runner, unit string) error {
 	_, err := r.Run(ctx, run.Cmd{Argv: []string{"systemctl", "kill", "--signal=SIGKILL", unit}})
