@@ -21,9 +21,6 @@ import (
 type ScenarioCluster struct {
 	C      *Cluster
 	VGName string
-	// Logf reports what cannot be a step's result (a failed resume after
-	// an I/O stall); nil discards.
-	Logf func(format string, args ...any)
 
 	mu        sync.Mutex
 	hookState map[string]string // guest → local state dir of its scenario host
@@ -113,7 +110,8 @@ func (wallClock) AfterFunc(d time.Duration, f func()) func() bool {
 
 // SetKillHook sets lvm.conf's lvmlockctl_kill_command to the agent's kill
 // hook as `aos-agent install` does, with an agent config naming the VG and
-// the map; off puts back the lvm.conf it found (Debian's: no command).
+// the map; off puts back the lvm.conf it found (Debian's: no command), so
+// use one ScenarioCluster for a sequence of scenarios.
 // lvmlockctl reads the setting when sanlock's killpath runs it, so no
 // daemon restarts.
 func (s *ScenarioCluster) SetKillHook(ctx context.Context, host, stateDir string, on bool) error {
@@ -211,8 +209,9 @@ func (s *ScenarioCluster) StallIO(ctx context.Context, host string, d time.Durat
 		return err
 	}
 	time.AfterFunc(d, func() {
-		if err := ResumeMap(context.Background(), g); err != nil && s.Logf != nil {
-			s.Logf("resume %s on %s after the stall: %v", LUNMap, host, err)
+		// Not a step's result: the steps after it then hang and fail.
+		if err := ResumeMap(context.Background(), g); err != nil {
+			fmt.Fprintf(os.Stderr, "lab: resume %s on %s after the stall: %v\n", LUNMap, host, err)
 		}
 	})
 	return nil

@@ -23,9 +23,12 @@ func (l *labT) sharedScenarios(t *testing.T, ctx context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One ScenarioCluster for all: it remembers the lvm.conf a kill-hook
+	// setup replaced, to put back for the next debian-defaults scenario.
+	sc := &ScenarioCluster{C: l.c, VGName: vg}
 	for _, def := range defs {
 		l.scenario(t, "shared/"+def.Name, func(t *testing.T) {
-			labRunner := &scenario.Runner{Cluster: &ScenarioCluster{C: l.c, VGName: vg, Logf: t.Logf}, StateDir: t.TempDir(), Timeout: 3 * time.Minute}
+			labRunner := &scenario.Runner{Cluster: sc, StateDir: t.TempDir(), Timeout: 3 * time.Minute}
 			start := time.Now()
 			labRes, labErr := labRunner.Run(ctx, def)
 			l.tm.add("scenario "+def.Name+" (lab)", time.Since(start))

@@ -26,6 +26,11 @@ func TestLoadRejectsBadDefinitions(t *testing.T) {
 		"bad-host":      `{"name":"x","hosts":1,"steps":[{"host":"h2","op":"create"}]}`,
 		"bad-class":     `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"create","expect":"Oops"}]}`,
 		"empty":         `{"name":"x","hosts":1,"steps":[]}`,
+		"bad-setup":     `{"name":"x","hosts":1,"setup":"watchdog","steps":[{"host":"h1","op":"create"}]}`,
+		"await-what":    `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"await","what":"delete","within":"lease-expiry"}]}`,
+		"await-within":  `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"await","what":"lockspace","want":"lost","within":"90s"}]}`,
+		"await-want":    `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"await","what":"table","within":"lease-expiry"}]}`,
+		"stall-length":  `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"stall-io"}]}`,
 		"not-json":      `{`,
 	} {
 		dir := t.TempDir()
