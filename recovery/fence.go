@@ -4,8 +4,10 @@
 //
 // Fencing must finish within sanlock's grace (~40 s at io_timeout 10) and its
 // exit status is the whole contract: success tells lvmlockctl every LV of the
-// VG is offline, it then drops the VG's locks and disarms the watchdog, so
-// other hosts may soon take those LVs. Claiming success while an LV still
+// VG is offline, it then drops the VG's locks and disarms the watchdog, and
+// other hosts take those LVs once this host's lease expires (the release
+// cannot reach the dead storage; ~60 s after renewal failed, measured in the
+// lab: lease-loss-fenced). Claiming success while an LV still
 // reaches the disk is a split brain; failing merely lets the watchdog reset
 // the host. Every doubt therefore resolves to failure.
 package recovery
