@@ -72,7 +72,10 @@ func TestLabKillHookFences(t *testing.T) {
 		}
 		held, _ := json.Marshal(map[string]any{"version": 1, "lvs": []state.HeldLV{
 			{VG: vg, LV: "vm-disk", Mode: state.Exclusive}, {VG: vg, LV: "shared-disk", Mode: state.Shared}}})
-		conf := "[DEFAULT]\nhost = lab-h1\nstate_dir = /var/lib/aos-agent\n[lvm]\nvolume_groups = " + vg + "\nmultipath_alias = " + LUNMap + "\n"
+		// No broker in this test: the daemon keeps retrying it, which must
+		// not keep it from monitoring and recovering.
+		conf := "[DEFAULT]\nhost = lab-h1\nstate_dir = /var/lib/aos-agent\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\n" +
+			"[lvm]\nvolume_groups = " + vg + "\nmultipath_alias = " + LUNMap + "\n[recovery]\nmode = auto\n[metrics]\nlisten =\n"
 		lvmConf := l.must(t, 1, "", "cat", "/etc/lvm/lvm.conf").Stdout
 		edited, err := hostcfg.SetLVM(lvmConf, hostcfg.Setting{Section: "global", Key: "lvmlockctl_kill_command", Value: hostcfg.Quote("/lab/bin/aos-agent kill-hook")})
 		if err != nil {
@@ -86,6 +89,8 @@ func TestLabKillHookFences(t *testing.T) {
 		}
 		// a VM holding its disk open
 		l.must(t, 1, "", "systemd-run", "--unit", "aos-hold-vm", "-p", "StandardInput=file:/dev/"+vg+"/vm-disk", "sleep", "infinity")
+		// The agent daemon runs throughout, as on a real host.
+		l.must(t, 1, "", "systemd-run", "--unit", "aos-agent", "/lab/bin/aos-agent", "run", "--config", "/etc/aos-agent/aos-agent.conf")
 	})
 
 	l.scenario(t, "real-outputs-healthy", func(t *testing.T) {
@@ -186,7 +191,7 @@ func TestLabKillHookFences(t *testing.T) {
 		}
 	})
 
-	l.scenario(t, "paths-back-recover", func(t *testing.T) {
+	l.scenario(t, "paths-back-automatic-recovery", func(t *testing.T) {
 		// The VM that used vm-disk was stopped while its disk gave EIO.
 		l.must(t, 1, "", "systemctl", "stop", "aos-hold-vm")
 		if err := RestorePaths(ctx, g); err != nil {
@@ -195,15 +200,27 @@ func TestLabKillHookFences(t *testing.T) {
 		if err := WaitMap(ctx, g, 2); err != nil {
 			t.Fatal(err)
 		}
+		// The daemon sees an active path at its next poll and recovers the
+		// VG by itself ([recovery] mode = auto).
 		start := time.Now()
-		res, err := g.Run(ctx, run.Cmd{Argv: []string{"/lab/bin/aos-agent", "recover", "--wait", "2m", vg}, Timeout: 5 * time.Minute})
-		t.Logf("recover:\n%s%s", res.Stdout, res.Stderr)
-		if err != nil {
-			t.Fatalf("recover: %v", err)
+		journal := recovery.JournalPath("/var/lib/aos-agent", vg)
+		for {
+			if _, err := l.cmd(1, "test", "-e", journal); err != nil {
+				break
+			}
+			if time.Since(start) > 5*time.Minute {
+				t.Fatalf("the daemon did not recover the VG within 5 min of the paths returning:\n%s", l.agentLog(t))
+			}
+			time.Sleep(time.Second)
 		}
-		l.tm.add("paths back -> aos-agent recover finished", time.Since(start))
-		if _, err := l.cmd(1, "test", "-e", recovery.JournalPath("/var/lib/aos-agent", vg)); err == nil {
-			t.Fatal("the recovery journal is still there")
+		l.tm.add("paths back -> automatic recovery by the daemon done", time.Since(start))
+		if log := l.agentLog(t); !strings.Contains(log, "automatic recovery done") {
+			t.Fatalf("no 'automatic recovery done' in the agent's journal:\n%s", log)
+		}
+		// The operator's command finds nothing left to do.
+		res, err := g.Run(ctx, run.Cmd{Argv: []string{"/lab/bin/aos-agent", "recover", vg}, Timeout: 5 * time.Minute})
+		if err != nil || !strings.Contains(string(res.Stdout), "recovered") {
+			t.Fatalf("aos-agent recover after the automatic one: %v\n%s%s", err, res.Stdout, res.Stderr)
 		}
 		l.wantMode(t, 1, "vm-disk", "ex")
 		l.wantMode(t, 1, "shared-disk", "sh")
@@ -217,4 +234,12 @@ func TestLabKillHookFences(t *testing.T) {
 			}
 		}
 	})
+}
+
+// agentLog returns the guest daemon's journal and keeps it in the output dir.
+func (l *labT) agentLog(t *testing.T) string {
+	t.Helper()
+	out := l.must(t, 1, "", "journalctl", "-b", "-u", "aos-agent", "--no-pager", "-o", "cat").Stdout
+	_ = os.WriteFile(filepath.Join(l.out, "aos-agent.journal"), out, 0o644)
+	return string(out)
 }
