@@ -86,6 +86,9 @@ func Run(ctx context.Context, h Host, o Options) (Result, error) {
 	if err := w.until(func() ([]string, error) { return lockspaces(ctx, h, o.VolumeGroups, started) }); err != nil {
 		return Result{}, err
 	}
+	// The moment locks work: what dependents wait for, and the start of the
+	// boot's join → READY → dependents measure.
+	o.Progress("lockspaces joined: " + strings.Join(o.VolumeGroups, ", "))
 	return activate(ctx, h, o)
 }
 

@@ -88,6 +88,7 @@ func TestLUNAppearsLateThenJoinAndReactivate(t *testing.T) {
 		"waiting for: multipath map lun0 (",
 		"waiting for: lockspace of VG vol starting",
 		"waiting for: lockspace of VG vol joining",
+		"lockspaces joined: vol",
 		"activated vol/lv1 (ex)",
 		"activated vol/lv2 (sh)",
 	}
