@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +60,7 @@ type Daemon struct {
 	notifier *systemd.Notifier
 	ready    atomic.Bool
 	readyG   prometheus.Gauge
-	lvmVer   string
+	lvmVer   func() string // read once, on the first ping: not on the boot path
 	auto     *autoRecovery // nil unless [recovery] mode = auto
 	// lastStatus is the last STATUS sent, so a long outage logs its change
 	// of state, not every poll (health runs on one goroutine).
@@ -81,6 +82,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 			return nil, fmt.Errorf("[lvm] volume_groups: %w", err)
 		}
 	}
+	d.lvmVer = sync.OnceValue(d.lvmVersion)
 	d.runner = opts.Runner
 	if d.runner == nil {
 		d.runner = &run.Host{DefaultTimeout: cfg.LVM.CommandTimeout}
@@ -158,8 +160,6 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
 // what it waits for.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.client.Close()
-	d.lvmVer = d.lvmVersion(ctx)
-	d.monitor.Poll(ctx)
 	var httpSrv *http.Server
 	if d.cfg.Metrics.Listen != "" {
 		ln, err := net.Listen("tcp", d.cfg.Metrics.Listen)
@@ -179,13 +179,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go httpSrv.Serve(ln)
 		d.log.Info("metrics listening", zap.String("addr", ln.Addr().String()))
 	}
-	d.notifier.Status("connecting to the message broker")
-	// The health loop runs while the broker is still unreachable: a fenced
-	// VG must be recovered, and its state reported, whatever the broker does.
-	// Start retries until connected and fails only when ctx ends.
+	// The broker connection is started first: READY waits for it and for the
+	// first poll, and the boot measure (lockspace joined → dependents) is the
+	// slower of the two, not their sum. The health loop runs while the
+	// broker is still unreachable: a fenced VG must be recovered, and its
+	// state reported, whatever the broker does. Start retries until
+	// connected and fails only when ctx ends.
 	started := make(chan error, 1)
 	go func() { started <- d.server.Start(ctx) }()
-	d.health(ctx, d.monitor.Last())
+	d.notifier.Status("connecting to the message broker")
+	d.health(ctx, d.monitor.Poll(ctx))
 	t := time.NewTicker(d.monitor.Interval)
 	defer t.Stop()
 loop:
@@ -316,7 +319,9 @@ func (d *Daemon) broadcast(ctx context.Context, method string, args map[string]a
 
 var lvmVersionRE = regexp.MustCompile(`LVM version:\s+(\S+)`)
 
-func (d *Daemon) lvmVersion(ctx context.Context) string {
+func (d *Daemon) lvmVersion() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	res, err := d.runner.Run(ctx, run.Cmd{Argv: []string{"lvm", "version"}, Timeout: 10 * time.Second})
 	if err != nil {
 		d.log.Warn("cannot read lvm version", zap.Error(err))
@@ -340,7 +345,7 @@ func (d *Daemon) hostID() uint64 {
 func (d *Daemon) ping(ctx context.Context) (any, error) {
 	return map[string]any{
 		"host": d.cfg.Host, "host_id": d.hostID(), "agent_version": d.opts.Version,
-		"lvm_version": d.lvmVer, "volume_groups": d.cfg.LVM.VolumeGroups, "ready": d.ready.Load(),
+		"lvm_version": d.lvmVer(), "volume_groups": d.cfg.LVM.VolumeGroups, "ready": d.ready.Load(),
 	}, nil
 }
 
