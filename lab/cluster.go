@@ -25,8 +25,11 @@ type Options struct {
 	IOTimeout int
 	// Watchdog runs wdmd over softdog and sanlock -w 1, so a host that
 	// loses its leases is reset. Off means Debian's default sanlock -w 0.
-	Watchdog    bool
-	Accel       string        // "kvm" or "tcg"; default: ProbeAccel
+	Watchdog bool
+	Accel    string // "kvm" or "tcg"; default: ProbeAccel
+	// BrokerPort gives every guest a path to 127.0.0.1:BrokerPort on this
+	// host at GuestBrokerAddr, and nothing else (see GuestConfig).
+	BrokerPort  int
 	MemoryMB    int           // per guest; default 1024
 	BootTimeout time.Duration // default 4 minutes
 }
@@ -36,6 +39,7 @@ type Options struct {
 type Cluster struct {
 	opts   Options
 	guests []*Guest
+	cfgs   []GuestConfig // as each guest was last booted
 	Accel  string
 }
 
@@ -80,20 +84,22 @@ func NewCluster(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		smp = 2
 	}
 	for i := 1; i <= opts.Hosts; i++ {
-		g, err := StartGuest(ctx, GuestConfig{
-			Name:     fmt.Sprintf("lab-h%d", i),
-			Image:    opts.Image,
-			WorkDir:  filepath.Join(opts.WorkDir, fmt.Sprintf("h%d", i)),
-			ShareDir: share,
-			LUN:      lun,
-			Accel:    c.Accel,
-			SMP:      smp,
-			MemoryMB: opts.MemoryMB,
-		})
+		cfg := GuestConfig{
+			Name:       fmt.Sprintf("lab-h%d", i),
+			Image:      opts.Image,
+			WorkDir:    filepath.Join(opts.WorkDir, fmt.Sprintf("h%d", i)),
+			ShareDir:   share,
+			LUN:        lun,
+			Accel:      c.Accel,
+			SMP:        smp,
+			MemoryMB:   opts.MemoryMB,
+			BrokerPort: opts.BrokerPort,
+		}
+		g, err := StartGuest(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
-		c.guests = append(c.guests, g)
+		c.guests, c.cfgs = append(c.guests, g), append(c.cfgs, cfg)
 	}
 	bootCtx, cancel := context.WithTimeout(ctx, opts.BootTimeout)
 	defer cancel()
@@ -124,6 +130,32 @@ func setDefaults(o *Options) {
 	if o.BootTimeout == 0 {
 		o.BootTimeout = 4 * time.Minute
 	}
+}
+
+// Reboot powers host n off cleanly (what was installed stays on its
+// overlay) and boots it again, without its LUN when lunLate (AttachLUN adds
+// it). It returns once the guest daemon answers; the host's own units start
+// as they would at any boot.
+func (c *Cluster) Reboot(ctx context.Context, n int, lunLate bool) error {
+	g := c.guests[n-1]
+	// poweroff returns before the guest is down; its exit is what counts.
+	_, _ = g.Run(ctx, run.Cmd{Argv: []string{"systemctl", "poweroff"}, Timeout: 10 * time.Second})
+	select {
+	case <-g.Exited():
+	case <-time.After(3 * time.Minute):
+		return fmt.Errorf("lab: host %d did not power off", n)
+	}
+	g.Close()
+	cfg := c.cfgs[n-1]
+	cfg.ReuseOverlay, cfg.LUNLate = true, lunLate
+	ng, err := StartGuest(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	c.guests[n-1], c.cfgs[n-1] = ng, cfg
+	bootCtx, cancel := context.WithTimeout(ctx, c.opts.BootTimeout)
+	defer cancel()
+	return ng.WaitReady(bootCtx)
 }
 
 // Host returns host n (1-based) as a runner.

@@ -38,7 +38,20 @@ type GuestConfig struct {
 	Accel    string // "kvm" or "tcg"
 	SMP      int
 	MemoryMB int
+	// LUNLate boots without the LUN; AttachLUN plugs its two paths in later,
+	// as a SAN LUN that appears after the host booted.
+	LUNLate bool
+	// ReuseOverlay boots from the overlay a previous guest of WorkDir left
+	// (a reboot: what was installed stays); otherwise it starts fresh.
+	ReuseOverlay bool
+	// BrokerPort, if set, gives the guest one network path: 10.0.2.100:5672
+	// in the guest reaches 127.0.0.1:BrokerPort on this host, and nothing
+	// else is reachable (user-mode network with restrict=on).
+	BrokerPort int
 }
+
+// GuestBrokerAddr is where a guest reaches the host's broker (BrokerPort).
+const GuestBrokerAddr = "10.0.2.100:5672"
 
 // Guest is a running qemu guest. Run executes argv in the guest through its
 // guest daemon.
@@ -47,6 +60,7 @@ type Guest struct {
 	SerialLog string
 
 	client *guestctl.Client
+	cfg    GuestConfig
 	proc   *os.Process
 	exited chan struct{}
 	err    error // qemu's exit, valid once exited is closed
@@ -59,13 +73,18 @@ func StartGuest(ctx context.Context, cfg GuestConfig) (*Guest, error) {
 		return nil, err
 	}
 	overlay := filepath.Join(cfg.WorkDir, "overlay.qcow2")
-	host := &run.Host{}
-	if _, err := host.Run(ctx, run.Cmd{Argv: []string{"qemu-img", "create", "-q", "-f", "qcow2",
-		"-F", "raw", "-b", filepath.Join(cfg.Image, "rootfs.raw"), overlay}}); err != nil {
-		return nil, fmt.Errorf("lab: overlay for %s: %w", cfg.Name, err)
+	if !cfg.ReuseOverlay {
+		host := &run.Host{}
+		if _, err := host.Run(ctx, run.Cmd{Argv: []string{"qemu-img", "create", "-q", "-f", "qcow2",
+			"-F", "raw", "-b", filepath.Join(cfg.Image, "rootfs.raw"), overlay}}); err != nil {
+			return nil, fmt.Errorf("lab: overlay for %s: %w", cfg.Name, err)
+		}
 	}
 	sock := filepath.Join(cfg.WorkDir, "ctl.sock")
-	g := &Guest{Name: cfg.Name, SerialLog: filepath.Join(cfg.WorkDir, "serial.log"), exited: make(chan struct{})}
+	for _, old := range []string{sock, filepath.Join(cfg.WorkDir, "qmp.sock")} {
+		_ = os.Remove(old) // a previous boot's sockets
+	}
+	g := &Guest{Name: cfg.Name, SerialLog: filepath.Join(cfg.WorkDir, "serial.log"), exited: make(chan struct{}), cfg: cfg}
 	qemuLog, err := os.Create(filepath.Join(cfg.WorkDir, "qemu.log"))
 	if err != nil {
 		return nil, err
@@ -112,16 +131,56 @@ func qemuArgs(cfg GuestConfig, overlay, sock, serial string) []string {
 		"-device", "virtio-serial-pci,id=vser0",
 		"-chardev", "socket,id=ctl,path=" + sock + ",server=on,wait=off",
 		"-device", "virtserialport,bus=vser0.0,chardev=ctl,name=aos-lab",
+		"-qmp", "unix:" + filepath.Join(cfg.WorkDir, "qmp.sock") + ",server=on,wait=off",
+	}
+	if cfg.BrokerPort > 0 {
+		args = append(args,
+			// cmd: spawns one socat per guest connection; a tcp: chardev
+			// would be a single connection opened when qemu starts.
+			"-netdev", fmt.Sprintf("user,id=n0,restrict=on,guestfwd=tcp:%s-cmd:socat STDIO TCP:127.0.0.1:%d", GuestBrokerAddr, cfg.BrokerPort),
+			"-device", "virtio-net-pci,netdev=n0")
 	}
 	// Two controllers, one disk each, same image, serial and WWN: two paths
 	// to one LUN, as a host sees a SAN LUN through two HBAs.
 	for i := range 2 {
-		args = append(args,
-			"-device", fmt.Sprintf("virtio-scsi-pci,id=scsi%d", i),
-			"-drive", fmt.Sprintf("if=none,id=lunp%d,file=%s,format=raw,cache=none,aio=threads,file.locking=off", i, cfg.LUN),
-			"-device", fmt.Sprintf("scsi-hd,drive=lunp%d,bus=scsi%d.0,serial=LABLUN0001,wwn=%s,share-rw=on", i, i, LUNWWN))
+		args = append(args, "-device", fmt.Sprintf("virtio-scsi-pci,id=scsi%d", i))
+		if !cfg.LUNLate {
+			args = append(args,
+				"-drive", fmt.Sprintf("if=none,id=lunp%d,file=%s,format=raw,cache=none,aio=threads,file.locking=off", i, cfg.LUN),
+				"-device", fmt.Sprintf("scsi-hd,drive=lunp%d,bus=scsi%d.0,serial=LABLUN0001,wwn=%s,share-rw=on", i, i, LUNWWN))
+		}
 	}
 	return args
+}
+
+// AttachLUN hot-plugs both paths of the LUN into a guest booted with
+// LUNLate, with the same properties the command line gives them.
+func (g *Guest) AttachLUN(ctx context.Context) error {
+	wwn, err := strconv.ParseUint(strings.TrimPrefix(LUNWWN, "0x"), 16, 64)
+	if err != nil {
+		return err
+	}
+	q, err := DialQMP(ctx, filepath.Join(g.cfg.WorkDir, "qmp.sock"))
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	for i := range 2 {
+		node := fmt.Sprintf("lunp%d", i)
+		if err := q.Execute(ctx, "blockdev-add", map[string]any{
+			"driver": "raw", "node-name": node, "cache": map[string]any{"direct": true},
+			"file": map[string]any{"driver": "file", "filename": g.cfg.LUN, "aio": "threads", "locking": "off"},
+		}, nil); err != nil {
+			return err
+		}
+		if err := q.Execute(ctx, "device_add", map[string]any{
+			"driver": "scsi-hd", "id": fmt.Sprintf("lun%d", i), "drive": node, "bus": fmt.Sprintf("scsi%d.0", i),
+			"serial": "LABLUN0001", "wwn": wwn, "share-rw": true,
+		}, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dial connects to qemu's chardev socket, which appears shortly after start.

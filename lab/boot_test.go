@@ -1,0 +1,262 @@
+//go:build lab
+
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/agent/rpc"
+	"go.uber.org/zap"
+)
+
+// TestLabBoot is issue 7 on a real host: the agent installed by `aos-agent
+// install`, a stand-in nova-compute ordered by the shipped drop-in, and a
+// reboot with the SAN LUN plugged in only after the host booted. Lockstart
+// must wait for the map (saying so in the journal), join, re-activate the LV
+// this host held in its mode, and only then may the agent send READY and
+// nova-compute start. Then the agent is killed: systemd restarts it and
+// nothing it held moves. The guest reaches a broker on this host's loopback
+// and nothing else.
+func TestLabBoot(t *testing.T) {
+	ctx := context.Background()
+	brokerURL := startBroker(t)
+	u, err := url.Parse(brokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	guestURL := "rabbit://" + u.User.String() + "@" + GuestBrokerAddr + u.Path
+	l := bootLab(t, "boot", Options{Hosts: 1, BrokerPort: port})
+	client, err := rpc.NewClient(rpc.Config{URL: brokerURL, Topic: "aos-agent", Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	call := func(t *testing.T, method string, args map[string]any) map[string]any {
+		t.Helper()
+		raw, err := client.Call(ctx, "lab-h1", method, args, 2*time.Minute)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		return m
+	}
+
+	l.scenario(t, "install-and-serve", func(t *testing.T) {
+		if err := StartStorage(ctx, l.c.Host(1), false); err != nil {
+			t.Fatal(err)
+		}
+		if err := CreateSharedVG(ctx, l.c.Host(1), vg); err != nil {
+			t.Fatal(err)
+		}
+		conf := fmt.Sprintf("[DEFAULT]\nhost = lab-h1\ntransport_url = %s\nstate_dir = /var/lib/aos-agent\n"+
+			"[lvm]\nvolume_groups = %s\nmultipath_alias = %s\nlock_start_timeout = 10m\n[metrics]\nlisten =\n", guestURL, vg, LUNMap)
+		files := map[string]string{
+			"/etc/aos-agent/aos-agent.conf": conf,
+			// The guest's one link, to the host's broker through qemu.
+			"/etc/systemd/network/10-lab.network": "[Match]\nName=en* eth*\n[Network]\nAddress=10.0.2.15/24\n",
+			"/etc/systemd/system/nova-compute.service": "[Unit]\nDescription=stand-in for nova-compute (lab)\n" +
+				"[Service]\nExecStart=/usr/bin/tail -f /dev/null\n[Install]\nWantedBy=multi-user.target\n",
+		}
+		l.must(t, 1, "", "mkdir", "-p", "/etc/aos-agent", "/etc/systemd/network")
+		for path, content := range files {
+			if err := WriteFile(ctx, l.c.Host(1), path, content); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res := l.must(t, 1, "install", "/lab/bin/aos-agent", "install", "--host-id", "1")
+		_ = os.WriteFile(filepath.Join(l.out, "install.diff"), res.Stdout, 0o644)
+		// The storage daemons and the network start at boot like on a host;
+		// install enabled the agent's units.
+		l.must(t, 1, "", "systemctl", "enable", "multipathd.service", "sanlock.service", "lvmlockd.service",
+			"systemd-networkd.service", "nova-compute.service")
+		l.must(t, 1, "", "systemctl", "start", "systemd-networkd.service")
+		l.must(t, 1, "", "systemctl", "start", "nova-compute.service") // waits for the agent's READY
+		call(t, "create_volume", map[string]any{"volume_name": "volume-boot", "size": 1})
+		if m := call(t, "activate_volume", map[string]any{"volume_name": "volume-boot", "mode": "exclusive"}); m["mode"] != "exclusive" {
+			t.Fatalf("activate: %v", m)
+		}
+		l.wantMode(t, 1, "volume-boot", "ex")
+	})
+
+	var lunAt, bootAt time.Time
+	l.scenario(t, "reboot-lun-late", func(t *testing.T) {
+		// An orderly shutdown: the workloads stop, the LV is released and
+		// the lockspace left, so sanlock and lvmlockd can stop (with a
+		// lockspace they refuse and the shutdown waits for their timeouts).
+		// held.json still names the LV: the agent only forgets what it is
+		// asked to deactivate.
+		l.must(t, 1, "", "systemctl", "stop", "nova-compute.service", "aos-agent.service")
+		l.must(t, 1, "", "lvchange", "-an", vg+"/volume-boot")
+		l.must(t, 1, "", "vgchange", "--lock-stop", vg)
+		start := time.Now()
+		if err := l.c.Reboot(ctx, 1, true); err != nil {
+			t.Fatal(err)
+		}
+		bootAt = time.Now()
+		l.tm.add("poweroff + boot to the guest daemon", bootAt.Sub(start))
+		// The host is up without its LUN: the agent must not be READY, nor
+		// nova-compute started.
+		time.Sleep(25 * time.Second)
+		for _, unit := range []string{"aos-agent.service", "nova-compute.service"} {
+			if st := l.unitState(t, unit); st == "active" {
+				t.Fatalf("%s active before the LUN exists", unit)
+			}
+		}
+		lunAt = time.Now()
+		if err := l.c.Host(1).AttachLUN(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for l.unitState(t, "nova-compute.service") != "active" {
+			if time.Since(lunAt) > 5*time.Minute {
+				t.Fatalf("nova-compute not active 5 min after the LUN appeared:\n%s", l.journal(t, "aos-agent-lockstart.service", "aos-agent.service"))
+			}
+			time.Sleep(time.Second)
+		}
+		l.tm.add("LUN attached -> nova-compute active", time.Since(lunAt))
+
+		lockstart := l.journal(t, "aos-agent-lockstart.service")
+		agentLog := l.journal(t, "aos-agent.service")
+		_ = os.WriteFile(filepath.Join(l.out, "boot.journal"), []byte(lockstart+agentLog), 0o644)
+		if !strings.Contains(lockstart, "waiting for: multipath map "+LUNMap) {
+			t.Errorf("lockstart did not say it waits for the map:\n%s", lockstart)
+		}
+		joined := monotonicOf(t, lockstart, "lockspaces joined: "+vg)
+		reactivated := monotonicOf(t, lockstart, "activated "+vg+"/volume-boot (ex)")
+		lunSeen := monotonicOf(t, l.journal(t, "-k"), "Attached SCSI disk")
+		ready := l.activeSince(t, "aos-agent.service") // Type=notify: active = READY=1
+		nova := l.activeSince(t, "nova-compute.service")
+		if !(lunSeen < joined && joined < reactivated && reactivated < ready && ready <= nova) {
+			t.Fatalf("boot order (guest monotonic s): LUN %.3f, joined %.3f, re-activated %.3f, agent READY %.3f, nova-compute %.3f",
+				lunSeen, joined, reactivated, ready, nova)
+		}
+		l.tm.add("lockspace joined -> nova-compute started (goal <= 1 s)", secs(nova-joined))
+		l.tm.add("  joined -> held LV re-activated", secs(reactivated-joined))
+		l.tm.add("  re-activated -> agent READY", secs(ready-reactivated))
+		l.tm.add("  agent READY -> nova-compute started", secs(nova-ready))
+		l.wantMode(t, 1, "volume-boot", "ex")
+		units := l.must(t, 1, "", "sh", "-c", "cat /etc/systemd/system/aos-agent*.service /etc/systemd/system/*.d/aos-agent.conf /etc/systemd/system/nova-compute.service").Stdout
+		if regexp.MustCompile(`(?m)^Exec.*\bsleep\b`).Match(units) {
+			t.Errorf("a sleep on the boot path:\n%s", units)
+		}
+		doctor, _ := l.cmd(1, "/usr/local/sbin/aos-agent", "doctor")
+		_ = os.WriteFile(filepath.Join(l.out, "doctor.txt"), doctor.Stdout, 0o644)
+		if m := call(t, "get_status", map[string]any{}); m == nil {
+			t.Fatal("get_status after boot: empty reply")
+		}
+	})
+
+	l.scenario(t, "agent-crash", func(t *testing.T) {
+		pid := l.unitProp(t, "aos-agent.service", "MainPID")
+		novaBefore := l.activeSince(t, "nova-compute.service")
+		crash := time.Now()
+		l.must(t, 1, "", "kill", "-9", pid)
+		for {
+			if p := l.unitProp(t, "aos-agent.service", "MainPID"); p != pid && p != "0" && l.unitState(t, "aos-agent.service") == "active" {
+				break
+			}
+			if time.Since(crash) > 3*time.Minute {
+				t.Fatalf("agent not back 3 min after the crash:\n%s", l.journal(t, "aos-agent.service"))
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		l.tm.add("agent killed -> restarted and READY", time.Since(crash))
+		if n := l.unitProp(t, "aos-agent.service", "NRestarts"); n == "0" {
+			t.Error("systemd did not count a restart")
+		}
+		l.wantMode(t, 1, "volume-boot", "ex")
+		l.must(t, 1, "", "dmsetup", "info", vg+"-volume--boot")
+		if l.unitState(t, "nova-compute.service") != "active" || l.activeSince(t, "nova-compute.service") != novaBefore {
+			t.Error("nova-compute was stopped or restarted by the agent's crash")
+		}
+		raw, err := client.Call(ctx, "lab-h1", "list_volumes", map[string]any{}, 2*time.Minute)
+		if err != nil || !strings.Contains(string(raw), `"volume-boot"`) {
+			t.Fatalf("list_volumes after the restart: %s %v", raw, err)
+		}
+	})
+}
+
+// startBroker runs a private RabbitMQ on this host's loopback for the test
+// and stops it (by pid) at the end; it returns the transport URL.
+func startBroker(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	sh := func(args ...string) (string, error) {
+		cmd := exec.Command("bash", append([]string{"../scripts/rabbitmq.sh"}, args...)...)
+		cmd.Env = append(os.Environ(), "AOS_RABBIT_DIR="+dir)
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	out, err := sh("start")
+	if err != nil {
+		t.Fatalf("broker: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = sh("stop") })
+	lines := strings.Split(out, "\n")
+	return lines[len(lines)-1]
+}
+
+func (l *labT) unitProp(t *testing.T, unit, prop string) string {
+	t.Helper()
+	return strings.TrimSpace(string(l.must(t, 1, "", "systemctl", "show", "-p", prop, "--value", unit).Stdout))
+}
+
+func (l *labT) unitState(t *testing.T, unit string) string {
+	t.Helper()
+	return l.unitProp(t, unit, "ActiveState")
+}
+
+// activeSince is when unit last became active, in guest monotonic seconds.
+func (l *labT) activeSince(t *testing.T, unit string) float64 {
+	t.Helper()
+	us, err := strconv.ParseInt(l.unitProp(t, unit, "ActiveEnterTimestampMonotonic"), 10, 64)
+	if err != nil || us == 0 {
+		t.Fatalf("%s never became active (%v)", unit, err)
+	}
+	return float64(us) / 1e6
+}
+
+// journal returns this boot's journal of the units (or a journalctl flag
+// such as -k) with monotonic timestamps.
+func (l *labT) journal(t *testing.T, which ...string) string {
+	t.Helper()
+	argv := []string{"journalctl", "-b", "-o", "short-monotonic", "--no-pager"}
+	for _, w := range which {
+		if strings.HasPrefix(w, "-") {
+			argv = append(argv, w)
+		} else {
+			argv = append(argv, "-u", w)
+		}
+	}
+	return string(l.must(t, 1, "", argv...).Stdout)
+}
+
+var monotonicLine = regexp.MustCompile(`^\[\s*([0-9]+\.[0-9]+)\]`)
+
+// monotonicOf is the guest monotonic time of the first journal line
+// containing s.
+func monotonicOf(t *testing.T, journal, s string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(journal, "\n") {
+		if m := monotonicLine.FindStringSubmatch(line); m != nil && strings.Contains(line, s) {
+			v, _ := strconv.ParseFloat(m[1], 64)
+			return v
+		}
+	}
+	t.Fatalf("no journal line with %q:\n%s", s, journal)
+	return 0
+}
+
+func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
