@@ -345,6 +345,13 @@ func (s *Service) Delete(ctx context.Context, r Ref, clear string, clearBytes ui
 	if err != nil {
 		return false, err
 	}
+	// COW snapshots are outside the agent's contract (docs/rpc.md). On real
+	// lvm2 2.03.16 (lab): lvremove of an origin also removes its snapshots,
+	// and a snapshot is removed even while another host has its origin
+	// active, freeing COW space that host still writes to.
+	if lv.Attr.SnapshotRelated() {
+		return false, errdefs.Errorf(errdefs.ErrVolumeInUse, "volume %s is a COW snapshot or has snapshots (lv_attr %s): the agent does not remove those", r, lv.Attr.Raw)
+	}
 	if clear != ClearNone {
 		if err := s.wipe(ctx, r, lv, clear, clearBytes); err != nil {
 			return false, err

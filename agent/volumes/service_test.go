@@ -298,6 +298,9 @@ func TestDelete(t *testing.T) {
 		run.Step{Argv: argv("shred -n 3 -s 1073741824 /dev/vol/v3")},
 		run.Step{Argv: argv("lvchange -an vol/v3")},
 		run.Step{Argv: argv("lvremove -y vol/v3")},
+		// a snapshot origin and a snapshot, with the attrs real lvm2 gave
+		run.Step{Argv: lvsArgv("vol/orig"), Stdout: strings.Replace(lvsJSON([3]string{"orig", "U4", "67108864"}), "-wi-------", "owi---s---", 1)},
+		run.Step{Argv: lvsArgv("vol/snap1"), Stdout: strings.Replace(lvsJSON([3]string{"snap1", "U5", "33554432"}), "-wi-------", "swi---s---", 1)},
 	)
 	ctx := context.Background()
 	if ok, err := f.svc.Delete(ctx, f.ref(t, "gone"), ClearNone, 0); ok || err != nil {
@@ -310,6 +313,10 @@ func TestDelete(t *testing.T) {
 	wantClass(t, err, errdefs.ErrLockConflict)
 	if ok, err := f.svc.Delete(ctx, f.ref(t, "v3"), ClearShred, 0); !ok || err != nil {
 		t.Fatal(ok, err)
+	}
+	for _, name := range []string{"orig", "snap1"} {
+		_, err = f.svc.Delete(ctx, f.ref(t, name), ClearNone, 0)
+		wantClass(t, err, errdefs.ErrVolumeInUse)
 	}
 	f.held.Set(state.HeldLV{VG: "vol", LV: "attached", Mode: state.Exclusive})
 	_, err = f.svc.Delete(ctx, f.ref(t, "attached"), ClearNone, 0)
