@@ -30,13 +30,7 @@ import (
 // and nothing else.
 func TestLabBoot(t *testing.T) {
 	ctx := context.Background()
-	brokerURL := startBroker(t)
-	u, err := url.Parse(brokerURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(u.Port())
-	guestURL := "rabbit://" + u.User.String() + "@" + GuestBrokerAddr + u.Path
+	brokerURL, port := startBrokerPort(t)
 	l := bootLab(t, "boot", Options{Hosts: 1, BrokerPort: port})
 	client, err := rpc.NewClient(rpc.Config{URL: brokerURL, Topic: "aos-agent", Logger: zap.NewNop()})
 	if err != nil {
@@ -61,12 +55,9 @@ func TestLabBoot(t *testing.T) {
 		if err := CreateSharedVG(ctx, l.c.Host(1), vg); err != nil {
 			t.Fatal(err)
 		}
-		conf := fmt.Sprintf("[DEFAULT]\nhost = lab-h1\ntransport_url = %s\nstate_dir = /var/lib/aos-agent\n"+
-			"[lvm]\nvolume_groups = %s\nmultipath_alias = %s\nlock_start_timeout = 10m\n[metrics]\nlisten =\n", guestURL, vg, LUNMap)
 		files := map[string]string{
-			"/etc/aos-agent/aos-agent.conf": conf,
-			// The guest's one link, to the host's broker through qemu.
-			"/etc/systemd/network/10-lab.network": "[Match]\nName=en* eth*\n[Network]\nAddress=10.0.2.15/24\n",
+			"/etc/aos-agent/aos-agent.conf": agentConf(brokerURL, "lab-h1", "/var/lib/aos-agent"),
+			"/etc/systemd/network/10-lab.network": guestNetwork,
 			"/etc/systemd/system/nova-compute.service": "[Unit]\nDescription=stand-in for nova-compute (lab)\n" +
 				"[Service]\nExecStart=/usr/bin/tail -f /dev/null\n[Install]\nWantedBy=multi-user.target\n",
 		}
@@ -186,6 +177,34 @@ func TestLabBoot(t *testing.T) {
 			t.Fatalf("list_volumes after the restart: %s %v", raw, err)
 		}
 	})
+}
+
+// guestNetwork configures the guest's one link, to the host's broker
+// through qemu (Options.BrokerPort).
+const guestNetwork = "[Match]\nName=en* eth*\n[Network]\nAddress=10.0.2.15/24\n"
+
+// agentConf is an agent configuration for a guest: the host's broker as the
+// guest reaches it, the lab's VG and map.
+func agentConf(brokerURL, host, stateDir string) string {
+	u, _ := url.Parse(brokerURL)
+	guestURL := "rabbit://" + u.User.String() + "@" + GuestBrokerAddr + u.Path
+	return fmt.Sprintf("[DEFAULT]\nhost = %s\ntransport_url = %s\nstate_dir = %s\n"+
+		"[lvm]\nvolume_groups = %s\nmultipath_alias = %s\nlock_start_timeout = 10m\n[metrics]\nlisten =\n", host, guestURL, stateDir, vg, LUNMap)
+}
+
+// startBrokerPort starts a broker (startBroker) and returns its URL and port.
+func startBrokerPort(t *testing.T) (string, int) {
+	t.Helper()
+	brokerURL := startBroker(t)
+	u, err := url.Parse(brokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatalf("broker URL %s: %v", brokerURL, err)
+	}
+	return brokerURL, port
 }
 
 // startBroker runs a private RabbitMQ on this host's loopback for the test

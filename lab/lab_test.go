@@ -233,7 +233,9 @@ func (l *labT) scenario(t *testing.T, name string, f func(t *testing.T)) {
 func TestLab(t *testing.T) {
 	ctx := context.Background()
 	// 16 GiB (sparse) leaves room for the shared scenarios' GiB-sized volumes.
-	l := bootLab(t, "two-hosts", Options{Hosts: 2, LUNSize: 16 << 30})
+	// The broker is for the driver's story, told last to agents on both guests.
+	brokerURL, brokerPort := startBrokerPort(t)
+	l := bootLab(t, "two-hosts", Options{Hosts: 2, LUNSize: 16 << 30, BrokerPort: brokerPort})
 	c, tm, scenario := l.c, l.tm, func(name string, f func(t *testing.T)) { l.scenario(t, name, f) }
 
 	scenario("setup", func(t *testing.T) {
@@ -332,7 +334,9 @@ func TestLab(t *testing.T) {
 		l.must(t, 1, "lvchange -an", "lvchange", "-an", vg+"/degraded")
 	})
 
+	l.cowSnapshots(t, ctx)
 	l.sharedScenarios(t, ctx)
+	l.driverStory(t, brokerURL)
 }
 
 // milestones keeps the journal lines that mark the lease-loss timeline

@@ -1,0 +1,58 @@
+//go:build lab
+
+package lab
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// driverStory is issue 4's driver story on real hosts: the agent runs on
+// both guests (the production daemon, as a systemd notify service) and
+// Debian's oslo.messaging RPCClient on this host tells the SharedLVM
+// driver's story to them through the broker: create, exclusive attach, the
+// refused second attach, multi-attach, migration hand-off, extend and
+// refresh, refused delete, detach, zero-clear delete, bad input.
+func (l *labT) driverStory(t *testing.T, brokerURL string) {
+	l.scenario(t, "driver-story", func(t *testing.T) {
+		for h := 1; h <= 2; h++ {
+			host := fmt.Sprintf("lab-h%d", h)
+			l.must(t, h, "", "mkdir", "-p", "/etc/aos-agent-story", "/etc/systemd/network")
+			for path, content := range map[string]string{
+				"/etc/aos-agent-story/aos-agent.conf": agentConf(brokerURL, host, "/var/lib/aos-agent-story"),
+				"/etc/systemd/network/10-lab.network": guestNetwork,
+			} {
+				if err := WriteFile(t.Context(), l.c.Host(h), path, content); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l.must(t, h, "", "systemctl", "restart", "systemd-networkd.service")
+			// systemd-run returns once the notify service is READY.
+			l.must(t, h, "agent start to READY", "systemd-run", "--unit", "aos-agent-story", "-p", "Type=notify",
+				"/lab/bin/aos-agent", "run", "--config", "/etc/aos-agent-story/aos-agent.conf")
+		}
+		start := time.Now()
+		cmd := exec.Command("/usr/bin/python3", "-W", "ignore::ResourceWarning", "../tests/contract/test_driver_story.py")
+		cmd.Env = append(os.Environ(), "AOS_TEST_AMQP_URL="+brokerURL,
+			"AOS_STORY_HOSTS=compute-a=lab-h1,compute-b=lab-h2,cinder-1=lab-h1")
+		out, err := cmd.CombinedOutput()
+		_ = os.WriteFile(filepath.Join(l.out, "driver-story.log"), out, 0o644)
+		l.tm.add("driver story (oslo RPCClient -> agents on both guests)", time.Since(start))
+		if err != nil || !strings.Contains(string(out), "\nOK") {
+			for h := 1; h <= 2; h++ {
+				res, _ := l.cmd(h, "journalctl", "-u", "aos-agent-story", "--no-pager", "-o", "cat")
+				t.Logf("h%d agent journal:\n%s", h, res.Stdout)
+			}
+			t.Fatalf("driver story on real hosts: %v\n%s", err, out)
+		}
+		t.Logf("%s", out)
+		for h := 1; h <= 2; h++ {
+			l.must(t, h, "", "systemctl", "stop", "aos-agent-story.service")
+		}
+	})
+}
