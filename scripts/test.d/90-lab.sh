@@ -23,7 +23,7 @@ bash scripts/lab.sh build-image >"$LAB_OUT/image-dir"
 echo "90-lab: image ready in $(( $(date +%s) - start ))s ($(cat "$LAB_OUT/image-dir"))"
 # Each test prints its own scenario and operation timing tables.
 status=0
-LAB_LOG="$LAB_OUT/go-test.log" bash scripts/lab.sh test -timeout 25m || status=$?
+LAB_LOG="$LAB_OUT/go-test.log" bash scripts/lab.sh test -timeout 45m || status=$?
 echo
 echo "90-lab: per-test timings"
 grep -E '^--- (PASS|FAIL): TestLab' "$LAB_OUT/go-test.log" | awk '{ sub(/:$/, "", $2); printf "  %-28s %-5s %s\n", $3, $2, $4 }' || true
