@@ -56,7 +56,7 @@ func TestLabBoot(t *testing.T) {
 			t.Fatal(err)
 		}
 		files := map[string]string{
-			"/etc/aos-agent/aos-agent.conf": agentConf(brokerURL, "lab-h1", "/var/lib/aos-agent"),
+			"/etc/aos-agent/aos-agent.conf":       agentConf(brokerURL, "lab-h1", "/var/lib/aos-agent"),
 			"/etc/systemd/network/10-lab.network": guestNetwork,
 			"/etc/systemd/system/nova-compute.service": "[Unit]\nDescription=stand-in for nova-compute (lab)\n" +
 				"[Service]\nExecStart=/usr/bin/tail -f /dev/null\n[Install]\nWantedBy=multi-user.target\n",
