@@ -21,10 +21,24 @@ debootstrap --variant=minbase --include="$include" bookworm "$root" "$mirror" >"
   { tail -30 "$out/debootstrap.log" >&2; exit 1; }
 t1=$(date +%s)
 
+in_root() { chroot "$root" env LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+
+# libvirt and qemu for the nested domains. Not in --include: debootstrap
+# fails configuring systemd-container alongside them, so apt installs them
+# into the finished rootfs (it needs /proc and a resolver there).
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+mount -t proc proc "$root/proc"
+trap 'umount "$root/proc" 2>/dev/null || true' EXIT
+virt=$(sed 's/#.*//' "$here/packages-virt" | tr -s ' \t\n' ' ')
+in_root env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends $virt \
+  >"$out/apt-virt.log" 2>&1 || { tail -30 "$out/apt-virt.log" >&2; exit 1; }
+umount "$root/proc"
+trap - EXIT
+: >"$root/etc/resolv.conf"
+t1v=$(date +%s)
+
 # Guest files from the checkout (units, configs) go in as they are.
 cp -a "$here/guest/." "$root/"
-
-in_root() { chroot "$root" env LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 
 # No login is ever used; the console just must not ask for a password.
 in_root passwd -d root >/dev/null
@@ -61,4 +75,4 @@ mkfs.ext4 -q -F -L labroot -d "$root" "$out/rootfs.raw" "$size"
 du -sm "$root" | cut -f1 >"$out/rootfs.mb"
 rm -rf "$root"
 t2=$(date +%s)
-echo "debootstrap $((t1 - t0))s, customise+mkfs $((t2 - t1))s, rootfs $(cat "$out/rootfs.mb") MB" | tee "$out/build-times.txt"
+echo "debootstrap $((t1 - t0))s, libvirt $((t1v - t1))s, customise+mkfs $((t2 - t1v))s, rootfs $(cat "$out/rootfs.mb") MB" | tee "$out/build-times.txt"
