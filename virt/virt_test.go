@@ -1,0 +1,127 @@
+package virt
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/internal/run"
+)
+
+func readLab(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseStateRecorded(t *testing.T) {
+	for file, want := range map[string]State{
+		"domstate-ioerror.lab.txt":  {"paused", "I/O error"},
+		"domstate-booted.lab.txt":   {"running", "booted"},
+		"domstate-user.lab.txt":     {"paused", "user"},
+		"domstate-unpaused.lab.txt": {"running", "unpaused"},
+	} {
+		got, err := ParseState(readLab(t, file))
+		if err != nil || got != want {
+			t.Errorf("%s: %+v %v, want %+v", file, got, err, want)
+		}
+		if got.PausedOnIOError() != (file == "domstate-ioerror.lab.txt") {
+			t.Errorf("%s: PausedOnIOError %v", file, got.PausedOnIOError())
+		}
+	}
+	if s, err := ParseState([]byte("shut off\n\n")); err != nil || s.State != "shut off" || s.Reason != "" {
+		t.Errorf("without reason: %+v %v", s, err)
+	}
+	for _, bad := range []string{"", "\n\n", "paused (I/O error"} {
+		if _, err := ParseState([]byte(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestParseBlkListRecorded(t *testing.T) {
+	disks, err := ParseBlkList(readLab(t, "domblklist.lab.txt"))
+	if err != nil || len(disks) != 1 || disks[0] != (Disk{"vda", "/dev/vol/vm-disk"}) {
+		t.Fatalf("%+v %v", disks, err)
+	}
+	two := " Target   Source\n------------------------\n vda      /dev/mapper/vol-lv--1\n hdc      -\n\n"
+	disks, err = ParseBlkList([]byte(two))
+	if err != nil || len(disks) != 2 || disks[1].Source != "-" {
+		t.Fatalf("%+v %v", disks, err)
+	}
+	for _, bad := range []string{"", " Target Source\n vda /x\n", "---\n vda\n"} {
+		if _, err := ParseBlkList([]byte(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestLVOf(t *testing.T) {
+	for _, c := range []struct {
+		src, lv string
+		ok      bool
+	}{
+		{"/dev/vol/vm-disk", "vm-disk", true},
+		{"/dev/mapper/vol-vm--disk", "vm-disk", true},
+		{"/dev/mapper/vol-lv1-real", "", false}, // a layer, not the LV
+		{"/dev/other/lv1", "", false},
+		{"/dev/mapper/other-lv1", "", false},
+		{"/dev/vol/", "", false},
+		{"/dev/vol/a/b", "", false},
+		{"/var/lib/nova/instances/x/disk", "", false},
+		{"-", "", false},
+	} {
+		lv, ok := LVOf(c.src, "vol")
+		if lv != c.lv || ok != c.ok {
+			t.Errorf("LVOf(%q) = %q %v", c.src, lv, ok)
+		}
+	}
+}
+
+func TestClientArgvAndErrors(t *testing.T) {
+	ctx := context.Background()
+	v := []string{"virsh", "-c", "qemu:///system"}
+	r := run.NewScripted(t,
+		run.Step{Argv: append(v, "list", "--all", "--name"), Stdout: string(readLab(t, "list-name.lab.txt"))},
+		run.Step{Argv: append(v, "domstate", "--reason", "vm1"), Stdout: string(readLab(t, "domstate-ioerror.lab.txt"))},
+		run.Step{Argv: append(v, "domblklist", "vm1"), Stdout: string(readLab(t, "domblklist.lab.txt"))},
+		run.Step{Argv: append(v, "resume", "vm1"), Stdout: "Domain 'vm1' resumed\n\n"},
+		run.Step{Argv: append(v, "suspend", "vm1"), Stdout: "Domain 'vm1' suspended\n\n"},
+		run.Step{Argv: append(v, "domstate", "--reason", "nosuch"), ExitCode: 1, Stderr: "error: failed to get domain 'nosuch'\n"},
+		run.Step{Argv: append(v, "list", "--all", "--name"), ExitCode: 1,
+			Stderr: "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Connection refused\n"},
+		run.Step{Argv: append(v, "list", "--all", "--name"), Err: &run.Error{Argv: []string{"virsh"}, ExitCode: -1, Err: exec.ErrNotFound}},
+	)
+	c := New(r, "", time.Minute)
+	if names, err := c.Domains(ctx); err != nil || len(names) != 1 || names[0] != "vm1" {
+		t.Fatalf("Domains: %v %v", names, err)
+	}
+	if st, err := c.State(ctx, "vm1"); err != nil || !st.PausedOnIOError() || st.String() != "paused (I/O error)" {
+		t.Fatalf("State: %v %v", st, err)
+	}
+	if d, err := c.Disks(ctx, "vm1"); err != nil || len(d) != 1 {
+		t.Fatalf("Disks: %v %v", d, err)
+	}
+	if err := c.Resume(ctx, "vm1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Suspend(ctx, "vm1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.State(ctx, "nosuch"); !errors.Is(err, ErrNoDomain) {
+		t.Fatalf("missing domain: %v", err)
+	}
+	if _, err := c.Domains(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("libvirtd down: %v", err)
+	}
+	if _, err := c.Domains(ctx); !errors.Is(err, ErrUnavailable) || !errors.Is(err, exec.ErrNotFound) {
+		t.Fatalf("no virsh: %v", err)
+	}
+}
