@@ -136,10 +136,11 @@ type dmLV struct {
 }
 
 type domain struct {
-	name  string
-	disks []string // LV names
-	state string   // running, paused, shut off
-	id    int
+	name   string
+	disks  []string // LV names
+	state  string   // running, paused, shut off
+	reason string   // as virsh domstate --reason prints it
+	id     int
 }
 
 // NewCluster builds a cluster with a created shared VG and every host's
@@ -188,7 +189,7 @@ func (h *Host) boot() {
 		h.domains = map[string]*domain{}
 	}
 	for _, d := range h.domains {
-		d.state, d.id = "shut off", 0
+		d.state, d.reason, d.id = "shut off", "unknown", 0
 	}
 }
 
@@ -310,7 +311,7 @@ func (h *Host) pauseDomainsOnEIO() {
 		for _, name := range d.disks {
 			dev := h.active[name]
 			if dev != nil && (dev.errTbl || (h.pathsDown() && !h.queueing)) {
-				d.state = "paused"
+				d.state, d.reason = "paused", "I/O error"
 			}
 		}
 	}
@@ -506,7 +507,7 @@ func (c *Cluster) DefineDomain(host, name string, lvNames ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := c.mustHost(host)
-	h.domains[name] = &domain{name: name, disks: lvNames, state: "shut off"}
+	h.domains[name] = &domain{name: name, disks: lvNames, state: "shut off", reason: "unknown"}
 	h.domOrder = append(h.domOrder, name)
 }
 

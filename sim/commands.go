@@ -19,7 +19,7 @@ var commands = []struct {
 	{"multipathd", nil, (*Host).multipathd},
 	{"dmsetup", spec("-c=--columns", "--noheadings", "-o:=--options", "--separator:"), (*Host).dmsetup},
 	{"systemctl", spec("--quiet=-q"), (*Host).systemctl},
-	{"virsh", spec("--all"), (*Host).virsh},
+	{"virsh", spec("-c:=--connect", "--all", "--name", "--reason"), (*Host).virsh},
 	{"dd", nil, (*Host).dd},
 }
 

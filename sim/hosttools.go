@@ -330,6 +330,18 @@ func (h *Host) virsh(a *args) reply {
 	if !h.daemons["libvirtd"] {
 		return fail(1, "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Connection refused\n")
 	}
+	if uri, ok := a.flags["-c"]; ok && uri != "qemu:///system" {
+		return fail(1, "error: failed to connect to the hypervisor\nerror: no connection driver available for "+uri+"\n")
+	}
+	if len(a.pos) == 1 && a.pos[0] == "list" && a.has("--name") {
+		var b strings.Builder
+		for _, n := range h.domOrder {
+			if h.domains[n].state != "shut off" || a.has("--all") {
+				b.WriteString(n + "\n")
+			}
+		}
+		return reply{stdout: b.String() + "\n"}
+	}
 	if len(a.pos) == 1 && a.pos[0] == "list" {
 		rows := [][]string{{"Id", "Name", "State"}}
 		for _, n := range h.domOrder {
@@ -354,6 +366,11 @@ func (h *Host) virsh(a *args) reply {
 	}
 	c := h.c
 	switch verb := a.pos[0]; verb {
+	case "domstate":
+		if !a.has("--reason") {
+			return reply{stdout: d.state + "\n\n"}
+		}
+		return reply{stdout: d.state + " (" + d.reason + ")\n\n"}
 	case "domblklist":
 		rows := [][]string{{"Target", "Source"}}
 		for i, n := range d.disks {
@@ -373,7 +390,7 @@ func (h *Host) virsh(a *args) reply {
 			h.active[n].open++
 		}
 		c.domSeq++
-		d.state, d.id = "running", c.domSeq
+		d.state, d.reason, d.id = "running", "booted", c.domSeq
 		return reply{stdout: "Domain '" + d.name + "' started\n\n"}
 	case "suspend", "resume", "destroy":
 		if d.state == "shut off" {
@@ -381,10 +398,13 @@ func (h *Host) virsh(a *args) reply {
 		}
 		switch verb {
 		case "suspend":
-			d.state = "paused"
+			d.state, d.reason = "paused", "user"
 			return reply{stdout: "Domain '" + d.name + "' suspended\n\n"}
 		case "resume":
-			d.state = "running"
+			if d.state == "running" {
+				return fail(1, "error: Failed to resume domain '"+d.name+"'\nerror: Requested operation is not valid: domain is already running\n")
+			}
+			d.state, d.reason = "running", "unpaused"
 			h.pauseDomainsOnEIO()
 			return reply{stdout: "Domain '" + d.name + "' resumed\n\n"}
 		}
@@ -393,7 +413,7 @@ func (h *Host) virsh(a *args) reply {
 				dev.open--
 			}
 		}
-		d.state, d.id = "shut off", 0
+		d.state, d.reason, d.id = "shut off", "destroyed", 0
 		return reply{stdout: "Domain '" + d.name + "' destroyed\n\n"}
 	}
 	return unsupported(append([]string{"virsh"}, a.argv...))

@@ -577,8 +577,10 @@ func (h *Host) refresh(a *args) reply {
 		if !ok || l == nil {
 			return fail(5, fmt.Sprintf("  Failed to find logical volume %q\n", arg))
 		}
-		if dev := h.active[name]; dev != nil && !dev.errTbl {
-			dev.sectors = l.extents * c.opt.ExtentSize / sectorSize
+		// A refresh reloads the table from the metadata, also over the
+		// error target a fence left (seen in the lab).
+		if dev := h.active[name]; dev != nil {
+			dev.sectors, dev.errTbl = l.extents*c.opt.ExtentSize/sectorSize, false
 		}
 	}
 	return reply{}
