@@ -146,7 +146,8 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	d.reg.MustRegister(amqpUp, inRecovery)
 	if cfg.Recovery.Mode == "auto" {
 		d.auto = newAutoRecovery(recovery.Deps{Runner: d.runner, StateDir: cfg.StateDir, MultipathAlias: cfg.LVM.MultipathAlias,
-			Log: func(format string, a ...any) { d.log.Named("recovery").Sugar().Infof(format, a...) }},
+			LibvirtURI: cfg.Recovery.LibvirtURI,
+			Log:        func(format string, a ...any) { d.log.Named("recovery").Sugar().Infof(format, a...) }},
 			d.log.Named("recovery"), d.reg)
 	}
 	return d, nil

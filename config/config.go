@@ -56,6 +56,9 @@ type Recovery struct {
 	// "manual" fences and waits for `aos-agent recover`, "off" leaves
 	// everything to sanlock (the kill hook does not fence).
 	Mode string
+	// LibvirtURI: the hypervisor whose domains recovery resumes once their
+	// LVs are back (and keeps paused otherwise); "" leaves domains alone.
+	LibvirtURI string
 }
 
 type Metrics struct {
@@ -76,7 +79,7 @@ func Default() *Config {
 			CommandTimeout:   60 * time.Second,
 			LockStartTimeout: 5 * time.Minute,
 		},
-		Recovery: Recovery{Mode: "auto"},
+		Recovery: Recovery{Mode: "auto", LibvirtURI: "qemu:///system"},
 		Metrics:  Metrics{Listen: "127.0.0.1:9720"},
 	}
 }
@@ -142,6 +145,13 @@ var keys = map[string]map[string]func(c *Config, v string) error{
 	},
 	"recovery": {
 		"mode": func(c *Config, v string) error { return setEnum(&c.Recovery.Mode, v, "auto", "manual", "off") },
+		"libvirt_uri": func(c *Config, v string) error {
+			if v != "" && !strings.Contains(v, ":///") {
+				return fmt.Errorf("want a libvirt URI like qemu:///system, or empty, got %q", v)
+			}
+			c.Recovery.LibvirtURI = v
+			return nil
+		},
 	},
 	"metrics": {
 		"listen": setListen,

@@ -47,6 +47,7 @@ lock_start_timeout = 10m
 multipath_alias = lun0
 [recovery]
 mode = manual
+libvirt_uri =
 [metrics]
 listen =
 `
@@ -60,7 +61,7 @@ listen =
 	if strings.Join(c.LVM.VolumeGroups, "|") != "vol|vol2" || c.LVM.CommandTimeout != 90*time.Second || c.LVM.LockStartTimeout != 10*time.Minute {
 		t.Fatalf("%+v", c.LVM)
 	}
-	if c.Recovery.Mode != "manual" || c.Metrics.Listen != "" || c.LogLevel != "debug" || c.StateDir != "/srv/aos" {
+	if c.Recovery.Mode != "manual" || c.Recovery.LibvirtURI != "" || c.Metrics.Listen != "" || c.LogLevel != "debug" || c.StateDir != "/srv/aos" {
 		t.Fatalf("%+v", c)
 	}
 }
@@ -97,6 +98,7 @@ func TestMoreErrors(t *testing.T) {
 		"[oslo_messaging_rabbit]\namqp_durable_queues = maybe\n[lvm]\nvolume_groups=v\n",
 		"[lvm]\nvolume_groups = ,\n",
 		"[lvm]\nvolume_groups=v\nlock_start_timeout = soon\n",
+		"[lvm]\nvolume_groups=v\n[recovery]\nlibvirt_uri = qemu\n",
 	} {
 		if _, err := Parse("f", strings.NewReader(in)); err == nil {
 			t.Errorf("accepted %q", in)

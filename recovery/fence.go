@@ -18,12 +18,14 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aos-agent/aos-agent/dm"
 	"github.com/aos-agent/aos-agent/errdefs"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/multipath"
+	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/aos-agent/aos-agent/state"
 )
 
@@ -32,9 +34,10 @@ import (
 // `vgchange --lock-start` fail, so it is never fenced: no guest uses it.
 const lvmlockLV = "lvmlock"
 
-// DefaultStepTimeout bounds each command. Five steps of it (disable
+// DefaultStepTimeout bounds each command. Eight steps of it (disable
 // queueing, fail_if_no_path, list, the wipes' shared budget counting as
-// three, verify) must fit in sanlock's ~40 s grace.
+// three, the two local lease-version queries, verify) must fit in sanlock's
+// ~40 s grace.
 const DefaultStepTimeout = 4 * time.Second
 
 // wipeBudgetSteps is how many step timeouts all wipes share: wipes run one
@@ -51,6 +54,9 @@ type Deps struct {
 	// Log receives one line per step (the kill hook sends it to stderr,
 	// which journald keeps); nil discards.
 	Log func(format string, args ...any)
+	// LibvirtURI: Recover resumes the domains of this hypervisor that the
+	// outage paused, once their LVs are back; "" leaves domains alone.
+	LibvirtURI string
 }
 
 // ErrNotFenced is returned when at least one top-level LV of the VG may
@@ -110,7 +116,70 @@ func Fence(ctx context.Context, d Deps, vg string) (*Journal, error) {
 	}
 	cancel()
 
+	f.recordLeaseVersions(ctx)
 	return f.finish(f.verify(ctx))
+}
+
+// recordLeaseVersions notes the version of each exclusive LV lease while
+// sanlock still lists it (lvmlockctl drops the locks after the hook). An
+// acquire bumps the version by one, so recovery can tell whether another
+// host held the lease meanwhile: a paused VM must not resume on data that
+// host may have written. Only local queries, after the wipes; a failure
+// costs the VMs their automatic resume, never the fence.
+func (f *fencer) recordLeaseVersions(ctx context.Context) {
+	devs, err := f.dm.Info(ctx)
+	f.step("dmsetup info (LV uuids)", err)
+	if err != nil {
+		return
+	}
+	uuids := map[string]string{}
+	for _, d := range devs {
+		if u, ok := lvUUIDOfDM(d.UUID); ok {
+			uuids[d.Name] = u
+		}
+	}
+	st, err := sanlock.New(f.d.Runner, f.stepTimeout).Status(ctx)
+	f.step("sanlock client status (lease versions)", err)
+	if err != nil {
+		return
+	}
+	for i := range f.j.LVs {
+		lv := &f.j.LVs[i]
+		if u := uuids[lv.Device]; u != "" {
+			lv.UUID = u // the kernel's word over the held record's
+		}
+		if ver, ok := exclusiveLeaseVersion(st, f.vg, lv.UUID); ok {
+			lv.LeaseVersion = ver
+		}
+	}
+	f.saveJournal()
+}
+
+// lvUUIDOfDM takes the LV's uuid from an LVM dm uuid ("LVM-" + VG uuid +
+// LV uuid, 32 characters each without dashes).
+func lvUUIDOfDM(dmUUID string) (string, bool) {
+	u, ok := strings.CutPrefix(dmUUID, "LVM-")
+	if !ok || len(u) != 64 {
+		return "", false
+	}
+	// LVM prints uuids in groups of 6-4-4-4-4-4-6.
+	u = u[32:]
+	return strings.Join([]string{u[:6], u[6:10], u[10:14], u[14:18], u[18:22], u[22:26], u[26:]}, "-"), true
+}
+
+// exclusiveLeaseVersion finds the exclusive lease lvmlockd holds for the LV
+// (its resource is named by the LV uuid, with dashes).
+func exclusiveLeaseVersion(st *sanlock.Status, vg, lvUUID string) (uint64, bool) {
+	if lvUUID == "" {
+		return 0, false
+	}
+	want := strings.ReplaceAll(lvUUID, "-", "")
+	for _, r := range st.Resources {
+		if r.Lockspace == sanlock.LockspacePrefix+vg && !r.Shared && strings.ReplaceAll(r.Name, "-", "") == want {
+			return r.Version, true
+		}
+	}
+	return 0, false
 }
 
 type fencer struct {

@@ -18,7 +18,24 @@ var (
 	disableQueueing = []string{"multipathd", "disablequeueing", "maps"}
 	failIfNoPath    = []string{"dmsetup", "message", "lun0", "0", "fail_if_no_path"}
 	table           = []string{"dmsetup", "table"}
+	dmInfo          = []string{"dmsetup", "info", "-c", "--noheadings", "--separator", ":", "-o", "open,attr,uuid,name"}
+	sanlockStatus   = []string{"sanlock", "client", "status", "-D"}
 )
+
+// The uuids and lease versions of lv1 (exclusive, version 1) and lv2
+// (shared) in the recorded dm info and sanlock status.
+const (
+	lv1UUID = "CfeRBa-m1SY-BiWl-863b-I1cL-WLO9-AzXRlg"
+	lv2UUID = "2XbbT6-ItZe-POk3-ACiP-EzeK-qRDY-yCW2Ub"
+)
+
+// leaseQueries are the fence's two local queries for lease versions.
+func leaseQueries(t *testing.T) []run.Step {
+	return []run.Step{
+		{Argv: dmInfo, Stdout: recorded(t, "info-lv1-lv2.lab.txt")},
+		{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+	}
+}
 
 func wipe(dev string) []string { return []string{"dmsetup", "wipe_table", dev} }
 
@@ -39,6 +56,7 @@ func wipedBoth(t *testing.T) []run.Step {
 		{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
 		{Argv: wipe("vol-lv1")},
 		{Argv: wipe("vol-lv2")},
+		leaseQueries(t)[0], leaseQueries(t)[1],
 	}
 }
 
@@ -100,8 +118,8 @@ func TestFenceRecordedSequence(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []FencedLV{
-		{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, UUID: "u1", Fenced: true},
-		{LV: "lv2", Device: "vol-lv2", Mode: state.Shared, UUID: "u2", Fenced: true},
+		{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, UUID: lv1UUID, Fenced: true, LeaseVersion: 1},
+		{LV: "lv2", Device: "vol-lv2", Mode: state.Shared, UUID: lv2UUID, Fenced: true},
 	}
 	onDisk := readJournal(t, d.StateDir)
 	for _, got := range []*Journal{j, onDisk} {
@@ -125,6 +143,7 @@ func TestFenceContinuesAfterHungSteps(t *testing.T) {
 		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
 		run.Step{Argv: wipe("vol-lv1")},
 		run.Step{Argv: wipe("vol-lv2")},
+		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
 	)
 	d := deps(t, r)
@@ -147,6 +166,7 @@ func TestFencePartialFailure(t *testing.T) {
 		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
 		run.Step{Argv: wipe("vol-lv1")},
 		run.Step{Argv: wipe("vol-lv2"), Err: timedOut(wipe("vol-lv2"))},
+		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: stillLinear},
 	)
 	d := deps(t, r)
@@ -183,6 +203,7 @@ func TestFenceSparesLvmlockLayersAndOtherVGs(t *testing.T) {
 		run.Step{Argv: table, Stdout: before},
 		run.Step{Argv: wipe("vol-lv1")},
 		run.Step{Argv: wipe("vol-my--snap")},
+		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: after},
 	)
 	j, err := Fence(context.Background(), deps(t, r), "vol")
@@ -238,6 +259,7 @@ func TestFenceNothingActive(t *testing.T) {
 	r := run.NewScripted(t,
 		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
 		run.Step{Argv: table, Stdout: only},
+		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: only},
 	)
 	d := deps(t, r)
@@ -256,6 +278,7 @@ func TestFenceRemovedDeviceCountsAsOffline(t *testing.T) {
 		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
 		run.Step{Argv: wipe("vol-lv1")},
 		run.Step{Argv: wipe("vol-lv2"), ExitCode: 1, Stderr: "Device does not exist.\nCommand failed.\n"},
+		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: strings.Replace(recorded(t, "table-after-fence.txt"), "vol-lv2: 0 131072 error \n", "", 1)},
 	)
 	j, err := Fence(context.Background(), deps(t, r), "vol")
@@ -296,6 +319,7 @@ func TestFenceWipeBudget(t *testing.T) {
 		run.Step{Argv: failIfNoPath},
 		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
 		run.Step{Argv: wipe("vol-lv1"), Err: timedOut(wipe("vol-lv1"))},
+		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
 	)
 	d := deps(t, run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {

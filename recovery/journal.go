@@ -39,6 +39,8 @@ type Journal struct {
 	FailIfNoPathMap string     `json:"fail_if_no_path_map,omitempty"`
 	LVs             []FencedLV `json:"lvs"`
 	Failures        []string   `json:"failures,omitempty"`
+	// Domains are settled by Recover once every LV is.
+	Domains []DomainOutcome `json:"domains,omitempty"`
 }
 
 // FencedLV is one top-level LV of the VG that was active when fencing began.
@@ -57,6 +59,25 @@ type FencedLV struct {
 	// InUse: lvchange -an found the device open (its VM paused on the error
 	// table), so it kept the error target through recovery.
 	InUse bool `json:"in_use,omitempty"`
+	// LeaseVersion is the version of the LV's exclusive sanlock lease when
+	// the fence ran; 0 when shared or unknown.
+	LeaseVersion uint64 `json:"lease_version,omitempty"`
+	// Stale says why an LV re-acquired while in use must keep the error
+	// table: another host held it meanwhile, or that cannot be ruled out.
+	Stale string `json:"stale,omitempty"`
+	// Refreshed: its table was reloaded after the re-acquire, so its VM may
+	// resume.
+	Refreshed bool `json:"refreshed,omitempty"`
+}
+
+// DomainOutcome is what recovery did with one libvirt domain that uses a
+// fenced LV.
+type DomainOutcome struct {
+	Name    string   `json:"name"`
+	LVs     []string `json:"lvs"`
+	State   string   `json:"state"` // before recovery acted, with its reason
+	Outcome string   `json:"outcome"`
+	Why     string   `json:"why,omitempty"`
 }
 
 // JournalPath is where the journal of vg lives under dir.

@@ -46,11 +46,12 @@ const lockspaceJoinWait = 3 * time.Minute
 // Report is what Recover did.
 type Report struct {
 	VG         string
-	Reacquired []FencedLV // re-locked and active again in their recorded mode
-	Lost       []FencedLV // taken by another host: their VMs must stay paused or stopped
-	NotHeld    []FencedLV // deactivated only (the agent never held them)
-	Pending    []FencedLV // not finished; Error says why
-	Done       bool       // journal removed
+	Reacquired []FencedLV      // re-locked and active again in their recorded mode
+	Lost       []FencedLV      // taken by another host: their VMs must stay paused or stopped
+	NotHeld    []FencedLV      // deactivated only (the agent never held them)
+	Pending    []FencedLV      // not finished; Error says why
+	Domains    []DomainOutcome // what became of the VMs using the fenced LVs
+	Done       bool            // journal removed
 }
 
 func (r *Report) String() string {
@@ -63,9 +64,21 @@ func (r *Report) String() string {
 	}
 	for _, lv := range r.Reacquired {
 		fmt.Fprintf(&b, "  re-acquired %s (%s)\n", lv.LV, lv.Mode)
-		if lv.InUse {
-			fmt.Fprintf(&b, "    still error-tabled (open by its VM): stop the VM, then `lvchange --refresh %s/%s` before starting it\n", r.VG, lv.LV)
+		switch {
+		case lv.InUse && lv.Stale != "":
+			fmt.Fprintf(&b, "    STALE, kept on the error table: %s; destroy its VM here, then `lvchange --refresh %s/%s` before starting it\n", lv.Stale, r.VG, lv.LV)
+		case lv.InUse && lv.Refreshed:
+			b.WriteString("    open by its VM through the outage: table reloaded\n")
+		case lv.InUse:
+			fmt.Fprintf(&b, "    still error-tabled (open by its VM): `lvchange --refresh %s/%s`\n", r.VG, lv.LV)
 		}
+	}
+	for _, d := range r.Domains {
+		fmt.Fprintf(&b, "  domain %s (%v, was %s): %s", d.Name, d.LVs, d.State, d.Outcome)
+		if d.Why != "" {
+			fmt.Fprintf(&b, ": %s", d.Why)
+		}
+		b.WriteString("\n")
 	}
 	for _, lv := range r.Lost {
 		fmt.Fprintf(&b, "  LOST %s: held by another host; do not resume or restart the VM using it here\n", lv.LV)
@@ -178,6 +191,13 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 	if len(f.pending()) > 0 {
 		return f.report(rep, ErrIncomplete)
 	}
+	err = errors.Join(f.refreshInUse(ctx, lv), f.settleDomains(ctx))
+	if perr := f.persist(); perr != nil {
+		return f.report(rep, perr)
+	}
+	if err != nil {
+		return f.report(rep, fmt.Errorf("%w: %w", ErrIncomplete, err))
+	}
 	if err := os.Remove(JournalPath(d.StateDir, vg)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return f.report(rep, err)
 	}
@@ -254,6 +274,13 @@ func (f *fencer) reacquire(ctx context.Context, lv *lvm.Client, mode state.Mode)
 		lvMode = lvm.Shared
 	}
 	res, err := lv.Activate(ctx, lvMode, f.vg, lvNames(todo)...)
+	var activated []*FencedLV
+	for _, p := range todo {
+		if err == nil || slices.Contains(res.Changed, p.LV) {
+			activated = append(activated, p)
+		}
+	}
+	f.checkLeaseVersions(ctx, activated)
 	for _, p := range todo {
 		perr := res.Failed[p.LV]
 		switch {
@@ -341,6 +368,7 @@ func (f *fencer) checkDeactivated(ctx context.Context) error {
 }
 
 func (f *fencer) report(rep *Report, err error) (*Report, error) {
+	rep.Domains = f.j.Domains
 	for _, lv := range f.j.LVs {
 		switch lv.Outcome {
 		case OutcomeReacquired:

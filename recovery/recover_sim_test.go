@@ -79,3 +79,41 @@ func TestSimRecoverAfterFence(t *testing.T) {
 		t.Fatalf("re-run: %v %+v", err, rep)
 	}
 }
+
+// The SAN blips on the simulator: vm1 (on lv1, exclusive) pauses on the
+// fence's error table; once the paths are back, Recover re-locks lv1,
+// reloads its table and resumes vm1. In the second run h2 held lv1 and let
+// it go while h1 was fenced: the re-lock succeeds, but the lease version
+// gives it away, so lv1 keeps the error table and vm1 stays paused.
+func TestSimRecoverResumesOnlyUnchangedDomains(t *testing.T) {
+	for _, heldElsewhere := range []bool{false, true} {
+		s := newSimCluster(t, true, false)
+		d := Deps{Runner: s.c.Host("h1"), StateDir: s.stateDir, MultipathAlias: "lun0", Log: t.Logf, LibvirtURI: "qemu:///system"}
+		s.c.FailPaths("h1", true)
+		s.clk.Advance(8 * ioTimeout)
+		if st := s.c.State("h1"); st.Active["lv1"] != "error" || st.Domains["vm1"] != "paused" {
+			t.Fatalf("not fenced: %+v", st)
+		}
+		s.clk.Advance(6 * ioTimeout)
+		if heldElsewhere {
+			s.ok("h2", "lvchange -aey vol/lv1")
+			s.ok("h2", "lvchange -an vol/lv1")
+		}
+		s.c.RestorePaths("h1")
+		rep, err := Recover(context.Background(), d, "vol")
+		if err != nil || !rep.Done || len(rep.Reacquired) != 1 || len(rep.Domains) != 1 {
+			t.Fatalf("held elsewhere %v: %v\n%s", heldElsewhere, err, rep)
+		}
+		st := s.c.State("h1")
+		if st.Locks["lv1"] != "ex" {
+			t.Fatalf("lv1 not re-locked: %+v", st)
+		}
+		wantTable, wantDom, wantOutcome := "linear", "running", DomainResumed
+		if heldElsewhere {
+			wantTable, wantDom, wantOutcome = "error", "paused", DomainKeptPaused
+		}
+		if st.Active["lv1"] != wantTable || st.Domains["vm1"] != wantDom || rep.Domains[0].Outcome != wantOutcome {
+			t.Fatalf("held elsewhere %v: h1 %+v\n%s", heldElsewhere, st, rep)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -11,13 +13,13 @@ import (
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/multipath"
 	"github.com/aos-agent/aos-agent/state"
+	"github.com/aos-agent/aos-agent/virt"
 )
 
 var (
 	showMap          = []string{"multipathd", "show", "map", "lun0", "json"}
 	restoreQueueing  = []string{"multipathd", "restorequeueing", "maps"}
 	deactivateBoth   = []string{"lvchange", "-an", "vol/lv1", "vol/lv2"}
-	sanlockStatus    = []string{"sanlock", "client", "status", "-D"}
 	dropVol          = []string{"lvmlockctl", "--drop", "vol"}
 	lockStartVol     = []string{"vgchange", "--lock-start", "vol"}
 	activateLV1Ex    = []string{"lvchange", "-aey", "vol/lv1"}
@@ -25,10 +27,43 @@ var (
 	lockedByOther    = "  LV locked by other host: vol/lv2\n  Failed to lock logical volume vol/lv2.\n" // lab run-twohost, h2
 	noLockWarning    = "  Reading VG vol without a lock.\n"
 	fencedJournalLVs = []FencedLV{
-		{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, UUID: "u1", Fenced: true},
-		{LV: "lv2", Device: "vol-lv2", Mode: state.Shared, UUID: "u2", Fenced: true},
+		{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, UUID: lv1UUID, Fenced: true, LeaseVersion: 1},
+		{LV: "lv2", Device: "vol-lv2", Mode: state.Shared, UUID: lv2UUID, Fenced: true},
 	}
+	refreshLV1 = []string{"lvchange", "--refresh", "vol/lv1"}
 )
+
+func virsh(args ...string) []string {
+	return append([]string{"virsh", "-c", "qemu:///system"}, args...)
+}
+
+// statusLV1Version is the recorded status with lv1's exclusive lease at
+// version ver (1 when recorded).
+func statusLV1Version(t *testing.T, ver int) string {
+	return strings.Replace(recorded(t, "status-D.lab-healthy.txt"), ":70254592:1 p", fmt.Sprintf(":70254592:%d p", ver), 1)
+}
+
+// stillOpenUntilReacquired is a recovery of lv1 (ex, open by vm1) and lv2
+// (sh, idle) up to the re-acquire of both, with lv1's lease at version
+// lver afterwards.
+func stillOpenUntilReacquired(t *testing.T, lver int) []run.Step {
+	return []run.Step{
+		{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		{Argv: restoreQueueing, Stdout: "ok\n"},
+		{Argv: deactivateBoth, Stderr: noLockWarning + "  Logical volume vol/lv1 in use.\n", ExitCode: 5},
+		{Argv: table, Stdout: tableWithout(t, "vol-lv2")},
+		{Argv: sanlockStatus, Stdout: statusDropped(t)},
+		{Argv: dropVol},
+		{Argv: lockStartVol},
+		{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		{Argv: activateLV1Ex},
+		{Argv: sanlockStatus, Stdout: statusLV1Version(t, lver)},
+		{Argv: activateLV2Sh},
+	}
+}
+
+// vm1's disks: lv1 of the fenced VG and an image file.
+const vm1Disks = " Target   Source\n------------------------------------------------\n vda      /dev/vol/lv1\n vdb      /var/lib/nova/instances/vm1/disk.config\n\n"
 
 // withJournal writes the journal a finished fence of lv1 (ex) and lv2 (sh)
 // leaves, in phase.
@@ -113,7 +148,7 @@ func TestRecoverSequence(t *testing.T) {
 	if _, ok, _ := ReadJournal(d.StateDir, "vol"); ok {
 		t.Fatal("journal kept")
 	}
-	if h := heldLVs(t, d.StateDir); len(h) != 1 || h[0] != (state.HeldLV{VG: "vol", LV: "lv1", UUID: "u1", Mode: state.Exclusive}) {
+	if h := heldLVs(t, d.StateDir); len(h) != 1 || h[0] != (state.HeldLV{VG: "vol", LV: "lv1", UUID: lv1UUID, Mode: state.Exclusive}) {
 		t.Fatalf("held %+v", h)
 	}
 }
@@ -214,26 +249,118 @@ func TestRecoverWithoutJournal(t *testing.T) {
 // for it, its device keeps the error target, recovery goes on and the
 // report tells the operator to refresh it before restarting the VM.
 func TestRecoverLVStillOpen(t *testing.T) {
+	r := run.NewScripted(t, append(stillOpenUntilReacquired(t, 2),
+		run.Step{Argv: refreshLV1},
+		run.Step{Argv: virsh("list", "--all", "--name"), Stdout: "vm1\nvm2\nvm3\n\n"},
+		run.Step{Argv: virsh("domblklist", "vm1"), Stdout: vm1Disks},
+		run.Step{Argv: virsh("domstate", "--reason", "vm1"), Stdout: "paused (I/O error)\n\n"},
+		run.Step{Argv: virsh("resume", "vm1"), Stdout: "Domain 'vm1' resumed\n\n"},
+		run.Step{Argv: virsh("domblklist", "vm2"), Stdout: " Target   Source\n------------------------\n vda      /dev/other/lv1\n\n"},
+		run.Step{Argv: virsh("domblklist", "vm3"), ExitCode: 1, Stderr: "error: failed to get domain 'vm3'\n"},
+	)...)
+	d := deps(t, r)
+	d.LibvirtURI = "qemu:///system"
+	withJournal(t, d, PhaseFenced)
+	rep, err := Recover(context.Background(), d, "vol")
+	if err != nil || !rep.Done || len(rep.Reacquired) != 2 || !rep.Reacquired[0].InUse || !rep.Reacquired[0].Refreshed || rep.Reacquired[1].InUse {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	want := DomainOutcome{Name: "vm1", LVs: []string{"lv1"}, State: "paused (I/O error)", Outcome: DomainResumed}
+	if len(rep.Domains) != 1 || !reflect.DeepEqual(rep.Domains[0], want) {
+		t.Fatalf("domains %+v", rep.Domains)
+	}
+	if !strings.Contains(rep.String(), "domain vm1 ([lv1], was paused (I/O error)): resumed") {
+		t.Fatalf("report text:\n%s", rep)
+	}
+}
+
+// Another host held lv1 while h1 was fenced (its lease version moved by
+// two): lv1 is re-locked but keeps the error table, and vm1 stays paused on
+// data that host may have written.
+func TestRecoverInUseLVHeldElsewhereMeanwhile(t *testing.T) {
+	r := run.NewScripted(t, append(stillOpenUntilReacquired(t, 3),
+		run.Step{Argv: virsh("list", "--all", "--name"), Stdout: "vm1\n\n"},
+		run.Step{Argv: virsh("domblklist", "vm1"), Stdout: vm1Disks},
+		run.Step{Argv: virsh("domstate", "--reason", "vm1"), Stdout: "paused (I/O error)\n\n"},
+	)...)
+	d := deps(t, r)
+	d.LibvirtURI = "qemu:///system"
+	withJournal(t, d, PhaseFenced)
+	rep, err := Recover(context.Background(), d, "vol")
+	if err != nil || !rep.Done || rep.Reacquired[0].Refreshed || !strings.Contains(rep.Reacquired[0].Stale, "version 1 at the fence, 3 now") {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	if len(rep.Domains) != 1 || rep.Domains[0].Outcome != DomainKeptPaused || !strings.Contains(rep.Domains[0].Why, "another host held it meanwhile") {
+		t.Fatalf("domains %+v", rep.Domains)
+	}
+	if s := rep.String(); !strings.Contains(s, "STALE") || !strings.Contains(s, "kept-paused") {
+		t.Fatalf("report text:\n%s", s)
+	}
+}
+
+// A VM that did no I/O during the outage is still running on an LV another
+// host now holds: it is suspended, never left to run into the error table
+// unnoticed. A VM an operator paused is left paused.
+func TestRecoverDomainsOfLostLVAndOperatorPause(t *testing.T) {
 	r := run.NewScripted(t,
 		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
 		run.Step{Argv: restoreQueueing, Stdout: "ok\n"},
-		run.Step{Argv: deactivateBoth, Stderr: noLockWarning + "  Logical volume vol/lv1 in use.\n", ExitCode: 5},
-		run.Step{Argv: table, Stdout: tableWithout(t, "vol-lv2")},
+		run.Step{Argv: deactivateBoth, Stderr: noLockWarning + "  Logical volume vol/lv1 in use.\n  Logical volume vol/lv2 in use.\n", ExitCode: 5},
+		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
 		run.Step{Argv: sanlockStatus, Stdout: statusDropped(t)},
 		run.Step{Argv: dropVol},
 		run.Step{Argv: lockStartVol},
 		run.Step{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
-		run.Step{Argv: activateLV1Ex},
+		run.Step{Argv: activateLV1Ex, ExitCode: 5, Stderr: strings.ReplaceAll(lockedByOther, "lv2", "lv1")},
 		run.Step{Argv: activateLV2Sh},
+		run.Step{Argv: []string{"lvchange", "--refresh", "vol/lv2"}},
+		run.Step{Argv: virsh("list", "--all", "--name"), Stdout: "vm1\nvm2\n\n"},
+		run.Step{Argv: virsh("domblklist", "vm1"), Stdout: vm1Disks},
+		run.Step{Argv: virsh("domstate", "--reason", "vm1"), Stdout: "running (booted)\n\n"},
+		run.Step{Argv: virsh("suspend", "vm1"), Stdout: "Domain 'vm1' suspended\n\n"},
+		run.Step{Argv: virsh("domblklist", "vm2"), Stdout: " Target   Source\n------------------------\n vda      /dev/mapper/vol-lv2\n\n"},
+		run.Step{Argv: virsh("domstate", "--reason", "vm2"), Stdout: "paused (user)\n\n"},
 	)
 	d := deps(t, r)
+	d.LibvirtURI = "qemu:///system"
 	withJournal(t, d, PhaseFenced)
 	rep, err := Recover(context.Background(), d, "vol")
-	if err != nil || !rep.Done || len(rep.Reacquired) != 2 || !rep.Reacquired[0].InUse || rep.Reacquired[1].InUse {
+	if err != nil || len(rep.Lost) != 1 || len(rep.Reacquired) != 1 || !rep.Reacquired[0].Refreshed {
 		t.Fatalf("%v %+v", err, rep)
 	}
-	if !strings.Contains(rep.String(), "lvchange --refresh vol/lv1") {
-		t.Fatalf("report text:\n%s", rep)
+	got := map[string]string{}
+	for _, d := range rep.Domains {
+		got[d.Name] = d.Outcome
+	}
+	if got["vm1"] != DomainKeptPaused || got["vm2"] != DomainLeftPaused {
+		t.Fatalf("domains %+v", rep.Domains)
+	}
+}
+
+// libvirtd not answering: the LVs are settled, the domains are not, the
+// journal stays for a re-run, which only handles the domains.
+func TestRecoverRetriesDomainsWhenLibvirtIsDown(t *testing.T) {
+	r := run.NewScripted(t, append(stillOpenUntilReacquired(t, 2),
+		run.Step{Argv: refreshLV1},
+		run.Step{Argv: virsh("list", "--all", "--name"), ExitCode: 1,
+			Stderr: "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Connection refused\n"},
+		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		run.Step{Argv: sanlockStatus, Stdout: statusLV1Version(t, 2)},
+		run.Step{Argv: virsh("list", "--all", "--name"), Stdout: "vm1\n\n"},
+		run.Step{Argv: virsh("domblklist", "vm1"), Stdout: vm1Disks},
+		run.Step{Argv: virsh("domstate", "--reason", "vm1"), Stdout: "paused (I/O error)\n\n"},
+		run.Step{Argv: virsh("resume", "vm1"), Stdout: "Domain 'vm1' resumed\n\n"},
+	)...)
+	d := deps(t, r)
+	d.LibvirtURI = "qemu:///system"
+	withJournal(t, d, PhaseFenced)
+	rep, err := Recover(context.Background(), d, "vol")
+	if !errors.Is(err, ErrIncomplete) || !errors.Is(err, virt.ErrUnavailable) || rep.Done {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	rep, err = Recover(context.Background(), d, "vol")
+	if err != nil || !rep.Done || len(rep.Domains) != 1 || rep.Domains[0].Outcome != DomainResumed {
+		t.Fatalf("re-run: %v %+v", err, rep)
 	}
 }
 

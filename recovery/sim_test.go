@@ -101,7 +101,8 @@ func TestSimKillHookFencesInsteadOfReset(t *testing.T) {
 		t.Fatalf("journals %+v", s.journals)
 	}
 	j := readJournal(t, s.stateDir)
-	if !j.QueueingDisabled || len(j.LVs) != 1 || j.LVs[0] != (FencedLV{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, Fenced: true}) {
+	if !j.QueueingDisabled || len(j.LVs) != 1 || j.LVs[0].UUID == "" || j.LVs[0].LeaseVersion != 1 ||
+		j.LVs[0] != (FencedLV{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, Fenced: true, UUID: j.LVs[0].UUID, LeaseVersion: 1}) {
 		t.Fatalf("journal %+v", j)
 	}
 	s.clk.Advance(10 * ioTimeout)
