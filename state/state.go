@@ -158,14 +158,23 @@ func (h *Held) Get(vg, lv string) (HeldLV, bool) {
 	return r, ok
 }
 
-// Set records lv and persists the set before returning.
-func (h *Held) Set(lv HeldLV) error {
-	return h.update(func(m map[string]HeldLV) { m[lv.VG+"/"+lv.LV] = lv })
+// Set records lvs and persists the set before returning: one write for
+// all of them (a batch of activations records its LVs together).
+func (h *Held) Set(lvs ...HeldLV) error {
+	return h.update(func(m map[string]HeldLV) {
+		for _, lv := range lvs {
+			m[lv.VG+"/"+lv.LV] = lv
+		}
+	})
 }
 
-// Delete forgets vg/lv and persists the set before returning.
-func (h *Held) Delete(vg, lv string) error {
-	return h.update(func(m map[string]HeldLV) { delete(m, vg+"/"+lv) })
+// Delete forgets the LVs of vg and persists the set before returning.
+func (h *Held) Delete(vg string, lvs ...string) error {
+	return h.update(func(m map[string]HeldLV) {
+		for _, lv := range lvs {
+			delete(m, vg+"/"+lv)
+		}
+	})
 }
 
 func (h *Held) update(change func(map[string]HeldLV)) error {

@@ -2,9 +2,18 @@ package volumes
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/lvm"
+	"github.com/aos-agent/aos-agent/state"
 )
 
 func TestGroupCommitBatchesWhileBusy(t *testing.T) {
@@ -106,5 +115,46 @@ func TestKeyedMutex(t *testing.T) {
 	unlockB()
 	if len(k.locks) != 0 {
 		t.Fatalf("entries leaked: %v", k.locks)
+	}
+}
+
+// The batch records what it activated in one held.json write; when that
+// write fails, every caller whose LV was activated hears it (the LV is
+// locked but lockstart would not re-activate it after a reboot), and a
+// failed deactivation leaves the record alone.
+func TestBatchHeldRecordFailure(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	held, err := state.OpenHeld(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run.NewScripted(t,
+		run.Step{Argv: argv("lvchange -aey vol/lv1")},
+		run.Step{Argv: argv("lvchange -aey vol/lv2")},
+		run.Step{Argv: argv("lvchange -an vol/lv2"), ExitCode: 5, Stderr: "  Logical volume vol/lv2 in use.\n"},
+	)
+	svc, err := New(lvm.New(r, lvm.Options{VolumeGroups: []string{"vol"}}), nil, nil, held, Options{VolumeGroups: []string{"vol"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := svc.Activate(ctx, Ref{VG: "vol", LV: "lv1"}, Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := held.Get("vol", "lv1"); !ok || h.Mode != state.Exclusive {
+		t.Fatalf("lv1 not recorded: %+v", held.List())
+	}
+	// The state dir becomes unwritable (a regular file where it was).
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Activate(ctx, Ref{VG: "vol", LV: "lv2"}, Exclusive); err == nil || !strings.Contains(err.Error(), "activated in VG vol but not recorded") {
+		t.Fatalf("activation whose record failed: %v", err)
+	}
+	if err := svc.Deactivate(ctx, Ref{VG: "vol", LV: "lv2"}); !errors.Is(err, errdefs.ErrVolumeInUse) {
+		t.Fatalf("deactivation of an open LV: %v", err)
 	}
 }

@@ -111,13 +111,52 @@ func New(l LVM, locks Locks, wiper Wiper, held *state.Held, opts Options) (*Serv
 	s := &Service{lvm: l, locks: locks, wiper: wiper, held: held, opts: opts, log: opts.Logger, lvMu: newKeyedMutex()}
 	s.activate = newGroupCommit(opts.MaxBatch, func(ctx context.Context, k batchKey, lvs []string) []error {
 		res, err := l.Activate(ctx, k.mode.lvm(), k.vg, lvs...)
-		return perLV(lvs, res, err)
+		errs := perLV(lvs, res, err)
+		var rec []state.HeldLV
+		for i, lv := range lvs {
+			if errs[i] == nil {
+				rec = append(rec, state.HeldLV{VG: k.vg, LV: lv, Mode: k.mode.held()})
+			}
+		}
+		if len(rec) == 0 {
+			return errs
+		}
+		if herr := held.Set(rec...); herr != nil {
+			// Active and locked but not recorded: say so loudly, since after
+			// a reboot lockstart would not re-activate them.
+			s.log.Error("activated but could not record held LVs", zap.String("vg", k.vg), zap.Int("lvs", len(rec)), zap.Error(herr))
+			notRecorded(errs, k.vg, "activated", herr)
+		}
+		return errs
 	})
 	s.deactivate = newGroupCommit(opts.MaxBatch, func(ctx context.Context, vg string, lvs []string) []error {
 		res, err := l.Deactivate(ctx, vg, lvs...)
-		return perLV(lvs, res, err)
+		errs := perLV(lvs, res, err)
+		var done []string
+		for i, lv := range lvs {
+			if errs[i] == nil {
+				done = append(done, lv)
+			}
+		}
+		if len(done) == 0 {
+			return errs
+		}
+		if herr := held.Delete(vg, done...); herr != nil {
+			notRecorded(errs, vg, "deactivated", herr)
+		}
+		return errs
 	})
 	return s, nil
+}
+
+// notRecorded fails every member of a batch that succeeded on LVM when the
+// held record could not follow: the caller must not believe it settled.
+func notRecorded(errs []error, vg, what string, herr error) {
+	for i := range errs {
+		if errs[i] == nil {
+			errs[i] = fmt.Errorf("%s in VG %s but not recorded in the held-LV file: %w", what, vg, herr)
+		}
+	}
 }
 
 // perLV spreads a batch outcome over its members: LVM names each LV that
@@ -211,14 +250,10 @@ func (s *Service) Activate(ctx context.Context, r Ref, mode Mode) (Activation, e
 		return Activation{}, err
 	}
 	defer unlock()
+	// The batch records the LVs it activated in held.json, one write for
+	// all of them.
 	if err := s.activate.do(ctx, batchKey{vg: r.VG, mode: mode}, r.LV); err != nil {
 		return Activation{}, err
-	}
-	if err := s.held.Set(state.HeldLV{VG: r.VG, LV: r.LV, Mode: mode.held()}); err != nil {
-		// The LV is active and locked but not recorded: say so loudly, since
-		// after a reboot lockstart would not re-activate it.
-		s.log.Error("activated but could not record held LV", zap.String("vg", r.VG), zap.String("lv", r.LV), zap.Error(err))
-		return Activation{}, fmt.Errorf("%s activated but not recorded: %w", r, err)
 	}
 	return Activation{DevicePath: r.DevicePath(), Mode: mode, VG: r.VG, LV: r.LV}, nil
 }
@@ -234,10 +269,7 @@ func (s *Service) Deactivate(ctx context.Context, r Ref) error {
 		return err
 	}
 	defer unlock()
-	if err := s.deactivate.do(ctx, r.VG, r.LV); err != nil {
-		return err
-	}
-	return s.held.Delete(r.VG, r.LV)
+	return s.deactivate.do(ctx, r.VG, r.LV)
 }
 
 // Refresh reloads r's device-mapper table after an extend made on another
