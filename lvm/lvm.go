@@ -288,6 +288,35 @@ func (c *Client) Remove(ctx context.Context, vg, lv string) error {
 	return Classify(argv, err)
 }
 
+// CreateSnapshot makes a thick COW snapshot of origin with sizeBytes of COW
+// space. lvmlockd takes the origin's LV lock for it: held by another host
+// is ErrLockConflict, held shared here ErrIncompatibleLockMode (lab, lvm2
+// 2.03.16). An inactive origin stays inactive with its new snapshot and no
+// lock is kept; an origin active exclusive here gets an active snapshot that
+// shares its lock.
+func (c *Client) CreateSnapshot(ctx context.Context, vg, snap, origin string, sizeBytes uint64) error {
+	if _, err := c.checkLVs(vg, []string{snap, origin}); err != nil {
+		return err
+	}
+	size, err := sizeArg(sizeBytes)
+	if err != nil {
+		return err
+	}
+	argv := []string{"lvcreate", "-s", "-n", snap, "-L", size, fullName(vg, origin)}
+	_, err = c.run(ctx, c.opts.Timeout, argv...)
+	return Classify(argv, err)
+}
+
+// Rename renames an LV within vg.
+func (c *Client) Rename(ctx context.Context, vg, from, to string) error {
+	if _, err := c.checkLVs(vg, []string{from, to}); err != nil {
+		return err
+	}
+	argv := []string{"lvrename", vg, from, to}
+	_, err := c.run(ctx, c.opts.Timeout, argv...)
+	return Classify(argv, err)
+}
+
 // sameSizeRE is lvm2 2.03.16's refusal to "extend" to the current size (exit
 // 5; newer lvm2 prints it and exits 0). Extend treats it as done, so a retry
 // after a lost reply succeeds.
