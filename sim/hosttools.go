@@ -433,10 +433,22 @@ func virshTable(rows [][]string) string {
 // dd writes to an LV's device (wiping a volume): it needs the LV active on
 // this host with a working table; only of= matters to the simulation.
 func (h *Host) dd(a *args) reply {
-	var target string
+	var source, target string
 	for _, op := range a.pos {
 		if v, ok := strings.CutPrefix(op, "of="); ok {
 			target = v
+		}
+		if v, ok := strings.CutPrefix(op, "if="); ok {
+			source = v
+		}
+	}
+	// Reading an LV (a clone's copy) needs it active here and readable.
+	if name, ok := h.c.splitLV(source); ok && strings.HasPrefix(source, "/dev/") {
+		switch dev := h.active[name]; {
+		case dev == nil:
+			return fail(1, fmt.Sprintf("dd: failed to open '%s': No such file or directory\n", source))
+		case dev.errTbl || (h.pathsDown() && !h.queueing):
+			return fail(1, fmt.Sprintf("dd: error reading '%s': Input/output error\n", source))
 		}
 	}
 	name, ok := h.c.splitLV(target)

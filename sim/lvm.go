@@ -294,12 +294,20 @@ func (h *Host) lvRow(a *args, l *lv) row {
 	c := h.c
 	r := row{"lv_name": l.name, "vg_name": c.opt.VG, "lv_uuid": l.uuid, "lv_size": size(a, l.extents*c.opt.ExtentSize),
 		"lv_lockargs": fmt.Sprintf("1.0.0:%d", l.lockOffset), "lv_attr": "-wi-------",
-		"lv_path": "/dev/" + c.opt.VG + "/" + l.name, "lv_dm_path": "/dev/mapper/" + dmName(c.opt.VG, l.name)}
+		"lv_path": "/dev/" + c.opt.VG + "/" + l.name, "lv_dm_path": "/dev/mapper/" + dmName(c.opt.VG, l.name), "origin": l.origin}
+	kind := "-"
+	switch {
+	case l.origin != "":
+		kind = "s"
+	case len(c.snapshotsOf(l.name)) > 0:
+		kind = "o"
+	}
+	r["lv_attr"] = kind + "wi-------"
 	if d := h.active[l.name]; d != nil {
 		// lvs is not lock-aware: any local activation reads "active exclusively".
-		r["lv_attr"] = "-wi-a-----"
+		r["lv_attr"] = kind + "wi-a-----"
 		if d.open > 0 {
-			r["lv_attr"], r["lv_device_open"] = "-wi-ao----", "open"
+			r["lv_attr"], r["lv_device_open"] = kind+"wi-ao----", "open"
 		}
 		r["lv_active"], r["lv_active_locally"], r["lv_active_exclusively"] = "active", "active locally", "active exclusively"
 	}
@@ -504,7 +512,17 @@ func (h *Host) lvchange(a *args) reply {
 			out.code = 5
 			continue
 		}
-		if !h.acquire(l, mode) {
+		if l.origin != "" {
+			out.stderr += fmt.Sprintf("  Change of snapshot %s/%s will also change its origin %s/%s. Proceed? [y/n]: [n]\n  Logical volume %s/%s not changed.\n",
+				c.opt.VG, name, c.opt.VG, l.origin, c.opt.VG, name)
+			out.code = 5
+			continue
+		}
+		lvMode := mode
+		if len(c.snapshotsOf(name)) > 0 {
+			lvMode = modeEx // lvm2 exits 0 but keeps an origin exclusive
+		}
+		if !h.acquire(l, lvMode) {
 			out.stderr += fmt.Sprintf("  LV locked by other host: %s/%s\n  Failed to lock logical volume %s/%s.\n", c.opt.VG, name, c.opt.VG, name)
 			out.code = 5
 			continue
@@ -512,6 +530,7 @@ func (h *Host) lvchange(a *args) reply {
 		if h.active[name] == nil {
 			h.active[name] = &dmLV{sectors: l.extents * c.opt.ExtentSize / sectorSize, offset: pvStartSectors + l.segStart*c.opt.ExtentSize/sectorSize}
 		}
+		h.followOrigin(name)
 	}
 	return out
 }
@@ -556,6 +575,7 @@ func (h *Host) deactivate(targets []string) reply {
 			continue
 		}
 		delete(h.active, name)
+		h.followOrigin(name)
 		switch {
 		case locked:
 			delete(l.holders, h.spec.Name)
@@ -594,12 +614,15 @@ func (h *Host) lvcreate(a *args) reply {
 	if name == "" || sz == "" || len(a.pos) != 1 {
 		return unsupported(append([]string{"lvcreate"}, a.argv...))
 	}
-	if a.pos[0] != c.opt.VG {
-		return fail(5, c.msgNotFound(a.pos[0]))
-	}
 	bytes, _, err := parseSize(sz)
 	if err != nil {
 		return fail(3, fmt.Sprintf("  Invalid argument for --size: %s\n", sz))
+	}
+	if a.has("-s") {
+		return h.lvcreateSnapshot(a, name, bytes)
+	}
+	if a.pos[0] != c.opt.VG {
+		return fail(5, c.msgNotFound(a.pos[0]))
 	}
 	if r, refused := h.lockRefusal(); refused {
 		return r
@@ -651,17 +674,22 @@ func (h *Host) lvremove(a *args) reply {
 			out.code = 5
 			continue
 		}
-		if !h.acquire(l, modeEx) {
+		// A snapshot has no lock to take: lvmlockd lets any host remove it.
+		if l.origin == "" && !h.acquire(l, modeEx) {
 			out.stderr += fmt.Sprintf("  LV locked by other host: %s/%s\n", c.opt.VG, name)
 			out.code = 5
 			continue
 		}
-		delete(h.active, name)
-		delete(c.lvs, name)
-		delete(h.everLocked, l.uuid)
-		c.lvOrder = removeString(c.lvOrder, name)
-		h.bumpVG(2)
-		out.stdout += fmt.Sprintf("  Logical volume %q successfully removed.\n", name)
+		for _, gone := range append(c.snapshotsOf(name), name) {
+			for _, host := range c.hosts {
+				delete(host.active, gone)
+			}
+			delete(h.everLocked, c.lvs[gone].uuid)
+			delete(c.lvs, gone)
+			c.lvOrder = removeString(c.lvOrder, gone)
+			h.bumpVG(2)
+			out.stdout += fmt.Sprintf("  Logical volume %q successfully removed.\n", gone)
+		}
 	}
 	return out
 }
