@@ -33,7 +33,7 @@ type Options struct {
 
 // Operation names label metrics: a bounded set.
 var operations = []string{"ping", "get_status", "activate_volume", "deactivate_volume", "refresh_volume",
-	"create_volume", "delete_volume", "extend_volume", "list_volumes"}
+	"create_volume", "delete_volume", "extend_volume", "list_volumes", "create_snapshot", "delete_snapshot", "clone_volume"}
 
 type api struct {
 	Options
@@ -74,6 +74,9 @@ func New(o Options) (rpc.Dispatcher, error) {
 		"delete_volume":     a.deleteVolume,
 		"extend_volume":     a.extendVolume,
 		"list_volumes":      a.listVolumes,
+		"create_snapshot":   a.createSnapshot,
+		"delete_snapshot":   a.deleteSnapshot,
+		"clone_volume":      a.cloneVolume,
 	}
 	methods := make(map[string]rpc.Handler, len(handlers))
 	for name, h := range handlers {
@@ -211,4 +214,47 @@ func (a *api) listVolumes(ctx context.Context, req *rpc.Request) (any, error) {
 		return nil, err
 	}
 	return a.Volumes.List(ctx, vg)
+}
+
+// snapshotRef parses snapshot_name/volume_group plus the method's own
+// arguments.
+func (a *api) snapshotRef(req *rpc.Request, extra ...arg) (volumes.Ref, error) {
+	var name, vg string
+	specs := append([]arg{{"snapshot_name", true, &name}, {"volume_group", false, &vg}}, extra...)
+	if err := parseArgs(req.Method, req.Args, specs...); err != nil {
+		return volumes.Ref{}, err
+	}
+	return a.Volumes.Resolve(vg, name)
+}
+
+func (a *api) createSnapshot(ctx context.Context, req *rpc.Request) (any, error) {
+	var origin string
+	var size uint64
+	r, err := a.snapshotRef(req, arg{"volume_name", true, &origin}, arg{"size", true, &size})
+	if err != nil {
+		return nil, err
+	}
+	return a.Volumes.CreateSnapshot(ctx, r, origin, size)
+}
+
+func (a *api) deleteSnapshot(ctx context.Context, req *rpc.Request) (any, error) {
+	r, err := a.snapshotRef(req)
+	if err != nil {
+		return nil, err
+	}
+	deleted, err := a.Volumes.DeleteSnapshot(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"volume_group": r.VG, "snapshot_name": r.LV, "deleted": deleted}, nil
+}
+
+func (a *api) cloneVolume(ctx context.Context, req *rpc.Request) (any, error) {
+	var source string
+	var size uint64
+	r, err := a.ref(req, arg{"source_name", true, &source}, arg{"size", false, &size})
+	if err != nil {
+		return nil, err
+	}
+	return a.Volumes.Clone(ctx, r, source, size)
 }

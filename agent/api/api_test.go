@@ -88,11 +88,14 @@ func TestArgumentValidationBeforeAnyCommand(t *testing.T) {
 	}
 }
 
+const lvsVolume2 = "lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open vol/volume-2"
+
 func TestMethodsAndMetrics(t *testing.T) {
 	h := newHarness(t,
 		run.Step{Argv: strings.Fields("lvchange -aey vol/volume-1")},
+		run.Step{Argv: strings.Fields(lvsVolume2), Stdout: `{"report":[{"lv":[{"lv_name":"volume-2","vg_name":"vol","lv_uuid":"U2","lv_size":"1073741824","lv_attr":"-wi-------","lv_lockargs":"1.0.0:1","origin":"","lv_active_locally":"","lv_active_exclusively":"","lv_active_remotely":"","lv_device_open":""}]}]}`},
 		run.Step{Argv: strings.Fields("lvchange -asy vol/volume-2")},
-		run.Step{Argv: strings.Fields("lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open vol/volume-2"),
+		run.Step{Argv: strings.Fields(lvsVolume2),
 			Stdout: `{"report":[{"lv":[{"lv_name":"volume-2","vg_name":"vol","lv_uuid":"U2","lv_size":"1073741824","lv_attr":"-wi-a-----","lv_lockargs":"1.0.0:1","origin":"","lv_active_locally":"active locally","lv_active_exclusively":"active exclusively","lv_active_remotely":"","lv_device_open":""}]}]}`},
 		run.Step{Argv: strings.Fields("lvextend -L 2147483648b --lockopt shupdate,norefresh vol/volume-2")},
 		run.Step{Argv: strings.Fields("lvchange --refresh vol/volume-2")},

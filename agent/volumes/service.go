@@ -48,6 +48,8 @@ type LVM interface {
 	Create(ctx context.Context, vg, lv string, sizeBytes uint64) error
 	Remove(ctx context.Context, vg, lv string) error
 	Extend(ctx context.Context, vg, lv string, sizeBytes uint64, sharedLock bool) error
+	CreateSnapshot(ctx context.Context, vg, snap, origin string, sizeBytes uint64) error
+	Rename(ctx context.Context, vg, from, to string) error
 	LVs(ctx context.Context, vg string) ([]lvm.LV, error)
 	LV(ctx context.Context, vg, lv string) (lvm.LV, error)
 }
@@ -75,13 +77,14 @@ type Options struct {
 
 // Service serves one host.
 type Service struct {
-	lvm   LVM
-	locks Locks
-	wiper Wiper
-	held  *state.Held
-	opts  Options
-	log   *zap.Logger
-	lvMu  *keyedMutex
+	lvm    LVM
+	locks  Locks
+	wiper  Wiper
+	copier Copier // the wiper, when it can copy too
+	held   *state.Held
+	opts   Options
+	log    *zap.Logger
+	lvMu   *keyedMutex
 
 	activate   *groupCommit[batchKey, string, error]
 	deactivate *groupCommit[string, string, error]
@@ -109,6 +112,7 @@ func New(l LVM, locks Locks, wiper Wiper, held *state.Held, opts Options) (*Serv
 		opts.Logger = zap.NewNop()
 	}
 	s := &Service{lvm: l, locks: locks, wiper: wiper, held: held, opts: opts, log: opts.Logger, lvMu: newKeyedMutex()}
+	s.copier, _ = wiper.(Copier)
 	s.activate = newGroupCommit(opts.MaxBatch, func(ctx context.Context, k batchKey, lvs []string) []error {
 		res, err := l.Activate(ctx, k.mode.lvm(), k.vg, lvs...)
 		errs := perLV(lvs, res, err)
@@ -250,12 +254,34 @@ func (s *Service) Activate(ctx context.Context, r Ref, mode Mode) (Activation, e
 		return Activation{}, err
 	}
 	defer unlock()
+	if mode == Shared {
+		if err := s.checkShareable(ctx, r); err != nil {
+			return Activation{}, err
+		}
+	}
 	// The batch records the LVs it activated in held.json, one write for
 	// all of them.
 	if err := s.activate.do(ctx, batchKey{vg: r.VG, mode: mode}, r.LV); err != nil {
 		return Activation{}, err
 	}
 	return Activation{DevicePath: r.DevicePath(), Mode: mode, VG: r.VG, LV: r.LV}, nil
+}
+
+// checkShareable refuses shared activation of COW snapshots and their
+// origins up front: lvm2 answers `lvchange -asy` of an origin with success
+// but keeps the lock exclusive (lab), which would break a migration halfway.
+func (s *Service) checkShareable(ctx context.Context, r Ref) error {
+	lv, err := s.find(ctx, r)
+	if err != nil {
+		return err
+	}
+	switch {
+	case isSnapshot(lv):
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "%s is a snapshot: snapshots are not attached (clone it)", r)
+	case isOrigin(lv):
+		return errdefs.Errorf(errdefs.ErrIncompatibleLockMode, "%s has snapshots: it can only be held exclusively (no multi-attach or live migration until they are deleted)", r)
+	}
+	return nil
 }
 
 // Deactivate releases r here. An LV still open (a VM uses it) is refused by

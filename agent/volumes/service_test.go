@@ -122,8 +122,9 @@ func TestGateRefusesMutationsAtOnce(t *testing.T) {
 func TestActivateRecordsModeAndConverts(t *testing.T) {
 	f := newFixture(t,
 		run.Step{Argv: argv("lvchange -aey vol/v1")},
-		run.Step{Argv: argv("lvchange -aey vol/v1")}, // idempotent repeat
-		run.Step{Argv: argv("lvchange -asy vol/v1")}, // ex -> sh conversion in place
+		run.Step{Argv: argv("lvchange -aey vol/v1")},                                            // idempotent repeat
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: lvsJSON([3]string{"v1", "U1", "1073741824"})}, // not an origin
+		run.Step{Argv: argv("lvchange -asy vol/v1")},                                            // ex -> sh conversion in place
 	)
 	ctx := context.Background()
 	r := f.ref(t, "v1")
@@ -242,6 +243,7 @@ func TestDeactivate(t *testing.T) {
 
 func TestRefreshOnlyWhenActiveHere(t *testing.T) {
 	f := newFixture(t,
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: lvsJSON([3]string{"v1", "U1", "1073741824"})},
 		run.Step{Argv: argv("lvchange -asy vol/v1")},
 		run.Step{Argv: argv("lvchange --refresh vol/v1")},
 	)
@@ -333,6 +335,7 @@ func TestExtend(t *testing.T) {
 		run.Step{Argv: lvsArgv("vol/v1"), Stdout: one}, // shared on another host
 		run.Step{Argv: argv("lvextend -L 2147483648b vol/v1"), ExitCode: 5, Stderr: "  LV locked by other host: vol/v1\n"},
 		run.Step{Argv: argv("lvextend -L 2147483648b --lockopt shupdate,norefresh vol/v1")},
+		run.Step{Argv: lvsArgv("vol/v1"), Stdout: one},
 		run.Step{Argv: argv("lvchange -asy vol/v1")},
 		run.Step{Argv: lvsArgv("vol/v1"), Stdout: one}, // shared here
 		run.Step{Argv: argv("lvextend -L 3221225472b --lockopt shupdate,norefresh vol/v1")},

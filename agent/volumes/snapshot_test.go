@@ -1,0 +1,217 @@
+package volumes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/state"
+)
+
+// lvRow is one LV of an lvs report with its attr and origin, as lvm2
+// 2.03.16 prints a COW origin ("owi-------") and snapshot ("swi-------").
+func lvRow(name, uuid, size, attr, origin string) string {
+	return fmt.Sprintf(`{"report": [{"lv": [{"lv_name":"%s", "vg_name":"vol", "lv_uuid":"%s", "lv_size":"%s", "lv_attr":"%s", "lv_lockargs":"1.0.0:70254592", "origin":"%s", "lv_active_locally":"", "lv_active_exclusively":"", "lv_active_remotely":"", "lv_device_open":""}]}]}`,
+		name, uuid, size, attr, origin)
+}
+
+func missing(lv string) run.Step {
+	return run.Step{Argv: lvsArgv("vol/" + lv), ExitCode: 5, Stderr: "  Failed to find logical volume \"vol/" + lv + "\"\n"}
+}
+
+const (
+	gib     = "1073741824"
+	plain   = "-wi-------"
+	origin  = "owi-------"
+	cowSnap = "swi-------"
+)
+
+var (
+	v1Plain  = run.Step{Argv: lvsArgv("vol/v1"), Stdout: lvRow("v1", "U1", gib, plain, "")}
+	v1Origin = run.Step{Argv: lvsArgv("vol/v1"), Stdout: lvRow("v1", "U1", gib, origin, "")}
+	s1Snap   = run.Step{Argv: lvsArgv("vol/s1"), Stdout: lvRow("s1", "S1", gib, cowSnap, "v1")}
+)
+
+func TestCreateSnapshot(t *testing.T) {
+	f := newFixture(t,
+		// inactive origin: lvmlockd locks it for lvcreate -s itself
+		missing("s1"), v1Plain,
+		run.Step{Argv: argv("lvcreate -s -n s1 -L 1073741824b vol/v1"), Stdout: "  Logical volume \"s1\" created.\n"},
+		s1Snap, v1Origin,
+		// retried: the same snapshot is success
+		s1Snap, s1Snap, v1Origin,
+		// the name is taken by a plain volume
+		run.Step{Argv: lvsArgv("vol/s2"), Stdout: lvRow("s2", "S2", gib, plain, "")},
+		// origin held by another host: lvmlockd refuses
+		missing("s3"), v1Plain,
+		run.Step{Argv: argv("lvcreate -s -n s3 -L 1073741824b vol/v1"), ExitCode: 5,
+			Stderr: "  LV locked by other host: vol/v1\n  Failed to lock origin LV vol/v1.\n"},
+		// a snapshot of a snapshot
+		missing("s4"), s1Snap,
+	)
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		snap, err := f.svc.CreateSnapshot(ctx, f.ref(t, "s1"), "v1", 1)
+		if err != nil || snap != (Snapshot{VG: "vol", Name: "s1", Origin: "v1", UUID: "S1", SizeBytes: 1 << 30, COWBytes: 1 << 30}) {
+			t.Fatalf("round %d: %+v %v", i, snap, err)
+		}
+	}
+	if _, err := f.svc.CreateSnapshot(ctx, f.ref(t, "s2"), "v1", 1); !errors.Is(err, errdefs.ErrVolumeExists) {
+		t.Fatalf("name taken: %v", err)
+	}
+	var conflict *errdefs.LockConflictError
+	if _, err := f.svc.CreateSnapshot(ctx, f.ref(t, "s3"), "v1", 1); !errors.As(err, &conflict) || conflict.LV != "v1" {
+		t.Fatalf("origin held elsewhere: %v", err)
+	}
+	if _, err := f.svc.CreateSnapshot(ctx, f.ref(t, "s4"), "s1", 1); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("snapshot of a snapshot: %v", err)
+	}
+	for _, bad := range []struct {
+		snap, origin string
+		size         uint64
+	}{{"s5", "v1", 0}, {"v1", "v1", 1}, {"s5", "bad name", 1}} {
+		if _, err := f.svc.CreateSnapshot(ctx, f.ref(t, bad.snap), bad.origin, bad.size); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+}
+
+// Held shared here (multi-attach, migration): refused before lvm runs.
+func TestCreateSnapshotOfSharedOriginRefused(t *testing.T) {
+	f := newFixture(t, missing("s1"), v1Plain)
+	if err := f.held.Set(state.HeldLV{VG: "vol", LV: "v1", Mode: state.Shared}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.CreateSnapshot(context.Background(), f.ref(t, "s1"), "v1", 1); !errors.Is(err, errdefs.ErrIncompatibleLockMode) {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestDeleteSnapshotTakesTheOriginExclusive(t *testing.T) {
+	f := newFixture(t,
+		missing("gone"),
+		v1Plain, // not a snapshot
+		// origin inactive: locked -aey here around the removal
+		s1Snap,
+		run.Step{Argv: argv("lvchange -aey vol/v1")},
+		run.Step{Argv: argv("lvremove -y vol/s1"), Stdout: "  Logical volume \"s1\" successfully removed.\n"},
+		run.Step{Argv: argv("lvchange -an vol/v1")},
+		// origin active on another host: refused, nothing removed
+		run.Step{Argv: lvsArgv("vol/s2"), Stdout: lvRow("s2", "S2", gib, cowSnap, "v1")},
+		run.Step{Argv: argv("lvchange -aey vol/v1"), ExitCode: 5, Stderr: "  LV locked by other host: vol/v1\n  Failed to lock logical volume vol/v1.\n"},
+	)
+	ctx := context.Background()
+	if ok, err := f.svc.DeleteSnapshot(ctx, f.ref(t, "gone")); ok || err != nil {
+		t.Fatalf("missing: %v %v", ok, err)
+	}
+	if _, err := f.svc.DeleteSnapshot(ctx, f.ref(t, "v1")); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("not a snapshot: %v", err)
+	}
+	if ok, err := f.svc.DeleteSnapshot(ctx, f.ref(t, "s1")); !ok || err != nil {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	if _, err := f.svc.DeleteSnapshot(ctx, f.ref(t, "s2")); !errors.Is(err, errdefs.ErrLockConflict) {
+		t.Fatalf("origin held elsewhere: %v", err)
+	}
+}
+
+// Origin attached exclusive here: the snapshot is removed under that lock,
+// which stays.
+func TestDeleteSnapshotOfOriginHeldHere(t *testing.T) {
+	f := newFixture(t, s1Snap, run.Step{Argv: argv("lvremove -y vol/s1")})
+	if err := f.held.Set(state.HeldLV{VG: "vol", LV: "v1", Mode: state.Exclusive}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.svc.DeleteSnapshot(context.Background(), f.ref(t, "s1")); !ok || err != nil {
+		t.Fatalf("%v %v", ok, err)
+	}
+}
+
+const ddClone = "dd if=/dev/vol/%s of=/dev/vol/c1.clone bs=4M count=1073741824 iflag=direct,count_bytes oflag=direct conv=fsync status=none"
+
+func TestCloneVolume(t *testing.T) {
+	f := newFixture(t,
+		// a plain inactive source is read under a shared lock
+		v1Plain, missing("c1"), missing("c1.clone"),
+		run.Step{Argv: argv("lvchange -asy vol/v1")},
+		run.Step{Argv: argv("lvcreate -an -Zn -y -n c1.clone -L 2147483648b vol")},
+		run.Step{Argv: argv("lvchange -aey vol/c1.clone")},
+		run.Step{Argv: argv(fmt.Sprintf(ddClone, "v1"))},
+		run.Step{Argv: argv("lvchange -an vol/c1.clone")},
+		run.Step{Argv: argv("lvchange -an vol/v1")},
+		run.Step{Argv: argv("lvrename vol c1.clone c1")},
+		run.Step{Argv: lvsArgv("vol/c1"), Stdout: lvRow("c1", "C1", "2147483648", plain, "")},
+		// retried: done
+		v1Plain, run.Step{Argv: lvsArgv("vol/c1"), Stdout: lvRow("c1", "C1", "2147483648", plain, "")},
+	)
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		v, err := f.svc.Clone(ctx, f.ref(t, "c1"), "v1", 2)
+		if err != nil || v != (Volume{VG: "vol", LV: "c1", UUID: "C1", SizeBytes: 2 << 30}) {
+			t.Fatalf("round %d: %+v %v", i, v, err)
+		}
+	}
+}
+
+// From a snapshot: read with its origin exclusive here. The copy fails: the
+// half clone is removed and the origin released; the error says what failed.
+func TestCloneFromSnapshotCopyFails(t *testing.T) {
+	f := newFixture(t,
+		s1Snap, missing("c1"), missing("c1.clone"),
+		run.Step{Argv: argv("lvchange -aey vol/v1")},
+		run.Step{Argv: argv("lvcreate -an -Zn -y -n c1.clone -L 1073741824b vol")},
+		run.Step{Argv: argv("lvchange -aey vol/c1.clone")},
+		run.Step{Argv: argv(fmt.Sprintf(ddClone, "s1")), ExitCode: 1, Stderr: "dd: error reading '/dev/vol/s1': Input/output error\n"},
+		run.Step{Argv: argv("lvchange -an vol/c1.clone")},
+		run.Step{Argv: argv("lvchange -an vol/c1.clone")},
+		run.Step{Argv: argv("lvremove -y vol/c1.clone")},
+		run.Step{Argv: argv("lvchange -an vol/v1")},
+	)
+	_, err := f.svc.Clone(context.Background(), f.ref(t, "c1"), "s1", 0)
+	if err == nil || !strings.Contains(err.Error(), "copying vol/s1 to vol/c1.clone") || !strings.Contains(err.Error(), "Input/output error") {
+		t.Fatalf("%v", err)
+	}
+}
+
+// A copy a crash interrupted is removed and started again; a source another
+// host holds exclusively refuses the shared read.
+func TestCloneRestartsAndConflicts(t *testing.T) {
+	f := newFixture(t,
+		v1Plain, missing("c1"),
+		run.Step{Argv: lvsArgv("vol/c1.clone"), Stdout: lvRow("c1.clone", "T1", gib, plain, "")},
+		run.Step{Argv: argv("lvchange -an vol/c1.clone")},
+		run.Step{Argv: argv("lvremove -y vol/c1.clone")},
+		run.Step{Argv: argv("lvchange -asy vol/v1"), ExitCode: 5, Stderr: "  LV locked by other host: vol/v1\n  Failed to lock logical volume vol/v1.\n"},
+	)
+	if _, err := f.svc.Clone(context.Background(), f.ref(t, "c1"), "v1", 0); !errors.Is(err, errdefs.ErrLockConflict) {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestCloneArguments(t *testing.T) {
+	f := newFixture(t, run.Step{Argv: lvsArgv("vol/v1"), Stdout: lvRow("v1", "U1", "2147483648", plain, "")})
+	ctx := context.Background()
+	if _, err := f.svc.Clone(ctx, f.ref(t, "v1"), "v1", 0); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("same name: %v", err)
+	}
+	if _, err := f.svc.Clone(ctx, f.ref(t, "c1"), "v1", 1); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("smaller than the source: %v", err)
+	}
+}
+
+// Shared activation of an origin or a snapshot is refused before lvchange:
+// lvm2 would report success and keep the origin exclusive.
+func TestSharedActivationOfSnapshotsRefused(t *testing.T) {
+	f := newFixture(t, v1Origin, s1Snap)
+	ctx := context.Background()
+	if _, err := f.svc.Activate(ctx, f.ref(t, "v1"), Shared); !errors.Is(err, errdefs.ErrIncompatibleLockMode) {
+		t.Fatalf("origin: %v", err)
+	}
+	if _, err := f.svc.Activate(ctx, f.ref(t, "s1"), Shared); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("snapshot: %v", err)
+	}
+}
