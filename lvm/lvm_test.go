@@ -164,11 +164,11 @@ func TestParseLVAttr(t *testing.T) {
 		t.Fatal(err)
 	}
 	if a.VolumeType != 'o' || !a.Writable() || a.AllocationPolicy != 'i' || a.FixedMinor || !a.Active() || a.Suspended() ||
-		!a.DeviceOpen || a.TargetType != 's' || a.Zeroing || a.Partial() || a.SkipActivation || !a.SnapshotRelated() {
+		!a.DeviceOpen || a.TargetType != 's' || a.Zeroing || a.Partial() || a.SkipActivation || !(LV{Attr: a}).IsOrigin() || (LV{Attr: a}).IsSnapshot() {
 		t.Fatalf("%+v", a)
 	}
 	a, _ = ParseLVAttr("-rimsot-pk")
-	if !a.Suspended() || !a.Active() || a.Writable() || !a.Partial() || !a.SkipActivation || !a.FixedMinor || a.SnapshotRelated() {
+	if !a.Suspended() || !a.Active() || a.Writable() || !a.Partial() || !a.SkipActivation || !a.FixedMinor || (LV{Attr: a}).IsOrigin() || (LV{Attr: a}).IsSnapshot() {
 		t.Fatalf("%+v", a)
 	}
 	if _, err := ParseLVAttr("-wi-a"); err == nil {

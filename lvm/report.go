@@ -241,6 +241,11 @@ func (a LVAttr) Writable() bool { return a.Permissions == 'w' }
 // Partial reports that a PV under the LV is missing.
 func (a LVAttr) Partial() bool { return a.Health == 'p' }
 
-// SnapshotRelated reports an origin or snapshot LV; lvmlockd refuses shared
-// activation for both.
-func (a LVAttr) SnapshotRelated() bool { return strings.IndexByte("oOsS", a.VolumeType) >= 0 }
+// IsSnapshot reports a thick COW snapshot ('s', or 'S' when invalid).
+func (l LV) IsSnapshot() bool {
+	return l.Origin != "" || strings.IndexByte("sS", l.Attr.VolumeType) >= 0
+}
+
+// IsOrigin reports an LV that has COW snapshots ('o', or 'O' while a
+// merge is pending).
+func (l LV) IsOrigin() bool { return strings.IndexByte("oO", l.Attr.VolumeType) >= 0 }

@@ -276,9 +276,9 @@ func (s *Service) checkShareable(ctx context.Context, r Ref) error {
 		return err
 	}
 	switch {
-	case isSnapshot(lv):
+	case lv.IsSnapshot():
 		return errdefs.Errorf(errdefs.ErrInvalidArgument, "%s is a snapshot: snapshots are not attached (clone it)", r)
-	case isOrigin(lv):
+	case lv.IsOrigin():
 		return errdefs.Errorf(errdefs.ErrIncompatibleLockMode, "%s has snapshots: it can only be held exclusively (no multi-attach or live migration until they are deleted)", r)
 	}
 	return nil
@@ -403,12 +403,14 @@ func (s *Service) Delete(ctx context.Context, r Ref, clear string, clearBytes ui
 	if err != nil {
 		return false, err
 	}
-	// COW snapshots are outside the agent's contract (docs/rpc.md). On real
-	// lvm2 2.03.16 (lab): lvremove of an origin also removes its snapshots,
-	// and a snapshot is removed even while another host has its origin
-	// active, freeing COW space that host still writes to.
-	if lv.Attr.SnapshotRelated() {
-		return false, errdefs.Errorf(errdefs.ErrVolumeInUse, "volume %s is a COW snapshot or has snapshots (lv_attr %s): the agent does not remove those", r, lv.Attr.Raw)
+	// On real lvm2 2.03.16 (lab): lvremove of an origin also removes its
+	// snapshots, and a snapshot is removed even while another host has its
+	// origin active; delete_snapshot guards that, delete_volume never does it.
+	if lv.IsSnapshot() {
+		return false, errdefs.Errorf(errdefs.ErrVolumeInUse, "%s is a COW snapshot (lv_attr %s): delete it with delete_snapshot", r, lv.Attr.Raw)
+	}
+	if lv.IsOrigin() {
+		return false, errdefs.Errorf(errdefs.ErrVolumeInUse, "volume %s has snapshots (lv_attr %s): delete them with delete_snapshot first", r, lv.Attr.Raw)
 	}
 	if clear != ClearNone {
 		if err := s.wipe(ctx, r, lv, clear, clearBytes); err != nil {

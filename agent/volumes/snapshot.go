@@ -128,7 +128,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, snap Ref, origin string, c
 	if err != nil {
 		return Snapshot{}, err
 	}
-	if isSnapshot(olv) {
+	if olv.IsSnapshot() {
 		return Snapshot{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "%s is itself a snapshot: snapshot its origin %s instead", o, olv.Origin)
 	}
 	if h, ok := s.held.Get(o.VG, o.LV); ok && h.Mode == state.Shared {
@@ -175,7 +175,7 @@ func (s *Service) DeleteSnapshot(ctx context.Context, snap Ref) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if !isSnapshot(lv) {
+	if !lv.IsSnapshot() {
 		return false, errdefs.Errorf(errdefs.ErrInvalidArgument, "%s is not a snapshot: delete it with delete_volume", snap)
 	}
 	origin := Ref{VG: snap.VG, LV: lv.Origin}
@@ -228,7 +228,7 @@ func (s *Service) Clone(ctx context.Context, target Ref, source string, sizeGiB 
 		return Volume{}, err
 	}
 	readVia := src // the LV whose lock covers reading src
-	if isSnapshot(srcLV) {
+	if srcLV.IsSnapshot() {
 		readVia = Ref{VG: src.VG, LV: srcLV.Origin}
 	}
 	unlock, err := s.lockLVs(ctx, src, readVia, target, tmp)
@@ -257,7 +257,7 @@ func (s *Service) Clone(ctx context.Context, target Ref, source string, sizeGiB 
 	copyAll := func() error { return s.copyInto(ctx, tmp, src, srcLV.Size, want) }
 	_, heldHere := s.held.Get(src.VG, src.LV)
 	switch {
-	case readVia != src || isOrigin(srcLV):
+	case readVia != src || srcLV.IsOrigin():
 		err = s.withOriginExclusive(ctx, readVia, "cloning "+src.String(), copyAll)
 	case heldHere:
 		err = copyAll()
