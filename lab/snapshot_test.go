@@ -24,11 +24,11 @@ import (
 // for removing a snapshot, so a host can free the COW space of a snapshot
 // that another host still writes through.
 func (l *labT) cowSnapshots(t *testing.T, ctx context.Context) {
+	h1, h2 := l.c.Host(1), l.c.Host(2)
+	lvc := func(r run.Runner) *lvm.Client {
+		return lvm.New(r, lvm.Options{VolumeGroups: []string{vg}, Timeout: 2 * time.Minute})
+	}
 	l.scenario(t, "cow-snapshot-locking", func(t *testing.T) {
-		h1, h2 := l.c.Host(1), l.c.Host(2)
-		lvc := func(r run.Runner) *lvm.Client {
-			return lvm.New(r, lvm.Options{VolumeGroups: []string{vg}, Timeout: 2 * time.Minute})
-		}
 		lvcreateS := func(r run.Runner, snap, origin string) error {
 			argv := []string{"lvcreate", "-s", "-n", snap, "-L", "32m", vg + "/" + origin}
 			_, err := r.Run(ctx, run.Cmd{Argv: argv, Timeout: 2 * time.Minute})
@@ -93,4 +93,91 @@ func (l *labT) cowSnapshots(t *testing.T, ctx context.Context) {
 		}
 		l.must(t, 1, "", "lvremove", "-y", vg+"/cow-origin", vg+"/cow-shared")
 	})
+
+	// The agent's snapshot methods on real lvm2: every step with the origin
+	// exclusive on the acting host, refusals where lvm2 alone would not
+	// refuse, and a clone whose data is the snapshot's.
+	l.scenario(t, "snapshot-methods", func(t *testing.T) {
+		svc := map[int]*volumes.Service{}
+		for h := 1; h <= 2; h++ {
+			held, err := state.OpenHeld(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := l.c.Host(h)
+			if svc[h], err = volumes.New(lvc(r), sanlock.NewLockCtl(r, time.Minute), volumes.CommandWiper{Runner: r}, held,
+				volumes.Options{VolumeGroups: []string{vg}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		origin, snap, clone := volumes.Ref{VG: vg, LV: "svc-origin"}, volumes.Ref{VG: vg, LV: "_snapshot-svc"}, volumes.Ref{VG: vg, LV: "svc-clone"}
+		if _, err := svc[1].Create(ctx, origin, 1); err != nil {
+			t.Fatal(err)
+		}
+		// A marker in the origin's first sector, written before the snapshot.
+		marker := "aos-agent snapshot marker"
+		l.must(t, 1, "", "lvchange", "-aey", vg+"/"+origin.LV)
+		if _, err := h1.Run(ctx, run.Cmd{Argv: []string{"dd", "of=/dev/" + vg + "/" + origin.LV, "bs=512", "count=1", "conv=sync", "oflag=direct", "status=none"},
+			Stdin: []byte(marker), Timeout: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		l.must(t, 1, "", "lvchange", "-an", vg+"/"+origin.LV)
+		start := time.Now()
+		if _, err := svc[2].CreateSnapshot(ctx, snap, origin.LV, 1); err != nil {
+			t.Fatalf("create_snapshot of an idle origin from h2: %v", err)
+		}
+		l.tm.add("create_snapshot (idle origin)", time.Since(start))
+		l.wantMode(t, 2, origin.LV, "")
+		if _, err := svc[1].Activate(ctx, origin, volumes.Exclusive); err != nil {
+			t.Fatal(err)
+		}
+		// The origin's VM overwrites the marker: the snapshot keeps the old one.
+		if _, err := h1.Run(ctx, run.Cmd{Argv: []string{"dd", "of=/dev/" + vg + "/" + origin.LV, "bs=512", "count=1", "conv=sync", "oflag=direct", "status=none"},
+			Stdin: []byte("written after the snapshot"), Timeout: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name string
+			err  error
+			want error
+		}{
+			{"create_snapshot on h2 while h1 holds the origin", second(svc[2].CreateSnapshot(ctx, volumes.Ref{VG: vg, LV: "_snapshot-svc2"}, origin.LV, 1)), errdefs.ErrLockConflict},
+			{"delete_snapshot on h2 while h1 holds the origin", second(svc[2].DeleteSnapshot(ctx, snap)), errdefs.ErrLockConflict},
+			{"shared attach of the origin on h2", second(svc[2].Activate(ctx, origin, volumes.Shared)), errdefs.ErrIncompatibleLockMode},
+		} {
+			if !errors.Is(c.err, c.want) {
+				t.Fatalf("%s: %v, want %v", c.name, c.err, c.want)
+			}
+			t.Logf("%s: %v", c.name, c.err)
+		}
+		start = time.Now()
+		if _, err := svc[1].Clone(ctx, clone, snap.LV, 0); err != nil {
+			t.Fatalf("clone_volume from the snapshot on h1: %v", err)
+		}
+		l.tm.add("clone_volume of a 1 GiB snapshot (dd)", time.Since(start))
+		if _, err := svc[2].Activate(ctx, clone, volumes.Shared); err != nil {
+			t.Fatal(err)
+		}
+		res := l.must(t, 2, "", "dd", "if=/dev/"+vg+"/"+clone.LV, "bs=512", "count=1", "iflag=direct", "status=none")
+		if !strings.HasPrefix(string(res.Stdout), marker) {
+			t.Fatalf("the clone's first sector is %q, want the snapshot's %q", res.Stdout[:32], marker)
+		}
+		if err := svc[2].Deactivate(ctx, clone); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := svc[1].DeleteSnapshot(ctx, snap); !ok || err != nil {
+			t.Fatalf("delete_snapshot on the origin's host: %v %v", ok, err)
+		}
+		l.wantMode(t, 1, origin.LV, "ex")
+		if err := svc[1].Deactivate(ctx, origin); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []volumes.Ref{clone, origin} {
+			if _, err := svc[2].Delete(ctx, r, volumes.ClearNone, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }
+
+func second[T any](_ T, err error) error { return err }

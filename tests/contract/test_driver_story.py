@@ -115,6 +115,38 @@ class DriverStory(unittest.TestCase):
             self.call(h, "deactivate_volume", volume_name=vol)
         self.call("cinder-1", "delete_volume", volume_name=vol)
 
+    def test_snapshot_and_clone(self):
+        vol = "volume-" + uuid.uuid4().hex[:12]
+        snap = "_snapshot-" + uuid.uuid4().hex[:12]  # cinder's LVM naming; "snapshot*" is reserved by LVM
+        clone = "volume-" + uuid.uuid4().hex[:12]
+        self.call("cinder-1", "create_volume", volume_name=vol, size=1)
+        # create_snapshot of an idle volume from the cinder host: nothing stays locked
+        s = self.call("cinder-1", "create_snapshot", snapshot_name=snap, volume_name=vol, size=1)
+        self.assertEqual((s["snapshot_name"], s["volume_name"], s["size_bytes"]), (snap, vol, 1 << 30))
+        self.assertEqual(self.call("cinder-1", "create_snapshot", snapshot_name=snap, volume_name=vol, size=1)["uuid"], s["uuid"])
+        self.assertEqual(self.mode_on("cinder-1", vol), "none")
+        # attached on compute-a: the origin of a snapshot cannot be shared (no
+        # multi-attach or migration), and the snapshot's lifecycle moves there
+        self.call("compute-a", "activate_volume", volume_name=vol, mode="exclusive")
+        self.expect_remote("IncompatibleLockMode", "compute-b", "activate_volume", volume_name=vol, mode="shared")
+        self.expect_remote("InvalidArgument", "compute-b", "activate_volume", volume_name=snap, mode="shared")
+        self.expect_remote("LockConflict", "compute-b", "delete_snapshot", snapshot_name=snap)
+        # clone from the snapshot on the host holding its origin
+        c = self.call("compute-a", "clone_volume", volume_name=clone, source_name=snap)
+        self.assertEqual(c["size_bytes"], 1 << 30)
+        self.assertEqual(self.call("compute-a", "clone_volume", volume_name=clone, source_name=snap)["uuid"], c["uuid"])
+        self.assertTrue(self.call("compute-a", "delete_snapshot", snapshot_name=snap)["deleted"])
+        self.assertFalse(self.call("compute-a", "delete_snapshot", snapshot_name=snap)["deleted"])
+        self.assertEqual(self.mode_on("compute-a", vol), "exclusive")
+        self.call("compute-a", "deactivate_volume", volume_name=vol)
+        # the clone is an ordinary volume: multi-attach works
+        for h in ("compute-a", "compute-b"):
+            self.call(h, "activate_volume", volume_name=clone, mode="shared")
+        for h in ("compute-a", "compute-b"):
+            self.call(h, "deactivate_volume", volume_name=clone)
+        for v in (clone, vol):
+            self.assertTrue(self.call("cinder-1", "delete_volume", volume_name=v)["deleted"])
+
     def test_bad_input_is_refused(self):
         self.expect_remote("InvalidArgument", "compute-a", "activate_volume", volume_name="../etc/passwd")
         self.expect_remote("InvalidArgument", "compute-a", "activate_volume", volume_name="v1", mode="rw")
@@ -122,6 +154,9 @@ class DriverStory(unittest.TestCase):
         self.expect_remote("InvalidArgument", "compute-a", "activate_volume", volume_name="v1", volume_group="other")
         self.expect_remote("InvalidArgument", "cinder-1", "create_volume", volume_name="v1", size=-1)
         self.expect_remote("VolumeNotFound", "compute-a", "activate_volume", volume_name="volume-missing")
+        self.expect_remote("InvalidArgument", "cinder-1", "create_snapshot", snapshot_name="s1", volume_name="v1", size=0)
+        self.expect_remote("InvalidArgument", "cinder-1", "clone_volume", volume_name="c1", source_name="c1")
+        self.expect_remote("InvalidArgument", "cinder-1", "delete_snapshot", snapshot_name="s1", force=True)
 
     def test_ping_and_status(self):
         pong = self.call("compute-a", "ping")
