@@ -228,17 +228,24 @@ func (s *Service) Clone(ctx context.Context, target Ref, source string, sizeGiB 
 		return Volume{}, err
 	}
 	readVia := src // the LV whose lock covers reading src
+	srcBytes := srcLV.Size
 	if srcLV.IsSnapshot() {
+		// A snapshot reads as its origin; its own lv_size is the COW space.
 		readVia = Ref{VG: src.VG, LV: srcLV.Origin}
+		o, err := s.find(ctx, readVia)
+		if err != nil {
+			return Volume{}, err
+		}
+		srcBytes = o.Size
 	}
 	unlock, err := s.lockLVs(ctx, src, readVia, target, tmp)
 	if err != nil {
 		return Volume{}, err
 	}
 	defer unlock()
-	want := max(sizeGiB*GiB, srcLV.Size)
-	if sizeGiB != 0 && sizeGiB*GiB < srcLV.Size {
-		return Volume{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "size %d GiB is smaller than the source %s (%d bytes)", sizeGiB, src, srcLV.Size)
+	want := max(sizeGiB*GiB, srcBytes)
+	if sizeGiB != 0 && sizeGiB*GiB < srcBytes {
+		return Volume{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "size %d GiB is smaller than the source %s (%d bytes)", sizeGiB, src, srcBytes)
 	}
 	if existing, err := s.find(ctx, target); err == nil {
 		if existing.Size != want {
@@ -254,7 +261,7 @@ func (s *Service) Clone(ctx context.Context, target Ref, source string, sizeGiB 
 			return Volume{}, fmt.Errorf("removing the interrupted clone %s: %w", tmp, err)
 		}
 	}
-	copyAll := func() error { return s.copyInto(ctx, tmp, src, srcLV.Size, want) }
+	copyAll := func() error { return s.copyInto(ctx, tmp, src, srcBytes, want) }
 	_, heldHere := s.held.Get(src.VG, src.LV)
 	switch {
 	case readVia != src || srcLV.IsOrigin():

@@ -37,7 +37,7 @@ func simServices(t *testing.T) (*sim.Cluster, map[string]*Service) {
 		}
 		svcs[h] = svc
 	}
-	if _, err := svcs["h1"].Create(context.Background(), Ref{VG: "vol", LV: "v1"}, 1); err != nil {
+	if _, err := svcs["h1"].Create(context.Background(), Ref{VG: "vol", LV: "v1"}, 2); err != nil {
 		t.Fatal(err)
 	}
 	return c, svcs
@@ -74,8 +74,9 @@ func TestSnapshotStoryOnSim(t *testing.T) {
 	if _, err := svc["h2"].DeleteSnapshot(ctx, s1); !errors.Is(err, errdefs.ErrLockConflict) {
 		t.Fatalf("delete of a snapshot whose origin is attached elsewhere: %v", err)
 	}
-	// h1 clones the snapshot while its VM writes the origin.
-	if v, err := svc["h1"].Clone(ctx, c1, "s1", 0); err != nil || v.SizeBytes != 1<<30 {
+	// h1 clones the snapshot (1 GiB of COW space for a 2 GiB origin: the
+	// clone has the origin's size) while its VM writes the origin.
+	if v, err := svc["h1"].Clone(ctx, c1, "s1", 0); err != nil || v.SizeBytes != 2<<30 {
 		t.Fatalf("clone: %+v %v", v, err)
 	}
 	st := c.State("h1")

@@ -161,7 +161,7 @@ func TestCloneVolume(t *testing.T) {
 // half clone is removed and the origin released; the error says what failed.
 func TestCloneFromSnapshotCopyFails(t *testing.T) {
 	f := newFixture(t,
-		s1Snap, missing("c1"), missing("c1.clone"),
+		s1Snap, v1Origin, missing("c1"), missing("c1.clone"),
 		run.Step{Argv: argv("lvchange -aey vol/v1")},
 		run.Step{Argv: argv("lvcreate -an -Zn -y -n c1.clone -L 1073741824b vol")},
 		run.Step{Argv: argv("lvchange -aey vol/c1.clone")},
