@@ -18,6 +18,7 @@ import (
 	"github.com/aos-agent/aos-agent/agent"
 	"github.com/aos-agent/aos-agent/agent/rpc"
 	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/lockstart"
 	"github.com/aos-agent/aos-agent/recovery"
 	"github.com/aos-agent/aos-agent/sim"
@@ -49,6 +50,9 @@ type step struct {
 	args   map[string]any
 	expect string // "ok" or a remote class name
 	before func() // fault injection before the call
+	// after checks what the call's reply cannot show (the VMs' states);
+	// it returns what it saw and whether that is the story's.
+	after func() (string, bool)
 }
 
 type outcome struct {
@@ -196,6 +200,17 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return m
 	}
+	// VMs on compute-b: libvirt domains of the simulated host, started with
+	// virsh like nova does, whose disks are the attached volumes.
+	virsh := func(args ...string) {
+		_, _ = cluster.Host("compute-b").Run(ctx, run.Cmd{Argv: append([]string{"virsh", "-c", "qemu:///system"}, args...)})
+	}
+	vms := func(want string) func() (string, bool) {
+		return func() (string, bool) {
+			d := cluster.State("compute-b").Domains
+			return fmt.Sprintf("instance-1 %s, instance-2 %s", d["instance-1"], d["instance-2"]), d["instance-1"] == want && d["instance-2"] == want
+		}
+	}
 	steps := []step{
 		{title: "cinder creates volume-1 (10 GiB), inactive everywhere", host: "cinder-1", method: "create_volume", args: vol("volume-1", "size", 10), expect: "ok"},
 		{title: "cinder creates volume-2 (multi-attach)", host: "cinder-1", method: "create_volume", args: vol("volume-2", "size", 5), expect: "ok"},
@@ -215,23 +230,49 @@ func Run(ctx context.Context, o Options) error {
 			before: func() { cluster.FailPaths("compute-a", false) }},
 		{title: "the path returns", host: "compute-a", method: "get_status", args: map[string]any{}, expect: "ok",
 			before: func() { cluster.RestorePaths("compute-a") }},
-		{title: "SAN outage on compute-b: every path lost; sanlock's renewal fails and the kill hook fences its LVs", host: "compute-b", method: "get_status", args: map[string]any{}, expect: "ok",
+		{title: "nova starts instance-1 (volume-1) and instance-2 (volume-2) on compute-b", host: "compute-b", method: "list_volumes", args: map[string]any{}, expect: "ok",
+			before: func() {
+				cluster.DefineDomain("compute-b", "instance-1", "volume-1")
+				cluster.DefineDomain("compute-b", "instance-2", "volume-2")
+				virsh("start", "instance-1")
+				virsh("start", "instance-2")
+			}, after: vms("running")},
+		{title: "SAN outage on compute-b: every path lost; sanlock's renewal fails, the kill hook fences its LVs, its VMs pause on EIO", host: "compute-b", method: "get_status", args: map[string]any{}, expect: "ok",
 			before: func() {
 				cluster.FailPaths("compute-b", true)
 				waitFor(ctx, func() bool { return journalExists(o, "compute-b") })
-			}},
+			}, after: vms("paused")},
 		{title: "while fenced, compute-b refuses changes at once", host: "compute-b", method: "deactivate_volume", args: vol("volume-2"), expect: "RecoveryInProgress"},
-		{title: "paths return: compute-b's agent recovers by itself and re-locks volume-1 (ex) and volume-2 (sh)", host: "compute-b", method: "get_status", args: map[string]any{}, expect: "ok",
+		{title: "paths return: compute-b's agent recovers by itself, re-locks volume-1 (ex) and volume-2 (sh) and resumes the VMs", host: "compute-b", method: "get_status", args: map[string]any{}, expect: "ok",
 			before: func() {
 				cluster.RestorePaths("compute-b")
 				waitFor(ctx, func() bool { return !journalExists(o, "compute-b") })
-			}},
+			}, after: vms("running")},
+		{title: "the VMs on compute-b are shut down", host: "compute-b", method: "list_volumes", args: map[string]any{}, expect: "ok",
+			before: func() {
+				virsh("destroy", "instance-1")
+				virsh("destroy", "instance-2")
+			}, after: vms("shut off")},
 		{title: "detach volume-2 from compute-a", host: "compute-a", method: "deactivate_volume", args: vol("volume-2"), expect: "ok"},
 		{title: "detach volume-2 from compute-b", host: "compute-b", method: "deactivate_volume", args: vol("volume-2"), expect: "ok"},
 		{title: "delete of volume-1 is refused while it is attached to compute-b", host: "cinder-1", method: "delete_volume", args: vol("volume-1", "clear", "zero", "clear_size_mb", 1), expect: "LockConflict"},
 		{title: "detach volume-1 from compute-b", host: "compute-b", method: "deactivate_volume", args: vol("volume-1"), expect: "ok"},
 		{title: "cinder deletes volume-1, zeroing its first MiB", host: "cinder-1", method: "delete_volume", args: vol("volume-1", "clear", "zero", "clear_size_mb", 1), expect: "ok"},
 		{title: "cinder deletes volume-2", host: "cinder-1", method: "delete_volume", args: vol("volume-2"), expect: "ok"},
+		{title: "cinder creates volume-3 and snapshots it (idle: no lock kept anywhere)", host: "cinder-1", method: "create_snapshot", args: map[string]any{"snapshot_name": "_snapshot-3", "volume_name": "volume-3", "size": 1}, expect: "ok",
+			before: func() {
+				_, _ = client.Call(ctx, "cinder-1", "create_volume", vol("volume-3", "size", 2), 30*time.Second)
+			}},
+		{title: "nova attaches volume-3 on compute-a: a volume with snapshots can only be held exclusively", host: "compute-a", method: "activate_volume", args: vol("volume-3", "mode", "exclusive"), expect: "ok"},
+		{title: "multi-attach of volume-3 on compute-b is refused while it has a snapshot", host: "compute-b", method: "activate_volume", args: vol("volume-3", "mode", "shared"), expect: "IncompatibleLockMode"},
+		{title: "cinder's delete of the snapshot is refused: its origin is attached on compute-a", host: "cinder-1", method: "delete_snapshot", args: map[string]any{"snapshot_name": "_snapshot-3"}, expect: "LockConflict"},
+		{title: "compute-a clones the snapshot into volume-4 while its VM writes volume-3", host: "compute-a", method: "clone_volume", args: vol("volume-4", "source_name", "_snapshot-3"), expect: "ok"},
+		{title: "compute-a deletes the snapshot under volume-3's lock", host: "compute-a", method: "delete_snapshot", args: map[string]any{"snapshot_name": "_snapshot-3"}, expect: "ok"},
+		{title: "detach volume-3; cinder deletes volume-3 and volume-4", host: "cinder-1", method: "delete_volume", args: vol("volume-3"), expect: "ok",
+			before: func() {
+				_, _ = client.Call(ctx, "compute-a", "deactivate_volume", vol("volume-3"), 30*time.Second)
+				_, _ = client.Call(ctx, "cinder-1", "delete_volume", vol("volume-4"), 30*time.Second)
+			}},
 		{title: "compute-b: lock state and paths as the agent reports them", host: "compute-b", method: "get_status", args: map[string]any{}, expect: "ok"},
 	}
 	fmt.Fprintln(out)
@@ -259,6 +300,14 @@ func Run(ctx context.Context, o Options) error {
 			mark, failed = "UNEXPECTED (story says "+s.expect+")", failed+1
 		}
 		fmt.Fprintf(out, "[%2d] %s\n     %s %s(%s) -> %s  %s  [%s]\n", i+1, s.title, s.host, s.method, argString(s.args), r.got, r.reply, mark)
+		if s.after != nil {
+			saw, ok := s.after()
+			mark = "ok"
+			if !ok {
+				mark, failed = "UNEXPECTED", failed+1
+			}
+			fmt.Fprintf(out, "     VMs: %s  [%s]\n", saw, mark)
+		}
 		results = append(results, r)
 	}
 
@@ -267,6 +316,9 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintln(tw, "#\thost\tmethod\tvolume\tresult\texpected\tms")
 	for i, r := range results {
 		name, _ := r.args["volume_name"].(string)
+		if snap, ok := r.args["snapshot_name"].(string); ok && r.method != "create_snapshot" {
+			name = snap
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\n", i+1, r.host, r.method, name, r.got, r.expect, r.elapsed.Milliseconds())
 	}
 	tw.Flush()
@@ -308,7 +360,7 @@ func waitFor(ctx context.Context, cond func() bool) {
 
 func argString(args map[string]any) string {
 	var parts []string
-	for _, k := range []string{"volume_name", "mode", "size", "new_size", "clear", "clear_size_mb"} {
+	for _, k := range []string{"snapshot_name", "volume_name", "source_name", "mode", "size", "new_size", "clear", "clear_size_mb"} {
 		if v, ok := args[k]; ok {
 			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
 		}
@@ -340,8 +392,11 @@ func summarize(method string, raw json.RawMessage) string {
 		return strings.Join(parts, ", ")
 	}
 	var parts []string
-	for _, k := range []string{"device_path", "mode", "size_bytes", "refresh_broadcast", "deleted", "active"} {
+	for _, k := range []string{"device_path", "mode", "size_bytes", "cow_bytes", "refresh_broadcast", "deleted", "active"} {
 		if v, ok := m[k]; ok {
+			if f, isNum := v.(float64); isNum {
+				v = int64(f) // JSON numbers: print sizes as integers
+			}
 			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
 		}
 	}

@@ -119,10 +119,10 @@ class DriverStory(unittest.TestCase):
         vol = "volume-" + uuid.uuid4().hex[:12]
         snap = "_snapshot-" + uuid.uuid4().hex[:12]  # cinder's LVM naming; "snapshot*" is reserved by LVM
         clone = "volume-" + uuid.uuid4().hex[:12]
-        self.call("cinder-1", "create_volume", volume_name=vol, size=1)
+        self.call("cinder-1", "create_volume", volume_name=vol, size=2)
         # create_snapshot of an idle volume from the cinder host: nothing stays locked
         s = self.call("cinder-1", "create_snapshot", snapshot_name=snap, volume_name=vol, size=1)
-        self.assertEqual((s["snapshot_name"], s["volume_name"], s["size_bytes"]), (snap, vol, 1 << 30))
+        self.assertEqual((s["snapshot_name"], s["volume_name"], s["size_bytes"], s["cow_bytes"]), (snap, vol, 2 << 30, 1 << 30))
         self.assertEqual(self.call("cinder-1", "create_snapshot", snapshot_name=snap, volume_name=vol, size=1)["uuid"], s["uuid"])
         self.assertEqual(self.mode_on("cinder-1", vol), "none")
         # attached on compute-a: the origin of a snapshot cannot be shared (no
@@ -133,7 +133,7 @@ class DriverStory(unittest.TestCase):
         self.expect_remote("LockConflict", "compute-b", "delete_snapshot", snapshot_name=snap)
         # clone from the snapshot on the host holding its origin
         c = self.call("compute-a", "clone_volume", volume_name=clone, source_name=snap)
-        self.assertEqual(c["size_bytes"], 1 << 30)
+        self.assertEqual(c["size_bytes"], 2 << 30)  # the origin's size, not the COW space
         self.assertEqual(self.call("compute-a", "clone_volume", volume_name=clone, source_name=snap)["uuid"], c["uuid"])
         self.assertTrue(self.call("compute-a", "delete_snapshot", snapshot_name=snap)["deleted"])
         self.assertFalse(self.call("compute-a", "delete_snapshot", snapshot_name=snap)["deleted"])
