@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -83,20 +82,10 @@ func (s *ScenarioCluster) RestorePaths(ctx context.Context, host string, all boo
 	return WaitMap(ctx, g, 2)
 }
 
-// OpenDevice holds the LV's device open the way qemu does, from a transient
-// systemd unit whose standard input is the device.
-func (s *ScenarioCluster) OpenDevice(ctx context.Context, host, vg, lv string) error {
-	_, err := s.C.Host(s.host(host)).Run(ctx, run.Cmd{Argv: []string{"systemd-run", "--unit", holdUnit(lv), "--collect",
-		"-p", "StandardInput=file:/dev/" + vg + "/" + lv, "sleep", "infinity"}})
-	return err
+// StartVM starts a diskless-boot libvirt domain (StartDomain) on the LV.
+func (s *ScenarioCluster) StartVM(ctx context.Context, host, vg, lv string) error {
+	return StartDomain(ctx, s.C.Host(s.host(host)), scenario.VMName(lv), "/dev/"+vg+"/"+lv)
 }
-
-func (s *ScenarioCluster) CloseDevice(ctx context.Context, host, vg, lv string) error {
-	_, err := s.C.Host(s.host(host)).Run(ctx, run.Cmd{Argv: []string{"systemctl", "stop", holdUnit(lv)}})
-	return err
-}
-
-func holdUnit(lv string) string { return "aos-hold-" + strings.ReplaceAll(lv, "_", "-") }
 
 func (s *ScenarioCluster) Clock() scenario.Clock    { return wallClock{} }
 func (s *ScenarioCluster) IOTimeout() time.Duration { return s.C.IOTimeout() }

@@ -26,6 +26,7 @@ import (
 	"github.com/aos-agent/aos-agent/recovery"
 	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/aos-agent/aos-agent/state"
+	"github.com/aos-agent/aos-agent/virt"
 )
 
 // Scenario is one definition file.
@@ -88,8 +89,9 @@ const (
 	OpDelete       = "delete"
 	OpMode         = "mode"         // the lock mode this host holds on LV
 	OpActivePaths  = "active-paths" // active paths of the shared LUN's map
-	OpOpen         = "open"         // hold LV's device open (a VM using it)
-	OpClose        = "close"
+	OpOpen         = "open"         // start a VM (libvirt domain vm-LV) whose disk is LV
+	OpClose        = "close"        // stop that VM
+	OpVM           = "vm"           // the state of the VM using LV: running, paused, shut off
 	OpFailPaths    = "fail-paths"
 	OpRestorePaths = "restore-paths"
 	OpLockspace    = "lockspace" // the VG lockspace's state in sanlock on the host
@@ -140,8 +142,9 @@ type Cluster interface {
 	MultipathAlias() string
 	FailPaths(ctx context.Context, host string, all bool) error
 	RestorePaths(ctx context.Context, host string, all bool) error
-	OpenDevice(ctx context.Context, host, vg, lv string) error
-	CloseDevice(ctx context.Context, host, vg, lv string) error
+	// StartVM defines and starts libvirt domain VMName(lv) on host, its
+	// only disk /dev/VG/LV (error_policy 'stop': it pauses on EIO).
+	StartVM(ctx context.Context, host, vg, lv string) error
 	Clock() Clock
 	// IOTimeout is sanlock's io_timeout on the hosts (lvmlockd -o).
 	IOTimeout() time.Duration
@@ -208,7 +211,7 @@ func (s *Scenario) validate() error {
 		return fmt.Errorf("unknown setup %q", s.Setup)
 	}
 	valid := map[string]bool{OpCreate: true, OpActivate: true, OpDeactivate: true, OpRefresh: true, OpExtend: true,
-		OpDelete: true, OpMode: true, OpActivePaths: true, OpOpen: true, OpClose: true, OpFailPaths: true, OpRestorePaths: true,
+		OpDelete: true, OpMode: true, OpActivePaths: true, OpOpen: true, OpClose: true, OpVM: true, OpFailPaths: true, OpRestorePaths: true,
 		OpLockspace: true, OpTable: true, OpAwait: true, OpStallIO: true, OpRecover: true, OpRejoin: true}
 	for i, st := range s.Steps {
 		if !valid[st.Op] {
@@ -465,9 +468,12 @@ func (r *Runner) step(ctx context.Context, h *host, st Step) (string, error) {
 		}
 		_, err = h.svc.Delete(ctx, ref, clear, st.ClearMB<<20)
 	case OpOpen:
-		err = r.Cluster.OpenDevice(ctx, h.name, ref.VG, ref.LV)
+		err = r.Cluster.StartVM(ctx, h.name, ref.VG, ref.LV)
 	case OpClose:
-		err = r.Cluster.CloseDevice(ctx, h.name, ref.VG, ref.LV)
+		err = virt.New(h.runner, "", h.timeout).Destroy(ctx, VMName(ref.LV))
+	case OpVM:
+		st, err := virt.New(h.runner, "", h.timeout).State(ctx, VMName(ref.LV))
+		return st.State, err
 	case OpMode:
 		return modeOf(ctx, h, ref)
 	case OpTable:
@@ -521,7 +527,7 @@ func (r *Runner) recover(ctx context.Context, h *host) (string, error) {
 		return "", err
 	}
 	rep, err := recovery.Recover(ctx, recovery.Deps{Runner: h.runner, StateDir: h.stateDir,
-		MultipathAlias: h.alias, StepTimeout: h.timeout}, r.Cluster.VG())
+		MultipathAlias: h.alias, StepTimeout: h.timeout, LibvirtURI: virt.DefaultURI}, r.Cluster.VG())
 	if err != nil {
 		return "", err
 	}
@@ -533,8 +539,16 @@ func (r *Runner) recover(ctx context.Context, h *host) (string, error) {
 		sort.Strings(out)
 		return fmt.Sprint(out)
 	}
-	return "reacquired=" + names(rep.Reacquired) + " lost=" + names(rep.Lost), nil
+	var vms []string
+	for _, d := range rep.Domains {
+		vms = append(vms, d.Name+":"+d.Outcome)
+	}
+	sort.Strings(vms)
+	return "reacquired=" + names(rep.Reacquired) + " lost=" + names(rep.Lost) + " vms=" + fmt.Sprint(vms), nil
 }
+
+// VMName is the libvirt domain a scenario's "open" starts on an LV.
+func VMName(lv string) string { return "vm-" + lv }
 
 // modeOf reads the lock this host holds on ref from lvmlockd (the truth),
 // not from the agent's own record.

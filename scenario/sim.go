@@ -8,6 +8,7 @@ import (
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/recovery"
 	"github.com/aos-agent/aos-agent/sim"
+	"github.com/aos-agent/aos-agent/virt"
 )
 
 // SimCluster runs scenarios on the simulator.
@@ -67,13 +68,10 @@ func (s *SimCluster) RestorePaths(ctx context.Context, host string, all bool) er
 	return nil
 }
 
-func (s *SimCluster) OpenDevice(ctx context.Context, host, vg, lv string) error {
-	return s.C.OpenDevice(host, lv)
-}
-
-func (s *SimCluster) CloseDevice(ctx context.Context, host, vg, lv string) error {
-	s.C.CloseDevice(host, lv)
-	return nil
+func (s *SimCluster) StartVM(ctx context.Context, host, vg, lv string) error {
+	s.C.DefineDomain(host, VMName(lv), lv)
+	_, err := s.C.Host(host).Run(ctx, run.Cmd{Argv: []string{"virsh", "-c", virt.DefaultURI, "start", VMName(lv)}})
+	return err
 }
 
 func (s *SimCluster) SetKillHook(ctx context.Context, host, stateDir string, on bool) error {

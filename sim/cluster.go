@@ -508,29 +508,10 @@ func (c *Cluster) DefineDomain(host, name string, lvNames ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := c.mustHost(host)
+	if h.domains[name] == nil {
+		h.domOrder = append(h.domOrder, name)
+	}
 	h.domains[name] = &domain{name: name, disks: lvNames, state: "shut off", reason: "unknown"}
-	h.domOrder = append(h.domOrder, name)
-}
-
-// OpenDevice holds the LV's device open on the host (as qemu does).
-func (c *Cluster) OpenDevice(host, lvName string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	dev := c.mustHost(host).active[lvName]
-	if dev == nil {
-		return fmt.Errorf("sim: %s/%s is not active on %s", c.opt.VG, lvName, host)
-	}
-	dev.open++
-	return nil
-}
-
-// CloseDevice drops one opener of the LV's device.
-func (c *Cluster) CloseDevice(host, lvName string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if dev := c.mustHost(host).active[lvName]; dev != nil && dev.open > 0 {
-		dev.open--
-	}
 }
 
 // HostState is a snapshot for assertions.

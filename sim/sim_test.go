@@ -307,22 +307,20 @@ func TestCreateRemoveAndOpenDevices(t *testing.T) {
 	f.ok("h1", "lvcreate -n lv1 -L 8m vol") // no -an: active ex on the creator
 	f.fails("h1", "lvcreate -an -n lv1 -L 8m vol", 5, "  Logical Volume \"lv1\" already exists in volume group \"vol\"\n")
 	f.fails("h1", "lvcreate -an -n big -L 10g vol", 5, "  Volume group \"vol\" has insufficient free space (445 extents): 2560 required.\n")
-	if err := f.c.OpenDevice("h1", "lv1"); err != nil {
-		t.Fatal(err)
-	}
+	f.c.DefineDomain("h1", "vm1", "lv1")
+	f.ok("h1", "virsh -c qemu:///system start vm1") // qemu holds lv1 open
 	f.fails("h1", "lvchange -an vol/lv1", 5, "  Logical volume vol/lv1 in use.\n")
 	f.fails("h1", "dmsetup remove vol-lv1", 1, "device-mapper: remove ioctl on vol-lv1  failed: Device or resource busy\nCommand failed.\n")
 	if out := f.ok("h1", "dmsetup info -c --noheadings -o name,open --separator : vol-lv1"); out != "vol-lv1:1\n" {
 		t.Fatalf("info %q", out)
 	}
-	f.c.CloseDevice("h1", "lv1")
+	f.ok("h1", "virsh -c qemu:///system destroy vm1")
 	f.fails("h2", "lvremove -y vol/lv1", 5, "  LV locked by other host: vol/lv1\n")
 	if out := f.ok("h1", "lvremove -y vol/lv1"); out != "  Logical volume \"lv1\" successfully removed.\n" {
 		t.Fatalf("%q", out)
 	}
-	if err := f.c.OpenDevice("h1", "lv1"); err == nil {
-		t.Fatal("open of a removed LV")
-	}
+	f.fails("h1", "virsh -c qemu:///system start vm1", 1,
+		"error: Failed to start domain 'vm1'\nerror: Cannot access storage file '/dev/vol/lv1': No such file or directory\n")
 	out := f.ok("h1", "vgs --reportformat json --units b --nosuffix -o vg_name,vg_size,vg_free,vg_extent_size,lv_count vol")
 	want := "  {\n      \"report\": [\n          {\n              \"vg\": [\n" +
 		"                  {\"vg_name\":\"vol\", \"vg_size\":\"2143289344\", \"vg_free\":\"1874853888\", \"vg_extent_size\":\"4194304\", \"lv_count\":\"0\"}\n" +

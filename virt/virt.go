@@ -147,6 +147,16 @@ func (c *Client) Suspend(ctx context.Context, name string) error {
 	return err
 }
 
+// Destroy stops a domain at once (pulls its plug); a domain not running
+// is left as it is.
+func (c *Client) Destroy(ctx context.Context, name string) error {
+	_, err := c.virsh(ctx, "destroy", name)
+	if err != nil && strings.Contains(err.Error(), "domain is not running") {
+		return nil
+	}
+	return err
+}
+
 // Resume lets a paused domain run again; qemu retries the I/O that stopped
 // it (error_policy='stop' keeps the failed requests).
 func (c *Client) Resume(ctx context.Context, name string) error {

@@ -94,6 +94,9 @@ func TestClientArgvAndErrors(t *testing.T) {
 		run.Step{Argv: append(v, "domblklist", "vm1"), Stdout: string(readLab(t, "domblklist.lab.txt"))},
 		run.Step{Argv: append(v, "resume", "vm1"), Stdout: "Domain 'vm1' resumed\n\n"},
 		run.Step{Argv: append(v, "suspend", "vm1"), Stdout: "Domain 'vm1' suspended\n\n"},
+		run.Step{Argv: append(v, "destroy", "vm1"), Stdout: "Domain 'vm1' destroyed\n\n"},
+		run.Step{Argv: append(v, "destroy", "vm1"), ExitCode: 1,
+			Stderr: "error: Failed to destroy domain 'vm1'\nerror: Requested operation is not valid: domain is not running\n"},
 		run.Step{Argv: append(v, "domstate", "--reason", "nosuch"), ExitCode: 1, Stderr: "error: failed to get domain 'nosuch'\n"},
 		run.Step{Argv: append(v, "list", "--all", "--name"), ExitCode: 1,
 			Stderr: "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Connection refused\n"},
@@ -114,6 +117,11 @@ func TestClientArgvAndErrors(t *testing.T) {
 	}
 	if err := c.Suspend(ctx, "vm1"); err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // the second finds it shut off already: done
+		if err := c.Destroy(ctx, "vm1"); err != nil {
+			t.Fatalf("destroy %d: %v", i, err)
+		}
 	}
 	if _, err := c.State(ctx, "nosuch"); !errors.Is(err, ErrNoDomain) {
 		t.Fatalf("missing domain: %v", err)
