@@ -34,10 +34,10 @@ import (
 // `vgchange --lock-start` fail, so it is never fenced: no guest uses it.
 const lvmlockLV = "lvmlock"
 
-// DefaultStepTimeout bounds each command. Eight steps of it (disable
+// DefaultStepTimeout bounds each command. Seven steps of it (disable
 // queueing, fail_if_no_path, list, the wipes' shared budget counting as
-// three, the two local lease-version queries, verify) must fit in sanlock's
-// ~40 s grace.
+// three, verify) and the two local lease-version queries at half of it
+// must fit in sanlock's ~40 s grace.
 const DefaultStepTimeout = 4 * time.Second
 
 // wipeBudgetSteps is how many step timeouts all wipes share: wipes run one
@@ -127,7 +127,9 @@ func Fence(ctx context.Context, d Deps, vg string) (*Journal, error) {
 // host may have written. Only local queries, after the wipes; a failure
 // costs the VMs their automatic resume, never the fence.
 func (f *fencer) recordLeaseVersions(ctx context.Context) {
-	devs, err := f.dm.Info(ctx)
+	// Local queries (an ioctl, sanlock's socket): half a step each.
+	quick := f.stepTimeout / 2
+	devs, err := dm.New(f.d.Runner, quick).Info(ctx)
 	f.step("dmsetup info (LV uuids)", err)
 	if err != nil {
 		return
@@ -138,7 +140,7 @@ func (f *fencer) recordLeaseVersions(ctx context.Context) {
 			uuids[d.Name] = u
 		}
 	}
-	st, err := sanlock.New(f.d.Runner, f.stepTimeout).Status(ctx)
+	st, err := sanlock.New(f.d.Runner, quick).Status(ctx)
 	f.step("sanlock client status (lease versions)", err)
 	if err != nil {
 		return

@@ -108,7 +108,11 @@ func TestFenceRecordedSequence(t *testing.T) {
 				}
 			}
 		}
-		if c.Timeout != DefaultStepTimeout {
+		want := DefaultStepTimeout
+		if c.Argv[0] == "sanlock" || c.Argv[1] == "info" {
+			want /= 2 // the local lease-version queries
+		}
+		if c.Timeout != want {
 			t.Errorf("%s: timeout %v", c, c.Timeout)
 		}
 		return s.Run(ctx, c)
