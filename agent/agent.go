@@ -353,7 +353,7 @@ func (d *Daemon) ping(ctx context.Context) (any, error) {
 func (d *Daemon) status(ctx context.Context) (any, error) {
 	snap := d.monitor.Poll(ctx)
 	ls, mp := snap.Describe(d.cfg.LVM.MultipathAlias)
-	var vols []volumes.Volume
+	vols := []volumes.Volume{} // [] rather than null for callers that iterate
 	for _, vg := range d.cfg.LVM.VolumeGroups {
 		all, err := d.volumes.List(ctx, vg)
 		if err != nil && !errors.Is(err, context.Canceled) {

@@ -160,7 +160,10 @@ func (m *methods) table() map[string]rpc.Handler {
 		"recorded": func(context.Context, *rpc.Request) (any, error) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
-			return m.casts, nil
+			// A copy, never nil: before the first cast arrives the caller
+			// must get [] (JSON null broke its loop), and the reply is
+			// marshalled after the lock is released.
+			return append([]json.RawMessage{}, m.casts...), nil
 		},
 	}
 }
