@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +81,41 @@ join:
 	}
 	if err := d.gate(); !errors.Is(err, errdefs.ErrRecoveryInProgress) {
 		t.Fatalf("an unreadable journal must still gate: %v", err)
+	}
+}
+
+// A host with nothing started and nothing active answers get_status with
+// empty lists, not JSON null: the driver iterates them.
+func TestStatusListsAreNeverNull(t *testing.T) {
+	c := sim.NewCluster(sim.Options{Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}}, VG: "vol",
+		Clock: sim.NewManualClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)), IOTimeout: 10 * time.Second})
+	cfg := config.Default()
+	cfg.Host, cfg.StateDir = "h1", t.TempDir()
+	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, ""
+	cfg.Metrics.Listen = ""
+	d, err := New(cfg, Options{Runner: c.Host("h1"), Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply map[string]json.RawMessage
+	if err := json.Unmarshal(b, &reply); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"active_volumes": "[]", "multipath": "null"} {
+		if got := string(reply[key]); got != want {
+			t.Errorf("%s = %s, want %s", key, got, want)
+		}
+	}
+	// A configured VG is listed even before its lockspace exists.
+	if got := string(reply["lockspaces"]); !strings.Contains(got, `"state":"absent"`) {
+		t.Errorf("lockspaces = %s, want the VG as absent", got)
 	}
 }

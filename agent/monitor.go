@@ -235,7 +235,7 @@ type PathStatus struct {
 
 // Describe renders a snapshot for get_status.
 func (s Snapshot) Describe(alias string) ([]LockspaceStatus, *MultipathStatus) {
-	var ls []LockspaceStatus
+	ls := []LockspaceStatus{} // [] rather than null for callers that iterate
 	for vg, l := range s.Lockspaces {
 		st := LockspaceStatus{VG: vg, Lockspace: l.Name, State: string(l.State()), HostID: l.HostID,
 			RenewalAgeSeconds: l.RenewalAge.Seconds(), IOTimeout: l.IOTimeout}

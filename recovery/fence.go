@@ -234,7 +234,7 @@ func (f *fencer) step(name string, err error) {
 // each LV itself, not its layers ("-real", "-cow", "-tpool", ...) which
 // only the top-level device reaches, and never lvmlock.
 func (f *fencer) targets(tables []dm.Table) []FencedLV {
-	var out []FencedLV
+	out := []FencedLV{} // a journal lists no LVs as [], not null
 	for _, t := range tables {
 		vg, lv, layer, ok := dm.SplitLVMName(t.Name)
 		if !ok || vg != f.vg || layer != "" || lv == lvmlockLV {
