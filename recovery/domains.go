@@ -59,7 +59,10 @@ func (f *fencer) checkLeaseVersions(ctx context.Context, lvs []*FencedLV) {
 }
 
 // refreshInUse reloads the table of each re-acquired LV that its VM kept
-// open through the fence, so the VM finds its disk again on resume.
+// open through the fence, so the VM finds its disk again on resume. lvm2
+// reloads a table without any lock, over a fence's error target too (lab),
+// so each refresh runs under the fence lock, after checking that no new
+// fence came and that this host still holds the LV's lock.
 func (f *fencer) refreshInUse(ctx context.Context, lv *lvm.Client) error {
 	var errs []error
 	for i := range f.j.LVs {
@@ -67,8 +70,20 @@ func (f *fencer) refreshInUse(ctx context.Context, lv *lvm.Client) error {
 		if p.Outcome != OutcomeReacquired || !p.InUse || p.Stale != "" || p.Refreshed {
 			continue
 		}
-		if err := lv.Refresh(ctx, f.vg, p.LV); err != nil {
-			p.Error = "lvchange --refresh: " + err.Error()
+		err := f.guarded(ctx, func() error {
+			if err := f.checkLocked(ctx, []*FencedLV{p}); err != nil {
+				return err
+			}
+			if err := lv.Refresh(ctx, f.vg, p.LV); err != nil {
+				return fmt.Errorf("lvchange --refresh: %w", err)
+			}
+			return nil
+		})
+		if errors.Is(err, ErrFencedAgain) {
+			return err
+		}
+		if err != nil {
+			p.Error = err.Error()
 			errs = append(errs, fmt.Errorf("%s/%s: %w", f.vg, p.LV, err))
 			continue
 		}
@@ -79,7 +94,8 @@ func (f *fencer) refreshInUse(ctx context.Context, lv *lvm.Client) error {
 }
 
 // settleDomains resumes the domains the outage paused whose every fenced LV
-// is back, live and unchanged, and keeps paused (suspending a running one)
+// is back, live, unchanged and still locked here (each domain under the
+// fence lock, as a refresh), and keeps paused (suspending a running one)
 // each domain with an LV that is not: lost to another host, possibly
 // written elsewhere, or still on the error table. A domain an operator
 // paused is left as it is. Outcomes go to the journal, so a re-run only
@@ -122,7 +138,14 @@ func (f *fencer) settleDomains(ctx context.Context) error {
 		if len(lvs) == 0 {
 			continue
 		}
-		out, err := f.settleDomain(ctx, v, name, lvs)
+		var out DomainOutcome
+		err = f.guarded(ctx, func() (err error) {
+			out, err = f.settleDomain(ctx, v, name, lvs)
+			return err
+		})
+		if errors.Is(err, ErrFencedAgain) {
+			return err
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("domain %s: %w", name, err))
 			continue
@@ -142,7 +165,7 @@ func (f *fencer) settleDomain(ctx context.Context, v *virt.Client, name string, 
 			blocked = append(blocked, p.LV+" is held by another host")
 		case p.Stale != "":
 			blocked = append(blocked, p.LV+": "+p.Stale)
-		case p.Outcome == OutcomeNotHeld && p.InUse:
+		case p.Outcome == OutcomeNotHeld:
 			blocked = append(blocked, p.LV+" was not activated by the agent, so it was not re-acquired")
 		case p.InUse && !p.Refreshed:
 			blocked = append(blocked, p.LV+" is still on the error table")
@@ -167,6 +190,9 @@ func (f *fencer) settleDomain(ctx context.Context, v *virt.Client, name string, 
 		}
 		f.logf("ERROR: domain %s stays paused: %s; do not resume or start it here", name, out.Why)
 	case st.PausedOnIOError():
+		if err := f.checkLocked(ctx, lvs); err != nil {
+			return out, err
+		}
 		if err := v.Resume(ctx, name); err != nil {
 			return out, err
 		}

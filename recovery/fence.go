@@ -75,7 +75,10 @@ func Fence(ctx context.Context, d Deps, vg string) (*Journal, error) {
 	}
 	f := newFencer(d, vg)
 	f.logf("fencing VG %s: lease lost", vg)
-
+	if release := f.lockFence(ctx); release != nil {
+		defer release()
+	}
+	f.follow()
 	// Recorded before the command runs: a timed-out disablequeueing may
 	// still have taken effect, and restorequeueing is harmless if not.
 	f.j.QueueingDisabled = true
@@ -95,6 +98,7 @@ func Fence(ctx context.Context, d Deps, vg string) (*Journal, error) {
 		return f.finish(fmt.Errorf("%w: listing dm devices: %w", ErrNotFenced, err))
 	}
 	f.j.LVs = f.targets(tables)
+	f.carryOver()
 	f.saveJournal() // the list of LVs about to be fenced, before any wipe
 
 	wipeCtx, cancel := context.WithTimeout(ctx, wipeBudgetSteps*f.stepTimeout)
@@ -118,6 +122,75 @@ func Fence(ctx context.Context, d Deps, vg string) (*Journal, error) {
 
 	f.recordLeaseVersions(ctx)
 	return f.finish(f.verify(ctx))
+}
+
+// lockFence holds the fence lock for the whole fence, so a recovery or a
+// refresh never loads a live table between the fence's wipes, nor after
+// them without seeing its journal. They hold it for one step at a time:
+// waiting one step for it is enough, and the fence goes on without it
+// rather than miss sanlock's grace.
+func (f *fencer) lockFence(ctx context.Context) (release func()) {
+	release, err := LockFence(ctx, f.d.StateDir, f.vg, f.stepTimeout)
+	if err != nil {
+		f.logf("fence lock: %v: fencing without it", err)
+		return nil
+	}
+	return release
+}
+
+// follow makes this fence the next generation of a fence whose recovery
+// has not finished (the lease was lost again, maybe while Recover ran) and
+// keeps what only that journal knows: the LVs it deactivated but has not
+// re-acquired yet, the LVs lost to other hosts, and the lease versions
+// recorded before those LVs' locks were dropped.
+func (f *fencer) follow() {
+	prev, ok, err := ReadJournal(f.d.StateDir, f.vg)
+	switch {
+	case err != nil:
+		f.logf("previous recovery journal unreadable, replacing it: %v", err)
+		return
+	case !ok:
+		f.j.Generation = 1
+		return
+	}
+	f.j.Generation = prev.Generation + 1
+	f.prev = prev
+	f.logf("VG %s was fenced before and not yet recovered: this is fence %d", f.vg, f.j.Generation)
+}
+
+// carried is what the previous generation's journal says of lv: its lease
+// version if this host has not re-acquired it since (sanlock no longer
+// lists it), and whether it was lost.
+func (f *fencer) carried(lv string) (FencedLV, bool) {
+	if f.prev == nil {
+		return FencedLV{}, false
+	}
+	for _, p := range f.prev.LVs {
+		if p.LV == lv {
+			return p, true
+		}
+	}
+	return FencedLV{}, false
+}
+
+// carryOver appends the previous generation's LVs that are not active now:
+// those Recover deactivated and has still to re-acquire, and those it
+// found lost. Active ones were listed from the tables like any other.
+func (f *fencer) carryOver() {
+	if f.prev == nil {
+		return
+	}
+	listed := map[string]bool{}
+	for _, lv := range f.j.LVs {
+		listed[lv.LV] = true
+	}
+	for _, p := range f.prev.LVs {
+		if listed[p.LV] || (p.Outcome != "" && p.Outcome != OutcomeLost) {
+			continue
+		}
+		p.Fenced, p.Error, p.InUse, p.Stale, p.Refreshed = true, "", false, "", false
+		f.j.LVs = append(f.j.LVs, p)
+	}
 }
 
 // recordLeaseVersions notes the version of each exclusive LV lease while
@@ -152,6 +225,8 @@ func (f *fencer) recordLeaseVersions(ctx context.Context) {
 		}
 		if ver, ok := exclusiveLeaseVersion(st, f.vg, lv.UUID); ok {
 			lv.LeaseVersion = ver
+		} else if p, ok := f.carried(lv.LV); ok && p.Outcome == "" {
+			lv.LeaseVersion = p.LeaseVersion // not re-acquired since the last fence
 		}
 	}
 	f.saveJournal()
@@ -192,6 +267,7 @@ type fencer struct {
 	mp          *multipath.Client
 	held        *state.Held
 	j           *Journal
+	prev        *Journal // an earlier fence's journal not yet recovered
 }
 
 func newFencer(d Deps, vg string) *fencer {

@@ -3,6 +3,9 @@ package recovery
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
+	"slices"
 	"os"
 	"path/filepath"
 	"strings"
@@ -336,5 +339,71 @@ func TestFenceWipeBudget(t *testing.T) {
 	j, err := Fence(context.Background(), d, "vol")
 	if !errors.Is(err, ErrNotFenced) || j.LVs[1].Error != "not attempted: wipe budget spent" {
 		t.Fatalf("err %v, %+v", err, j.LVs)
+	}
+}
+
+// A recovery step holding the fence lock (a refresh hung on the storage)
+// delays the fence by one step at most: it then fences without the lock.
+func TestFenceGoesOnWithoutAHeldFenceLock(t *testing.T) {
+	r := run.NewScripted(t, append(wipedBoth(t),
+		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
+	)...)
+	d := deps(t, r)
+	d.StepTimeout = 20 * time.Millisecond
+	release, err := LockFence(context.Background(), d.StateDir, "vol", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	var lines []string
+	d.Log = func(format string, a ...any) { lines = append(lines, fmt.Sprintf(format, a...)) }
+	if _, err := Fence(context.Background(), d, "vol"); err != nil {
+		t.Fatalf("fence with the lock held elsewhere: %v", err)
+	}
+	if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "fencing without it") }) {
+		t.Fatalf("no word of the lock in the log:\n%s", strings.Join(lines, "\n"))
+	}
+	if j := readJournal(t, d.StateDir); j.Phase != PhaseFenced || j.Generation != 1 {
+		t.Fatalf("journal %+v", j)
+	}
+}
+
+// A fence of a VG whose recovery has not finished takes the next
+// generation and keeps what only the earlier journal knows: lv2, which
+// Recover deactivated but had not re-acquired (its mode and lease version),
+// and lv3, lost to another host.
+func TestFenceFollowsAnUnfinishedRecovery(t *testing.T) {
+	onlyLV1 := []run.Step{
+		{Argv: disableQueueing, Stdout: "ok\n"},
+		{Argv: failIfNoPath},
+		{Argv: table, Stdout: tableWithout(t, "vol-lv2")},
+		{Argv: dmInfo, Stdout: recorded(t, "info-lv1-lv2.lab.txt")},
+		{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		{Argv: table, Stdout: tableWithout(t, "vol-lv2")},
+	}
+	d := deps(t, run.NewScripted(t, onlyLV1...))
+	prev := &Journal{Version: journalVersion, VG: "vol", Generation: 1, Phase: PhaseRecovering,
+		Started: time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC), LVs: []FencedLV{
+			{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, UUID: lv1UUID, Fenced: true, LeaseVersion: 1, InUse: true},
+			{LV: "lv2", Device: "vol-lv2", Mode: state.Shared, UUID: lv2UUID, Fenced: true, LeaseVersion: 7},
+			{LV: "lv3", Device: "vol-lv3", Mode: state.Exclusive, UUID: "u3", Fenced: true, LeaseVersion: 4, Outcome: OutcomeLost},
+		}}
+	if err := writeJournal(d.StateDir, prev); err != nil {
+		t.Fatal(err)
+	}
+	j, err := Fence(context.Background(), d, "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Generation != 2 || j.Started.Equal(prev.Started) {
+		t.Fatalf("generation %d started %v: want 2 and a new start", j.Generation, j.Started)
+	}
+	want := []FencedLV{
+		{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, UUID: lv1UUID, Fenced: true, LeaseVersion: 1},
+		{LV: "lv2", Device: "vol-lv2", Mode: state.Shared, UUID: lv2UUID, Fenced: true, LeaseVersion: 7},
+		{LV: "lv3", Device: "vol-lv3", Mode: state.Exclusive, UUID: "u3", Fenced: true, LeaseVersion: 4, Outcome: OutcomeLost},
+	}
+	if !reflect.DeepEqual(j.LVs, want) {
+		t.Fatalf("LVs\n got %+v\nwant %+v", j.LVs, want)
 	}
 }

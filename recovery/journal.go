@@ -27,11 +27,16 @@ const journalVersion = 1
 // Journal is what a fence did, kept in StateDir/recovery-VG.json until a
 // recovery has undone it.
 type Journal struct {
-	Version int       `json:"version"`
-	VG      string    `json:"vg"`
-	Phase   Phase     `json:"phase"`
-	Started time.Time `json:"started"`
-	Updated time.Time `json:"updated"`
+	Version int    `json:"version"`
+	VG      string `json:"vg"`
+	// Generation counts the fences of the VG since its last complete
+	// recovery: a fence that finds a journal (a recovery not finished, or
+	// running) takes the next. With Started it names the fence, so a
+	// running Recover can tell that a new fence replaced its journal.
+	Generation int       `json:"generation"`
+	Phase      Phase     `json:"phase"`
+	Started    time.Time `json:"started"`
+	Updated    time.Time `json:"updated"`
 	// QueueingDisabled: `multipathd disablequeueing maps` was issued;
 	// recovery must run `multipathd restorequeueing maps`.
 	QueueingDisabled bool `json:"queueing_disabled"`
@@ -78,6 +83,11 @@ type DomainOutcome struct {
 	State   string   `json:"state"` // before recovery acted, with its reason
 	Outcome string   `json:"outcome"`
 	Why     string   `json:"why,omitempty"`
+}
+
+// sameFence reports whether a and b are the journal of one fence.
+func sameFence(a, b *Journal) bool {
+	return a.Generation == b.Generation && a.Started.Equal(b.Started)
 }
 
 // JournalPath is where the journal of vg lives under dir.

@@ -37,7 +37,18 @@ var (
 	// ErrIncomplete: some LV is neither re-acquired nor lost; the journal is
 	// kept and a re-run retries.
 	ErrIncomplete = errors.New("recovery incomplete")
+	// ErrFencedAgain: the VG was fenced again while Recover ran (the lease
+	// was lost once more); it stopped before anything irreversible and
+	// left the new fence's journal for the next run.
+	ErrFencedAgain = errors.New("fenced again during recovery")
+	// ErrNotLocked: right before making an LV live or resuming its VM,
+	// the lockspace or the LV's lock was not what recovery had re-acquired.
+	ErrNotLocked = errors.New("lock not held")
 )
+
+// recoverFenceWait bounds recovery's wait for the fence lock, which a
+// running fence holds for all of its steps.
+const recoverFenceWait = 2 * time.Minute
 
 // lockspaceJoinWait bounds the wait for sanlock to show the lockspace joined
 // after vgchange --lock-start (which normally returns once it is).
@@ -107,7 +118,7 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 		return rep, err
 	}
 	defer release()
-	j, ok, err := ReadJournal(d.StateDir, vg)
+	j, ok, err := readAfterFence(ctx, d.StateDir, vg)
 	if err != nil {
 		return rep, err
 	}
@@ -125,7 +136,9 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 		// The hook did not finish: its LV list may be short and an LV may
 		// still be live. Only a fresh look at every table can clear that.
 		if err := f.verify(ctx); err != nil {
-			f.saveJournal()
+			if perr := f.persist(ctx); perr != nil {
+				err = errors.Join(err, perr)
+			}
 			return rep, fmt.Errorf("%w: %w", ErrFenceUnverified, err)
 		}
 	}
@@ -139,7 +152,7 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 		}
 	}
 	j.Phase = PhaseRecovering
-	if err := f.persist(); err != nil {
+	if err := f.persist(ctx); err != nil {
 		return rep, err
 	}
 
@@ -149,7 +162,7 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 		}
 		f.logf("multipathd restorequeueing maps: ok")
 		j.QueueingDisabled = false
-		if err := f.persist(); err != nil {
+		if err := f.persist(ctx); err != nil {
 			return rep, err
 		}
 	}
@@ -165,7 +178,7 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 			f.logf("lvchange -an %v: %v", names, err)
 		}
 		err := f.checkDeactivated(ctx)
-		if perr := f.persist(); err == nil {
+		if perr := f.persist(ctx); err == nil {
 			err = perr
 		}
 		if err != nil {
@@ -185,20 +198,32 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 			j.LVs[i].Outcome = OutcomeNotHeld
 		}
 	}
-	if err := f.persist(); err != nil {
+	if err := f.persist(ctx); err != nil {
 		return f.report(rep, err)
 	}
 	if len(f.pending()) > 0 {
 		return f.report(rep, ErrIncomplete)
 	}
-	err = errors.Join(f.refreshInUse(ctx, lv), f.settleDomains(ctx))
-	if perr := f.persist(); perr != nil {
+	err = f.refreshInUse(ctx, lv)
+	if !errors.Is(err, ErrFencedAgain) {
+		err = errors.Join(err, f.settleDomains(ctx))
+	}
+	if errors.Is(err, ErrFencedAgain) {
+		return f.report(rep, err)
+	}
+	if perr := f.persist(ctx); perr != nil {
 		return f.report(rep, perr)
 	}
 	if err != nil {
 		return f.report(rep, fmt.Errorf("%w: %w", ErrIncomplete, err))
 	}
-	if err := os.Remove(JournalPath(d.StateDir, vg)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	err = f.guarded(ctx, func() error {
+		if err := os.Remove(JournalPath(d.StateDir, vg)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
 		return f.report(rep, err)
 	}
 	rep.Done = true
@@ -313,11 +338,78 @@ func (f *fencer) reacquire(ctx context.Context, lv *lvm.Client, mode state.Mode)
 
 // persist writes the journal at a phase change. Unlike during the fence, a
 // write failure stops recovery: a re-run must not redo a settled step (an
-// -an of an LV already re-acquired would drop its lock).
-func (f *fencer) persist() error {
-	f.j.Updated = f.d.Now().UTC()
-	if err := writeJournal(f.d.StateDir, f.j); err != nil {
-		return fmt.Errorf("recovery journal: %w", err)
+// -an of an LV already re-acquired would drop its lock). A journal a new
+// fence wrote is never overwritten.
+func (f *fencer) persist(ctx context.Context) error {
+	return f.guarded(ctx, func() error {
+		f.j.Updated = f.d.Now().UTC()
+		if err := writeJournal(f.d.StateDir, f.j); err != nil {
+			return fmt.Errorf("recovery journal: %w", err)
+		}
+		return nil
+	})
+}
+
+// guarded runs step under the fence lock once the journal on disk is still
+// the one this recovery started from: a step never races a fence, and
+// after a new fence (ErrFencedAgain) none runs.
+func (f *fencer) guarded(ctx context.Context, step func() error) error {
+	release, err := LockFence(ctx, f.d.StateDir, f.vg, recoverFenceWait)
+	if err != nil {
+		return err
+	}
+	defer release()
+	cur, ok, err := ReadJournal(f.d.StateDir, f.vg)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: journal unreadable: %w", ErrFencedAgain, err)
+	case !ok:
+		return fmt.Errorf("%w: the journal of VG %s is gone", ErrFencedAgain, f.vg)
+	case !sameFence(cur, f.j):
+		return fmt.Errorf("%w: VG %s fence %d (phase %s) replaced fence %d", ErrFencedAgain, f.vg, cur.Generation, cur.Phase, f.j.Generation)
+	}
+	return step()
+}
+
+// readAfterFence reads the journal once no fence is running: a fence holds
+// the fence lock until its verdict is written.
+func readAfterFence(ctx context.Context, dir, vg string) (*Journal, bool, error) {
+	release, err := LockFence(ctx, dir, vg, recoverFenceWait)
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
+	return ReadJournal(dir, vg)
+}
+
+// checkLocked confirms, right before a step that makes an LV live again or
+// lets a VM write to it, that the lockspace is joined and healthy and that
+// lvmlockd holds each LV's lock in its recorded mode on this host.
+func (f *fencer) checkLocked(ctx context.Context, lvs []*FencedLV) error {
+	joined, err := lockspaceJoined(ctx, sanlock.New(f.d.Runner, f.stepTimeout), f.vg)
+	if err != nil {
+		return fmt.Errorf("sanlock client status: %w", err)
+	}
+	if !joined {
+		return fmt.Errorf("%w: lockspace %s%s is not joined and healthy", ErrNotLocked, sanlock.LockspacePrefix, f.vg)
+	}
+	info, err := sanlock.NewLockCtl(f.d.Runner, f.stepTimeout).Info(ctx)
+	if err != nil {
+		return fmt.Errorf("lvmlockctl --info: %w", err)
+	}
+	vi := info.VG(f.vg)
+	for _, p := range lvs {
+		want := sanlock.ModeEx
+		if p.Mode == state.Shared {
+			want = sanlock.ModeSh
+		}
+		var got sanlock.LockMode
+		if vi != nil && p.UUID != "" {
+			got = vi.LVs[p.UUID]
+		}
+		if got != want {
+			return fmt.Errorf("%w: %s/%s: lvmlockd holds %q here, recovery re-acquired %q", ErrNotLocked, f.vg, p.LV, got, want)
+		}
 	}
 	return nil
 }

@@ -30,8 +30,20 @@ var (
 		{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, UUID: lv1UUID, Fenced: true, LeaseVersion: 1},
 		{LV: "lv2", Device: "vol-lv2", Mode: state.Shared, UUID: lv2UUID, Fenced: true},
 	}
-	refreshLV1 = []string{"lvchange", "--refresh", "vol/lv1"}
+	refreshLV1  = []string{"lvchange", "--refresh", "vol/lv1"}
+	lockctlInfo = []string{"lvmlockctl", "--info"}
 )
+
+// stillLocked is the check before a refresh or a resume: the lockspace
+// joined and healthy, lv1 ex and lv2 sh held here.
+func stillLocked(t *testing.T) []run.Step {
+	return []run.Step{
+		{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		{Argv: lockctlInfo, Stdout: recorded(t, "lockctl-info.lab-healthy.txt")},
+	}
+}
+
+func steps(parts ...[]run.Step) []run.Step { return slices.Concat(parts...) }
 
 func virsh(args ...string) []string {
 	return append([]string{"virsh", "-c", "qemu:///system"}, args...)
@@ -249,15 +261,16 @@ func TestRecoverWithoutJournal(t *testing.T) {
 // for it, its device keeps the error target, recovery goes on and the
 // report tells the operator to refresh it before restarting the VM.
 func TestRecoverLVStillOpen(t *testing.T) {
-	r := run.NewScripted(t, append(stillOpenUntilReacquired(t, 2),
-		run.Step{Argv: refreshLV1},
-		run.Step{Argv: virsh("list", "--all", "--name"), Stdout: "vm1\nvm2\nvm3\n\n"},
-		run.Step{Argv: virsh("domblklist", "vm1"), Stdout: vm1Disks},
-		run.Step{Argv: virsh("domstate", "--reason", "vm1"), Stdout: "paused (I/O error)\n\n"},
-		run.Step{Argv: virsh("resume", "vm1"), Stdout: "Domain 'vm1' resumed\n\n"},
-		run.Step{Argv: virsh("domblklist", "vm2"), Stdout: " Target   Source\n------------------------\n vda      /dev/other/lv1\n\n"},
-		run.Step{Argv: virsh("domblklist", "vm3"), ExitCode: 1, Stderr: "error: failed to get domain 'vm3'\n"},
-	)...)
+	r := run.NewScripted(t, steps(stillOpenUntilReacquired(t, 2), stillLocked(t), []run.Step{
+		{Argv: refreshLV1},
+		{Argv: virsh("list", "--all", "--name"), Stdout: "vm1\nvm2\nvm3\n\n"},
+		{Argv: virsh("domblklist", "vm1"), Stdout: vm1Disks},
+		{Argv: virsh("domstate", "--reason", "vm1"), Stdout: "paused (I/O error)\n\n"}},
+		stillLocked(t), []run.Step{
+			{Argv: virsh("resume", "vm1"), Stdout: "Domain 'vm1' resumed\n\n"},
+			{Argv: virsh("domblklist", "vm2"), Stdout: " Target   Source\n------------------------\n vda      /dev/other/lv1\n\n"},
+			{Argv: virsh("domblklist", "vm3"), ExitCode: 1, Stderr: "error: failed to get domain 'vm3'\n"},
+		})...)
 	d := deps(t, r)
 	d.LibvirtURI = "qemu:///system"
 	withJournal(t, d, PhaseFenced)
@@ -313,6 +326,7 @@ func TestRecoverDomainsOfLostLVAndOperatorPause(t *testing.T) {
 		run.Step{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
 		run.Step{Argv: activateLV1Ex, ExitCode: 5, Stderr: strings.ReplaceAll(lockedByOther, "lv2", "lv1")},
 		run.Step{Argv: activateLV2Sh},
+		stillLocked(t)[0], stillLocked(t)[1],
 		run.Step{Argv: []string{"lvchange", "--refresh", "vol/lv2"}},
 		run.Step{Argv: virsh("list", "--all", "--name"), Stdout: "vm1\nvm2\n\n"},
 		run.Step{Argv: virsh("domblklist", "vm1"), Stdout: vm1Disks},
@@ -340,17 +354,18 @@ func TestRecoverDomainsOfLostLVAndOperatorPause(t *testing.T) {
 // libvirtd not answering: the LVs are settled, the domains are not, the
 // journal stays for a re-run, which only handles the domains.
 func TestRecoverRetriesDomainsWhenLibvirtIsDown(t *testing.T) {
-	r := run.NewScripted(t, append(stillOpenUntilReacquired(t, 2),
-		run.Step{Argv: refreshLV1},
-		run.Step{Argv: virsh("list", "--all", "--name"), ExitCode: 1,
+	r := run.NewScripted(t, steps(stillOpenUntilReacquired(t, 2), stillLocked(t), []run.Step{
+		{Argv: refreshLV1},
+		{Argv: virsh("list", "--all", "--name"), ExitCode: 1,
 			Stderr: "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Connection refused\n"},
-		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
-		run.Step{Argv: sanlockStatus, Stdout: statusLV1Version(t, 2)},
-		run.Step{Argv: virsh("list", "--all", "--name"), Stdout: "vm1\n\n"},
-		run.Step{Argv: virsh("domblklist", "vm1"), Stdout: vm1Disks},
-		run.Step{Argv: virsh("domstate", "--reason", "vm1"), Stdout: "paused (I/O error)\n\n"},
-		run.Step{Argv: virsh("resume", "vm1"), Stdout: "Domain 'vm1' resumed\n\n"},
-	)...)
+		{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		{Argv: sanlockStatus, Stdout: statusLV1Version(t, 2)},
+		{Argv: virsh("list", "--all", "--name"), Stdout: "vm1\n\n"},
+		{Argv: virsh("domblklist", "vm1"), Stdout: vm1Disks},
+		{Argv: virsh("domstate", "--reason", "vm1"), Stdout: "paused (I/O error)\n\n"}},
+		stillLocked(t), []run.Step{
+			{Argv: virsh("resume", "vm1"), Stdout: "Domain 'vm1' resumed\n\n"},
+		})...)
 	d := deps(t, r)
 	d.LibvirtURI = "qemu:///system"
 	withJournal(t, d, PhaseFenced)
@@ -383,4 +398,34 @@ func TestRecoverRefusesWhileAnotherRuns(t *testing.T) {
 		t.Fatalf("lock not released: %v", err)
 	}
 	release()
+}
+
+// lvmlockd no longer holds lv1 when its refresh is due (lost between the
+// re-acquire and the refresh): the table stays on the error target, vm1
+// stays paused, and the journal is kept for a re-run.
+func TestRecoverRefreshNeedsTheLockStillHeld(t *testing.T) {
+	noLV1 := strings.Replace(recorded(t, "lockctl-info.lab-healthy.txt"), "LK LV ex "+lv1UUID+"\n", "", 1)
+	r := run.NewScripted(t, steps(stillOpenUntilReacquired(t, 2), []run.Step{
+		{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		{Argv: lockctlInfo, Stdout: noLV1},
+		{Argv: virsh("list", "--all", "--name"), Stdout: "vm1\n\n"},
+		{Argv: virsh("domblklist", "vm1"), Stdout: vm1Disks},
+		{Argv: virsh("domstate", "--reason", "vm1"), Stdout: "paused (I/O error)\n\n"},
+	})...)
+	d := deps(t, r)
+	d.LibvirtURI = "qemu:///system"
+	withJournal(t, d, PhaseFenced)
+	rep, err := Recover(context.Background(), d, "vol")
+	if !errors.Is(err, ErrIncomplete) || !errors.Is(err, ErrNotLocked) || rep.Done {
+		t.Fatalf("got %v, done=%v; want ErrIncomplete and ErrNotLocked, journal kept", err, rep.Done)
+	}
+	if rep.Reacquired[0].Refreshed {
+		t.Fatalf("lv1 refreshed without its lock: %+v", rep.Reacquired[0])
+	}
+	if len(rep.Domains) != 1 || rep.Domains[0].Outcome != DomainKeptPaused {
+		t.Fatalf("domains %+v", rep.Domains)
+	}
+	if j := readJournal(t, d.StateDir); j.Phase != PhaseRecovering {
+		t.Fatalf("journal %+v", j)
+	}
 }

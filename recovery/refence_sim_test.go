@@ -1,0 +1,99 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/state"
+)
+
+// The lease is lost a second time while a recovery runs: the kill hook
+// fences again right after Recover re-acquired the LVs (lease storage gone
+// again, paths up). The running Recover must notice the new fence before
+// anything irreversible: no refresh of lv1 over the new error table, vm1
+// not resumed, the new journal kept. h2 takes lv1 once h1's lease expires;
+// h1 must still have it on the error target then. The next Recover, once
+// the lease storage is back, settles the second fence.
+func TestSimSecondFenceDuringRecovery(t *testing.T) {
+	s := newSimCluster(t, true, false)
+	s.ok("h1", "lvcreate -an -n lv2 -L 64m vol")
+	s.ok("h1", "lvchange -asy vol/lv2")
+	held, err := state.OpenHeld(s.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Set(state.HeldLV{VG: "vol", LV: "lv2", Mode: state.Shared}); err != nil {
+		t.Fatal(err)
+	}
+	s.c.DefineDomain("h1", "vm2", "lv2")
+	s.ok("h1", "virsh start vm2")
+	s.c.FailPaths("h1", true)
+	s.clk.Advance(8 * ioTimeout)
+	if j := readJournal(t, s.stateDir); j.Phase != PhaseFenced || j.Generation != 1 {
+		t.Fatalf("first fence: %+v", j)
+	}
+	s.c.RestorePaths("h1")
+
+	// h1's runner for Recover: the lease is lost again right after the
+	// re-acquisition of lv1, and the kill hook fences before Recover's
+	// next step.
+	refenced := false
+	h1 := s.c.Host("h1")
+	r := run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
+		res, err := h1.Run(ctx, c)
+		if !refenced && len(c.Argv) > 2 && c.Argv[0] == "lvchange" && c.Argv[1] == "-aey" && slices.Contains(c.Argv, "vol/lv1") {
+			refenced = true
+			s.c.FailLeaseStorage("h1")
+			s.clk.Advance(8 * ioTimeout)
+		}
+		return res, err
+	})
+	d := Deps{Runner: r, StateDir: s.stateDir, MultipathAlias: "lun0", Log: t.Logf, LibvirtURI: "qemu:///system", StepTimeout: s.step}
+	rep, err := Recover(context.Background(), d, "vol")
+	if !refenced {
+		t.Fatal("the second fault was never injected")
+	}
+	if !errors.Is(err, ErrFencedAgain) || rep.Done {
+		t.Fatalf("Recover across a second fence: err=%v done=%v\n%s", err, rep.Done, rep)
+	}
+	st := s.c.State("h1")
+	if st.KillRuns != 2 || st.Active["lv1"] != "error" || st.Active["lv2"] != "error" || len(st.Locks) != 0 {
+		t.Fatalf("h1 after the second fence: %+v", st)
+	}
+	if st.Domains["vm1"] != "paused" || st.Domains["vm2"] != "paused" {
+		t.Fatalf("a VM resumed on a fenced host: %+v", st.Domains)
+	}
+	j := readJournal(t, s.stateDir)
+	if j.Generation != 2 || j.Phase != PhaseFenced || len(j.LVs) != 2 {
+		t.Fatalf("journal of the second fence: %+v", j)
+	}
+	for _, lv := range j.LVs {
+		if lv.Mode == "" || lv.Outcome != "" || !lv.Fenced {
+			t.Fatalf("second fence lost track of %+v", lv)
+		}
+	}
+
+	s.clk.Advance(60e9) // h1's lease expires: h2 may take lv1
+	s.ok("h2", "lvchange -aey vol/lv1")
+	if st := s.c.State("h1"); st.Active["lv1"] != "error" {
+		t.Fatalf("split brain: h1 has lv1 %q while h2 holds it", st.Active["lv1"])
+	}
+
+	// Lease storage back: the next run settles the second fence.
+	s.c.RestorePaths("h1")
+	d.Runner = h1
+	rep, err = Recover(context.Background(), d, "vol")
+	if err != nil || !rep.Done {
+		t.Fatalf("recover after the second fence: %v\n%s", err, rep)
+	}
+	if len(rep.Lost) != 1 || rep.Lost[0].LV != "lv1" || len(rep.Reacquired) != 1 || rep.Reacquired[0].LV != "lv2" {
+		t.Fatalf("report %s", rep)
+	}
+	st = s.c.State("h1")
+	if st.Domains["vm1"] != "paused" || st.Domains["vm2"] != "running" || st.Active["lv1"] != "error" || st.Active["lv2"] != "linear" {
+		t.Fatalf("h1 after the final recovery: %+v", st)
+	}
+}
