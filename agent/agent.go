@@ -46,6 +46,10 @@ type Options struct {
 	Ready chan<- struct{}
 }
 
+// fenceGuardWait bounds how long a refresh waits for a running fence,
+// which holds the fence lock for its steps (well under a minute).
+const fenceGuardWait = time.Minute
+
 // Daemon is one running agent.
 type Daemon struct {
 	cfg      *config.Config
@@ -114,6 +118,11 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	lvmc := lvm.New(d.runner, lvm.Options{VolumeGroups: cfg.LVM.VolumeGroups, Timeout: timeout, LockStartTimeout: cfg.LVM.LockStartTimeout})
 	d.volumes, err = volumes.New(lvmc, d.monitor.LockCtl, volumes.CommandWiper{Runner: d.runner}, held, volumes.Options{
 		VolumeGroups: cfg.LVM.VolumeGroups, Logger: d.log.Named("volumes"), Gate: d.gate,
+		FenceGuard: func(ctx context.Context, vg string) (func(), error) {
+			// A fence holds it for a few seconds; a request's own
+			// deadline bounds the wait as well.
+			return recovery.LockFence(ctx, cfg.StateDir, vg, fenceGuardWait)
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -90,6 +90,16 @@ func TestDaemonRecoversAutomaticallyWhenPathsReturn(t *testing.T) {
 	if _, err := d.volumes.Activate(ctx, volumes.Ref{VG: "vol", LV: "a3"}, volumes.Exclusive); !errors.Is(err, errdefs.ErrRecoveryInProgress) {
 		t.Fatalf("while fenced: %v", err)
 	}
+	// extend_volume's refresh fanout reaching the fenced host: refused,
+	// a1 stays on the error target while h2 holds it.
+	c.RestorePaths("h1")
+	if _, err := d.volumes.Refresh(ctx, volumes.Ref{VG: "vol", LV: "a1"}); !errors.Is(err, errdefs.ErrRecoveryInProgress) {
+		t.Fatalf("refresh while fenced: %v, want RecoveryInProgress", err)
+	}
+	if st := c.State("h1"); st.Active["a1"] != "error" {
+		t.Fatalf("a1 on h1 is %q after a refresh while h2 holds it", st.Active["a1"])
+	}
+	c.FailPaths("h1", true)
 	if n := testutil.CollectAndCount(d.auto.runs); n != 0 {
 		t.Fatalf("recovery attempted with every path down (%v runs)", n)
 	}

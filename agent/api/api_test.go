@@ -98,6 +98,9 @@ func TestMethodsAndMetrics(t *testing.T) {
 		run.Step{Argv: strings.Fields(lvsVolume2),
 			Stdout: `{"report":[{"lv":[{"lv_name":"volume-2","vg_name":"vol","lv_uuid":"U2","lv_size":"1073741824","lv_attr":"-wi-a-----","lv_lockargs":"1.0.0:1","origin":"","lv_active_locally":"active locally","lv_active_exclusively":"active exclusively","lv_active_remotely":"","lv_device_open":""}]}]}`},
 		run.Step{Argv: strings.Fields("lvextend -L 2147483648b --lockopt shupdate,norefresh vol/volume-2")},
+		run.Step{Argv: strings.Fields(lvsVolume2), Stdout: `{"report":[{"lv":[{"lv_name":"volume-2","vg_name":"vol","lv_uuid":"U2","lv_size":"2147483648","lv_attr":"-wi-a-----","lv_lockargs":"1.0.0:1","origin":"","lv_active_locally":"active locally","lv_active_exclusively":"active exclusively","lv_active_remotely":"","lv_device_open":""}]}]}`},
+		run.Step{Argv: strings.Fields("lvmlockctl --info --dump"), Stdout: "info=ls ls_name=lvm_vol vg_name=vol kill_vg=0 drop_vg=0\n"},
+		run.Step{Argv: strings.Fields("lvmlockctl --info"), Stdout: "VG vol lock_type=sanlock X\nLS sanlock lvm_vol\nLK LV sh U2\n"},
 		run.Step{Argv: strings.Fields("lvchange --refresh vol/volume-2")},
 		run.Step{Argv: strings.Fields("lvchange -an vol/volume-1"), ExitCode: 5, Stderr: "  Logical volume vol/volume-1 in use.\n"},
 	)

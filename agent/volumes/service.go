@@ -55,9 +55,11 @@ type LVM interface {
 }
 
 // Locks reads the lock modes lvmlockd holds on this host: the only
-// lock-aware source (lvs' activation fields are not).
+// lock-aware source (lvs' activation fields are not), and whether a VG's
+// lockspace was killed (its lease lost; --info still lists the old locks).
 type Locks interface {
 	Info(ctx context.Context) (*sanlock.Info, error)
+	Dump(ctx context.Context) (*sanlock.Dump, error)
 }
 
 // Wiper overwrites an LV's data before deletion.
@@ -73,6 +75,10 @@ type Options struct {
 	// Gate is consulted before every mutating call; a non-nil error (e.g.
 	// RecoveryInProgress) is returned at once without running anything.
 	Gate func() error
+	// FenceGuard, if set, is held around a refresh, the one call that
+	// loads a live table without an activation: a fence of the VG waits
+	// for it, and it waits for a running fence (recovery.LockFence).
+	FenceGuard func(ctx context.Context, vg string) (release func(), err error)
 }
 
 // Service serves one host.
@@ -299,21 +305,69 @@ func (s *Service) Deactivate(ctx context.Context, r Ref) error {
 }
 
 // Refresh reloads r's device-mapper table after an extend made on another
-// host (sanlock VGs have no remote refresh). A volume not active here needs
-// none and reports false.
+// host (sanlock VGs have no remote refresh). lvm2 reloads a table without
+// taking any lock, over a fence's error target too (lab), so the refresh
+// runs only behind the gate and only while lvmlockd holds the LV's lock
+// here: on a fenced host another host may hold the volume by now. A volume
+// this host holds no lock on needs no refresh and reports false, unless
+// held.json says it is active here: then its lock was lost, and that is
+// an error.
 func (s *Service) Refresh(ctx context.Context, r Ref) (bool, error) {
 	unlock, err := s.lockLV(ctx, r)
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
-	if _, held := s.held.Get(r.VG, r.LV); !held {
+	if s.opts.FenceGuard != nil {
+		release, err := s.opts.FenceGuard(ctx, r.VG)
+		if err != nil {
+			return false, err
+		}
+		defer release()
+	}
+	if err := s.gate(); err != nil {
+		return false, err
+	}
+	lv, err := s.find(ctx, r)
+	if err != nil {
+		return false, err
+	}
+	mode, err := s.lockHere(ctx, r.VG, lv.UUID)
+	if err != nil {
+		return false, err
+	}
+	if !mode.Held() {
+		if _, held := s.held.Get(r.VG, r.LV); held {
+			return false, errdefs.Errorf(errdefs.ErrLockspaceLost, "%s is recorded as active here but lvmlockd holds no lock on it (fenced?): refresh refused, another host may hold it", r)
+		}
 		return false, nil
 	}
 	if err := s.lvm.Refresh(ctx, r.VG, r.LV); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// lockHere is the lock lvmlockd holds on the LV with uuid on this host.
+// With the VG's lockspace killed (lease lost) or not started, this host
+// can hold none, whatever --info still lists.
+func (s *Service) lockHere(ctx context.Context, vg, uuid string) (sanlock.LockMode, error) {
+	dump, err := s.locks.Dump(ctx)
+	if err != nil {
+		return "", err
+	}
+	if ls := dump.Lockspace(vg); ls != nil && ls.KillVG() {
+		return "", errdefs.Errorf(errdefs.ErrLockspaceLost, "lockspace of VG %s was killed on this host: its lease storage is lost", vg)
+	}
+	info, err := s.locks.Info(ctx)
+	if err != nil {
+		return "", err
+	}
+	v := info.VG(vg)
+	if v == nil {
+		return "", errdefs.Errorf(errdefs.ErrLockspaceNotStarted, "lockspace of VG %s is not started on this host: it holds no lock in it", vg)
+	}
+	return v.LVs[uuid], nil
 }
 
 // GiB is the unit cinder sizes volumes in.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -241,21 +242,44 @@ func TestDeactivate(t *testing.T) {
 	}
 }
 
-func TestRefreshOnlyWhenActiveHere(t *testing.T) {
-	f := newFixture(t,
-		run.Step{Argv: lvsArgv("vol/v1"), Stdout: lvsJSON([3]string{"v1", "U1", "1073741824"})},
-		run.Step{Argv: argv("lvchange -asy vol/v1")},
-		run.Step{Argv: argv("lvchange --refresh vol/v1")},
-	)
+// lockSteps are the lock queries before a refresh: the VG's lockspace not
+// killed, and lvmlockd's lock on U1 (v1) in mode ("" for none).
+func lockSteps(mode string) []run.Step {
+	info := "VG vol lock_type=sanlock X\nLS sanlock lvm_vol\n"
+	if mode != "" {
+		info += "LK LV " + mode + " U1\n"
+	}
+	return []run.Step{
+		{Argv: argv("lvmlockctl --info --dump"), Stdout: "info=ls ls_name=lvm_vol vg_name=vol kill_vg=0 drop_vg=0\n"},
+		{Argv: argv("lvmlockctl --info"), Stdout: info},
+	}
+}
+
+func TestRefreshOnlyWhenLockedHere(t *testing.T) {
+	lvsV1 := run.Step{Argv: lvsArgv("vol/v1"), Stdout: lvsJSON([3]string{"v1", "U1", "1073741824"})}
+	f := newFixture(t, slices.Concat(
+		[]run.Step{lvsV1}, lockSteps(""),
+		[]run.Step{lvsV1, {Argv: argv("lvchange -asy vol/v1")}},
+		[]run.Step{lvsV1}, lockSteps("sh"), []run.Step{{Argv: argv("lvchange --refresh vol/v1")}},
+		[]run.Step{lvsV1}, lockSteps(""),
+	)...)
 	ctx := context.Background()
 	r := f.ref(t, "v1")
 	if ok, err := f.svc.Refresh(ctx, r); ok || err != nil {
-		t.Fatal("inactive LV refreshed", ok, err)
+		t.Fatalf("inactive LV: refreshed=%v err=%v, want false and no error", ok, err)
 	}
-	f.svc.Activate(ctx, r, Shared)
+	if _, err := f.svc.Activate(ctx, r, Shared); err != nil {
+		t.Fatal(err)
+	}
 	if ok, err := f.svc.Refresh(ctx, r); !ok || err != nil {
-		t.Fatal(ok, err)
+		t.Fatalf("LV held shared: refreshed=%v err=%v", ok, err)
 	}
+	// Recorded as active here, but lvmlockd holds no lock on it any more.
+	ok, err := f.svc.Refresh(ctx, r)
+	if ok {
+		t.Fatal("refreshed without the lock")
+	}
+	wantClass(t, err, errdefs.ErrLockspaceLost)
 }
 
 func TestCreateIsIdempotent(t *testing.T) {

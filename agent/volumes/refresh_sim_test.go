@@ -1,0 +1,58 @@
+package volumes
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
+)
+
+// h1 held v1 exclusive and was fenced by hand (its table on the error
+// target, lockspace killed, locks dropped); h2 then took v1. A refresh
+// reaching h1 (extend_volume fans refresh_volume out) must not load v1's
+// linear table: lvm2 refreshes without any lock, and h1 would write the
+// volume h2 holds. held.json on h1 still lists v1 (no gate here: the
+// service alone must refuse).
+func TestRefreshAfterFenceLoadsNothing(t *testing.T) {
+	ctx := context.Background()
+	c, svc := simServices(t)
+	v1 := Ref{VG: "vol", LV: "v1"}
+	if _, err := svc["h1"].Activate(ctx, v1, Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	h1 := c.Host("h1")
+	for _, argv := range [][]string{{"dmsetup", "wipe_table", "vol-v1"}, {"lvmlockctl", "--kill", "vol"}} {
+		if _, err := h1.Run(ctx, run.Cmd{Argv: argv}); err != nil {
+			t.Fatalf("%v: %v", argv, err)
+		}
+	}
+	if _, err := svc["h1"].Refresh(ctx, v1); !errors.Is(err, errdefs.ErrLockspaceLost) {
+		t.Fatalf("refresh with the lockspace killed: got %v, want LockspaceLost", err)
+	}
+	if _, err := h1.Run(ctx, run.Cmd{Argv: []string{"lvmlockctl", "--drop", "vol"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc["h2"].Activate(ctx, v1, Exclusive); err != nil {
+		t.Fatalf("h2 takes v1: %v", err)
+	}
+	refreshed, err := svc["h1"].Refresh(ctx, v1)
+	if refreshed || !errors.Is(err, errdefs.ErrLockspaceNotStarted) {
+		t.Fatalf("refresh on the fenced host: refreshed=%v err=%v, want LockspaceNotStarted", refreshed, err)
+	}
+	if got := c.State("h1").Active["v1"]; got != "error" {
+		t.Fatalf("h1's v1 table is %q while h2 holds v1, want error", got)
+	}
+	// Where the lock is held the refresh runs; where the LV is not active
+	// there is nothing to do.
+	if refreshed, err := svc["h2"].Refresh(ctx, v1); err != nil || !refreshed {
+		t.Fatalf("refresh on the holder: refreshed=%v err=%v", refreshed, err)
+	}
+	if _, err := svc["h2"].Create(ctx, Ref{VG: "vol", LV: "v2"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if refreshed, err := svc["h2"].Refresh(ctx, Ref{VG: "vol", LV: "v2"}); err != nil || refreshed {
+		t.Fatalf("refresh of an inactive LV: refreshed=%v err=%v", refreshed, err)
+	}
+}
