@@ -46,8 +46,11 @@ const wipeBudgetSteps = 3
 
 // Deps is what Fence needs from the host.
 type Deps struct {
-	Runner         run.Runner
-	StateDir       string // journal and held.json live here
+	Runner   run.Runner
+	StateDir string // journal and held.json live here
+	// RuntimeDir takes the journal when StateDir cannot be written (see
+	// journalDirs); "" for none.
+	RuntimeDir     string
 	MultipathAlias string // map that gets fail_if_no_path; "" skips that step
 	StepTimeout    time.Duration
 	Now            func() time.Time
@@ -62,6 +65,12 @@ type Deps struct {
 // ErrNotFenced is returned when at least one top-level LV of the VG may
 // still do I/O (or Fence could not tell).
 var ErrNotFenced = errors.New("not every LV of the VG is fenced")
+
+// ErrJournalNotWritten: the fence's verdict could be written nowhere. The
+// agent would never learn of the fence (no recovery, VMs paused for good,
+// mutations served as usual), so the fence fails and the watchdog resets
+// the host, which fences too and leaves nothing half-known.
+var ErrJournalNotWritten = errors.New("recovery journal could not be written")
 
 // Fence takes every top-level LV of vg offline by replacing its dm table
 // with the error target, after making queued multipath I/O fail so the
@@ -130,7 +139,7 @@ func Fence(ctx context.Context, d Deps, vg string) (*Journal, error) {
 // waiting one step for it is enough, and the fence goes on without it
 // rather than miss sanlock's grace.
 func (f *fencer) lockFence(ctx context.Context) (release func()) {
-	release, err := LockFence(ctx, f.d.StateDir, f.vg, f.stepTimeout)
+	release, err := LockFence(ctx, f.d.lockDir(), f.vg, f.stepTimeout)
 	if err != nil {
 		f.logf("fence lock: %v: fencing without it", err)
 		return nil
@@ -144,7 +153,7 @@ func (f *fencer) lockFence(ctx context.Context) (release func()) {
 // re-acquired yet, the LVs lost to other hosts, and the lease versions
 // recorded before those LVs' locks were dropped.
 func (f *fencer) follow() {
-	prev, ok, err := ReadJournal(f.d.StateDir, f.vg)
+	prev, ok, err := findJournal(f.d.journalDirs(), f.vg)
 	switch {
 	case err != nil:
 		f.logf("previous recovery journal unreadable, replacing it: %v", err)
@@ -370,15 +379,18 @@ func (f *fencer) verify(ctx context.Context) error {
 	return nil
 }
 
-// finish records the outcome; a journal that cannot be written is logged
-// but does not turn a verified fence into a failure: the LVs are offline
-// either way, and failing would only get the host reset.
+// finish records the outcome. A verdict written nowhere fails the fence
+// (ErrJournalNotWritten); one written only to the runtime directory is
+// enough: the agent reads both.
 func (f *fencer) finish(err error) (*Journal, error) {
 	f.j.Phase = PhaseFenced
 	if err != nil {
 		f.j.Phase = PhaseFenceFailed
 	}
-	f.saveJournal()
+	if werr := f.saveJournal(); werr != nil && err == nil {
+		f.j.Phase = PhaseFenceFailed
+		err = fmt.Errorf("%w: %w", ErrJournalNotWritten, werr)
+	}
 	fenced := 0
 	for _, lv := range f.j.LVs {
 		if lv.Fenced {
@@ -393,9 +405,13 @@ func (f *fencer) finish(err error) (*Journal, error) {
 	return f.j, err
 }
 
-func (f *fencer) saveJournal() {
+// saveJournal writes the journal; a failure before the verdict is only
+// logged, the fence goes on.
+func (f *fencer) saveJournal() error {
 	f.j.Updated = f.d.Now().UTC()
-	if err := writeJournal(f.d.StateDir, f.j); err != nil {
+	err := saveJournal(f.d.journalDirs(), f.j)
+	if err != nil {
 		f.logf("recovery journal not written: %v", err)
 	}
+	return err
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
-	"slices"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -294,23 +294,6 @@ func TestFenceRemovedDeviceCountsAsOffline(t *testing.T) {
 	}
 }
 
-// The journal is best effort: an unwritable state dir does not turn a
-// verified fence into a host reset.
-func TestFenceSurvivesUnwritableStateDir(t *testing.T) {
-	r := run.NewScripted(t, append(wipedBoth(t),
-		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
-	)...)
-	d := deps(t, r)
-	blocker := filepath.Join(d.StateDir, "file")
-	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d.StateDir = filepath.Join(blocker, "sub") // a path under a regular file
-	if _, err := Fence(context.Background(), d, "vol"); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestReadJournalMissing(t *testing.T) {
 	if j, ok, err := ReadJournal(t.TempDir(), "vol"); j != nil || ok || err != nil {
 		t.Fatalf("%v %v %v", j, ok, err)
@@ -405,5 +388,41 @@ func TestFenceFollowsAnUnfinishedRecovery(t *testing.T) {
 	}
 	if !reflect.DeepEqual(j.LVs, want) {
 		t.Fatalf("LVs\n got %+v\nwant %+v", j.LVs, want)
+	}
+}
+
+// The state directory cannot be written (here: a file where its parent
+// should be): the verdict goes to the runtime directory, where the agent
+// finds it. Written nowhere, the fence fails: an agent that never learns
+// of a fence would serve on with the VMs paused for good.
+func TestFenceJournalWhenTheStateDirCannotBeWritten(t *testing.T) {
+	for _, runtimeOK := range []bool{true, false} {
+		r := run.NewScripted(t, append(wipedBoth(t),
+			run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
+		)...)
+		d := deps(t, r)
+		blocker := filepath.Join(t.TempDir(), "not-a-dir")
+		if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d.StateDir = filepath.Join(blocker, "state")
+		d.RuntimeDir = t.TempDir()
+		if !runtimeOK {
+			d.RuntimeDir = filepath.Join(blocker, "run")
+		}
+		_, err := Fence(context.Background(), d, "vol")
+		if !runtimeOK {
+			if !errors.Is(err, ErrJournalNotWritten) {
+				t.Fatalf("journal written nowhere: got %v, want ErrJournalNotWritten", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("journal in the runtime dir only: %v", err)
+		}
+		j, ok, err := FindJournal(d.StateDir, d.RuntimeDir, "vol")
+		if err != nil || !ok || j.Phase != PhaseFenced || len(j.LVs) != 2 {
+			t.Fatalf("FindJournal: ok=%v err=%v journal=%+v", ok, err, j)
+		}
 	}
 }

@@ -101,6 +101,80 @@ func writeJournal(dir string, j *Journal) error {
 	return state.WriteFileAtomic(JournalPath(dir, j.VG), append(b, '\n'), 0o600)
 }
 
+// journalDirs are where journals live: the state directory, and the
+// runtime directory (tmpfs) for when the state directory cannot be
+// written (a full or read-only file system): a fence nobody learns of
+// would leave the host's VMs paused and its agent serving as if nothing
+// had happened.
+func (d Deps) journalDirs() []string {
+	if d.RuntimeDir == "" || d.RuntimeDir == d.StateDir {
+		return []string{d.StateDir}
+	}
+	return []string{d.StateDir, d.RuntimeDir}
+}
+
+// lockDir holds the fence lock: the runtime directory when there is one,
+// which stays writable when the state directory is not, and whose locks
+// need not outlive a boot.
+func (d Deps) lockDir() string {
+	if d.RuntimeDir != "" {
+		return d.RuntimeDir
+	}
+	return d.StateDir
+}
+
+// saveJournal writes j to the first directory that takes it and removes
+// any copy in the later ones, which would be older.
+func saveJournal(dirs []string, j *Journal) error {
+	var errs []error
+	for i, dir := range dirs {
+		err := writeJournal(dir, j)
+		if err == nil {
+			for _, later := range dirs[i+1:] {
+				_ = os.Remove(JournalPath(later, j.VG))
+			}
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// FindJournal reads the journal of vg from the state directory or the
+// runtime directory ("" for none); of two copies the later-updated wins.
+func FindJournal(stateDir, runtimeDir, vg string) (*Journal, bool, error) {
+	return findJournal(Deps{StateDir: stateDir, RuntimeDir: runtimeDir}.journalDirs(), vg)
+}
+
+func findJournal(dirs []string, vg string) (*Journal, bool, error) {
+	var found *Journal
+	var errs []error
+	for _, dir := range dirs {
+		j, ok, err := ReadJournal(dir, vg)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok && (found == nil || j.Updated.After(found.Updated)) {
+			found = j
+		}
+	}
+	if found == nil && len(errs) > 0 {
+		return nil, false, errors.Join(errs...)
+	}
+	return found, found != nil, nil
+}
+
+// removeJournal removes every copy of vg's journal.
+func removeJournal(dirs []string, vg string) error {
+	for _, dir := range dirs {
+		if err := os.Remove(JournalPath(dir, vg)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // ReadJournal loads the journal of vg; ok is false when there is none
 // (nothing was fenced, or recovery finished and removed it).
 func ReadJournal(dir, vg string) (j *Journal, ok bool, err error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -118,7 +117,7 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 		return rep, err
 	}
 	defer release()
-	j, ok, err := readAfterFence(ctx, d.StateDir, vg)
+	j, ok, err := readAfterFence(ctx, d, vg)
 	if err != nil {
 		return rep, err
 	}
@@ -218,10 +217,7 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 		return f.report(rep, fmt.Errorf("%w: %w", ErrIncomplete, err))
 	}
 	err = f.guarded(ctx, func() error {
-		if err := os.Remove(JournalPath(d.StateDir, vg)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		return nil
+		return removeJournal(d.journalDirs(), vg)
 	})
 	if err != nil {
 		return f.report(rep, err)
@@ -343,7 +339,7 @@ func (f *fencer) reacquire(ctx context.Context, lv *lvm.Client, mode state.Mode)
 func (f *fencer) persist(ctx context.Context) error {
 	return f.guarded(ctx, func() error {
 		f.j.Updated = f.d.Now().UTC()
-		if err := writeJournal(f.d.StateDir, f.j); err != nil {
+		if err := saveJournal(f.d.journalDirs(), f.j); err != nil {
 			return fmt.Errorf("recovery journal: %w", err)
 		}
 		return nil
@@ -354,12 +350,12 @@ func (f *fencer) persist(ctx context.Context) error {
 // the one this recovery started from: a step never races a fence, and
 // after a new fence (ErrFencedAgain) none runs.
 func (f *fencer) guarded(ctx context.Context, step func() error) error {
-	release, err := LockFence(ctx, f.d.StateDir, f.vg, recoverFenceWait)
+	release, err := LockFence(ctx, f.d.lockDir(), f.vg, recoverFenceWait)
 	if err != nil {
 		return err
 	}
 	defer release()
-	cur, ok, err := ReadJournal(f.d.StateDir, f.vg)
+	cur, ok, err := findJournal(f.d.journalDirs(), f.vg)
 	switch {
 	case err != nil:
 		return fmt.Errorf("%w: journal unreadable: %w", ErrFencedAgain, err)
@@ -373,13 +369,13 @@ func (f *fencer) guarded(ctx context.Context, step func() error) error {
 
 // readAfterFence reads the journal once no fence is running: a fence holds
 // the fence lock until its verdict is written.
-func readAfterFence(ctx context.Context, dir, vg string) (*Journal, bool, error) {
-	release, err := LockFence(ctx, dir, vg, recoverFenceWait)
+func readAfterFence(ctx context.Context, d Deps, vg string) (*Journal, bool, error) {
+	release, err := LockFence(ctx, d.lockDir(), vg, recoverFenceWait)
 	if err != nil {
 		return nil, false, err
 	}
 	defer release()
-	return ReadJournal(dir, vg)
+	return findJournal(d.journalDirs(), vg)
 }
 
 // checkLocked confirms, right before a step that makes an LV live again or
