@@ -170,6 +170,7 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
 // what it waits for.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.client.Close()
+	d.settleEarlierBoots()
 	var httpSrv *http.Server
 	if d.cfg.Metrics.Listen != "" {
 		ln, err := net.Listen("tcp", d.cfg.Metrics.Listen)
@@ -286,6 +287,25 @@ func (d *Daemon) health(ctx context.Context, s Snapshot) {
 	}
 	d.notifier.Status(status)
 	d.lastStatus = status
+}
+
+// settleEarlierBoots retires the journals of fences from an earlier boot
+// (lockstart does it first at boot; the agent again for hosts without the
+// lock-start unit): the reboot undid those fences, and a fence-failed one
+// would gate every change forever.
+func (d *Daemon) settleEarlierBoots() {
+	boot := recovery.CurrentBootID()
+	for _, vg := range d.cfg.LVM.VolumeGroups {
+		j, err := recovery.SettleEarlierBoot(d.cfg.StateDir, "", vg, boot)
+		switch {
+		case err != nil:
+			d.log.Error("cannot settle a recovery journal of an earlier boot", zap.String("vg", vg), zap.Error(err))
+		case j != nil:
+			d.log.Warn("fence of an earlier boot settled by the reboot: journal kept aside",
+				zap.String("vg", vg), zap.String("phase", string(j.Phase)), zap.Time("fenced", j.Started),
+				zap.String("kept", recovery.EarlierBootPath(d.cfg.StateDir, vg)))
+		}
+	}
 }
 
 // recoveries returns the recovery journals present: a VG fenced by the

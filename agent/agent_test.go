@@ -119,3 +119,32 @@ func TestStatusListsAreNeverNull(t *testing.T) {
 		t.Errorf("lockspaces = %s, want the VG as absent", got)
 	}
 }
+
+// A failed fence, then the watchdog's reset: the fence-failed journal of the
+// earlier boot no longer gates anything once the agent starts (the reset
+// did the fence's job); it is kept aside for the operator.
+func TestEarlierBootsFenceDoesNotGateForever(t *testing.T) {
+	c := sim.NewCluster(sim.Options{Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}}, VG: "vol", JoinTime: -1})
+	cfg := config.Default()
+	cfg.Host, cfg.StateDir = "h1", t.TempDir()
+	cfg.LVM.VolumeGroups = []string{"vol"}
+	cfg.Metrics.Listen = ""
+	journal := `{"version":1,"vg":"vol","phase":"fence-failed","boot_id":"a-boot-before-the-reset","lvs":[{"lv":"v1","device":"vol-v1","mode":"ex","fenced":false}]}`
+	if err := os.WriteFile(filepath.Join(cfg.StateDir, "recovery-vol.json"), []byte(journal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, Options{Runner: c.Host("h1"), Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.gate(); !errors.Is(err, errdefs.ErrRecoveryInProgress) {
+		t.Fatalf("before the agent starts: %v", err)
+	}
+	d.settleEarlierBoots() // the first thing Run does
+	if err := d.gate(); err != nil {
+		t.Fatalf("gated by the fence of an earlier boot: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, "recovery-vol.earlier-boot.json")); err != nil {
+		t.Fatalf("the earlier boot's journal is not kept: %v", err)
+	}
+}

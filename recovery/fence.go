@@ -57,6 +57,9 @@ type Deps struct {
 	// Log receives one line per step (the kill hook sends it to stderr,
 	// which journald keeps); nil discards.
 	Log func(format string, args ...any)
+	// BootID of the running boot, recorded in the journal; "" reads it
+	// from the kernel.
+	BootID string
 	// LibvirtURI: Recover resumes the domains of this hypervisor that the
 	// outage paused, once their LVs are back; "" leaves domains alone.
 	LibvirtURI string
@@ -292,7 +295,10 @@ func newFencer(d Deps, vg string) *fencer {
 	f := &fencer{d: d, vg: vg, stepTimeout: d.StepTimeout,
 		dm: dm.New(d.Runner, d.StepTimeout), mp: multipath.New(d.Runner, d.StepTimeout)}
 	now := d.Now().UTC()
-	f.j = &Journal{Version: journalVersion, VG: vg, Phase: PhaseFencing, Started: now, Updated: now}
+	f.j = &Journal{Version: journalVersion, VG: vg, Phase: PhaseFencing, Started: now, Updated: now, BootID: d.BootID}
+	if f.j.BootID == "" {
+		f.j.BootID = CurrentBootID()
+	}
 	// The held record gives each LV's lock mode, which recovery needs to
 	// re-acquire it; an unreadable record must not stop the fence.
 	held, err := state.OpenHeld(d.StateDir)

@@ -33,10 +33,13 @@ type Journal struct {
 	// recovery: a fence that finds a journal (a recovery not finished, or
 	// running) takes the next. With Started it names the fence, so a
 	// running Recover can tell that a new fence replaced its journal.
-	Generation int       `json:"generation"`
-	Phase      Phase     `json:"phase"`
-	Started    time.Time `json:"started"`
-	Updated    time.Time `json:"updated"`
+	Generation int   `json:"generation"`
+	Phase      Phase `json:"phase"`
+	// BootID is the boot the fence ran in: a reboot since then settles the
+	// journal (SettleEarlierBoot).
+	BootID  string    `json:"boot_id,omitempty"`
+	Started time.Time `json:"started"`
+	Updated time.Time `json:"updated"`
 	// QueueingDisabled: `multipathd disablequeueing maps` was issued;
 	// recovery must run `multipathd restorequeueing maps`.
 	QueueingDisabled bool `json:"queueing_disabled"`

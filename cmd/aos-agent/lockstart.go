@@ -10,6 +10,7 @@ import (
 	"github.com/aos-agent/aos-agent/config"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/lockstart"
+	"github.com/aos-agent/aos-agent/recovery"
 	"github.com/aos-agent/aos-agent/state"
 )
 
@@ -34,6 +35,17 @@ func init() {
 		}
 		if *timeout == 0 {
 			*timeout = cfg.LVM.LockStartTimeout
+		}
+		for _, vg := range cfg.LVM.VolumeGroups {
+			// A reboot since a fence undid it (and a fence-failed
+			// journal would otherwise gate every change forever).
+			j, err := recovery.SettleEarlierBoot(cfg.StateDir, "", vg, recovery.CurrentBootID())
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "lockstart: VG %s: cannot settle a recovery journal of an earlier boot: %v\n", vg, err)
+			} else if j != nil {
+				fmt.Printf("VG %s: fence of an earlier boot (phase %s, %s) settled by the reboot; journal kept as %s\n",
+					vg, j.Phase, j.Started.Format(time.RFC3339), recovery.EarlierBootPath(cfg.StateDir, vg))
+			}
 		}
 		// stdout is the journal under systemd: one line per change in what
 		// is being waited for.
