@@ -205,7 +205,7 @@ func (f *facts) lvmDevices(ctx context.Context) Check {
 func (f *facts) multipathPaths(ctx context.Context) Check {
 	c := Check{Name: "multipath_paths"}
 	if f.env.MultipathAlias == "" {
-		return warn(c, "lvm.multipath_alias not set in aos-agent.conf", "set lvm.multipath_alias and run aos-agent install --wwid")
+		return warn(c, "lvm.multipath_alias not set in aos-agent.conf: a fence turns queueing off on every multipath map of the host (a boot-from-SAN root too)", "set lvm.multipath_alias and run aos-agent install --wwid")
 	}
 	maps, err := multipath.New(f.env.Runner, f.env.Timeout).Maps(ctx)
 	if err != nil {

@@ -189,18 +189,30 @@ func (c *Client) Paths(ctx context.Context) ([]Path, error) {
 	return ParsePaths(out)
 }
 
-// DisableQueueing runs `multipathd disablequeueing maps`: queued and new
-// I/O fails at once instead of waiting for a path. Needed before dm tables
-// can be wiped on a dead LUN; it stays off until RestoreQueueing.
-func (c *Client) DisableQueueing(ctx context.Context) error {
-	_, err := c.multipathd(ctx, "disablequeueing", "maps")
-	return err
+// DisableQueueing runs `multipathd disablequeueing map MAP`: queued and new
+// I/O on that map fails at once instead of waiting for a path. Needed
+// before dm tables can be wiped on a dead LUN; it stays off until
+// RestoreQueueing. mapName "" means every map of the host (`... maps`),
+// a boot-from-SAN root included: only for a LUN whose map is unknown.
+func (c *Client) DisableQueueing(ctx context.Context, mapName string) error {
+	return c.queueing(ctx, "disablequeueing", mapName)
 }
 
-// RestoreQueueing runs `multipathd restorequeueing maps`, undoing
-// DisableQueueing once storage is back.
-func (c *Client) RestoreQueueing(ctx context.Context) error {
-	_, err := c.multipathd(ctx, "restorequeueing", "maps")
+// RestoreQueueing runs `multipathd restorequeueing map MAP` (or `maps` for
+// ""), undoing DisableQueueing once storage is back.
+func (c *Client) RestoreQueueing(ctx context.Context, mapName string) error {
+	return c.queueing(ctx, "restorequeueing", mapName)
+}
+
+func (c *Client) queueing(ctx context.Context, verb, mapName string) error {
+	if mapName == "" {
+		_, err := c.multipathd(ctx, verb, "maps")
+		return err
+	}
+	if err := validName(mapName); err != nil {
+		return err
+	}
+	_, err := c.multipathd(ctx, verb, "map", mapName)
 	return err
 }
 

@@ -125,12 +125,14 @@ func TestClientArgv(t *testing.T) {
 		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, Stdout: string(readTestdata(t, "show-map-json.lun0.source.json"))},
 		run.Step{Argv: []string{"multipathd", "show", "map", "nope", "json"}, Stdout: "fail\n", ExitCode: 1},
 		run.Step{Argv: []string{"multipathd", "show", "paths", "raw", "format", "%d|%D|%t|%T|%o|%m|%w|%i"}, Stdout: string(readTestdata(t, "show-paths-raw.source.txt"))},
+		run.Step{Argv: []string{"multipathd", "disablequeueing", "map", "lun0"}, Stdout: "ok\n"},
+		run.Step{Argv: []string{"multipathd", "restorequeueing", "map", "lun0"}, Stdout: "ok\n"},
 		run.Step{Argv: []string{"multipathd", "disablequeueing", "maps"}, Stdout: "ok\n"},
 		run.Step{Argv: []string{"multipathd", "restorequeueing", "maps"}, Stdout: "ok\n"},
 		run.Step{Argv: []string{"dmsetup", "message", "lun0", "0", "fail_if_no_path"}},
 		run.Step{Argv: []string{"multipathd", "show", "maps", "json"}, ExitCode: 1},
-		run.Step{Argv: []string{"multipathd", "disablequeueing", "maps"}, Stdout: "timeout receiving packet\n", ExitCode: 1},
-		run.Step{Argv: []string{"multipathd", "restorequeueing", "maps"}, Stdout: "fail\n", ExitCode: 1},
+		run.Step{Argv: []string{"multipathd", "disablequeueing", "map", "lun0"}, Stdout: "timeout receiving packet\n", ExitCode: 1},
+		run.Step{Argv: []string{"multipathd", "restorequeueing", "map", "lun0"}, Stdout: "fail\n", ExitCode: 1},
 		run.Step{Argv: []string{"multipathd", "show", "paths", "raw", "format", "%d|%D|%t|%T|%o|%m|%w|%i"}, Err: &run.Error{Argv: []string{"multipathd"}, ExitCode: -1, TimedOut: true, Err: context.DeadlineExceeded}},
 		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, ExitCode: 1, Stderr: "something"},
 		run.Step{Argv: []string{"multipathd", "show", "maps", "json"}, Stdout: "garbage"},
@@ -149,10 +151,16 @@ func TestClientArgv(t *testing.T) {
 	if ps, err := c.Paths(ctx); err != nil || len(ps) != 3 {
 		t.Fatal(ps, err)
 	}
-	if err := c.DisableQueueing(ctx); err != nil {
+	if err := c.DisableQueueing(ctx, "lun0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.RestoreQueueing(ctx); err != nil {
+	if err := c.RestoreQueueing(ctx, "lun0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DisableQueueing(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RestoreQueueing(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.FailIfNoPath(ctx, "lun0"); err != nil {
@@ -161,10 +169,10 @@ func TestClientArgv(t *testing.T) {
 	if _, err := c.Maps(ctx); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("daemon down: %v", err)
 	}
-	if err := c.DisableQueueing(ctx); !errors.Is(err, errdefs.ErrCommandTimeout) {
+	if err := c.DisableQueueing(ctx, "lun0"); !errors.Is(err, errdefs.ErrCommandTimeout) {
 		t.Fatalf("daemon timeout: %v", err)
 	}
-	if err := c.RestoreQueueing(ctx); err == nil || errors.Is(err, ErrNotRunning) {
+	if err := c.RestoreQueueing(ctx, "lun0"); err == nil || errors.Is(err, ErrNotRunning) {
 		t.Fatalf("fail answer: %v", err)
 	}
 	if _, err := c.Paths(ctx); !errors.Is(err, errdefs.ErrCommandTimeout) {

@@ -30,7 +30,7 @@ func TestRealMultipathdWithoutDaemon(t *testing.T) {
 	if _, err := c.Paths(ctx); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("paths: %v", err)
 	}
-	if err := c.DisableQueueing(ctx); !errors.Is(err, ErrNotRunning) {
+	if err := c.DisableQueueing(ctx, "lun0"); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("disablequeueing: %v", err)
 	}
 }

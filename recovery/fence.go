@@ -93,9 +93,10 @@ func Fence(ctx context.Context, d Deps, vg string) (*Journal, error) {
 	f.follow()
 	// Recorded before the command runs: a timed-out disablequeueing may
 	// still have taken effect, and restorequeueing is harmless if not.
-	f.j.QueueingDisabled = true
+	// Only the VG's map: others (a boot-from-SAN root) keep queueing.
+	f.j.QueueingDisabled, f.j.QueueingMap = true, d.MultipathAlias
 	f.saveJournal()
-	f.step("multipathd disablequeueing maps", f.mp.DisableQueueing(ctx))
+	f.step(queueingStep("disablequeueing", d.MultipathAlias), f.mp.DisableQueueing(ctx, d.MultipathAlias))
 
 	if d.MultipathAlias != "" {
 		f.j.FailIfNoPathMap = d.MultipathAlias
@@ -134,6 +135,14 @@ func Fence(ctx context.Context, d Deps, vg string) (*Journal, error) {
 
 	f.recordLeaseVersions(ctx)
 	return f.finish(f.verify(ctx))
+}
+
+// queueingStep names a multipathd queueing command as it runs.
+func queueingStep(verb, mapName string) string {
+	if mapName == "" {
+		return "multipathd " + verb + " maps"
+	}
+	return "multipathd " + verb + " map " + mapName
 }
 
 // lockFence holds the fence lock for the whole fence, so a recovery or a

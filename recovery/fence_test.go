@@ -18,7 +18,7 @@ import (
 )
 
 var (
-	disableQueueing = []string{"multipathd", "disablequeueing", "maps"}
+	disableQueueing = []string{"multipathd", "disablequeueing", "map", "lun0"}
 	failIfNoPath    = []string{"dmsetup", "message", "lun0", "0", "fail_if_no_path"}
 	table           = []string{"dmsetup", "table"}
 	dmInfo          = []string{"dmsetup", "info", "-c", "--noheadings", "--separator", ":", "-o", "open,attr,uuid,name"}
@@ -159,7 +159,7 @@ func TestFenceContinuesAfterHungSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A timed-out disablequeueing may have applied: recovery restores it.
-	if !j.QueueingDisabled || len(j.Failures) != 2 || !strings.HasPrefix(j.Failures[0], "multipathd disablequeueing maps: ") {
+	if !j.QueueingDisabled || len(j.Failures) != 2 || !strings.HasPrefix(j.Failures[0], "multipathd disablequeueing map lun0: ") || j.QueueingMap != "lun0" {
 		t.Fatalf("%+v", j)
 	}
 }
@@ -260,11 +260,12 @@ func TestFenceLVAppearingDuringFenceIsFailure(t *testing.T) {
 }
 
 // No LV active: nothing to take offline is success. No alias configured:
-// no fail_if_no_path.
+// no fail_if_no_path, and queueing goes off on every map (the LUN's is
+// not known).
 func TestFenceNothingActive(t *testing.T) {
 	only := "lun0: 0 4194304 multipath 0 0 2 1 service-time 0 1 2 8:0 1 1 service-time 0 1 2 8:16 1 1 \nvol-lvmlock: 0 524288 linear 253:0 2048\n"
 	r := run.NewScripted(t,
-		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
+		run.Step{Argv: []string{"multipathd", "disablequeueing", "maps"}, Stdout: "ok\n"},
 		run.Step{Argv: table, Stdout: only},
 		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: only},

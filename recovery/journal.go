@@ -40,9 +40,11 @@ type Journal struct {
 	BootID  string    `json:"boot_id,omitempty"`
 	Started time.Time `json:"started"`
 	Updated time.Time `json:"updated"`
-	// QueueingDisabled: `multipathd disablequeueing maps` was issued;
-	// recovery must run `multipathd restorequeueing maps`.
-	QueueingDisabled bool `json:"queueing_disabled"`
+	// QueueingDisabled: `multipathd disablequeueing` was issued for
+	// QueueingMap (every map when "": no map configured, or an older
+	// agent's fence); recovery must restore queueing there.
+	QueueingDisabled bool   `json:"queueing_disabled"`
+	QueueingMap      string `json:"queueing_map,omitempty"`
 	// FailIfNoPathMap got `fail_if_no_path`; restorequeueing undoes it too.
 	FailIfNoPathMap string     `json:"fail_if_no_path_map,omitempty"`
 	LVs             []FencedLV `json:"lvs"`

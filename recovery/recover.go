@@ -156,10 +156,11 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 	}
 
 	if j.QueueingDisabled {
-		if err := f.mp.RestoreQueueing(ctx); err != nil {
-			return rep, fmt.Errorf("multipathd restorequeueing maps: %w", err)
+		step := queueingStep("restorequeueing", j.QueueingMap)
+		if err := f.mp.RestoreQueueing(ctx, j.QueueingMap); err != nil {
+			return rep, fmt.Errorf("%s: %w", step, err)
 		}
-		f.logf("multipathd restorequeueing maps: ok")
+		f.logf("%s: ok", step)
 		j.QueueingDisabled = false
 		if err := f.persist(ctx); err != nil {
 			return rep, err

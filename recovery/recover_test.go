@@ -18,7 +18,7 @@ import (
 
 var (
 	showMap          = []string{"multipathd", "show", "map", "lun0", "json"}
-	restoreQueueing  = []string{"multipathd", "restorequeueing", "maps"}
+	restoreQueueing  = []string{"multipathd", "restorequeueing", "map", "lun0"}
 	deactivateBoth   = []string{"lvchange", "-an", "vol/lv1", "vol/lv2"}
 	dropVol          = []string{"lvmlockctl", "--drop", "vol"}
 	lockStartVol     = []string{"vgchange", "--lock-start", "vol"}
@@ -81,7 +81,7 @@ const vm1Disks = " Target   Source\n--------------------------------------------
 // leaves, in phase.
 func withJournal(t *testing.T, d Deps, phase Phase) {
 	t.Helper()
-	j := &Journal{Version: journalVersion, VG: "vol", Phase: phase, QueueingDisabled: true,
+	j := &Journal{Version: journalVersion, VG: "vol", Phase: phase, QueueingDisabled: true, QueueingMap: "lun0",
 		FailIfNoPathMap: "lun0", LVs: append([]FencedLV(nil), fencedJournalLVs...)}
 	if err := writeJournal(d.StateDir, j); err != nil {
 		t.Fatal(err)

@@ -132,7 +132,7 @@ func TestSimHungMultipathdStillFences(t *testing.T) {
 	if st := s.c.State("h1"); st.Resets != 0 || st.Active["lv1"] != "error" || len(st.Locks) != 0 {
 		t.Fatalf("%+v", st)
 	}
-	if j := s.journals[0]; j.Phase != PhaseFenced || len(j.Failures) != 1 || !strings.HasPrefix(j.Failures[0], "multipathd disablequeueing maps") {
+	if j := s.journals[0]; j.Phase != PhaseFenced || len(j.Failures) != 1 || !strings.HasPrefix(j.Failures[0], "multipathd disablequeueing map lun0") {
 		t.Fatalf("journal %+v", j)
 	}
 }

@@ -28,13 +28,15 @@ func (h *Host) multipathd(a *args) reply {
 		return reply{stdout: h.pathsRaw(strings.Join(a.pos[4:], " "))}
 	case strings.HasPrefix(cmd, "show paths format "):
 		return reply{stdout: h.pathsFormat(strings.Join(a.pos[3:], " "))}
-	case cmd == "disablequeueing maps":
+	case cmd == "disablequeueing maps" || cmd == "disablequeueing map lun0":
 		h.queueing = false
 		h.pauseDomainsOnEIO()
 		return reply{stdout: "ok\n"}
-	case cmd == "restorequeueing maps":
+	case cmd == "restorequeueing maps" || cmd == "restorequeueing map lun0":
 		h.queueing = true
 		return reply{stdout: "ok\n"}
+	case len(a.pos) == 3 && (cmd == "disablequeueing map "+a.pos[2] || cmd == "restorequeueing map "+a.pos[2]):
+		return reply{stdout: "fail\n", code: 1} // not a map of this host
 	}
 	return unsupported(append([]string{"multipathd"}, a.argv...))
 }

@@ -114,7 +114,7 @@ func TestProductionLeaseFailureViewsOnSim(t *testing.T) {
 	}
 	mp := multipath.New(h1, time.Second)
 	c.FailPaths("h1", true)
-	if err := mp.DisableQueueing(ctx); err != nil {
+	if err := mp.DisableQueueing(ctx, "lun0"); err != nil {
 		t.Fatal(err)
 	}
 	paths, err := mp.Paths(ctx)
