@@ -56,3 +56,17 @@ func TestRefreshAfterFenceLoadsNothing(t *testing.T) {
 		t.Fatalf("refresh of an inactive LV: refreshed=%v err=%v", refreshed, err)
 	}
 }
+
+// A size beyond the VG is LVM's to refuse: InsufficientSpace, nothing
+// created (the simulated PV has 8 GiB).
+func TestCreateBeyondTheVG(t *testing.T) {
+	_, svc := simServices(t)
+	ctx := context.Background()
+	r := Ref{VG: "vol", LV: "big"}
+	if _, err := svc["h1"].Create(ctx, r, 16); !errors.Is(err, errdefs.ErrInsufficientSpace) {
+		t.Fatalf("16 GiB in an 8 GiB VG: %v, want InsufficientSpace", err)
+	}
+	if _, err := svc["h1"].find(ctx, r); !errors.Is(err, errdefs.ErrVolumeNotFound) {
+		t.Fatalf("created anyway: %v", err)
+	}
+}

@@ -373,6 +373,19 @@ func (s *Service) lockHere(ctx context.Context, vg, uuid string) (sanlock.LockMo
 // GiB is the unit cinder sizes volumes in.
 const GiB = 1 << 30
 
+// maxGiB is LVM's largest LV (8 EiB): a larger size would also wrap
+// around in bytes (2^34+1 GiB is 1 GiB).
+const maxGiB = 1 << 33
+
+// checkSize refuses what no VG can hold before anything runs; sizes
+// beyond the VG's free space are LVM's to refuse (InsufficientSpace).
+func checkSize(what string, gib uint64) error {
+	if gib > maxGiB {
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "%s %d GiB is beyond LVM's largest volume (%d GiB)", what, gib, uint64(maxGiB))
+	}
+	return nil
+}
+
 // Volume describes one LV for list_volumes and create_volume.
 type Volume struct {
 	VG         string `json:"volume_group"`
@@ -395,6 +408,9 @@ func (s *Service) find(ctx context.Context, r Ref) (lvm.LV, error) {
 func (s *Service) Create(ctx context.Context, r Ref, sizeGiB uint64) (Volume, error) {
 	if sizeGiB == 0 {
 		return Volume{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "size must be at least 1 GiB")
+	}
+	if err := checkSize("size", sizeGiB); err != nil {
+		return Volume{}, err
 	}
 	if err := s.gate(); err != nil {
 		return Volume{}, err
@@ -508,6 +524,9 @@ type Extension struct {
 // Shared (here or elsewhere): lvextend --lockopt shupdate, after which every
 // other host with the LV active must refresh it. Shrinking is refused.
 func (s *Service) Extend(ctx context.Context, r Ref, newGiB uint64) (Extension, error) {
+	if err := checkSize("new size", newGiB); err != nil {
+		return Extension{}, err
+	}
 	if err := s.gate(); err != nil {
 		return Extension{}, err
 	}

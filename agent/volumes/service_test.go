@@ -398,3 +398,21 @@ func TestListReadsModesFromLvmlockd(t *testing.T) {
 		t.Fatalf("%+v", vols)
 	}
 }
+
+// Sizes are GiB counts: 2^34+1 GiB wrapped around to 1 GiB in bytes and
+// created a 1 GiB volume. Anything beyond LVM's largest LV is refused
+// before a command runs (the scripted runner has no steps).
+func TestSizesBeyondLVMAreRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r := f.ref(t, "v1")
+	huge := uint64(1)<<34 + 1
+	_, err := f.svc.Create(ctx, r, huge)
+	wantClass(t, err, errdefs.ErrInvalidArgument)
+	_, err = f.svc.Extend(ctx, r, huge)
+	wantClass(t, err, errdefs.ErrInvalidArgument)
+	_, err = f.svc.CreateSnapshot(ctx, f.ref(t, "s1"), "v1", huge)
+	wantClass(t, err, errdefs.ErrInvalidArgument)
+	_, err = f.svc.Clone(ctx, f.ref(t, "c1"), "v1", huge)
+	wantClass(t, err, errdefs.ErrInvalidArgument)
+}

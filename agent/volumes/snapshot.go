@@ -101,6 +101,9 @@ func (s *Service) CreateSnapshot(ctx context.Context, snap Ref, origin string, c
 	if cowGiB == 0 {
 		return Snapshot{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "size must be at least 1 GiB")
 	}
+	if err := checkSize("size", cowGiB); err != nil {
+		return Snapshot{}, err
+	}
 	o, err := s.Resolve(snap.VG, origin)
 	if err != nil {
 		return Snapshot{}, err
@@ -215,6 +218,9 @@ func (s *Service) Clone(ctx context.Context, target Ref, source string, sizeGiB 
 	}
 	if src == target {
 		return Volume{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "a clone cannot have its source's name %q", source)
+	}
+	if err := checkSize("size", sizeGiB); err != nil {
+		return Volume{}, err
 	}
 	tmp := Ref{VG: target.VG, LV: target.LV + cloneSuffix}
 	if err := lvm.ValidateLVName(tmp.LV); err != nil {
