@@ -473,6 +473,12 @@ func (s *Service) Delete(ctx context.Context, r Ref, clear string, clearBytes ui
 	if err != nil {
 		return false, err
 	}
+	// held.json knows only what the agent activated: a device here that an
+	// operator or an interrupted request left (a VM may have it open) must
+	// not be wiped or removed either.
+	if lv.Attr.State != '-' || lv.Attr.DeviceOpen || lv.ActiveLocally || lv.DeviceOpen {
+		return false, errdefs.Errorf(errdefs.ErrVolumeInUse, "volume %s has a device on this host (lv_attr %s) that the agent did not activate: deactivate it first", r, lv.Attr.Raw)
+	}
 	// On real lvm2 2.03.16 (lab): lvremove of an origin also removes its
 	// snapshots, and a snapshot is removed even while another host has its
 	// origin active; delete_snapshot guards that, delete_volume never does it.

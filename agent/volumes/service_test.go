@@ -416,3 +416,13 @@ func TestSizesBeyondLVMAreRefused(t *testing.T) {
 	_, err = f.svc.Clone(ctx, f.ref(t, "c1"), "v1", huge)
 	wantClass(t, err, errdefs.ErrInvalidArgument)
 }
+
+// An LV active here that the agent did not activate (an operator, an
+// interrupted request): held.json does not list it, lvs does; delete with
+// clearing is refused before the wipe's activation and dd.
+func TestDeleteRefusesAnLVActiveHereButNotRecorded(t *testing.T) {
+	active := strings.Replace(lvsJSON([3]string{"v1", "U1", "1073741824"}), `"lv_attr":"-wi-------"`, `"lv_attr":"-wi-ao----"`, 1)
+	f := newFixture(t, run.Step{Argv: lvsArgv("vol/v1"), Stdout: active})
+	_, err := f.svc.Delete(context.Background(), f.ref(t, "v1"), ClearZero, 0)
+	wantClass(t, err, errdefs.ErrVolumeInUse)
+}
