@@ -131,7 +131,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		URL: cfg.TransportURL, Exchange: cfg.ControlExchange, Topic: cfg.Topic, Server: cfg.Host,
 		Durable: cfg.Rabbit.DurableQueues, AutoDelete: cfg.Rabbit.AutoDelete,
 		QuorumQueues: cfg.Rabbit.QuorumQueues, HAQueues: cfg.Rabbit.HAQueues,
-		CAFile: cfg.Rabbit.SSLCAFile, CertFile: cfg.Rabbit.SSLCertFile, KeyFile: cfg.Rabbit.SSLKeyFile,
+		TLS: cfg.Rabbit.SSL, CAFile: cfg.Rabbit.SSLCAFile, CertFile: cfg.Rabbit.SSLCertFile, KeyFile: cfg.Rabbit.SSLKeyFile,
 		Logger: d.log.Named("rpc"), Registerer: d.reg,
 	}
 	if d.client, err = rpc.NewClient(rcfg); err != nil {

@@ -39,9 +39,12 @@ type Rabbit struct {
 	AutoDelete    bool
 	QuorumQueues  bool
 	HAQueues      bool
-	SSLCAFile     string
-	SSLCertFile   string
-	SSLKeyFile    string
+	// SSL is oslo's ssl: TLS to every broker of a rabbit:// or amqp:// URL
+	// (amqps:// always uses TLS). The ssl_* files are refused without TLS.
+	SSL         bool
+	SSLCAFile   string
+	SSLCertFile string
+	SSLKeyFile  string
 }
 
 type LVM struct {
@@ -133,6 +136,7 @@ var keys = map[string]map[string]func(c *Config, v string) error{
 		"amqp_auto_delete":    func(c *Config, v string) error { return setBool(&c.Rabbit.AutoDelete, v) },
 		"rabbit_quorum_queue": func(c *Config, v string) error { return setBool(&c.Rabbit.QuorumQueues, v) },
 		"rabbit_ha_queues":    func(c *Config, v string) error { return setBool(&c.Rabbit.HAQueues, v) },
+		"ssl":                 func(c *Config, v string) error { return setBool(&c.Rabbit.SSL, v) },
 		"ssl_ca_file":         func(c *Config, v string) error { return setAbsPath(&c.Rabbit.SSLCAFile, v) },
 		"ssl_cert_file":       func(c *Config, v string) error { return setAbsPath(&c.Rabbit.SSLCertFile, v) },
 		"ssl_key_file":        func(c *Config, v string) error { return setAbsPath(&c.Rabbit.SSLKeyFile, v) },
@@ -165,6 +169,7 @@ func Parse(name string, r io.Reader) (*Config, error) {
 	section := ""
 	sc := bufio.NewScanner(r)
 	var errs []error
+	lines := map[string]int{} // "section.key" → line of the value in effect
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || line[0] == '#' || line[0] == ';' {
@@ -201,7 +206,9 @@ func Parse(name string, r io.Reader) (*Config, error) {
 		}
 		if err := set(c, v); err != nil {
 			errs = append(errs, &Error{File: name, Line: n, Section: section, Key: k, Msg: err.Error()})
+			continue
 		}
+		lines[section+"."+k] = n
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -209,6 +216,7 @@ func Parse(name string, r io.Reader) (*Config, error) {
 	if len(c.LVM.VolumeGroups) == 0 {
 		errs = append(errs, &Error{File: name, Section: "lvm", Key: "volume_groups", Msg: "required: the shared VGs this agent may touch"})
 	}
+	errs = append(errs, checkTLS(c, name, lines)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -287,6 +295,32 @@ func setTransportURL(c *Config, v string) error {
 		}
 	}
 	return errors.New("must start with rabbit://, amqp:// or amqps:// (all mean AMQP 0-9-1 here)")
+}
+
+// checkTLS refuses TLS settings that would not take effect: ssl_* files
+// without TLS would be ignored and the broker password sent in clear while
+// the operator believes TLS is on. Errors never quote transport_url.
+func checkTLS(c *Config, file string, lines map[string]int) []error {
+	const sect = "oslo_messaging_rabbit"
+	amqps := strings.HasPrefix(c.TransportURL, "amqps://")
+	sslLine, sslSet := lines[sect+".ssl"]
+	if amqps && sslSet && !c.Rabbit.SSL {
+		return []error{&Error{File: file, Line: sslLine, Section: sect, Key: "ssl",
+			Msg: "false contradicts transport_url amqps://, which always uses TLS: remove ssl or use rabbit://"}}
+	}
+	if amqps || c.Rabbit.SSL {
+		return nil
+	}
+	var errs []error
+	for _, f := range []struct{ key, value string }{
+		{"ssl_ca_file", c.Rabbit.SSLCAFile}, {"ssl_cert_file", c.Rabbit.SSLCertFile}, {"ssl_key_file", c.Rabbit.SSLKeyFile},
+	} {
+		if f.value != "" {
+			errs = append(errs, &Error{File: file, Line: lines[sect+"."+f.key], Section: sect, Key: f.key,
+				Msg: "TLS is off (ssl is not true and transport_url is not amqps://), so this file would be ignored and the password sent in clear: set ssl = true or use amqps://"})
+		}
+	}
+	return errs
 }
 
 // setVolumeGroups only splits the list; names are validated against LVM's

@@ -111,3 +111,55 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("want not-exist, got %v", err)
 	}
 }
+
+func TestSSLFilesNeedTLS(t *testing.T) {
+	const vg = "[lvm]\nvolume_groups = v\n"
+	for _, tc := range []struct {
+		name, in string
+		want     []string // how each error starts, in file order; none: valid
+		fix      string   // what every error must tell the operator to do
+	}{
+		{"files with rabbit://", "[DEFAULT]\ntransport_url = rabbit://u:secret@h/\n[oslo_messaging_rabbit]\nssl_ca_file = /ca.pem\nssl_cert_file = /c.pem\nssl_key_file = /k.pem\n" + vg,
+			[]string{"f:4: [oslo_messaging_rabbit] ssl_ca_file: TLS is off", "f:5: [oslo_messaging_rabbit] ssl_cert_file: TLS is off", "f:6: [oslo_messaging_rabbit] ssl_key_file: TLS is off"},
+			"set ssl = true or use amqps://"},
+		{"file with amqp:// and ssl = false", "[DEFAULT]\ntransport_url = amqp://u:secret@h/\n[oslo_messaging_rabbit]\nssl = false\nssl_ca_file = /ca.pem\n" + vg,
+			[]string{"f:5: [oslo_messaging_rabbit] ssl_ca_file: TLS is off"}, "set ssl = true or use amqps://"},
+		{"file with the default URL", "[oslo_messaging_rabbit]\nssl_ca_file = /ca.pem\n" + vg,
+			[]string{"f:2: [oslo_messaging_rabbit] ssl_ca_file: TLS is off"}, "set ssl = true or use amqps://"},
+		{"ssl = false with amqps://", "[DEFAULT]\ntransport_url = amqps://u:secret@h/\n[oslo_messaging_rabbit]\nssl = false\n" + vg,
+			[]string{"f:4: [oslo_messaging_rabbit] ssl: false contradicts transport_url amqps://"}, "remove ssl or use rabbit://"},
+		{"ssl = true with rabbit://", "[DEFAULT]\ntransport_url = rabbit://u:secret@h/\n[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = /ca.pem\n" + vg, nil, ""},
+		{"ssl = true with amqps://", "[DEFAULT]\ntransport_url = amqps://u:secret@h/\n[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = /ca.pem\n" + vg, nil, ""},
+		{"files with amqps://", "[DEFAULT]\ntransport_url = amqps://u:secret@h/\n[oslo_messaging_rabbit]\nssl_ca_file = /ca.pem\n" + vg, nil, ""},
+	} {
+		c, err := Parse("f", strings.NewReader(tc.in))
+		if len(tc.want) == 0 {
+			if err != nil {
+				t.Errorf("%s: got %v, want no error", tc.name, err)
+			} else if strings.Contains(tc.in, "ssl = true") && !c.Rabbit.SSL {
+				t.Errorf("%s: got Rabbit.SSL false, want true", tc.name)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: got no error, want %q", tc.name, tc.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: error quotes the transport_url password: %v", tc.name, err)
+		}
+		got := strings.Split(err.Error(), "\n")
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: got %d errors, want %d:\n%v", tc.name, len(got), len(tc.want), err)
+			continue
+		}
+		for i, want := range tc.want {
+			if !strings.HasPrefix(got[i], want) {
+				t.Errorf("%s: got %q, want it to start with %q", tc.name, got[i], want)
+			}
+			if !strings.Contains(got[i], tc.fix) {
+				t.Errorf("%s: got %q, want it to say %q", tc.name, got[i], tc.fix)
+			}
+		}
+	}
+}

@@ -38,6 +38,10 @@ type Config struct {
 	TransientQueuesTTL time.Duration
 	Concurrency        int // methods running at once, default 64 like oslo's executor
 
+	// TLS dials every broker with TLS, as oslo's [oslo_messaging_rabbit]
+	// ssl = true does for rabbit:// URLs; amqps:// implies it. Without TLS
+	// the fields below are refused (TLSOffError), not ignored.
+	TLS                       bool
 	CAFile, CertFile, KeyFile string
 	InsecureSkipVerify        bool
 
@@ -98,6 +102,35 @@ func (c Config) validate() error {
 	return nil
 }
 
+// TLSOffError is a Config with TLS options while TLS is off: they would be
+// ignored and the broker credentials sent in clear, so they are refused.
+type TLSOffError struct {
+	Fields []string // the TLS fields that are set, e.g. "CAFile"
+}
+
+func (e *TLSOffError) Error() string {
+	return fmt.Sprintf("rpc: %s set but TLS is off: set TLS (oslo's ssl = true) or use an amqps:// URL", strings.Join(e.Fields, ", "))
+}
+
+// tlsOptions names the TLS fields that are set.
+func (c Config) tlsOptions() []string {
+	var set []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"CAFile", c.CAFile != ""},
+		{"CertFile", c.CertFile != ""},
+		{"KeyFile", c.KeyFile != ""},
+		{"InsecureSkipVerify", c.InsecureSkipVerify},
+	} {
+		if f.set {
+			set = append(set, f.name)
+		}
+	}
+	return set
+}
+
 // broker is one host of a transport URL, ready for amqp.DialConfig.
 type broker struct {
 	url      string // amqp(s)://user:pass@host:port/ — vhost passed separately
@@ -106,15 +139,16 @@ type broker struct {
 	redacted string
 }
 
-// parseTransportURL splits an oslo transport URL into one broker per host.
-// Each host may carry its own credentials; a host without any inherits none
-// and amqp091 falls back to guest.
-func parseTransportURL(raw string) ([]broker, error) {
+// parseTransportURL splits an oslo transport URL into one broker per host,
+// dialled with TLS when forceTLS is set or the scheme says so. Each host may
+// carry its own credentials; a host without any inherits none and amqp091
+// falls back to guest.
+func parseTransportURL(raw string, forceTLS bool) ([]broker, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return nil, fmt.Errorf("transport URL %q: missing scheme", RedactURL(raw))
 	}
-	var useTLS bool
+	useTLS := forceTLS
 	switch scheme {
 	case "rabbit", "kombu", "amqp":
 	case "amqps", "rabbits":

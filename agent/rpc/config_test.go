@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -8,7 +9,7 @@ import (
 )
 
 func TestParseTransportURL(t *testing.T) {
-	bs, err := parseTransportURL("rabbit://u:p%40ss@h1:5673,v:q@h2/cinder")
+	bs, err := parseTransportURL("rabbit://u:p%40ss@h1:5673,v:q@h2/cinder", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,17 +20,17 @@ func TestParseTransportURL(t *testing.T) {
 		t.Errorf("password in %s", bs[0].redacted)
 	}
 	for raw, vhost := range map[string]string{"rabbit://h": "/", "rabbit://h/": "/", "rabbit://h//": "/", "amqp://h/%2Fx": "/x", "rabbit://h/v?heartbeat_timeout_threshold=10": "v"} {
-		bs, err := parseTransportURL(raw)
+		bs, err := parseTransportURL(raw, false)
 		if err != nil || bs[0].vhost != vhost {
 			t.Errorf("%s: %+v %v", raw, bs, err)
 		}
 	}
-	bs, err = parseTransportURL("amqps://u:p@h/")
+	bs, err = parseTransportURL("amqps://u:p@h/", false)
 	if err != nil || !bs[0].tls || bs[0].url != "amqps://u:p@h:5671/" {
 		t.Errorf("amqps: %+v %v", bs, err)
 	}
 	for _, bad := range []string{"h:5672", "kafka://h", "rabbit:///v", "rabbit://u:secret@h:port/"} {
-		_, err := parseTransportURL(bad)
+		_, err := parseTransportURL(bad, false)
 		if err == nil {
 			t.Errorf("%s: want error", bad)
 		} else if strings.Contains(err.Error(), "secret") {
@@ -76,5 +77,45 @@ func TestQueueOptionsFollowOslo(t *testing.T) {
 	}
 	if cfg, err = (Config{CAFile: "testdata/none.pem"}).tlsConfig(); err == nil {
 		t.Errorf("missing CA accepted: %+v", cfg)
+	}
+}
+
+func TestTLSOptionsNeedTLS(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want []string
+	}{
+		{"CA with rabbit://", Config{URL: "rabbit://u:p@h/", CAFile: "/etc/ca.pem"}, []string{"CAFile"}},
+		{"client cert with amqp://", Config{URL: "amqp://u:p@h/", CertFile: "/c.pem", KeyFile: "/k.pem"}, []string{"CertFile", "KeyFile"}},
+		{"insecure with kombu://", Config{URL: "kombu://u:p@h/", InsecureSkipVerify: true}, []string{"InsecureSkipVerify"}},
+	} {
+		tc.cfg.Topic, tc.cfg.Server = "t", "s"
+		_, cerr := NewClient(tc.cfg)
+		_, serr := NewServer(tc.cfg, Dispatcher{Version: "1.0"})
+		for who, err := range map[string]error{"NewClient": cerr, "NewServer": serr} {
+			var te *TLSOffError
+			if !errors.As(err, &te) || !slices.Equal(te.Fields, tc.want) {
+				t.Errorf("%s: %s: got %v, want a *TLSOffError naming %v", tc.name, who, err, tc.want)
+			} else if msg := err.Error(); !strings.Contains(msg, "amqps://") || !strings.Contains(msg, "TLS") {
+				t.Errorf("%s: %s: %q does not say how to turn TLS on", tc.name, who, msg)
+			}
+		}
+	}
+
+	// TLS (oslo's ssl = true) dials every host of a rabbit:// URL with TLS.
+	bs, err := parseTransportURL("rabbit://u:p@h1,u:p@h2:5673/v", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"amqps://u:p@h1:5671/", "amqps://u:p@h2:5673/"} {
+		if !bs[i].tls || bs[i].url != want {
+			t.Errorf("host %d with TLS: got %+v, want tls and url %s", i+1, bs[i], want)
+		}
+	}
+	// ... and uses the files: a missing CA is reported, not skipped.
+	_, err = NewClient(Config{URL: "rabbit://u:p@h/", Topic: "t", TLS: true, CAFile: "testdata/none.pem"})
+	if err == nil || !strings.Contains(err.Error(), "rpc TLS CA") {
+		t.Errorf("TLS with a missing CA file: got %v, want the CA read error", err)
 	}
 }

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -21,13 +22,17 @@ type dialer struct {
 }
 
 func newDialer(cfg Config) (*dialer, error) {
-	brokers, err := parseTransportURL(cfg.URL)
+	brokers, err := parseTransportURL(cfg.URL, cfg.TLS)
 	if err != nil {
 		return nil, err
 	}
-	tc, err := cfg.tlsConfig()
-	if err != nil {
-		return nil, err
+	var tc *tls.Config
+	if brokers[0].tls { // all hosts of a URL share its scheme
+		if tc, err = cfg.tlsConfig(); err != nil {
+			return nil, err
+		}
+	} else if set := cfg.tlsOptions(); len(set) > 0 {
+		return nil, &TLSOffError{Fields: set}
 	}
 	return &dialer{brokers: brokers, base: amqp.Config{Heartbeat: cfg.HeartbeatInterval, TLSClientConfig: tc, Locale: "en_US"}}, nil
 }
