@@ -27,15 +27,16 @@ type Server struct {
 	disp        Dispatcher
 	log         *zap.Logger
 	dialer      *dialer
-	pub         *publisher
+	pub         replyPublisher
 	met         *metrics
 	dedupe      *dedupe
 	fanoutQueue string // fixed for the process lifetime, like oslo
 
-	slots    chan struct{}
-	inflight sync.WaitGroup
-	work     context.Context // handlers' context, cancelled when shutdown gives up
-	stopWork context.CancelFunc
+	slots      chan struct{}
+	replySlots chan struct{} // held while a reply is sent, maxPendingReplies of them
+	inflight   sync.WaitGroup
+	work       context.Context // handlers' context, cancelled when shutdown gives up
+	stopWork   context.CancelFunc
 
 	connected atomic.Bool
 	started   atomic.Bool
@@ -63,6 +64,22 @@ var consumerTags = []string{"1", "2", "3"} // oslo's tags, one per queue
 // fewer, confirm round trips (not methods) capped throughput in bench/rpc.
 const replyChannels = 32
 
+// maxPendingReplies bounds replies being sent at once, retries included. A
+// reply to a missing queue is retried for ReplyRetryTimeout (60 s), so
+// unbounded, a flood of calls with bogus reply queues would pile up
+// goroutines at rate × 60 s. At the bound a handler keeps its concurrency
+// slot until a reply slot frees up: the consumer stops taking deliveries and
+// further requests wait in the broker (basic.qos), so nothing is dropped.
+// Well above replyChannels, it only bites when replies are stuck, not when
+// they merely wait for a confirm.
+const maxPendingReplies = 256
+
+// replyPublisher is what a Server needs of *publisher; unit tests fake it.
+type replyPublisher interface {
+	publish(ctx context.Context, ex exchangeDecl, key string, mandatory bool, msg amqp.Publishing) (returned bool, err error)
+	close()
+}
+
 // NewServer validates cfg; nothing touches the network before Start.
 func NewServer(cfg Config, d Dispatcher) (*Server, error) {
 	cfg = cfg.withDefaults()
@@ -86,6 +103,7 @@ func NewServer(cfg Config, d Dispatcher) (*Server, error) {
 		pub: newPublisher(dl, replyChannels), met: newMetrics(cfg.Registerer), dedupe: newDedupe(4096),
 		fanoutQueue: cfg.Topic + "_fanout_" + newID(),
 		slots:       make(chan struct{}, cfg.Concurrency),
+		replySlots:  make(chan struct{}, maxPendingReplies),
 		work:        work, stopWork: stopWork, stopCh: stopCh, stopNow: stopNow, runDone: make(chan struct{}),
 	}, nil
 }
@@ -299,8 +317,8 @@ func (s *Server) consume(sess *session) string {
 }
 
 // handle runs one delivery; it owns a concurrency slot until the method
-// returns, and sends the reply after releasing it so a missing reply queue
-// never holds back other requests.
+// returns and sends the reply after releasing it, so a missing reply queue
+// holds back other requests only once maxPendingReplies replies are stuck.
 func (s *Server) handle(d amqp.Delivery) {
 	defer s.inflight.Done()
 	released := false
@@ -349,10 +367,7 @@ func (s *Server) handle(d amqp.Delivery) {
 	if err != nil {
 		s.log.Warn("rpc rejecting request", append(fields, zap.Error(err), zap.Bool("answered", isCall))...)
 		s.met.requests.WithLabelValues(s.methodLabel(req.Method), "malformed").Inc()
-		release()
-		if isCall {
-			s.reply(req.MsgID, replyQ, nil, err)
-		}
+		s.finish(release, isCall, req.MsgID, replyQ, nil, err)
 		return
 	}
 
@@ -372,10 +387,21 @@ func (s *Server) handle(d amqp.Delivery) {
 		s.log.Debug("rpc method done", append(fields, zap.Duration("took", time.Since(start)))...)
 	}
 	s.met.requests.WithLabelValues(req.Method, outcome).Inc()
-	release()
-	if isCall {
-		s.reply(req.MsgID, replyQ, result, err)
+	s.finish(release, isCall, req.MsgID, replyQ, result, err)
+}
+
+// finish releases the concurrency slot and, for a call, sends the reply. The
+// slot is released only once a reply slot is taken, which stops the consumer
+// while maxPendingReplies replies are in flight.
+func (s *Server) finish(release func(), isCall bool, msgID, replyQ string, result any, err error) {
+	if !isCall {
+		release()
+		return
 	}
+	s.replySlots <- struct{}{}
+	defer func() { <-s.replySlots }()
+	release()
+	s.reply(msgID, replyQ, result, err)
 }
 
 // invoke runs a handler, turning a panic into an error so one bad method
@@ -418,10 +444,7 @@ func (s *Server) refuseOversized(d amqp.Delivery, release func()) {
 	err := errdefs.Errorf(errdefs.ErrInvalidArgument, "malformed message: body of %d bytes exceeds %d", len(d.Body), s.cfg.MaxBodyBytes)
 	isCall := ids.MsgID != "" && ids.ReplyQ != ""
 	s.log.Warn("rpc rejecting request", zap.String("msg_id", ids.MsgID), zap.Error(err), zap.Bool("answered", isCall))
-	release()
-	if isCall {
-		s.reply(ids.MsgID, ids.ReplyQ, nil, err)
-	}
+	s.finish(release, isCall, ids.MsgID, ids.ReplyQ, nil, err)
 }
 
 // callMonitor sends ending:false heartbeats while a method runs, which keeps
