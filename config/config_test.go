@@ -163,3 +163,17 @@ func TestSSLFilesNeedTLS(t *testing.T) {
 		}
 	}
 }
+
+func TestTransportURLErrorsHidePassword(t *testing.T) {
+	for _, in := range []string{
+		"[DEFAULT]\ntransport_url = http://aos:PW1/PW2@host:5672/vhost\n[lvm]\nvolume_groups = v\n",
+		"[DEFAULT]\ntransport_url = rabbit:/aos:PW1/PW2@host:5672/vhost\n[lvm]\nvolume_groups = v\n",
+	} {
+		_, err := Parse("f", strings.NewReader(in))
+		if err == nil {
+			t.Errorf("%q: got no error, want one", in)
+		} else if strings.Contains(err.Error(), "PW1") || strings.Contains(err.Error(), "PW2") {
+			t.Errorf("error leaks the password: %v", err)
+		}
+	}
+}

@@ -131,6 +131,21 @@ func (c Config) tlsOptions() []string {
 	return set
 }
 
+// TransportURLError is a malformed transport URL. URL is already redacted
+// (empty when no scheme shows where the credentials are), so the error can
+// be logged and printed as is.
+type TransportURLError struct {
+	URL    string
+	Reason string
+}
+
+func (e *TransportURLError) Error() string {
+	if e.URL == "" {
+		return "transport URL: " + e.Reason
+	}
+	return fmt.Sprintf("transport URL %q: %s", e.URL, e.Reason)
+}
+
 // broker is one host of a transport URL, ready for amqp.DialConfig.
 type broker struct {
 	url      string // amqp(s)://user:pass@host:port/ — vhost passed separately
@@ -142,11 +157,15 @@ type broker struct {
 // parseTransportURL splits an oslo transport URL into one broker per host,
 // dialled with TLS when forceTLS is set or the scheme says so. Each host may
 // carry its own credentials; a host without any inherits none and amqp091
-// falls back to guest.
+// falls back to guest. Errors never hold the raw URL: parts of a malformed
+// one may be a password.
 func parseTransportURL(raw string, forceTLS bool) ([]broker, error) {
+	urlErr := func(format string, a ...any) error {
+		return &TransportURLError{URL: RedactURL(raw), Reason: fmt.Sprintf(format, a...)}
+	}
 	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return nil, fmt.Errorf("transport URL %q: missing scheme", RedactURL(raw))
+	if !ok || !isScheme(scheme) {
+		return nil, &TransportURLError{Reason: "missing scheme, want rabbit://, amqp:// or amqps://"}
 	}
 	useTLS := forceTLS
 	switch scheme {
@@ -154,68 +173,108 @@ func parseTransportURL(raw string, forceTLS bool) ([]broker, error) {
 	case "amqps", "rabbits":
 		useTLS = true
 	default:
-		return nil, fmt.Errorf("transport URL %q: unsupported scheme %q", RedactURL(raw), scheme)
+		return nil, urlErr("unsupported scheme %q", scheme)
 	}
-	hostsPart, path, _ := strings.Cut(rest, "/")
-	path, _, _ = strings.Cut(path, "?") // per-host query overrides are oslo options we don't read
+	// The host list ends where oslo's (urlparse's netloc) does.
+	end := len(rest)
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		end = i
+	}
+	hostsPart, tail := rest[:end], rest[end:]
+	if strings.Contains(tail, "@") {
+		return nil, urlErr("'@' after the host list: percent-encode '/', '?' and '#' in a password (/ as %%2F) and '@' in a vhost (%%40)")
+	}
+	path, _, _ := strings.Cut(strings.TrimPrefix(tail, "/"), "?") // per-host query overrides are oslo options we don't read
+	path, _, _ = strings.Cut(path, "#")
 	vhost, err := url.PathUnescape(path)
 	if err != nil {
-		return nil, fmt.Errorf("transport URL %q: vhost: %v", RedactURL(raw), err)
+		return nil, urlErr("vhost: %v", err)
 	}
 	if vhost == "" {
 		vhost = "/"
+	}
+	amqpScheme, port := "amqp", "5672"
+	if useTLS {
+		amqpScheme, port = "amqps", "5671"
 	}
 	var out []broker
 	for _, h := range strings.Split(hostsPart, ",") {
 		if h == "" {
 			continue
 		}
-		amqpScheme := "amqp"
-		if useTLS {
-			amqpScheme = "amqps"
-		}
 		u, err := url.Parse(amqpScheme + "://" + h + "/")
-		if err != nil {
-			return nil, fmt.Errorf("transport URL %q: host %d: invalid", RedactURL(raw), len(out)+1)
+		if err != nil { // err quotes h, which may hold a password
+			return nil, urlErr("host %d is not [user:password@]host[:port]; percent-encode reserved characters of a user name or password (e.g. / as %%2F)", len(out)+1)
 		}
 		if u.Port() == "" {
-			port := "5672"
-			if useTLS {
-				port = "5671"
-			}
 			u.Host += ":" + port
 		}
 		out = append(out, broker{url: u.String(), vhost: vhost, tls: useTLS, redacted: RedactURL(u.String())})
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("transport URL %q: no host", RedactURL(raw))
+		return nil, urlErr("no host")
 	}
 	return out, nil
 }
 
+// isScheme reports whether s is a URL scheme (RFC 3986), so that text
+// before "://" which is not one is never echoed: it may be credentials.
+func isScheme(s string) bool {
+	for i, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
+		case i > 0 && ('0' <= r && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
 // RedactURL replaces every password in a (possibly multi-host) transport URL
-// with "***", so URLs can be logged and put in errors.
+// with "***", so URLs can be logged and put in errors. It also covers
+// malformed URLs whose password holds an unescaped '/', '?', '#' or ','.
 func RedactURL(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return raw
 	}
-	hosts, tail, hasTail := strings.Cut(rest, "/")
-	parts := strings.Split(hosts, ",")
-	for i, p := range parts {
-		at := strings.LastIndex(p, "@")
-		if at < 0 {
+	// The host list ends at the first '/', '?' or '#' after the last '@',
+	// not before it: there such a character is part of a password.
+	end := len(rest)
+	lastAt := strings.LastIndex(rest, "@")
+	if i := strings.IndexAny(rest[lastAt+1:], "/?#"); i >= 0 {
+		end = lastAt + 1 + i
+	}
+	var out []string
+	pending := "" // a part that is no host[:port]: a password cut at a ','
+	for _, p := range strings.Split(rest[:end], ",") {
+		if pending != "" {
+			p, pending = pending+","+p, ""
+		}
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if user, _, hasPass := strings.Cut(p[:at], ":"); hasPass {
+				p = user + ":***" + p[at:]
+			}
+		} else if !isHostPort(p) {
+			pending = p
 			continue
 		}
-		if user, _, hasPass := strings.Cut(p[:at], ":"); hasPass {
-			parts[i] = user + ":***" + p[at:]
+		out = append(out, p)
+	}
+	if pending != "" { // no '@' came: hide what may follow a user name
+		if user, _, hasPass := strings.Cut(pending, ":"); hasPass {
+			pending = user + ":***"
 		}
+		out = append(out, pending)
 	}
-	out := scheme + "://" + strings.Join(parts, ",")
-	if hasTail {
-		out += "/" + tail
-	}
-	return out
+	return scheme + "://" + strings.Join(out, ",") + rest[end:]
+}
+
+// isHostPort reports whether s is host[:port] with a numeric port.
+func isHostPort(s string) bool {
+	u, err := url.Parse("amqp://" + s)
+	return err == nil && u.Host == s
 }
 
 func (c Config) tlsConfig() (*tls.Config, error) {

@@ -46,6 +46,13 @@ func TestRedactURL(t *testing.T) {
 		"rabbit://h":           "rabbit://h",
 		"rabbit://u:p@ss:w@h/": "rabbit://u:***@h/",
 		"not a url":            "not a url",
+		// Malformed: reserved characters left unescaped in the password.
+		"rabbit://aos:pa/ss@host:5672/vhost": "rabbit://aos:***@host:5672/vhost",
+		"rabbit://u:pa?ss@h/v":               "rabbit://u:***@h/v",
+		"rabbit://u:pa#ss@h/v":               "rabbit://u:***@h/v",
+		"rabbit://u:pa,ss@h/v":               "rabbit://u:***@h/v",
+		"rabbit://h1:5672,u:p@h2/v?x=1":      "rabbit://h1:5672,u:***@h2/v?x=1",
+		"rabbit://u:pa,ss":                   "rabbit://u:***",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("%s: got %s want %s", in, got, want)
@@ -77,6 +84,32 @@ func TestQueueOptionsFollowOslo(t *testing.T) {
 	}
 	if cfg, err = (Config{CAFile: "testdata/none.pem"}).tlsConfig(); err == nil {
 		t.Errorf("missing CA accepted: %+v", cfg)
+	}
+}
+
+func TestTransportURLErrorsRedactPassword(t *testing.T) {
+	for _, raw := range []string{
+		"rabbit://aos:PW1/PW2@host:5672/vhost", // the review's case: url.Parse fails on host "aos:PW1"
+		"rabbit://aos:1/PW2@host/vhost",        // host "aos:1" parses: caught by the '@' in the path
+		"rabbit://aos:PW1?PW2@host/v",
+		"rabbit://aos:PW1#PW2@host/v",
+		"rabbit://aos:PW1,PW2@host/v",
+		"rabbit://aos:PW1%zzPW2@host/v",
+		"rabbit://aos:PW1PW2@host:port/v",
+		"rabbit:/aos:PW1PW2@host/v",
+		"aos:PW1PW2@host://v",
+		"kafka://aos:PW1PW2@host/v",
+		"rabbit://aos:PW1PW2@host/%zz",
+	} {
+		_, err := NewClient(Config{URL: raw, Topic: "t"})
+		var ue *TransportURLError
+		if !errors.As(err, &ue) {
+			t.Errorf("%s: got error %v, want a *TransportURLError", raw, err)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, "PW1") || strings.Contains(msg, "PW2") {
+			t.Errorf("%s: error leaks the password: %s", raw, msg)
+		}
 	}
 }
 
