@@ -104,6 +104,27 @@ class TLSTest(unittest.TestCase):
         finally:
             stop(agent)
 
+    def test_rabbit_url_with_ssl_as_oslo(self):
+        """The agent reads rabbit:// + ssl = true as oslo does: TLS to every
+        host of the URL. Given TLS files but not TLS it refuses to start,
+        never sending the password in clear."""
+        topic, exchange = "aos-tls-" + uuid.uuid4().hex[:8], "aos-tls"
+        ca = os.path.join(TLS_DIR, "ca.pem")
+        rabbit_url = "rabbit://" + TLS_URL.split("://", 1)[1]
+        agent = go_agent(rabbit_url, topic, exchange, "-tls", "-ca", ca)
+        try:
+            conf = oslo_conf(ssl=True, ssl_ca_file=ca, ssl_cert_file=os.path.join(TLS_DIR, "client.pem"),
+                             ssl_key_file=os.path.join(TLS_DIR, "client-key.pem"))
+            transport = oslo_messaging.get_rpc_transport(conf, rabbit_url)
+            client = oslo_messaging.get_rpc_client(transport, oslo_messaging.Target(topic=topic, exchange=exchange),
+                                                   timeout=15)
+            self.assertEqual(client.prepare(server="agent1").call({}, "echo", over="rabbit+ssl"), {"over": "rabbit+ssl"})
+            transport.cleanup()
+        finally:
+            stop(agent)
+        with self.assertRaisesRegex(RuntimeError, "agent did not start"):
+            stop(go_agent(rabbit_url, topic, exchange, "-ca", ca))
+
 
 def queue_rows(topic):
     """list_queues rows of topic's queues, the topic and fanout id masked."""
