@@ -121,7 +121,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		FenceGuard: func(ctx context.Context, vg string) (func(), error) {
 			// A fence holds it for a few seconds; a request's own
 			// deadline bounds the wait as well.
-			return recovery.LockFence(ctx, cfg.StateDir, vg, fenceGuardWait)
+			return d.recoveryDeps().LockFence(ctx, vg, fenceGuardWait)
 		},
 	})
 	if err != nil {
@@ -154,10 +154,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		func() float64 { return b2f(len(d.recoveries()) > 0) })
 	d.reg.MustRegister(amqpUp, inRecovery)
 	if cfg.Recovery.Mode == "auto" {
-		d.auto = newAutoRecovery(recovery.Deps{Runner: d.runner, StateDir: cfg.StateDir, MultipathAlias: cfg.LVM.MultipathAlias,
-			LibvirtURI: cfg.Recovery.LibvirtURI,
-			Log:        func(format string, a ...any) { d.log.Named("recovery").Sugar().Infof(format, a...) }},
-			d.log.Named("recovery"), d.reg)
+		d.auto = newAutoRecovery(d.recoveryDeps(), d.log.Named("recovery"), d.reg)
 	}
 	return d, nil
 }
@@ -289,6 +286,14 @@ func (d *Daemon) health(ctx context.Context, s Snapshot) {
 	d.lastStatus = status
 }
 
+// recoveryDeps is what recovery needs on this host, as the kill hook and
+// `aos-agent recover` see it too.
+func (d *Daemon) recoveryDeps() recovery.Deps {
+	return recovery.Deps{Runner: d.runner, StateDir: d.cfg.StateDir, RuntimeDir: d.cfg.RuntimeDir,
+		MultipathAlias: d.cfg.LVM.MultipathAlias, LibvirtURI: d.cfg.Recovery.LibvirtURI,
+		Log: func(format string, a ...any) { d.log.Named("recovery").Sugar().Infof(format, a...) }}
+}
+
 // settleEarlierBoots retires the journals of fences from an earlier boot
 // (lockstart does it first at boot; the agent again for hosts without the
 // lock-start unit): the reboot undid those fences, and a fence-failed one
@@ -296,7 +301,7 @@ func (d *Daemon) health(ctx context.Context, s Snapshot) {
 func (d *Daemon) settleEarlierBoots() {
 	boot := recovery.CurrentBootID()
 	for _, vg := range d.cfg.LVM.VolumeGroups {
-		j, err := recovery.SettleEarlierBoot(d.cfg.StateDir, "", vg, boot)
+		j, err := recovery.SettleEarlierBoot(d.cfg.StateDir, d.cfg.RuntimeDir, vg, boot)
 		switch {
 		case err != nil:
 			d.log.Error("cannot settle a recovery journal of an earlier boot", zap.String("vg", vg), zap.Error(err))
@@ -313,7 +318,7 @@ func (d *Daemon) settleEarlierBoots() {
 func (d *Daemon) recoveries() []*recovery.Journal {
 	var out []*recovery.Journal
 	for _, vg := range d.cfg.LVM.VolumeGroups {
-		j, ok, err := recovery.ReadJournal(d.cfg.StateDir, vg)
+		j, ok, err := recovery.FindJournal(d.cfg.StateDir, d.cfg.RuntimeDir, vg)
 		if err != nil {
 			// An unreadable journal still means a fence happened.
 			d.log.Error("cannot read recovery journal", zap.String("vg", vg), zap.Error(err))

@@ -43,6 +43,7 @@ join:
 
 	cfg := config.Default()
 	cfg.Host, cfg.StateDir = "h1", t.TempDir()
+	cfg.RuntimeDir = cfg.StateDir // one place, as the fences these tests run use
 	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
 	cfg.Metrics.Listen = ""
 	d, err := New(cfg, Options{Runner: host, Logger: zap.NewNop()})
@@ -91,6 +92,7 @@ func TestStatusListsAreNeverNull(t *testing.T) {
 		Clock: sim.NewManualClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)), IOTimeout: 10 * time.Second})
 	cfg := config.Default()
 	cfg.Host, cfg.StateDir = "h1", t.TempDir()
+	cfg.RuntimeDir = cfg.StateDir // one place, as the fences these tests run use
 	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, ""
 	cfg.Metrics.Listen = ""
 	d, err := New(cfg, Options{Runner: c.Host("h1"), Logger: zap.NewNop()})
@@ -127,6 +129,7 @@ func TestEarlierBootsFenceDoesNotGateForever(t *testing.T) {
 	c := sim.NewCluster(sim.Options{Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}}, VG: "vol", JoinTime: -1})
 	cfg := config.Default()
 	cfg.Host, cfg.StateDir = "h1", t.TempDir()
+	cfg.RuntimeDir = cfg.StateDir // one place, as the fences these tests run use
 	cfg.LVM.VolumeGroups = []string{"vol"}
 	cfg.Metrics.Listen = ""
 	journal := `{"version":1,"vg":"vol","phase":"fence-failed","boot_id":"a-boot-before-the-reset","lvs":[{"lv":"v1","device":"vol-v1","mode":"ex","fenced":false}]}`
@@ -146,5 +149,29 @@ func TestEarlierBootsFenceDoesNotGateForever(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, "recovery-vol.earlier-boot.json")); err != nil {
 		t.Fatalf("the earlier boot's journal is not kept: %v", err)
+	}
+}
+
+// The kill hook could not write the state directory and left its journal
+// in the runtime directory: the daemon knows the VG is fenced all the same.
+func TestFenceJournalInTheRuntimeDirGates(t *testing.T) {
+	c := sim.NewCluster(sim.Options{Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}}, VG: "vol", JoinTime: -1})
+	cfg := config.Default()
+	cfg.Host, cfg.StateDir, cfg.RuntimeDir = "h1", t.TempDir(), t.TempDir()
+	cfg.LVM.VolumeGroups = []string{"vol"}
+	cfg.Metrics.Listen = ""
+	journal := `{"version":1,"vg":"vol","phase":"fenced","lvs":[{"lv":"v1","device":"vol-v1","mode":"ex","fenced":true}]}`
+	if err := os.WriteFile(filepath.Join(cfg.RuntimeDir, "recovery-vol.json"), []byte(journal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, Options{Runner: c.Host("h1"), Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.gate(); !errors.Is(err, errdefs.ErrRecoveryInProgress) {
+		t.Fatalf("journal in the runtime dir: %v, want RecoveryInProgress", err)
+	}
+	if st := d.recoveryStatus(); st["state"] != "fenced" {
+		t.Fatalf("recovery status %v", st)
 	}
 }

@@ -35,6 +35,7 @@ func TestDaemonRecoversAutomaticallyWhenPathsReturn(t *testing.T) {
 	clock := sim.NewManualClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 	cfg := config.Default()
 	cfg.Host, cfg.StateDir = "h1", t.TempDir()
+	cfg.RuntimeDir = cfg.StateDir // one place, as the fences these tests run use
 	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
 	cfg.Metrics.Listen = ""
 	cfg.TransportURL = "rabbit://guest:guest@127.0.0.1:1/" // nothing listens there
@@ -245,6 +246,7 @@ func TestWatchdogFollowsTheAgentNotTheSAN(t *testing.T) {
 
 	cfg := config.Default()
 	cfg.Host, cfg.StateDir = "h1", t.TempDir()
+	cfg.RuntimeDir = cfg.StateDir // one place, as the fences these tests run use
 	cfg.LVM.VolumeGroups, cfg.Metrics.Listen, cfg.Recovery.Mode = []string{"vol"}, "", "manual"
 	c := sim.NewCluster(sim.Options{Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}}, VG: "vol", JoinTime: -1})
 	mustRun(t, c, "h1", "vgchange", "--lock-start", "vol")

@@ -24,7 +24,10 @@ type Config struct {
 	ControlExchange string
 	Topic           string
 	StateDir        string
-	LogLevel        string
+	// RuntimeDir (tmpfs) takes a fence's journal when StateDir cannot be
+	// written, and holds the fence lock.
+	RuntimeDir string
+	LogLevel   string
 
 	Rabbit   Rabbit
 	LVM      LVM
@@ -77,6 +80,7 @@ func Default() *Config {
 		ControlExchange: "openstack",
 		Topic:           "aos-agent",
 		StateDir:        "/var/lib/aos-agent",
+		RuntimeDir:      "/run/aos-agent",
 		LogLevel:        "info",
 		LVM: LVM{
 			CommandTimeout:   60 * time.Second,
@@ -129,6 +133,7 @@ var keys = map[string]map[string]func(c *Config, v string) error{
 		"control_exchange": func(c *Config, v string) error { return setNonEmpty(&c.ControlExchange, v) },
 		"topic":            func(c *Config, v string) error { return setNonEmpty(&c.Topic, v) },
 		"state_dir":        func(c *Config, v string) error { return setAbsPath(&c.StateDir, v) },
+		"runtime_dir":      func(c *Config, v string) error { return setAbsPath(&c.RuntimeDir, v) },
 		"log_level":        func(c *Config, v string) error { return setEnum(&c.LogLevel, v, "debug", "info", "warn", "error") },
 	},
 	"oslo_messaging_rabbit": {
@@ -165,6 +170,30 @@ var keys = map[string]map[string]func(c *Config, v string) error{
 // Parse reads INI text: [section] headers, "key = value" or "key: value",
 // '#' and ';' comment lines. Later duplicates of a key win, as in oslo.config.
 func Parse(name string, r io.Reader) (*Config, error) {
+	c, err := parse(name, r)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadLenient reads path like Load but never gives up on a bad key: every
+// key that parses is applied, the others keep their defaults, and the
+// errors come back beside the config. Only the kill hook uses it: it must
+// fence with what it can read, since failing leaves the host to the
+// watchdog's reset. An unreadable file gives the defaults (no VGs).
+func LoadLenient(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Default(), err
+	}
+	defer f.Close()
+	return parse(path, f)
+}
+
+// parse returns the config with every valid key applied and the errors of
+// the others.
+func parse(name string, r io.Reader) (*Config, error) {
 	c := Default()
 	section := ""
 	sc := bufio.NewScanner(r)
@@ -211,16 +240,13 @@ func Parse(name string, r io.Reader) (*Config, error) {
 		lines[section+"."+k] = n
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		return c, err
 	}
 	if len(c.LVM.VolumeGroups) == 0 {
 		errs = append(errs, &Error{File: name, Section: "lvm", Key: "volume_groups", Msg: "required: the shared VGs this agent may touch"})
 	}
 	errs = append(errs, checkTLS(c, name, lines)...)
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c, errors.Join(errs...)
 }
 
 func cutKV(line string) (string, string, bool) {

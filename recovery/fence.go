@@ -151,7 +151,7 @@ func queueingStep(verb, mapName string) string {
 // waiting one step for it is enough, and the fence goes on without it
 // rather than miss sanlock's grace.
 func (f *fencer) lockFence(ctx context.Context) (release func()) {
-	release, err := LockFence(ctx, f.d.lockDir(), f.vg, f.stepTimeout)
+	release, err := f.d.LockFence(ctx, f.vg, f.stepTimeout)
 	if err != nil {
 		f.logf("fence lock: %v: fencing without it", err)
 		return nil

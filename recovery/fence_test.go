@@ -334,7 +334,7 @@ func TestFenceGoesOnWithoutAHeldFenceLock(t *testing.T) {
 	)...)
 	d := deps(t, r)
 	d.StepTimeout = 20 * time.Millisecond
-	release, err := LockFence(context.Background(), d.StateDir, "vol", time.Second)
+	release, err := d.LockFence(context.Background(), "vol", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

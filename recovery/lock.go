@@ -38,14 +38,20 @@ func lockRecovery(dir, vg string) (release func(), err error) {
 // ErrFenceLockTimeout: the fence lock was not free within the wait.
 var ErrFenceLockTimeout = errors.New("fence lock not free")
 
-// LockFence takes dir/fence-VG.lock, waiting at most wait. A fence holds it
+// LockFence takes the fence lock of vg (in the runtime directory, else the
+// state directory), waiting at most wait: see lockFence.
+func (d Deps) LockFence(ctx context.Context, vg string, wait time.Duration) (release func(), err error) {
+	return lockFence(ctx, d.lockDir(), vg, wait)
+}
+
+// lockFence takes dir/fence-VG.lock, waiting at most wait. A fence holds it
 // from its first journal write to its verdict; recovery and refresh_volume
 // hold it around each step that loads a live table or resumes a VM, after
 // checking under it that no new fence came. So a fence never interleaves
 // with those steps, except when it gave up waiting: Fence waits one step at
 // most and then goes on without it, since missing sanlock's grace resets
 // the host.
-func LockFence(ctx context.Context, dir, vg string, wait time.Duration) (release func(), err error) {
+func lockFence(ctx context.Context, dir, vg string, wait time.Duration) (release func(), err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}

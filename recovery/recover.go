@@ -351,7 +351,7 @@ func (f *fencer) persist(ctx context.Context) error {
 // the one this recovery started from: a step never races a fence, and
 // after a new fence (ErrFencedAgain) none runs.
 func (f *fencer) guarded(ctx context.Context, step func() error) error {
-	release, err := LockFence(ctx, f.d.lockDir(), f.vg, recoverFenceWait)
+	release, err := lockFence(ctx, f.d.lockDir(), f.vg, recoverFenceWait)
 	if err != nil {
 		return err
 	}
@@ -371,7 +371,7 @@ func (f *fencer) guarded(ctx context.Context, step func() error) error {
 // readAfterFence reads the journal once no fence is running: a fence holds
 // the fence lock until its verdict is written.
 func readAfterFence(ctx context.Context, d Deps, vg string) (*Journal, bool, error) {
-	release, err := LockFence(ctx, d.lockDir(), vg, recoverFenceWait)
+	release, err := lockFence(ctx, d.lockDir(), vg, recoverFenceWait)
 	if err != nil {
 		return nil, false, err
 	}

@@ -77,7 +77,7 @@ type Options struct {
 	Gate func() error
 	// FenceGuard, if set, is held around a refresh, the one call that
 	// loads a live table without an activation: a fence of the VG waits
-	// for it, and it waits for a running fence (recovery.LockFence).
+	// for it, and it waits for a running fence (recovery.Deps.LockFence).
 	FenceGuard func(ctx context.Context, vg string) (release func(), err error)
 }
 

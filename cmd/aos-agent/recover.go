@@ -50,7 +50,8 @@ func recoverVG(ctx context.Context, args []string, r run.Runner, stdout, stderr 
 		logf("VG %q is not in [lvm] volume_groups %v", vg, cfg.LVM.VolumeGroups)
 		return 1
 	}
-	d := recovery.Deps{Runner: r, StateDir: cfg.StateDir, MultipathAlias: cfg.LVM.MultipathAlias, LibvirtURI: cfg.Recovery.LibvirtURI, Log: logf}
+	d := recovery.Deps{Runner: r, StateDir: cfg.StateDir, RuntimeDir: cfg.RuntimeDir, MultipathAlias: cfg.LVM.MultipathAlias,
+		LibvirtURI: cfg.Recovery.LibvirtURI, Log: logf}
 	deadline := time.Now().Add(*wait)
 	for {
 		rep, err := recovery.Recover(ctx, d, vg)

@@ -132,6 +132,7 @@ func StartCluster(ctx context.Context, o Options, hostNames []string, out io.Wri
 		cfg.Host, cfg.TransportURL, cfg.Topic = h, o.TransportURL, o.topic()
 		cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
 		cfg.StateDir = filepath.Join(o.WorkDir, h)
+		cfg.RuntimeDir = cfg.StateDir // the simulated kill hook fences there too
 		cfg.Metrics.Listen = ""
 		if i == 0 {
 			cfg.Metrics.Listen = o.MetricsListen
