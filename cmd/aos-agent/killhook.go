@@ -39,12 +39,15 @@ func killHook(ctx context.Context, args []string, r run.Runner, stderr io.Writer
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "aos-agent kill-hook: "+format+"\n", a...) }
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
-		// Without the config we cannot tell our VGs: fence nothing and
-		// let the watchdog reset the host.
-		logf("%v", err)
-		return 1
+		// A stray key must not turn a fence into the watchdog's reset of
+		// the whole host: fence with every key that reads and defaults for
+		// the rest. install and doctor report such errors beforehand.
+		logf("configuration errors; fencing with what could be read: %v", err)
+		cfg, _ = config.LoadLenient(*cfgPath)
 	}
-	if !slices.Contains(cfg.LVM.VolumeGroups, vg) {
+	// lvmlockctl names only VGs whose lease this host lost; a VG list that
+	// could not be read does not stop the fence.
+	if len(cfg.LVM.VolumeGroups) > 0 && !slices.Contains(cfg.LVM.VolumeGroups, vg) {
 		logf("VG %q is not in [lvm] volume_groups %v: not fencing it", vg, cfg.LVM.VolumeGroups)
 		return 1
 	}
@@ -55,6 +58,7 @@ func killHook(ctx context.Context, args []string, r run.Runner, stderr io.Writer
 	_, err = recovery.Fence(ctx, recovery.Deps{
 		Runner:         r,
 		StateDir:       cfg.StateDir,
+		RuntimeDir:     cfg.RuntimeDir,
 		MultipathAlias: cfg.LVM.MultipathAlias,
 		Log:            logf,
 	}, vg)

@@ -15,11 +15,16 @@ import (
 )
 
 func writeKillHookConfig(t *testing.T, extra string) (path, stateDir string) {
+	return writeKillHookConfigVGs(t, "vol", extra)
+}
+
+func writeKillHookConfigVGs(t *testing.T, vgs, extra string) (path, stateDir string) {
 	t.Helper()
 	dir := t.TempDir()
 	stateDir = filepath.Join(dir, "state")
 	path = filepath.Join(dir, "aos-agent.conf")
-	conf := "[DEFAULT]\nstate_dir = " + stateDir + "\n[lvm]\nvolume_groups = vol\nmultipath_alias = lun0\n" + extra
+	conf := "[DEFAULT]\nstate_dir = " + stateDir + "\nruntime_dir = " + filepath.Join(dir, "run") +
+		"\n[lvm]\nvolume_groups = " + vgs + "\nmultipath_alias = lun0\n" + extra
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +35,25 @@ func writeKillHookConfig(t *testing.T, extra string) (path, stateDir string) {
 // before the VG) on a simulated h1 that lost its storage: exit 0, h1 is
 // fenced and not reset.
 func TestKillHookOnSimulatedLeaseLoss(t *testing.T) {
-	cfg, stateDir := writeKillHookConfig(t, "")
+	path, dir := writeKillHookConfig(t, "")
+	killHookFencesSimulatedHost(t, path, dir)
+}
+
+// A configuration with errors (a stray key, an unreadable VG list) still
+// fences: only its good keys are used. Failing would get the host reset.
+func TestKillHookFencesDespiteConfigErrors(t *testing.T) {
+	t.Run("stray key", func(t *testing.T) {
+		path, dir := writeKillHookConfig(t, "[lvm]\ncommand_timeout = 60\nrecovery_typo = 1\n")
+		killHookFencesSimulatedHost(t, path, dir)
+	})
+	t.Run("volume_groups unreadable", func(t *testing.T) {
+		path, dir := writeKillHookConfigVGs(t, ",", "")
+		killHookFencesSimulatedHost(t, path, dir)
+	})
+}
+
+func killHookFencesSimulatedHost(t *testing.T, cfg, stateDir string) {
+	t.Helper()
 	clk := sim.NewManualClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 	var c *sim.Cluster
 	var stderr bytes.Buffer
@@ -77,7 +100,6 @@ func TestKillHookRefusals(t *testing.T) {
 		msg  string
 	}{
 		{"unknown VG", []string{"--config", cfg, "other"}, 1, `VG "other" is not in [lvm] volume_groups [vol]`},
-		{"no config", []string{"--config", filepath.Join(t.TempDir(), "missing.conf"), "vol"}, 1, "no such file"},
 		{"recovery off", []string{"--config", cfgOff, "vol"}, 1, "mode = off"},
 		{"no VG", []string{"--config", cfg}, 2, "usage: aos-agent kill-hook"},
 	} {
