@@ -13,7 +13,7 @@ import (
 )
 
 var argvLVs = []string{"lvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o",
-	"lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open", "vol"}
+	"lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open,lv_tags", "vol"}
 
 func stopClient(t *testing.T, steps ...run.Step) *lvm.Client {
 	return lvm.New(run.NewScripted(t, steps...), lvm.Options{VolumeGroups: []string{"vol"}, Timeout: time.Minute})

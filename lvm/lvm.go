@@ -263,7 +263,10 @@ func sizeArg(sizeBytes uint64) (string, error) {
 // VG/LV not zeroed." (exit 0; lib/metadata/lv_manip.c _should_wipe_lv); -Zn
 // states that intent, as -Zy with -an is an error (tools/lvcreate.c
 // _check_zero_parameters). -y answers the wipe-signature prompt.
-func (c *Client) Create(ctx context.Context, vg, lv string, sizeBytes uint64) error {
+//
+// tags are added to the new LV (--addtag), e.g. to mark the agent's own
+// temporaries.
+func (c *Client) Create(ctx context.Context, vg, lv string, sizeBytes uint64, tags ...string) error {
 	if _, err := c.checkLVs(vg, []string{lv}); err != nil {
 		return err
 	}
@@ -271,9 +274,30 @@ func (c *Client) Create(ctx context.Context, vg, lv string, sizeBytes uint64) er
 	if err != nil {
 		return err
 	}
-	argv := []string{"lvcreate", "-an", "-Zn", "-y", "-n", lv, "-L", size, vg}
+	argv := []string{"lvcreate", "-an", "-Zn", "-y", "-n", lv, "-L", size}
+	for _, t := range tags {
+		if !validTag(t) {
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid LVM tag %q", t)
+		}
+		argv = append(argv, "--addtag", t)
+	}
+	argv = append(argv, vg)
 	_, err = c.run(ctx, c.opts.Timeout, argv...)
 	return Classify(argv, err)
+}
+
+// validTag follows lvm2's tag rules (lib/misc/lvm-string.c validate_tag):
+// 1..1024 of A-Z a-z 0-9 _ + . - / = ! : # &, not starting with '-'.
+func validTag(t string) bool {
+	if t == "" || len(t) > 1024 || t[0] == '-' {
+		return false
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_+.-/=!:#&", r)) {
+			return false
+		}
+	}
+	return true
 }
 
 // Remove removes an LV. An LV active on this host must be deactivated by the

@@ -33,7 +33,7 @@ var (
 	vgsArgv = []string{"vgs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o",
 		"vg_name,vg_uuid,vg_size,vg_free,vg_extent_size,lv_count,vg_lock_type,vg_lock_args"}
 	lvsArgv = []string{"lvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o",
-		"lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open"}
+		"lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open,lv_tags"}
 )
 
 func argv(base []string, extra ...string) []string { return append(slices.Clone(base), extra...) }
@@ -284,6 +284,7 @@ func TestCreateRemoveExtend(t *testing.T) {
 			Stderr: "  WARNING: Logical volume vol/volume-1 not zeroed.\n  Logical volume \"volume-1\" created.\n"},
 		run.Step{Argv: []string{"lvcreate", "-an", "-Zn", "-y", "-n", "volume-2", "-L", "1024b", "vol"}, ExitCode: 5,
 			Stderr: "  Logical Volume \"volume-2\" already exists in volume group \"vol\"\n"},
+		run.Step{Argv: []string{"lvcreate", "-an", "-Zn", "-y", "-n", "volume-3", "-L", "1024b", "--addtag", "a_tag", "vol"}},
 		run.Step{Argv: []string{"lvremove", "-y", "vol/volume-1"}, ExitCode: 5, Stderr: "  Logical volume vol/volume-1 in use.\n"},
 		run.Step{Argv: []string{"lvremove", "-y", "vol/volume-1"}},
 		run.Step{Argv: []string{"lvextend", "-L", "2147483648b", "vol/volume-1"}},
@@ -299,6 +300,9 @@ func TestCreateRemoveExtend(t *testing.T) {
 	}
 	if err := c.Create(ctx, "vol", "volume-2", 1000); !errors.Is(err, errdefs.ErrVolumeExists) {
 		t.Fatalf("want exists, got %v", err)
+	}
+	if err := c.Create(ctx, "vol", "volume-3", 1000, "a_tag"); err != nil {
+		t.Fatal(err)
 	}
 	if err := c.Remove(ctx, "vol", "volume-1"); !errors.Is(err, errdefs.ErrVolumeInUse) {
 		t.Fatalf("want in use, got %v", err)
@@ -343,6 +347,7 @@ func TestRefusedBeforeAnyCommand(t *testing.T) {
 		"Refresh long":           func() error { return c.Refresh(ctx, "vol", long) },
 		"Create reserved":        func() error { return c.Create(ctx, "vol", "x_tmeta", 1) },
 		"Create zero size":       func() error { return c.Create(ctx, "vol", "x", 0) },
+		"Create bad tag":         func() error { return c.Create(ctx, "vol", "x", 1, "a tag") },
 		"Create huge size":       func() error { return c.Create(ctx, "vol", "x", 1<<60) },
 		"Create outside":         func() error { return c.Create(ctx, "rogue", "x", 1) },
 		"Remove pvmove":          func() error { return c.Remove(ctx, "vol", "pvmove0") },

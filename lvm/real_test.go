@@ -100,9 +100,21 @@ func TestRealLVM(t *testing.T) {
 	if err := c.Create(ctx, vg, "volume-2", 1<<30); !errors.Is(err, errdefs.ErrInsufficientSpace) {
 		t.Fatalf("create too big: %v", err)
 	}
+	if err := c.Create(ctx, vg, "volume-t", 4<<20, "aos_agent_clone_copy"); err != nil {
+		t.Fatal(err)
+	}
+	if lv, err := c.LV(ctx, vg, "volume-t"); err != nil || !lv.HasTag("aos_agent_clone_copy") || len(lv.Tags) != 1 {
+		t.Fatalf("tagged LV: %+v %v", lv, err)
+	}
+	if err := c.Remove(ctx, vg, "volume-t"); err != nil {
+		t.Fatal(err)
+	}
 	lv, err := c.LV(ctx, vg, "volume-1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(lv.Tags) != 0 {
+		t.Fatalf("untagged LV has tags %q", lv.Tags)
 	}
 	if lv.Name != "volume-1" || lv.VG != vg || lv.Size != 8<<20 || lv.UUID == "" || lv.Attr.Raw[:4] != "-wi-" || lv.Attr.Active() {
 		t.Fatalf("LV: %+v", lv)

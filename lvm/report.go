@@ -3,6 +3,7 @@ package lvm
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -13,7 +14,7 @@ import (
 // JSON key as lv_lockargs, so the argv uses the canonical id.
 const (
 	vgFields = "vg_name,vg_uuid,vg_size,vg_free,vg_extent_size,lv_count,vg_lock_type,vg_lock_args"
-	lvFields = "lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open"
+	lvFields = "lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open,lv_tags"
 )
 
 // VG is one row of the vgs report.
@@ -47,6 +48,8 @@ type LV struct {
 	ActiveExclusively bool
 	ActiveRemotely    bool
 	DeviceOpen        bool
+	// Tags are the LV's LVM tags (lvchange --addtag).
+	Tags []string
 }
 
 type vgRow struct {
@@ -72,6 +75,7 @@ type lvRow struct {
 	ActiveExclusively string `json:"lv_active_exclusively"`
 	ActiveRemotely    string `json:"lv_active_remotely"`
 	DeviceOpen        string `json:"lv_device_open"`
+	Tags              string `json:"lv_tags"`
 }
 
 type reportPart struct {
@@ -156,8 +160,23 @@ func (row lvRow) parse() (LV, error) {
 		ActiveExclusively: reportBool(row.ActiveExclusively),
 		ActiveRemotely:    reportBool(row.ActiveRemotely),
 		DeviceOpen:        reportBool(row.DeviceOpen),
+		Tags:              splitTags(row.Tags),
 	}, nil
 }
+
+// splitTags reads lv_tags: comma-separated, "" for none.
+func splitTags(s string) []string {
+	var out []string
+	for _, t := range strings.Split(s, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// HasTag reports whether the LV carries tag.
+func (lv LV) HasTag(tag string) bool { return slices.Contains(lv.Tags, tag) }
 
 // parseBytes reads a size printed with --units b --nosuffix. A unit suffix
 // or a "<" approximation means the command ran without those options, which

@@ -85,6 +85,7 @@ type lv struct {
 	holders    map[string]string // host name → ex|sh
 	lver       int               // sanlock lease version, bumped per ex acquire
 	origin     string            // a COW snapshot's origin; it has no lock of its own
+	tag        string            // lvcreate --addtag (one is enough here)
 	// orphans are leases a host let go of while its lease storage was
 	// unreachable: the release never reached the disk, so they bar other
 	// hosts until the host's delta lease expires.

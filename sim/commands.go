@@ -11,7 +11,7 @@ var commands = []struct {
 	{"lvs", lvmReportFlags, (*Host).lvs},
 	{"vgchange", spec("--lock-start=--lockstart", "--lock-stop=--lockstop", "--lock-opt:=--lockopt", "-y=--yes"), (*Host).vgchange},
 	{"lvchange", spec("-a:=--activate", "--refresh", "-y=--yes", "--lock-opt:=--lockopt"), (*Host).lvchange},
-	{"lvcreate", spec("-a:=--activate", "-Z:=--zero", "-W:=--wipesignatures", "-y=--yes", "-n:=--name", "-L:=--size", "-s=--snapshot"), (*Host).lvcreate},
+	{"lvcreate", spec("-a:=--activate", "-Z:=--zero", "-W:=--wipesignatures", "-y=--yes", "-n:=--name", "-L:=--size", "-s=--snapshot", "--addtag:"), (*Host).lvcreate},
 	{"lvrename", nil, (*Host).lvrename},
 	{"lvremove", spec("-y=--yes", "-f=--force"), (*Host).lvremove},
 	{"lvextend", spec("-L:=--size", "--lock-opt:=--lockopt", "-y=--yes"), (*Host).lvextend},

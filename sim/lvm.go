@@ -280,7 +280,7 @@ var columnHeads = map[string]string{"lv_name": "LV", "vg_name": "VG", "lv_attr":
 	"vg_attr": "Attr", "vg_size": "VSize", "vg_free": "VFree", "vg_uuid": "VG UUID", "vg_extent_size": "Ext",
 	"vg_lock_type": "LockType", "vg_lock_args": "VLockArgs", "lv_uuid": "LV UUID", "lv_lockargs": "LLockArgs",
 	"lv_active_locally": "ActLocal", "lv_active_exclusively": "ActExcl", "lv_active_remotely": "ActRemote",
-	"lv_device_open": "DevOpen", "lv_active": "Active", "lv_path": "Path", "lv_dm_path": "DMPath"}
+	"lv_device_open": "DevOpen", "lv_tags": "LV Tags", "lv_active": "Active", "lv_path": "Path", "lv_dm_path": "DMPath"}
 
 func (h *Host) vgRow(a *args) row {
 	c := h.c
@@ -294,7 +294,8 @@ func (h *Host) lvRow(a *args, l *lv) row {
 	c := h.c
 	r := row{"lv_name": l.name, "vg_name": c.opt.VG, "lv_uuid": l.uuid, "lv_size": size(a, l.extents*c.opt.ExtentSize),
 		"lv_lockargs": fmt.Sprintf("1.0.0:%d", l.lockOffset), "lv_attr": "-wi-------",
-		"lv_path": "/dev/" + c.opt.VG + "/" + l.name, "lv_dm_path": "/dev/mapper/" + dmName(c.opt.VG, l.name), "origin": l.origin}
+		"lv_path": "/dev/" + c.opt.VG + "/" + l.name, "lv_dm_path": "/dev/mapper/" + dmName(c.opt.VG, l.name), "origin": l.origin,
+		"lv_tags": l.tag}
 	kind := "-"
 	switch {
 	case l.origin != "":
@@ -635,7 +636,8 @@ func (h *Host) lvcreate(a *args) reply {
 	if !ok || n > c.freeExtents() {
 		return fail(5, fmt.Sprintf("  Volume group %q has insufficient free space (%d extents): %d required.\n", c.opt.VG, c.freeExtents(), n))
 	}
-	l := &lv{name: name, uuid: c.newUUID(), extents: n, segStart: start, lockOffset: c.nextLockOffset(), holders: map[string]string{}}
+	l := &lv{name: name, uuid: c.newUUID(), extents: n, segStart: start, lockOffset: c.nextLockOffset(), holders: map[string]string{},
+		tag: a.flags["--addtag"]}
 	c.lvs[name] = l
 	c.lvOrder = append(c.lvOrder, name)
 	h.bumpVG(2) // recorded: three lvcreates took the VG lock from 0 to 6

@@ -88,7 +88,7 @@ func TestArgumentValidationBeforeAnyCommand(t *testing.T) {
 	}
 }
 
-const lvsVolume2 = "lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open vol/volume-2"
+const lvsVolume2 = "lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open,lv_tags vol/volume-2"
 
 func TestMethodsAndMetrics(t *testing.T) {
 	h := newHarness(t,

@@ -45,7 +45,7 @@ type LVM interface {
 	Activate(ctx context.Context, mode lvm.Mode, vg string, lvs ...string) (lvm.BatchResult, error)
 	Deactivate(ctx context.Context, vg string, lvs ...string) (lvm.BatchResult, error)
 	Refresh(ctx context.Context, vg, lv string) error
-	Create(ctx context.Context, vg, lv string, sizeBytes uint64) error
+	Create(ctx context.Context, vg, lv string, sizeBytes uint64, tags ...string) error
 	Remove(ctx context.Context, vg, lv string) error
 	Extend(ctx context.Context, vg, lv string, sizeBytes uint64, sharedLock bool) error
 	CreateSnapshot(ctx context.Context, vg, snap, origin string, sizeBytes uint64) error
@@ -410,6 +410,9 @@ func (s *Service) Create(ctx context.Context, r Ref, sizeGiB uint64) (Volume, er
 		return Volume{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "size must be at least 1 GiB")
 	}
 	if err := checkSize("size", sizeGiB); err != nil {
+		return Volume{}, err
+	}
+	if err := checkNotReserved(r.LV); err != nil {
 		return Volume{}, err
 	}
 	if err := s.gate(); err != nil {

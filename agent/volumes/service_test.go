@@ -17,7 +17,7 @@ import (
 	"github.com/aos-agent/aos-agent/state"
 )
 
-const lvsArgvPrefix = "lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open"
+const lvsArgvPrefix = "lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open,lv_tags"
 
 func lvsArgv(target string) []string { return append(strings.Fields(lvsArgvPrefix), target) }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aos-agent/aos-agent/errdefs"
@@ -111,6 +112,9 @@ func (s *Service) CreateSnapshot(ctx context.Context, snap Ref, origin string, c
 	if o == snap {
 		return Snapshot{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "a snapshot cannot have its origin's name %q", origin)
 	}
+	if err := checkNotReserved(snap.LV); err != nil {
+		return Snapshot{}, err
+	}
 	if err := s.gate(); err != nil {
 		return Snapshot{}, err
 	}
@@ -201,8 +205,22 @@ func (s *Service) DeleteSnapshot(ctx context.Context, snap Ref) (bool, error) {
 
 // cloneSuffix marks a clone being copied: the target gets its name only
 // once the copy is complete, so a retry after a crash never returns a half
-// copy as done.
-const cloneSuffix = ".clone"
+// copy as done. The copy also carries cloneTag, so the agent only ever
+// discards LVs it made itself: an LV an operator named X.clone, or a
+// snapshot or origin of that name, is refused instead.
+const (
+	cloneSuffix = ".clone"
+	cloneTag    = "aos_agent_clone_copy"
+)
+
+// checkNotReserved refuses to create LVs whose names the agent uses for its
+// clone copies.
+func checkNotReserved(name string) error {
+	if strings.HasSuffix(name, cloneSuffix) {
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "volume name %q ends in %q, which the agent reserves for clones being copied", name, cloneSuffix)
+	}
+	return nil
+}
 
 // Clone creates target with source's data (a volume or a snapshot), at
 // source's size or sizeGiB if larger, and leaves it inactive and unlocked.
@@ -220,6 +238,9 @@ func (s *Service) Clone(ctx context.Context, target Ref, source string, sizeGiB 
 		return Volume{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "a clone cannot have its source's name %q", source)
 	}
 	if err := checkSize("size", sizeGiB); err != nil {
+		return Volume{}, err
+	}
+	if err := checkNotReserved(target.LV); err != nil {
 		return Volume{}, err
 	}
 	tmp := Ref{VG: target.VG, LV: target.LV + cloneSuffix}
@@ -261,11 +282,16 @@ func (s *Service) Clone(ctx context.Context, target Ref, source string, sizeGiB 
 	} else if !errors.Is(err, errdefs.ErrVolumeNotFound) {
 		return Volume{}, err
 	}
-	// A copy a crash interrupted: start it again.
-	if _, err := s.find(ctx, tmp); err == nil {
+	// A copy a crash interrupted: start it again, if it is the agent's.
+	if lv, err := s.find(ctx, tmp); err == nil {
+		if !lv.HasTag(cloneTag) || lv.IsSnapshot() || lv.IsOrigin() {
+			return Volume{}, errdefs.Errorf(errdefs.ErrVolumeExists, "%s exists but is not a clone copy of the agent's (no tag %s, lv_attr %s): rename or remove it before cloning into %s", tmp, cloneTag, lv.Attr.Raw, target)
+		}
 		if err := s.discard(ctx, tmp); err != nil {
 			return Volume{}, fmt.Errorf("removing the interrupted clone %s: %w", tmp, err)
 		}
+	} else if !errors.Is(err, errdefs.ErrVolumeNotFound) {
+		return Volume{}, err
 	}
 	copyAll := func() error { return s.copyInto(ctx, tmp, src, srcBytes, want) }
 	_, heldHere := s.held.Get(src.VG, src.LV)
@@ -305,7 +331,7 @@ func (s *Service) withSharedRead(ctx context.Context, src Ref, f func() error) e
 // copyInto creates tmp, copies srcBytes of src into it under an exclusive
 // lock and leaves it inactive; on failure nothing of tmp remains.
 func (s *Service) copyInto(ctx context.Context, tmp, src Ref, srcBytes, size uint64) error {
-	if err := s.lvm.Create(ctx, tmp.VG, tmp.LV, size); err != nil {
+	if err := s.lvm.Create(ctx, tmp.VG, tmp.LV, size, cloneTag); err != nil {
 		return err
 	}
 	err := func() error {

@@ -15,8 +15,13 @@ import (
 // lvRow is one LV of an lvs report with its attr and origin, as lvm2
 // 2.03.16 prints a COW origin ("owi-------") and snapshot ("swi-------").
 func lvRow(name, uuid, size, attr, origin string) string {
-	return fmt.Sprintf(`{"report": [{"lv": [{"lv_name":"%s", "vg_name":"vol", "lv_uuid":"%s", "lv_size":"%s", "lv_attr":"%s", "lv_lockargs":"1.0.0:70254592", "origin":"%s", "lv_active_locally":"", "lv_active_exclusively":"", "lv_active_remotely":"", "lv_device_open":""}]}]}`,
-		name, uuid, size, attr, origin)
+	return lvRowTagged(name, uuid, size, attr, origin, "")
+}
+
+// lvRowTagged is lvRow with lv_tags.
+func lvRowTagged(name, uuid, size, attr, origin, tags string) string {
+	return fmt.Sprintf(`{"report": [{"lv": [{"lv_name":"%s", "vg_name":"vol", "lv_uuid":"%s", "lv_size":"%s", "lv_attr":"%s", "lv_lockargs":"1.0.0:70254592", "origin":"%s", "lv_active_locally":"", "lv_active_exclusively":"", "lv_active_remotely":"", "lv_device_open":"", "lv_tags":"%s"}]}]}`,
+		name, uuid, size, attr, origin, tags)
 }
 
 func missing(lv string) run.Step {
@@ -138,7 +143,7 @@ func TestCloneVolume(t *testing.T) {
 		// a plain inactive source is read under a shared lock
 		v1Plain, missing("c1"), missing("c1.clone"),
 		run.Step{Argv: argv("lvchange -asy vol/v1")},
-		run.Step{Argv: argv("lvcreate -an -Zn -y -n c1.clone -L 2147483648b vol")},
+		run.Step{Argv: argv("lvcreate -an -Zn -y -n c1.clone -L 2147483648b --addtag aos_agent_clone_copy vol")},
 		run.Step{Argv: argv("lvchange -aey vol/c1.clone")},
 		run.Step{Argv: argv(fmt.Sprintf(ddClone, "v1"))},
 		run.Step{Argv: argv("lvchange -an vol/c1.clone")},
@@ -163,7 +168,7 @@ func TestCloneFromSnapshotCopyFails(t *testing.T) {
 	f := newFixture(t,
 		s1Snap, v1Origin, missing("c1"), missing("c1.clone"),
 		run.Step{Argv: argv("lvchange -aey vol/v1")},
-		run.Step{Argv: argv("lvcreate -an -Zn -y -n c1.clone -L 1073741824b vol")},
+		run.Step{Argv: argv("lvcreate -an -Zn -y -n c1.clone -L 1073741824b --addtag aos_agent_clone_copy vol")},
 		run.Step{Argv: argv("lvchange -aey vol/c1.clone")},
 		run.Step{Argv: argv(fmt.Sprintf(ddClone, "s1")), ExitCode: 1, Stderr: "dd: error reading '/dev/vol/s1': Input/output error\n"},
 		run.Step{Argv: argv("lvchange -an vol/c1.clone")},
@@ -182,13 +187,40 @@ func TestCloneFromSnapshotCopyFails(t *testing.T) {
 func TestCloneRestartsAndConflicts(t *testing.T) {
 	f := newFixture(t,
 		v1Plain, missing("c1"),
-		run.Step{Argv: lvsArgv("vol/c1.clone"), Stdout: lvRow("c1.clone", "T1", gib, plain, "")},
+		run.Step{Argv: lvsArgv("vol/c1.clone"), Stdout: lvRowTagged("c1.clone", "T1", gib, plain, "", "aos_agent_clone_copy")},
 		run.Step{Argv: argv("lvchange -an vol/c1.clone")},
 		run.Step{Argv: argv("lvremove -y vol/c1.clone")},
 		run.Step{Argv: argv("lvchange -asy vol/v1"), ExitCode: 5, Stderr: "  LV locked by other host: vol/v1\n  Failed to lock logical volume vol/v1.\n"},
 	)
 	if _, err := f.svc.Clone(context.Background(), f.ref(t, "c1"), "v1", 0); !errors.Is(err, errdefs.ErrLockConflict) {
 		t.Fatalf("%v", err)
+	}
+}
+
+// Only the agent's own copies are discarded: an X.clone without the
+// agent's tag (an operator's volume) or an origin of that name is refused,
+// nothing removed; names ending in .clone cannot be created through the API.
+func TestCloneNeverDiscardsOthersLVs(t *testing.T) {
+	f := newFixture(t,
+		v1Plain, missing("c1"),
+		run.Step{Argv: lvsArgv("vol/c1.clone"), Stdout: lvRow("c1.clone", "T1", gib, plain, "")},
+		v1Plain, missing("c2"),
+		run.Step{Argv: lvsArgv("vol/c2.clone"), Stdout: lvRowTagged("c2.clone", "T2", gib, origin, "", "aos_agent_clone_copy")},
+	)
+	ctx := context.Background()
+	for _, target := range []string{"c1", "c2"} {
+		if _, err := f.svc.Clone(ctx, f.ref(t, target), "v1", 0); !errors.Is(err, errdefs.ErrVolumeExists) {
+			t.Fatalf("clone into %s over a foreign %s.clone: %v, want VolumeExists", target, target, err)
+		}
+	}
+	for name, call := range map[string]func() error{
+		"create_volume":   func() error { _, err := f.svc.Create(ctx, f.ref(t, "x.clone"), 1); return err },
+		"clone_volume":    func() error { _, err := f.svc.Clone(ctx, f.ref(t, "x.clone"), "v1", 0); return err },
+		"create_snapshot": func() error { _, err := f.svc.CreateSnapshot(ctx, f.ref(t, "x.clone"), "v1", 1); return err },
+	} {
+		if err := call(); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Fatalf("%s named x.clone: %v, want InvalidArgument", name, err)
+		}
 	}
 }
 
