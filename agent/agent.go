@@ -115,9 +115,13 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	transient, err := state.OpenTransient(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
 	lvmc := lvm.New(d.runner, lvm.Options{VolumeGroups: cfg.LVM.VolumeGroups, Timeout: timeout, LockStartTimeout: cfg.LVM.LockStartTimeout})
 	d.volumes, err = volumes.New(lvmc, d.monitor.LockCtl, volumes.CommandWiper{Runner: d.runner}, held, volumes.Options{
-		VolumeGroups: cfg.LVM.VolumeGroups, Logger: d.log.Named("volumes"), Gate: d.gate,
+		VolumeGroups: cfg.LVM.VolumeGroups, Logger: d.log.Named("volumes"), Gate: d.gate, Transient: transient,
 		FenceGuard: func(ctx context.Context, vg string) (func(), error) {
 			// A fence holds it for a few seconds; a request's own
 			// deadline bounds the wait as well.
@@ -168,6 +172,11 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.client.Close()
 	d.settleEarlierBoots()
+	// Before serving: a request a crash or kill interrupted may have left
+	// an LV active (a clone's source, a wipe) that nothing will release.
+	if err := d.volumes.Reconcile(ctx); err != nil {
+		d.log.Error("LVs left active by interrupted requests could not all be released", zap.Error(err))
+	}
 	var httpSrv *http.Server
 	if d.cfg.Metrics.Listen != "" {
 		ln, err := net.Listen("tcp", d.cfg.Metrics.Listen)

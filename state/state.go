@@ -36,7 +36,10 @@ type heldFile struct {
 	LVs     []HeldLV `json:"lvs"`
 }
 
-const heldName = "held.json"
+const (
+	heldName      = "held.json"
+	transientName = "transient.json"
+)
 
 // Held is the persistent set of LVs held here, keyed by VG/LV. Several
 // processes share the file (the daemon, `aos-agent recover`, lockstart), so
@@ -74,8 +77,16 @@ func statID(path string) (fileID, error) {
 }
 
 // OpenHeld loads dir/held.json; a missing file is an empty set.
-func OpenHeld(dir string) (*Held, error) {
-	h := &Held{path: filepath.Join(dir, heldName), lvs: map[string]HeldLV{}}
+func OpenHeld(dir string) (*Held, error) { return openHeld(filepath.Join(dir, heldName)) }
+
+// OpenTransient loads dir/transient.json: the LVs the agent activated for
+// the length of one request (a wipe, a clone's source and copy, a
+// snapshot's origin). They are not held: lockstart never re-activates them,
+// and the agent deactivates whatever a crash left there when it starts.
+func OpenTransient(dir string) (*Held, error) { return openHeld(filepath.Join(dir, transientName)) }
+
+func openHeld(path string) (*Held, error) {
+	h := &Held{path: path, lvs: map[string]HeldLV{}}
 	if err := h.refresh(); err != nil {
 		return nil, err
 	}

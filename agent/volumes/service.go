@@ -75,6 +75,10 @@ type Options struct {
 	// Gate is consulted before every mutating call; a non-nil error (e.g.
 	// RecoveryInProgress) is returned at once without running anything.
 	Gate func() error
+	// Transient, if set, records the LVs activated for the length of one
+	// request (state.OpenTransient), so a crash mid-request leaves no
+	// lock behind: Reconcile releases them at the next start.
+	Transient *state.Held
 	// FenceGuard, if set, is held around a refresh, the one call that
 	// loads a live table without an activation: a fence of the VG waits
 	// for it, and it waits for a running fence (recovery.Deps.LockFence).
@@ -508,11 +512,11 @@ func (s *Service) wipe(ctx context.Context, r Ref, lv lvm.LV, method string, cle
 	if clearBytes == 0 || clearBytes > lv.Size {
 		clearBytes = lv.Size
 	}
-	if _, err := s.lvm.Activate(ctx, lvm.Exclusive, r.VG, r.LV); err != nil {
+	if err := s.activateTransient(ctx, lvm.Exclusive, r); err != nil {
 		return err
 	}
 	werr := s.wiper.Wipe(ctx, r.DevicePath(), method, clearBytes)
-	if _, err := s.lvm.Deactivate(ctx, r.VG, r.LV); err != nil && werr == nil {
+	if err := s.releaseTransient(ctx, r); err != nil && werr == nil {
 		werr = err
 	}
 	if werr != nil {

@@ -32,23 +32,40 @@ func lvsJSON(rows ...[3]string) string {
 func argv(s string) []string { return strings.Fields(s) }
 
 type fixture struct {
-	svc  *Service
-	run  *run.Scripted
-	held *state.Held
-	gate error
+	svc       *Service
+	run       *run.Scripted
+	held      *state.Held
+	transient *state.Held
+	gate      error
+	before    func(argv []string) // called before each command
 }
 
 func newFixture(t *testing.T, steps ...run.Step) *fixture {
 	t.Helper()
 	f := &fixture{run: run.NewScripted(t, steps...)}
+	dir := t.TempDir()
 	var err error
-	if f.held, err = state.OpenHeld(t.TempDir()); err != nil {
+	if f.held, err = state.OpenHeld(dir); err != nil {
 		t.Fatal(err)
 	}
-	l := lvm.New(f.run, lvm.Options{VolumeGroups: []string{"vol", "vol2"}})
-	f.svc, err = New(l, sanlock.NewLockCtl(f.run, time.Second), CommandWiper{Runner: f.run}, f.held, Options{
+	if f.transient, err = state.OpenTransient(dir); err != nil {
+		t.Fatal(err)
+	}
+	// Like run.Host, a command of a cancelled request fails at once.
+	r := run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
+		if err := ctx.Err(); err != nil {
+			return run.Result{}, &run.Error{Argv: c.Argv, ExitCode: -1, Err: err}
+		}
+		if f.before != nil {
+			f.before(c.Argv)
+		}
+		return f.run.Run(ctx, c)
+	})
+	l := lvm.New(r, lvm.Options{VolumeGroups: []string{"vol", "vol2"}})
+	f.svc, err = New(l, sanlock.NewLockCtl(r, time.Second), CommandWiper{Runner: r}, f.held, Options{
 		VolumeGroups: []string{"vol", "vol2"},
 		Gate:         func() error { return f.gate },
+		Transient:    f.transient,
 	})
 	if err != nil {
 		t.Fatal(err)

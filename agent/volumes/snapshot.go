@@ -157,11 +157,11 @@ func (s *Service) withOriginExclusive(ctx context.Context, origin Ref, why strin
 		}
 		return f()
 	}
-	if _, err := s.lvm.Activate(ctx, lvm.Exclusive, origin.VG, origin.LV); err != nil {
+	if err := s.activateTransient(ctx, lvm.Exclusive, origin); err != nil {
 		return fmt.Errorf("%s needs origin %s exclusive here: %w", why, origin, err)
 	}
 	ferr := f()
-	if _, err := s.lvm.Deactivate(ctx, origin.VG, origin.LV); err != nil && ferr == nil {
+	if err := s.releaseTransient(ctx, origin); err != nil && ferr == nil {
 		ferr = fmt.Errorf("releasing origin %s after %s: %w", origin, why, err)
 	}
 	return ferr
@@ -318,11 +318,11 @@ func (s *Service) Clone(ctx context.Context, target Ref, source string, sizeGiB 
 
 // withSharedRead runs f with src activated shared here, then releases it.
 func (s *Service) withSharedRead(ctx context.Context, src Ref, f func() error) error {
-	if _, err := s.lvm.Activate(ctx, lvm.Shared, src.VG, src.LV); err != nil {
+	if err := s.activateTransient(ctx, lvm.Shared, src); err != nil {
 		return fmt.Errorf("reading %s for a clone: %w", src, err)
 	}
 	ferr := f()
-	if _, err := s.lvm.Deactivate(ctx, src.VG, src.LV); err != nil && ferr == nil {
+	if err := s.releaseTransient(ctx, src); err != nil && ferr == nil {
 		ferr = fmt.Errorf("releasing %s after the clone: %w", src, err)
 	}
 	return ferr
@@ -335,14 +335,14 @@ func (s *Service) copyInto(ctx context.Context, tmp, src Ref, srcBytes, size uin
 		return err
 	}
 	err := func() error {
-		if _, err := s.lvm.Activate(ctx, lvm.Exclusive, tmp.VG, tmp.LV); err != nil {
+		if err := s.activateTransient(ctx, lvm.Exclusive, tmp); err != nil {
 			return err
 		}
 		if s.copier == nil {
 			return errdefs.Errorf(errdefs.ErrInvalidArgument, "this agent has no copier configured: clones are not available")
 		}
 		cerr := s.copier.Copy(ctx, src.DevicePath(), tmp.DevicePath(), srcBytes)
-		if _, err := s.lvm.Deactivate(ctx, tmp.VG, tmp.LV); err != nil && cerr == nil {
+		if err := s.releaseTransient(ctx, tmp); err != nil && cerr == nil {
 			cerr = err
 		}
 		return cerr
@@ -356,11 +356,14 @@ func (s *Service) copyInto(ctx context.Context, tmp, src Ref, srcBytes, size uin
 	return nil
 }
 
-// discard deactivates (if active here) and removes an LV of the agent's own.
+// discard deactivates (if active here) and removes an LV of the agent's
+// own, also when the request was cancelled (a copy cut short by shutdown).
 func (s *Service) discard(ctx context.Context, r Ref) error {
-	if _, err := s.lvm.Deactivate(ctx, r.VG, r.LV); err != nil {
+	if err := s.releaseTransient(ctx, r); err != nil {
 		return err
 	}
+	ctx, cancel := cleanupContext(ctx)
+	defer cancel()
 	return s.lvm.Remove(ctx, r.VG, r.LV)
 }
 

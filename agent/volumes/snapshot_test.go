@@ -247,3 +247,58 @@ func TestSharedActivationOfSnapshotsRefused(t *testing.T) {
 		t.Fatalf("snapshot: %v", err)
 	}
 }
+
+// Shutdown cancels a clone in the middle of its copy: the copy's LV is
+// still released and removed, and the source's shared lock released (the
+// release runs on its own context). While the copy runs both are recorded
+// as transient, so a crash instead would be undone at the next start.
+func TestCloneCancelledMidCopyReleasesEverything(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := newFixture(t,
+		v1Plain, missing("c1"), missing("c1.clone"),
+		run.Step{Argv: argv("lvchange -asy vol/v1")},
+		run.Step{Argv: argv("lvcreate -an -Zn -y -n c1.clone -L 1073741824b --addtag aos_agent_clone_copy vol")},
+		run.Step{Argv: argv("lvchange -aey vol/c1.clone")},
+		run.Step{Argv: argv(fmt.Sprintf(ddClone, "v1")), Err: &run.Error{Argv: []string{"dd"}, ExitCode: -1, Err: context.Canceled}},
+		run.Step{Argv: argv("lvchange -an vol/c1.clone")},
+		run.Step{Argv: argv("lvchange -an vol/c1.clone")},
+		run.Step{Argv: argv("lvremove -y vol/c1.clone")},
+		run.Step{Argv: argv("lvchange -an vol/v1")},
+	)
+	f.before = func(argv []string) {
+		if argv[0] != "dd" {
+			return
+		}
+		if got := f.transient.List(); len(got) != 2 || got[0].LV != "c1.clone" || got[0].Mode != state.Exclusive || got[1].LV != "v1" || got[1].Mode != state.Shared {
+			t.Errorf("transient during the copy: %+v, want c1.clone ex and v1 sh", got)
+		}
+		cancel() // shutdown gave up waiting for the request
+	}
+	if _, err := f.svc.Clone(ctx, f.ref(t, "c1"), "v1", 0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled clone: %v", err)
+	}
+	if got := f.transient.List(); len(got) != 0 {
+		t.Fatalf("still recorded as transient: %+v", got)
+	}
+}
+
+// At start the agent releases what a crashed request left active; an LV
+// attached here since keeps its lock.
+func TestReconcileReleasesLeftovers(t *testing.T) {
+	f := newFixture(t, run.Step{Argv: argv("lvchange -an vol/v1")})
+	if err := f.transient.Set(state.HeldLV{VG: "vol", LV: "v1", Mode: state.Shared}, state.HeldLV{VG: "vol", LV: "v2", Mode: state.Exclusive}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.held.Set(state.HeldLV{VG: "vol", LV: "v2", Mode: state.Exclusive}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.transient.List(); len(got) != 0 {
+		t.Fatalf("transient after Reconcile: %+v", got)
+	}
+	if _, ok := f.held.Get("vol", "v2"); !ok {
+		t.Fatal("the attachment's record was dropped")
+	}
+}
