@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +52,10 @@ type Rabbit struct {
 }
 
 type LVM struct {
-	VolumeGroups     []string
+	VolumeGroups []string
+	// AllowedNames are shell patterns (path.Match) an LV name in a request
+	// must match; empty allows every valid name.
+	AllowedNames     []string
 	MultipathAlias   string
 	CommandTimeout   time.Duration
 	LockStartTimeout time.Duration
@@ -148,6 +152,7 @@ var keys = map[string]map[string]func(c *Config, v string) error{
 	},
 	"lvm": {
 		"volume_groups":      setVolumeGroups,
+		"allowed_names":      setAllowedNames,
 		"multipath_alias":    func(c *Config, v string) error { return setNonEmpty(&c.LVM.MultipathAlias, v) },
 		"command_timeout":    func(c *Config, v string) error { return setDuration(&c.LVM.CommandTimeout, v) },
 		"lock_start_timeout": func(c *Config, v string) error { return setDuration(&c.LVM.LockStartTimeout, v) },
@@ -369,6 +374,23 @@ func setVolumeGroups(c *Config, v string) error {
 		return errors.New("must name at least one volume group")
 	}
 	c.LVM.VolumeGroups = vgs
+	return nil
+}
+
+// setAllowedNames splits the pattern list and checks each pattern's syntax.
+func setAllowedNames(c *Config, v string) error {
+	var pats []string
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("pattern %q: %w", p, err)
+		}
+		pats = append(pats, p)
+	}
+	c.LVM.AllowedNames = pats
 	return nil
 }
 

@@ -177,3 +177,17 @@ func TestTransportURLErrorsHidePassword(t *testing.T) {
 		}
 	}
 }
+
+func TestAllowedNames(t *testing.T) {
+	c, err := Parse("t.conf", strings.NewReader("[lvm]\nvolume_groups = vol\nallowed_names = volume-*, _snapshot-*\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.LVM.AllowedNames, " "); got != "volume-* _snapshot-*" {
+		t.Fatalf("allowed_names %q", got)
+	}
+	_, err = Parse("t.conf", strings.NewReader("[lvm]\nvolume_groups = vol\nallowed_names = volume-[\n"))
+	if err == nil || !strings.Contains(err.Error(), "t.conf:3: [lvm] allowed_names") {
+		t.Fatalf("malformed pattern: %v", err)
+	}
+}

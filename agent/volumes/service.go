@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -70,7 +71,11 @@ type Wiper interface {
 // Options configure a Service.
 type Options struct {
 	VolumeGroups []string // allow-list; the first is the default VG
-	MaxBatch     int      // LVs per lvchange; 0 means 100
+	// AllowedNames, if any, are the shell patterns (path.Match) every LV
+	// name in a request must match, e.g. cinder's volume-* and _snapshot-*:
+	// whoever can publish to the agents' topic can then touch no other LV.
+	AllowedNames []string
+	MaxBatch     int // LVs per lvchange; 0 means 100
 	Logger       *zap.Logger
 	// Gate is consulted before every mutating call; a non-nil error (e.g.
 	// RecoveryInProgress) is returned at once without running anything.
@@ -113,6 +118,11 @@ func New(l LVM, locks Locks, wiper Wiper, held *state.Held, opts Options) (*Serv
 	for _, vg := range opts.VolumeGroups {
 		if err := lvm.ValidateVGName(vg); err != nil {
 			return nil, err
+		}
+	}
+	for _, p := range opts.AllowedNames {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("volumes: allowed name pattern %q: %w", p, err)
 		}
 	}
 	if opts.MaxBatch == 0 {
@@ -212,7 +222,22 @@ func (s *Service) Resolve(vg, lv string) (Ref, error) {
 	if err := lvm.ValidateLVName(lv); err != nil {
 		return Ref{}, err
 	}
+	if !s.nameAllowed(lv) {
+		return Ref{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "volume name %q matches none of [lvm] allowed_names (%s): this agent does not touch it", lv, strings.Join(s.opts.AllowedNames, ", "))
+	}
 	return Ref{VG: vg, LV: lv}, nil
+}
+
+func (s *Service) nameAllowed(lv string) bool {
+	if len(s.opts.AllowedNames) == 0 {
+		return true
+	}
+	for _, p := range s.opts.AllowedNames {
+		if ok, _ := path.Match(p, lv); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Service) allowed(vg string) bool {

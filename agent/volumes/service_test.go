@@ -443,3 +443,36 @@ func TestDeleteRefusesAnLVActiveHereButNotRecorded(t *testing.T) {
 	_, err := f.svc.Delete(context.Background(), f.ref(t, "v1"), ClearZero, 0)
 	wantClass(t, err, errdefs.ErrVolumeInUse)
 }
+
+// With [lvm] allowed_names set to cinder's templates, a request naming any
+// other LV of the VG (a host's own LV, an operator's) is refused before a
+// command runs: publishing on the agents' topic no longer reaches them.
+func TestAllowedNamesBeforeAnyCommand(t *testing.T) {
+	f := newFixture(t)
+	svc, err := New(f.svc.lvm, f.svc.locks, f.svc.wiper, f.held, Options{
+		VolumeGroups: []string{"vol"}, AllowedNames: []string{"volume-*", "_snapshot-*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"root", "swap", "volume", "x.clone"} {
+		if _, err := svc.Resolve("", name); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "allowed_names") {
+			t.Errorf("%s: got %v, want InvalidArgument naming allowed_names", name, err)
+		}
+	}
+	for _, name := range []string{"volume-1f2e", "_snapshot-7"} {
+		if _, err := svc.Resolve("", name); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Second names (a clone's source, a snapshot's origin) go through it too.
+	ctx := context.Background()
+	if _, err := svc.Clone(ctx, Ref{VG: "vol", LV: "volume-2"}, "root", 0); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("clone of root: %v, want InvalidArgument", err)
+	}
+	if _, err := svc.CreateSnapshot(ctx, Ref{VG: "vol", LV: "_snapshot-8"}, "root", 1); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("snapshot of root: %v, want InvalidArgument", err)
+	}
+	if _, err := New(nil, nil, nil, nil, Options{VolumeGroups: []string{"vol"}, AllowedNames: []string{"["}}); err == nil {
+		t.Fatal("a malformed pattern was accepted")
+	}
+}
