@@ -61,7 +61,9 @@ type Daemon struct {
 	volumes  *volumes.Service
 	server   *rpc.Server
 	client   *rpc.Client
-	notifier *systemd.Notifier
+	notifier notifier
+	// petEvery is how often systemd wants WATCHDOG=1; 0 without a watchdog.
+	petEvery time.Duration
 	ready    atomic.Bool
 	readyG   prometheus.Gauge
 	lvmVer   func() string // read once, on the first ping: not on the boot path
@@ -71,9 +73,19 @@ type Daemon struct {
 	lastStatus string
 }
 
+// notifier is what the daemon tells systemd (a *systemd.Notifier); tests
+// record it.
+type notifier interface {
+	Ready() error
+	Status(string) error
+	Stopping() error
+	Watchdog() error
+}
+
 // New builds a daemon from cfg; nothing runs until Run.
 func New(cfg *config.Config, opts Options) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, opts: opts, reg: prometheus.NewRegistry(), notifier: systemd.NewNotifier()}
+	sd := systemd.NewNotifier()
+	d := &Daemon{cfg: cfg, opts: opts, reg: prometheus.NewRegistry(), notifier: sd}
 	d.log = opts.Logger
 	if d.log == nil {
 		var err error
@@ -103,10 +115,18 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if interval == 0 {
 		interval = 5 * time.Second
 	}
+	// A poll runs on the loop that pets the watchdog, so its probes get a
+	// third of the pet interval: a hung one is reported as such and the pet
+	// still goes out long before systemd gives up (at twice the interval).
+	probeTimeout := timeout
+	if every, ok := sd.WatchdogInterval(); ok {
+		d.petEvery = every
+		probeTimeout = min(timeout, every/3)
+	}
 	d.monitor = &Monitor{
 		Sanlock: sanlock.New(d.runner, timeout), LockCtl: sanlock.NewLockCtl(d.runner, timeout),
 		Multipath: multipath.New(d.runner, timeout), Alias: cfg.LVM.MultipathAlias,
-		VGs: cfg.LVM.VolumeGroups, Interval: interval, Log: d.log.Named("monitor"),
+		VGs: cfg.LVM.VolumeGroups, Interval: interval, ProbeTimeout: probeTimeout, Log: d.log.Named("monitor"),
 	}
 	if err := d.monitor.Register(d.reg); err != nil {
 		return nil, err
@@ -157,7 +177,11 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	inRecovery := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aos_recovery_in_progress",
 		Help: "1 while a VG of this host is fenced after losing its lease storage and not yet recovered."},
 		func() float64 { return b2f(len(d.recoveries()) > 0) })
-	d.reg.MustRegister(amqpUp, inRecovery)
+	unkillable := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aos_commands_unkillable",
+		Help: "Host commands that did not exit after the SIGKILL of their timeout (uninterruptible sleep, e.g. I/O to dead storage), " +
+			"given up on and still waited for; each may hold a device or an LVM lock."},
+		func() float64 { return float64(run.Unkillable()) })
+	d.reg.MustRegister(amqpUp, inRecovery, unkillable)
 	if cfg.Recovery.Mode == "auto" {
 		d.auto = newAutoRecovery(d.recoveryDeps(), d.log.Named("recovery"), d.reg)
 	}
@@ -206,22 +230,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	started := make(chan error, 1)
 	go func() { started <- d.server.Start(ctx) }()
 	d.notifier.Status("connecting to the message broker")
-	d.health(ctx, d.monitor.Poll(ctx))
-	t := time.NewTicker(d.monitor.Interval)
-	defer t.Stop()
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-started:
-			started = nil // connected; the server reconnects by itself from now on
-			d.health(ctx, d.monitor.Last())
-		case <-t.C:
-			d.health(ctx, d.monitor.Poll(ctx))
-		}
-	}
-	if started != nil {
+	if !d.healthLoop(ctx, started) {
 		<-started // returns once ctx is done: Stop must not race a late connect
 	}
 	if d.auto != nil {
@@ -239,14 +248,43 @@ loop:
 	return err
 }
 
+// healthLoop polls every poll interval until ctx ends, and reports whether
+// started (the RPC server's Start) has returned. With a watchdog it also
+// pets every petEvery between polls, which a poll interval longer than that
+// needs; the pets come from this loop, so a wedged loop still stops them.
+func (d *Daemon) healthLoop(ctx context.Context, started <-chan error) bool {
+	d.health(ctx, d.monitor.Poll(ctx))
+	poll := time.NewTicker(d.monitor.Interval)
+	defer poll.Stop()
+	var pet <-chan time.Time
+	if d.petEvery > 0 {
+		t := time.NewTicker(d.petEvery)
+		defer t.Stop()
+		pet = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return started == nil
+		case <-started:
+			started = nil // connected; the server reconnects by itself from now on
+			d.health(ctx, d.monitor.Last())
+		case <-poll.C:
+			d.health(ctx, d.monitor.Poll(ctx))
+		case <-pet:
+			d.notifier.Watchdog()
+		}
+	}
+}
+
 // health derives readiness and STATUS from a snapshot and starts automatic
 // recovery. READY waits for every VG's lockspace, except a VG under a fence
 // journal: only a running agent can recover it. The watchdog guards the
-// agent's own loop, not the SAN: every completed poll pets it, so
-// a wedged loop gets the agent restarted, while a lost lockspace, a dead
-// daemon or a broker outage (a restart fixes none of them) leaves it up to
-// report, refuse and recover instead of restart-looping into systemd's start
-// limit.
+// agent's own loop, not the SAN: every completed poll pets it (a poll is
+// bounded, a hung probe is reported hung), so a wedged loop gets the agent
+// restarted, while a lost lockspace, a hung or dead daemon or a broker
+// outage (a restart fixes none of them) leaves it up to report, refuse and
+// recover instead of restart-looping into systemd's start limit.
 func (d *Daemon) health(ctx context.Context, s Snapshot) {
 	journals := d.recoveries()
 	if d.auto != nil {
@@ -266,6 +304,9 @@ func (d *Daemon) health(ctx context.Context, s Snapshot) {
 		default:
 			waiting = append(waiting, fmt.Sprintf("lockspace %s %s", vg, st))
 		}
+	}
+	for _, c := range s.Hung() {
+		problems = append(problems, c+" probe hung")
 	}
 	if !d.server.Connected() {
 		waiting = append(waiting, "message broker disconnected")

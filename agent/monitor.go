@@ -2,22 +2,30 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/aos-agent/aos-agent/errdefs"
 	"github.com/aos-agent/aos-agent/multipath"
 	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
-// Collector names, bounded: they label aos_collector_success.
+// Collector names, bounded: they label aos_collector_success and
+// aos_collector_hung.
 const (
 	collectorSanlock   = "sanlock"
 	collectorLockctl   = "lvmlockctl"
 	collectorMultipath = "multipath"
 )
+
+// errProbeHung is a collector whose daemon did not answer within the probe
+// deadline or the command timeout: hung rather than down.
+var errProbeHung = errors.New("probe hung")
 
 // Snapshot is one poll of the host's lock and path state.
 type Snapshot struct {
@@ -25,6 +33,18 @@ type Snapshot struct {
 	Lockspaces map[string]*sanlock.Lockspace // every configured VG, and only those
 	Map        *multipath.Map                // nil when no alias is configured or it is missing
 	Errors     map[string]error              // by collector; nil entries are omitted
+}
+
+// Hung lists, sorted, the collectors whose probe hung.
+func (s Snapshot) Hung() []string {
+	var out []string
+	for c, err := range s.Errors {
+		if errors.Is(err, errProbeHung) {
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // LockspaceState is the state of vg's lockspace, StateAbsent when unknown.
@@ -46,6 +66,10 @@ type Monitor struct {
 	VGs       []string // configured VGs
 	Interval  time.Duration
 	Log       *zap.Logger
+	// ProbeTimeout bounds each collector's probe of a poll; 0 leaves them
+	// to their command timeout. The daemon keeps it well below the
+	// watchdog interval: the poll holds up the loop that pets it.
+	ProbeTimeout time.Duration
 	// OnSnapshot, if set, is called after every poll (recovery's trigger).
 	OnSnapshot func(Snapshot)
 
@@ -59,7 +83,7 @@ type monitorMetrics struct {
 	joined, failed, renewalAge *prometheus.GaugeVec
 	locks                      *prometheus.GaugeVec
 	paths, pathsActive         *prometheus.GaugeVec
-	collectorOK                *prometheus.GaugeVec
+	collectorOK, collectorHung *prometheus.GaugeVec
 }
 
 // Register adds the monitor's metrics to reg.
@@ -79,14 +103,17 @@ func (m *Monitor) Register(reg prometheus.Registerer) error {
 			Help: "Paths of the shared LUN's multipath map that can carry I/O."}, []string{"map"}),
 		collectorOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aos_collector_success",
 			Help: "1 when the collector's last poll succeeded."}, []string{"collector"}),
+		collectorHung: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aos_collector_hung",
+			Help: "1 when the collector's last probe got no answer in time: its daemon is hung, not down."}, []string{"collector"}),
 	}
-	for _, c := range []prometheus.Collector{mm.joined, mm.failed, mm.renewalAge, mm.locks, mm.paths, mm.pathsActive, mm.collectorOK} {
+	for _, c := range []prometheus.Collector{mm.joined, mm.failed, mm.renewalAge, mm.locks, mm.paths, mm.pathsActive, mm.collectorOK, mm.collectorHung} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
 	}
 	for _, c := range []string{collectorSanlock, collectorLockctl, collectorMultipath} {
 		mm.collectorOK.WithLabelValues(c).Set(0)
+		mm.collectorHung.WithLabelValues(c).Set(0)
 	}
 	for _, vg := range m.VGs {
 		mm.joined.WithLabelValues(vg).Set(0)
@@ -107,19 +134,32 @@ func (m *Monitor) Last() Snapshot {
 
 // Poll reads the host once, stores and returns the snapshot. A failing
 // source leaves its part empty and is reported in Errors; it never fails the
-// whole poll, so one hung daemon does not blind the others.
+// whole poll. The collectors are probed concurrently, each within
+// ProbeTimeout, so a hung daemon neither blinds the others nor holds up the
+// poll for longer than that.
 func (m *Monitor) Poll(ctx context.Context) Snapshot {
 	snap := Snapshot{Time: time.Now(), Errors: map[string]error{}}
-	status, err := m.Sanlock.Status(ctx)
-	m.note(&snap, collectorSanlock, err)
-	info, ierr := m.LockCtl.Info(ctx)
-	var dump *sanlock.Dump
-	if ierr == nil {
-		dump, ierr = m.LockCtl.Dump(ctx)
+	var (
+		wg                 sync.WaitGroup
+		status             *sanlock.Status
+		lk                 lockctlState
+		mp                 *multipath.Map
+		serr, lkerr, mperr error
+	)
+	wg.Go(func() { status, serr = probe(ctx, m.ProbeTimeout, m.Sanlock.Status) })
+	wg.Go(func() { lk, lkerr = probe(ctx, m.ProbeTimeout, m.lockctl) })
+	if m.Alias != "" {
+		wg.Go(func() {
+			mp, mperr = probe(ctx, m.ProbeTimeout, func(ctx context.Context) (*multipath.Map, error) {
+				return m.Multipath.Map(ctx, m.Alias)
+			})
+		})
 	}
-	m.note(&snap, collectorLockctl, ierr)
+	wg.Wait()
+	m.note(&snap, collectorSanlock, serr)
+	m.note(&snap, collectorLockctl, lkerr)
 	// Only configured VGs: another VG's lockspace on this host is not ours.
-	all := sanlock.Health(status, info, dump)
+	all := sanlock.Health(status, lk.info, lk.dump)
 	snap.Lockspaces = make(map[string]*sanlock.Lockspace, len(m.VGs))
 	for _, vg := range m.VGs {
 		l := all[vg]
@@ -129,8 +169,7 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 		snap.Lockspaces[vg] = l
 	}
 	if m.Alias != "" {
-		mp, err := m.Multipath.Map(ctx, m.Alias)
-		m.note(&snap, collectorMultipath, err)
+		m.note(&snap, collectorMultipath, mperr)
 		snap.Map = mp
 	}
 	m.update(snap)
@@ -141,6 +180,60 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 		m.OnSnapshot(snap)
 	}
 	return snap
+}
+
+// lockctlState is what lvmlockd reports: the dump carries kill_vg.
+type lockctlState struct {
+	info *sanlock.Info
+	dump *sanlock.Dump
+}
+
+func (m *Monitor) lockctl(ctx context.Context) (lockctlState, error) {
+	info, err := m.LockCtl.Info(ctx)
+	if err != nil {
+		return lockctlState{}, err
+	}
+	dump, err := m.LockCtl.Dump(ctx)
+	return lockctlState{info: info, dump: dump}, err
+}
+
+// probe runs f within timeout (0: no deadline of its own) and returns when
+// f does or at the deadline, whichever comes first: f is left to end on its
+// context, the poll does not wait for it. A miss, or a command of f timing
+// out, is errProbeHung.
+func probe[T any](ctx context.Context, timeout time.Duration, f func(context.Context) (T, error)) (T, error) {
+	pctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f(pctx)
+		done <- result{v, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-pctx.Done():
+		select {
+		case r = <-done: // it answered just in time
+		default:
+			if ctx.Err() != nil {
+				return r.v, ctx.Err()
+			}
+			return r.v, fmt.Errorf("%w: no answer within %s", errProbeHung, timeout)
+		}
+	}
+	if errors.Is(r.err, errdefs.ErrCommandTimeout) && ctx.Err() == nil {
+		r.err = fmt.Errorf("%w: %w", errProbeHung, r.err)
+	}
+	return r.v, r.err
 }
 
 func (m *Monitor) note(s *Snapshot, collector string, err error) {
@@ -156,6 +249,7 @@ func (m *Monitor) note(s *Snapshot, collector string, err error) {
 			v = 0
 		}
 		m.metrics.collectorOK.WithLabelValues(collector).Set(v)
+		m.metrics.collectorHung.WithLabelValues(collector).Set(b2f(errors.Is(err, errProbeHung)))
 	}
 }
 

@@ -58,7 +58,7 @@ func TestMonitorPollHealthy(t *testing.T) {
 		run.Step{Argv: []string{"lvmlockctl", "--info"}, Stdout: infoHealthy},
 		run.Step{Argv: []string{"lvmlockctl", "--info", "--dump"}, Stdout: dumpHealthy},
 		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, Stdout: readFile(t, "show-map-json.lun0.source.json")},
-	)
+	).AnyOrder() // the collectors run concurrently
 	m, reg := newTestMonitor(t, r)
 	var seen []Snapshot
 	m.OnSnapshot = func(s Snapshot) { seen = append(seen, s) }
@@ -121,7 +121,7 @@ func TestMonitorSeesFailedLockspaceAndCollectorErrors(t *testing.T) {
 		run.Step{Argv: []string{"lvmlockctl", "--info"}, Stdout: infoHealthy},
 		run.Step{Argv: []string{"lvmlockctl", "--info", "--dump"}, Stdout: killed},
 		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, ExitCode: 1, Stderr: "timeout receiving packet"},
-	)
+	).AnyOrder() // the collectors run concurrently
 	m, reg := newTestMonitor(t, r)
 	snap := m.Poll(context.Background())
 	if st := snap.LockspaceState("vol"); st != sanlock.StateFailed {

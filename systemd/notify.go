@@ -30,8 +30,10 @@ func (n *Notifier) Status(s string) error {
 // Stopping reports a clean shutdown has begun.
 func (n *Notifier) Stopping() error { return n.send(daemon.SdNotifyStopping) }
 
-// Watchdog pets the service watchdog. Call it only from a health check that
-// passed: a hung or unhealthy agent must stop petting so systemd restarts it.
+// Watchdog pets the service watchdog. It guards the agent's own loop, not
+// the host: the agent pets after every completed poll whatever the poll
+// found, so a wedged agent is restarted while a lost lockspace or broker
+// (which a restart would not fix) is reported in STATUS instead.
 func (n *Notifier) Watchdog() error { return n.send(daemon.SdNotifyWatchdog) }
 
 // WatchdogInterval is how often Watchdog should be called (half of

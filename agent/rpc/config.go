@@ -53,6 +53,12 @@ type Config struct {
 	MaxBodyBytes      int           // larger requests are refused, default 4 MiB
 	Logger            *zap.Logger
 	Registerer        prometheus.Registerer
+	// RequestTimeout is each request's deadline, given to its handler's
+	// context, so a request cannot hold its concurrency slot and its LV
+	// locks forever. oslo sends no deadline with a call (_timeout is only
+	// the call-monitor interval). Default 2 h: above the 1 h a volume copy
+	// or wipe may take, so it is a backstop that never cuts those short.
+	RequestTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -82,6 +88,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReplyRetryTimeout == 0 {
 		c.ReplyRetryTimeout = 60 * time.Second
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 2 * time.Hour
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 4 << 20

@@ -404,8 +404,9 @@ func (s *Server) finish(release func(), isCall bool, msgID, replyQ string, resul
 	s.reply(msgID, replyQ, result, err)
 }
 
-// invoke runs a handler, turning a panic into an error so one bad method
-// cannot take the agent down.
+// invoke runs a handler under the request deadline, turning a panic into an
+// error so one bad method cannot take the agent down. The deadline ends the
+// handler's commands and waits; its slot is released only when it returns.
 func (s *Server) invoke(h Handler, req *Request) (result any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -413,7 +414,9 @@ func (s *Server) invoke(h Handler, req *Request) (result any, err error) {
 			err = errdefs.Errorf(errdefs.ErrUnknown, "internal error in %s", req.Method)
 		}
 	}()
-	return h(s.work, req)
+	ctx, cancel := context.WithTimeout(s.work, s.cfg.RequestTimeout)
+	defer cancel()
+	return h(ctx, req)
 }
 
 func (s *Server) methodLabel(m string) string {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,10 +50,18 @@ type Error struct {
 	Stderr   string
 	TimedOut bool
 	Err      error // start failure or context error; nil for a plain non-zero exit
+	// Unkillable is a command still running killGrace after its SIGKILL
+	// (uninterruptible sleep): Run gave up waiting for Pid, which is reaped
+	// in the background. TimedOut is set too.
+	Unkillable bool
+	Pid        int
 }
 
 func (e *Error) Error() string {
 	switch {
+	case e.Unkillable:
+		return fmt.Sprintf("%s: killed (%v) but pid %d did not exit after SIGKILL, likely in uninterruptible sleep; it is reaped in the background",
+			e.Argv[0], e.Err, e.Pid)
 	case e.TimedOut:
 		return fmt.Sprintf("%s: timed out and was killed", e.Argv[0])
 	case e.Err != nil && e.ExitCode == -1:
@@ -79,6 +89,12 @@ type Host struct {
 	// Env is appended after the fixed LC_ALL=C environment (tests use it
 	// to put fake tools on PATH).
 	Env []string
+
+	// Test seams: wait reaps a started command (default (*exec.Cmd).Wait)
+	// and grace replaces killGrace, so a test can stand in for a process
+	// SIGKILL cannot end.
+	wait  func(*exec.Cmd) error
+	grace time.Duration
 }
 
 const (
@@ -87,11 +103,28 @@ const (
 	// waitDelay bounds how long Wait waits for pipes held open by a child
 	// that escaped the process-group kill (e.g. one that called setsid).
 	waitDelay = 2 * time.Second
+	// killGrace bounds how long Run waits for the child after the SIGKILL
+	// on timeout or cancellation. A child in uninterruptible sleep (an LVM
+	// command stuck on dead storage) cannot die until its I/O ends, and its
+	// caller must not stay blocked past its own deadline meanwhile. Longer
+	// than waitDelay, so a child that merely left its pipes to a grandchild
+	// still returns through Wait.
+	killGrace = 5 * time.Second
 )
+
+// unkillable counts commands Run gave up on after killGrace that have not
+// exited yet.
+var unkillable atomic.Int64
+
+// Unkillable is the number of commands, across every Host of the process,
+// that did not exit after their SIGKILL and are still waited for in the
+// background. Each one may still hold a device or an LVM lock.
+func Unkillable() int { return int(unkillable.Load()) }
 
 // Run starts argv in its own process group with LC_ALL=C, and on timeout or
 // cancellation kills the whole group: an LVM command stuck on dead storage
-// may have forked helpers that would otherwise keep the device busy.
+// may have forked helpers that would otherwise keep the device busy. It
+// returns at most killGrace after that kill, whether or not the child died.
 func (h *Host) Run(ctx context.Context, c Cmd) (Result, error) {
 	if len(c.Argv) == 0 {
 		return Result{}, errors.New("run: empty argv")
@@ -122,7 +155,15 @@ func (h *Host) Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 
 	start := time.Now()
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		var exited bool
+		if exited, err = h.await(ctx, cmd); !exited {
+			res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: -1, Duration: time.Since(start)}
+			return res, &Error{Argv: c.Argv, ExitCode: -1, Stderr: string(res.Stderr), TimedOut: true, Err: ctx.Err(),
+				Unkillable: true, Pid: cmd.Process.Pid}
+		}
+	}
 	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), Duration: time.Since(start)}
 	if cmd.ProcessState != nil {
 		res.ExitCode = cmd.ProcessState.ExitCode()
@@ -150,6 +191,40 @@ func (h *Host) Run(ctx context.Context, c Cmd) (Result, error) {
 	return res, rerr
 }
 
+// await reaps a started command. exited is false when the child is still
+// there the grace after its SIGKILL: a goroutine goes on waiting to reap it
+// (no zombie is left) and counts it as unkillable meanwhile.
+func (h *Host) await(ctx context.Context, cmd *exec.Cmd) (exited bool, err error) {
+	wait, grace := h.wait, h.grace
+	if wait == nil {
+		wait = (*exec.Cmd).Wait
+	}
+	if grace == 0 {
+		grace = killGrace
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- wait(cmd) }()
+	select {
+	case err := <-waited:
+		return true, err
+	case <-ctx.Done():
+		// exec sends the SIGKILL (cmd.Cancel) once ctx is done.
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case err := <-waited:
+		return true, err
+	case <-t.C:
+		unkillable.Add(1)
+		go func() {
+			<-waited
+			unkillable.Add(-1)
+		}()
+		return false, nil
+	}
+}
+
 func envPath() string {
 	if p := os.Getenv("PATH"); p != "" {
 		return p
@@ -158,14 +233,18 @@ func envPath() string {
 }
 
 // capped keeps the first limit bytes of a stream and discards the rest, so a
-// runaway command cannot exhaust the agent's memory.
+// runaway command cannot exhaust the agent's memory. It is locked because
+// Run may read it while exec still copies an unkillable child's output.
 type capped struct {
+	mu        sync.Mutex
 	buf       bytes.Buffer
 	limit     int
 	truncated bool
 }
 
 func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if room := c.limit - c.buf.Len(); room > 0 {
 		if len(p) > room {
 			c.buf.Write(p[:room])
@@ -179,11 +258,15 @@ func (c *capped) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Bytes returns a copy: the buffer may still be written to.
 func (c *capped) Bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := bytes.Clone(c.buf.Bytes())
 	if c.truncated {
-		return append(c.buf.Bytes(), "\n[output truncated]\n"...)
+		out = append(out, "\n[output truncated]\n"...)
 	}
-	return c.buf.Bytes()
+	return out
 }
 
 // Func adapts a function to Runner; the simulator uses it.

@@ -3,8 +3,11 @@ package run
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -79,6 +82,57 @@ func TestHostRunTimeoutKillsProcessTree(t *testing.T) {
 			t.Fatalf("grandchild %d survived the timeout", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A child in uninterruptible sleep outlives its SIGKILL, so Wait does not
+// return; here a wait that blocks until released stands in for it. Run must
+// still return after the grace, count the child as unkillable while it
+// lingers, and reap it once it ends.
+func TestHostRunReturnsWhenTheChildOutlivesItsKill(t *testing.T) {
+	release := make(chan struct{})
+	h := &Host{grace: 10 * time.Millisecond, wait: func(c *exec.Cmd) error {
+		<-release
+		return c.Wait()
+	}}
+	before := Unkillable()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Run(context.Background(), Cmd{Argv: []string{"sleep", "300"}, Timeout: 50 * time.Millisecond})
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute): // a bound for a hung test, not a timing assertion
+		close(release)
+		t.Fatal("Run still blocked a minute after its timeout")
+	}
+	var rerr *Error
+	if !errors.As(err, &rerr) || !rerr.Unkillable || !rerr.TimedOut || rerr.Pid <= 0 || rerr.ExitCode != -1 {
+		close(release)
+		t.Fatalf("got %#v, want an unkillable timeout *Error with the pid", err)
+	}
+	if !errors.Is(err, errdefs.ErrCommandTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want class CommandTimeout wrapping the deadline", err)
+	}
+	if want := fmt.Sprintf("sleep: killed (context deadline exceeded) but pid %d did not exit after SIGKILL", rerr.Pid); !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("message %q, want it to start with %q", err, want)
+	}
+	if got, want := Unkillable(), before+1; got != want {
+		t.Errorf("Unkillable() = %d while the child lingers, want %d", got, want)
+	}
+
+	close(release) // the I/O ends: the child can die and be reaped
+	for i := 0; Unkillable() != before; i++ {
+		if i == 500 { // a bound for a hung test, not a timing assertion
+			t.Fatalf("Unkillable() = %d after the child was released, want %d", Unkillable(), before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Reaped, not a zombie: the pid is gone.
+	if err := syscall.Kill(rerr.Pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("kill -0 %d after reaping: %v, want ESRCH", rerr.Pid, err)
 	}
 }
 
@@ -176,6 +230,30 @@ func TestScripted(t *testing.T) {
 	s2 := NewScripted(tb2, Step{Argv: []string{"a"}})
 	if _, err := s2.Run(context.Background(), Cmd{Argv: []string{"b"}}); err == nil || len(tb2.errs) != 1 {
 		t.Fatal("argv mismatch must fail the test")
+	}
+}
+
+func TestScriptedAnyOrder(t *testing.T) {
+	tb := &recordingTB{}
+	s := NewScripted(tb, Step{Argv: []string{"a"}, Stdout: "a1"}, Step{Argv: []string{"b"}}, Step{Argv: []string{"a"}, Stdout: "a2"}).AnyOrder()
+	var got []string
+	for _, argv := range []string{"b", "a", "a"} {
+		res, err := s.Run(context.Background(), Cmd{Argv: []string{argv}})
+		if err != nil {
+			t.Fatalf("%s: %v", argv, err)
+		}
+		got = append(got, argv+"="+string(res.Stdout))
+	}
+	if want := []string{"b=", "a=a1", "a=a2"}; !slices.Equal(got, want) {
+		t.Errorf("answers: got %q, want %q", got, want)
+	}
+	if _, err := s.Run(context.Background(), Cmd{Argv: []string{"a"}}); err == nil || len(tb.errs) != 1 {
+		t.Errorf("a command with no step left: got err %v and %d test errors, want an error and 1", err, len(tb.errs))
+	}
+	s.Expect(Step{Argv: []string{"never"}})
+	tb.finish()
+	if len(tb.errs) != 2 {
+		t.Errorf("leftover step: got %d test errors, want 2: %q", len(tb.errs), tb.errs)
 	}
 }
 

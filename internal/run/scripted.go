@@ -28,10 +28,11 @@ type Step struct {
 // Scripted is a fake Runner for unit tests: it expects exactly the given argv,
 // in order, and fails the test on any other call or on steps left over.
 type Scripted struct {
-	t     TB
-	mu    sync.Mutex
-	steps []Step
-	calls [][]string
+	t        TB
+	mu       sync.Mutex
+	steps    []Step
+	calls    [][]string
+	anyOrder bool
 }
 
 // NewScripted returns a Scripted runner that checks at cleanup that every
@@ -46,6 +47,15 @@ func NewScripted(t TB, steps ...Step) *Scripted {
 			t.Errorf("expected command never ran: %s", strings.Join(st.Argv, " "))
 		}
 	})
+	return s
+}
+
+// AnyOrder accepts the steps in any order, for callers that run commands
+// concurrently; steps with the same argv are still answered in order.
+func (s *Scripted) AnyOrder() *Scripted {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.anyOrder = true
 	return s
 }
 
@@ -71,12 +81,20 @@ func (s *Scripted) Run(ctx context.Context, c Cmd) (Result, error) {
 		s.t.Errorf("unexpected command: %s", c)
 		return Result{ExitCode: 127}, &Error{Argv: c.Argv, ExitCode: 127, Stderr: "unexpected command"}
 	}
-	st := s.steps[0]
+	i := 0
+	if s.anyOrder {
+		i = slices.IndexFunc(s.steps, func(st Step) bool { return slices.Equal(st.Argv, c.Argv) })
+	}
+	if i < 0 {
+		s.t.Errorf("unexpected command: %s", c)
+		return Result{ExitCode: 127}, &Error{Argv: c.Argv, ExitCode: 127, Stderr: "unexpected command"}
+	}
+	st := s.steps[i]
 	if !slices.Equal(st.Argv, c.Argv) {
 		s.t.Errorf("command mismatch:\n got  %q\n want %q", c.Argv, st.Argv)
 		return Result{ExitCode: 127}, &Error{Argv: c.Argv, ExitCode: 127, Stderr: "argv mismatch"}
 	}
-	s.steps = s.steps[1:]
+	s.steps = slices.Delete(s.steps, i, i+1)
 	res := Result{Stdout: []byte(st.Stdout), Stderr: []byte(st.Stderr), ExitCode: st.ExitCode}
 	if st.Err != nil {
 		return res, st.Err
