@@ -82,7 +82,9 @@ func New(o Options) (rpc.Dispatcher, error) {
 	for name, h := range handlers {
 		methods[name] = a.instrument(name, h)
 	}
-	return rpc.Dispatcher{Version: Version, Methods: methods}, nil
+	// Every agent may publish to the fanout exchange (the refresh after a
+	// shared extend): nothing else may arrive that way.
+	return rpc.Dispatcher{Version: Version, Methods: methods, Fanout: []string{"refresh_volume"}}, nil
 }
 
 func (a *api) instrument(op string, h rpc.Handler) rpc.Handler {

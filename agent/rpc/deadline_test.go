@@ -48,7 +48,7 @@ func TestRequestDeadlineFreesTheSlot(t *testing.T) {
 					t.Fatal(err)
 				}
 				start := time.Now()
-				deliveries <- amqp.Delivery{Acknowledger: &acker{}, Body: body}
+				deliveries <- amqp.Delivery{Acknowledger: &acker{}, Body: body, Exchange: srv.cfg.Exchange}
 				synctest.Wait()
 				if got := len(srv.slots); got != 1 {
 					t.Fatalf("slots taken while the handler runs: got %d, want 1", got)

@@ -40,6 +40,10 @@ type Handler func(ctx context.Context, req *Request) (any, error)
 type Dispatcher struct {
 	Version string // e.g. "1.0"; requests may ask for the same major and a minor ≤ this
 	Methods map[string]Handler
+	// Fanout lists the methods accepted as fanout casts; nil accepts every
+	// method. The fanout exchange is open to every agent's user (agents
+	// broadcast refreshes), so whatever it may carry, any agent can send.
+	Fanout []string
 }
 
 // Method names, sorted, for logs and docs.

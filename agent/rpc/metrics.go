@@ -18,7 +18,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
 		requests: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aos_rpc_requests_total",
-			Help: "RPC requests received, by method and outcome (ok, error, malformed, duplicate).",
+			Help: "RPC requests received, by method and outcome (ok, error, malformed, duplicate, refused).",
 		}, []string{"method", "outcome"})),
 		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "aos_rpc_request_duration_seconds",

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -319,6 +320,25 @@ func (s *Server) consume(sess *session) string {
 // handle runs one delivery; it owns a concurrency slot until the method
 // returns and sends the reply after releasing it, so a missing reply queue
 // holds back other requests only once maxPendingReplies replies are stuck.
+// checkOrigin accepts a request only from the exchange its callers publish
+// to: the control exchange, or the topic's fanout exchange for the methods
+// allowed there. The broker stamps each delivery with its exchange, so a
+// request another agent's user sends straight to a queue through the
+// default exchange (which it may publish to: replies go that way) is
+// refused, whatever it claims.
+func (s *Server) checkOrigin(exchange, method string) error {
+	switch exchange {
+	case s.cfg.Exchange:
+		return nil
+	case s.cfg.Topic + "_fanout":
+		if s.disp.Fanout == nil || slices.Contains(s.disp.Fanout, method) {
+			return nil
+		}
+		return &dispatcherError{class: "NoSuchMethod", msg: fmt.Sprintf("method %s is not accepted as a fanout cast", method)}
+	}
+	return &dispatcherError{class: "NoSuchMethod", msg: fmt.Sprintf("requests are accepted through exchange %s only, not %q", s.cfg.Exchange, exchange)}
+}
+
 func (s *Server) handle(d amqp.Delivery) {
 	defer s.inflight.Done()
 	released := false
@@ -364,6 +384,14 @@ func (s *Server) handle(d amqp.Delivery) {
 	}
 	isCall := req.MsgID != "" && replyQ != ""
 	fields := []zap.Field{zap.String("method", req.Method), zap.String("msg_id", req.MsgID), zap.Any("context", req.LogContext())}
+	if err == nil {
+		if err = s.checkOrigin(d.Exchange, req.Method); err != nil {
+			s.log.Warn("rpc refusing request", append(fields, zap.String("exchange", d.Exchange), zap.Error(err))...)
+			s.met.requests.WithLabelValues(s.methodLabel(req.Method), "refused").Inc()
+			s.finish(release, isCall, req.MsgID, replyQ, nil, err)
+			return
+		}
+	}
 	if err != nil {
 		s.log.Warn("rpc rejecting request", append(fields, zap.Error(err), zap.Bool("answered", isCall))...)
 		s.met.requests.WithLabelValues(s.methodLabel(req.Method), "malformed").Inc()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -93,7 +94,7 @@ func TestPendingRepliesBounded(t *testing.T) {
 		go func() {
 			defer close(deliveries)
 			for _, body := range bodies {
-				deliveries <- amqp.Delivery{Acknowledger: ack, Body: body}
+				deliveries <- amqp.Delivery{Acknowledger: ack, Body: body, Exchange: srv.cfg.Exchange}
 			}
 		}()
 
@@ -114,6 +115,66 @@ func TestPendingRepliesBounded(t *testing.T) {
 		srv.inflight.Wait()
 		if _, most, served := pub.counts(); most > maxPendingReplies || served != calls {
 			t.Errorf("replies: got at most %d at once and %d sent, want at most %d at once and all %d sent", most, served, maxPendingReplies, calls)
+		}
+	})
+}
+
+// Requests count only when they come through the exchange their callers
+// publish to: a call another agent's user sends straight to the queue
+// through the default exchange is answered with a refusal and never runs;
+// through the fanout exchange only the methods allowed there run.
+func TestRequestsOnlyThroughTheirExchange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ran := map[string]int{}
+		var mu sync.Mutex
+		handler := func(name string) Handler {
+			return func(context.Context, *Request) (any, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				ran[name]++
+				return nil, nil
+			}
+		}
+		srv, err := NewServer(Config{URL: "rabbit://h/", Exchange: "openstack", Topic: "aos-agent", Server: "s"},
+			Dispatcher{Version: "1.0", Methods: map[string]Handler{"delete_volume": handler("delete_volume"), "refresh_volume": handler("refresh_volume")},
+				Fanout: []string{"refresh_volume"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := &stuckPublisher{release: make(chan struct{})}
+		close(pub.release)
+		srv.pub = pub
+		deliveries := make(chan amqp.Delivery)
+		sess := &session{deliveries: []<-chan amqp.Delivery{deliveries}, closed: make(chan *amqp.Error), cancelled: make(chan string)}
+		consumed := make(chan string)
+		go func() { consumed <- srv.consume(sess) }()
+		send := func(exchange, method string, call bool) {
+			msg := map[string]any{"method": method, "args": map[string]any{}, "_unique_id": newID()}
+			if call {
+				msg["_msg_id"], msg["_reply_q"] = newID(), "reply_q"
+			}
+			body, err := envelope(msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deliveries <- amqp.Delivery{Acknowledger: &acker{}, Body: body, Exchange: exchange}
+			synctest.Wait()
+		}
+		send("", "delete_volume", true)                   // another agent, through the default exchange
+		send("aos-agent_fanout", "delete_volume", false)  // a fanout cast of a method not allowed there
+		send("aos-agent_fanout", "refresh_volume", false) // the refresh broadcast
+		send("openstack", "delete_volume", true)          // cinder
+		close(deliveries)
+		<-consumed
+		srv.inflight.Wait()
+		if ran["delete_volume"] != 1 || ran["refresh_volume"] != 1 {
+			t.Fatalf("handlers ran %v, want delete_volume once (through openstack) and refresh_volume once (fanout)", ran)
+		}
+		if _, _, served := pub.counts(); served != 2 {
+			t.Errorf("replies: got %d, want 2 (the refusal of the default-exchange call, and cinder's call)", served)
+		}
+		if got := testutil.ToFloat64(srv.met.requests.WithLabelValues("delete_volume", "refused")); got != 2 {
+			t.Errorf("refused requests counted: got %v, want 2", got)
 		}
 	})
 }

@@ -5,8 +5,11 @@ rabbit_quorum_queue, rabbit_ha_queues) compared with a real oslo server.
 Needs, besides test_rpc_contract.py's variables, AOS_TEST_AMQPS_URL and
 AOS_TEST_TLS_DIR (scripts/rabbitmq.sh with AOS_RABBIT_TLS=1).
 """
+import json
 import os
 import re
+import secrets
+import shlex
 import socket
 import ssl
 import subprocess
@@ -15,6 +18,7 @@ import unittest
 import urllib.parse
 import uuid
 
+import amqp
 import oslo_messaging
 from oslo_config import cfg
 from oslo_messaging._drivers import amqp as amqp_driver
@@ -124,6 +128,81 @@ class TLSTest(unittest.TestCase):
             stop(agent)
         with self.assertRaisesRegex(RuntimeError, "agent did not start"):
             stop(go_agent(rabbit_url, topic, exchange, "-ca", ca))
+
+
+DOCS_RPC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "rpc.md")
+
+
+def documented_permissions():
+    """The rabbitmqctl set_permissions lines of docs/rpc.md's trust model."""
+    with open(DOCS_RPC) as f:
+        return [shlex.split(line)[1:] for line in f if line.startswith("rabbitmqctl set_permissions")]
+
+
+class PermissionsTest(unittest.TestCase):
+    def test_documented_permissions(self):
+        """Exactly the documented permissions, on a vhost of their own: the
+        Go agent declares, consumes and replies as aos-agent; cinder calls
+        it; the agent's user cannot publish requests to the control exchange
+        and cinder's cannot read the agents' queues."""
+        u = urllib.parse.urlparse(URL)
+        vhost = "aos-perm-" + uuid.uuid4().hex[:6]
+        pw = {"cinder": secrets.token_hex(8), "aos-agent": secrets.token_hex(8)}
+        rabbitmqctl("add_vhost", vhost)
+        for user, password in pw.items():
+            subprocess.run([RABBIT_SH, "ctl", "delete_user", user], capture_output=True)
+            rabbitmqctl("add_user", user, password)
+        lines = documented_permissions()
+        self.assertEqual(sorted(args[3] for args in lines), ["aos-agent", "cinder"], lines)
+        for args in lines:
+            self.assertEqual(args[:3], ["set_permissions", "-p", "aos"], args)
+            rabbitmqctl(args[0], "-p", vhost, *args[3:])
+
+        def url(user):
+            return f"rabbit://{user}:{pw[user]}@{u.hostname}:{u.port}/{vhost}"
+
+        def connect(user):
+            conn = amqp.Connection(host=f"{u.hostname}:{u.port}", userid=user, password=pw[user], virtual_host=vhost,
+                                   confirm_publish=True)
+            conn.connect()
+            return conn
+
+        agent = go_agent(url("aos-agent"), "aos-agent", "openstack")
+        try:
+            conf = oslo_conf()
+            transport = oslo_messaging.get_rpc_transport(conf, url("cinder"))
+            client = oslo_messaging.get_rpc_client(transport, oslo_messaging.Target(topic="aos-agent", exchange="openstack"),
+                                                   timeout=15)
+            self.assertEqual(client.prepare(server="agent1").call({}, "echo", who="cinder"), {"who": "cinder"})
+            client.prepare(server="agent1").cast({}, "record", who="cinder")
+            # Another agent's user may publish to the default exchange (replies
+            # go that way) and so reach agent1's queue by name: the agent
+            # refuses what did not come through the control exchange.
+            conn = connect("aos-agent")
+            try:
+                body = json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(
+                    {"method": "record", "args": {"who": "another agent"}, "_unique_id": uuid.uuid4().hex})})
+                conn.channel().basic_publish(amqp.Message(body, content_type="application/json", content_encoding="utf-8"),
+                                             exchange="", routing_key="aos-agent.agent1")
+            finally:
+                conn.collect()
+            self.assertEqual(client.prepare(server="agent1").call({}, "recorded"), [{"who": "cinder"}])
+            transport.cleanup()
+        finally:
+            stop(agent)
+
+        conn = connect("aos-agent")
+        try:
+            with self.assertRaises(amqp.exceptions.AccessRefused):
+                conn.channel().basic_publish(amqp.Message(b"{}"), exchange="openstack", routing_key="aos-agent.agent1")
+        finally:
+            conn.collect()
+        conn = connect("cinder")
+        try:
+            with self.assertRaises(amqp.exceptions.AccessRefused):
+                conn.channel().basic_get(queue="aos-agent")
+        finally:
+            conn.collect()
 
 
 def queue_rows(topic):
