@@ -141,7 +141,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	}
 	lvmc := lvm.New(d.runner, lvm.Options{VolumeGroups: cfg.LVM.VolumeGroups, Timeout: timeout, LockStartTimeout: cfg.LVM.LockStartTimeout})
 	d.volumes, err = volumes.New(lvmc, d.monitor.LockCtl, volumes.CommandWiper{Runner: d.runner}, held, volumes.Options{
-		VolumeGroups: cfg.LVM.VolumeGroups, AllowedNames: cfg.LVM.AllowedNames, Logger: d.log.Named("volumes"),
+		VolumeGroups: cfg.LVM.VolumeGroups, AllowedNames: cfg.LVM.AllowedNames, CopySlots: cfg.LVM.MaxCopies, Logger: d.log.Named("volumes"),
 		Gate: d.gate, Transient: transient,
 		FenceGuard: func(ctx context.Context, vg string) (func(), error) {
 			// A fence holds it for a few seconds; a request's own

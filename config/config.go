@@ -55,8 +55,10 @@ type LVM struct {
 	VolumeGroups []string
 	// AllowedNames are shell patterns (path.Match) an LV name in a request
 	// must match; empty allows every valid name.
-	AllowedNames     []string
-	MultipathAlias   string
+	AllowedNames   []string
+	MultipathAlias string
+	// MaxCopies bounds the wipes and clone copies running at once.
+	MaxCopies        int
 	CommandTimeout   time.Duration
 	LockStartTimeout time.Duration
 }
@@ -87,6 +89,7 @@ func Default() *Config {
 		RuntimeDir:      "/run/aos-agent",
 		LogLevel:        "info",
 		LVM: LVM{
+			MaxCopies:        2,
 			CommandTimeout:   60 * time.Second,
 			LockStartTimeout: 5 * time.Minute,
 		},
@@ -151,8 +154,16 @@ var keys = map[string]map[string]func(c *Config, v string) error{
 		"ssl_key_file":        func(c *Config, v string) error { return setAbsPath(&c.Rabbit.SSLKeyFile, v) },
 	},
 	"lvm": {
-		"volume_groups":      setVolumeGroups,
-		"allowed_names":      setAllowedNames,
+		"volume_groups": setVolumeGroups,
+		"allowed_names": setAllowedNames,
+		"max_copies": func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				return fmt.Errorf("%q is not a number from 1 to 64", v)
+			}
+			c.LVM.MaxCopies = n
+			return nil
+		},
 		"multipath_alias":    func(c *Config, v string) error { return setNonEmpty(&c.LVM.MultipathAlias, v) },
 		"command_timeout":    func(c *Config, v string) error { return setDuration(&c.LVM.CommandTimeout, v) },
 		"lock_start_timeout": func(c *Config, v string) error { return setDuration(&c.LVM.LockStartTimeout, v) },

@@ -3,10 +3,17 @@ package volumes
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/aos-agent/aos-agent/errdefs"
 	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/lvm"
+	"github.com/aos-agent/aos-agent/sanlock"
+	"github.com/aos-agent/aos-agent/state"
 )
 
 // h1 held v1 exclusive and was fenced by hand (its table on the error
@@ -69,4 +76,62 @@ func TestCreateBeyondTheVG(t *testing.T) {
 	if _, err := svc["h1"].find(ctx, r); !errors.Is(err, errdefs.ErrVolumeNotFound) {
 		t.Fatalf("created anyway: %v", err)
 	}
+}
+
+// gateWiper holds every wipe until release is closed and counts how many
+// run at once.
+type gateWiper struct {
+	mu            sync.Mutex
+	running, most int
+	release       chan struct{}
+}
+
+func (w *gateWiper) Wipe(ctx context.Context, dev, method string, bytes uint64) error {
+	w.mu.Lock()
+	w.running++
+	w.most = max(w.most, w.running)
+	w.mu.Unlock()
+	<-w.release
+	w.mu.Lock()
+	w.running--
+	w.mu.Unlock()
+	return nil
+}
+
+// Five deletes with clearing at once: two wipes stream onto the LUN, the
+// others wait for a slot (their LVs already locked here), then all finish.
+func TestWipesShareTwoCopySlots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, svcs := simServices(t)
+		h1 := c.Host("h1")
+		held, err := state.OpenHeld(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &gateWiper{release: make(chan struct{})}
+		svc, err := New(lvm.New(h1, lvm.Options{VolumeGroups: []string{"vol"}}), sanlock.NewLockCtl(h1, time.Second), w, held,
+			Options{VolumeGroups: []string{"vol"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		errs := make(chan error, 5)
+		for i := range 5 {
+			r := Ref{VG: "vol", LV: fmt.Sprintf("w%d", i)}
+			if _, err := svcs["h1"].Create(ctx, r, 1); err != nil {
+				t.Fatal(err)
+			}
+			go func() { _, err := svc.Delete(ctx, r, ClearZero, 0); errs <- err }()
+		}
+		synctest.Wait()
+		if w.most != 2 {
+			t.Fatalf("wipes at once: got %d, want the 2 copy slots", w.most)
+		}
+		close(w.release)
+		for range 5 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }

@@ -76,7 +76,11 @@ type Options struct {
 	// whoever can publish to the agents' topic can then touch no other LV.
 	AllowedNames []string
 	MaxBatch     int // LVs per lvchange; 0 means 100
-	Logger       *zap.Logger
+	// CopySlots bounds the wipes and clone copies running at once (0
+	// means 2): each streams a whole volume through the LUN that also
+	// carries the sanlock leases.
+	CopySlots int
+	Logger    *zap.Logger
 	// Gate is consulted before every mutating call; a non-nil error (e.g.
 	// RecoveryInProgress) is returned at once without running anything.
 	Gate func() error
@@ -101,6 +105,7 @@ type Service struct {
 	log    *zap.Logger
 	lvMu   *keyedMutex
 
+	copySlots  chan struct{} // wipes and copies running
 	activate   *groupCommit[batchKey, string, error]
 	deactivate *groupCommit[string, string, error]
 }
@@ -128,10 +133,14 @@ func New(l LVM, locks Locks, wiper Wiper, held *state.Held, opts Options) (*Serv
 	if opts.MaxBatch == 0 {
 		opts.MaxBatch = 100
 	}
+	if opts.CopySlots == 0 {
+		opts.CopySlots = 2
+	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	s := &Service{lvm: l, locks: locks, wiper: wiper, held: held, opts: opts, log: opts.Logger, lvMu: newKeyedMutex()}
+	s := &Service{lvm: l, locks: locks, wiper: wiper, held: held, opts: opts, log: opts.Logger, lvMu: newKeyedMutex(),
+		copySlots: make(chan struct{}, opts.CopySlots)}
 	s.copier, _ = wiper.(Copier)
 	s.activate = newGroupCommit(opts.MaxBatch, func(ctx context.Context, k batchKey, lvs []string) []error {
 		res, err := l.Activate(ctx, k.mode.lvm(), k.vg, lvs...)
@@ -540,7 +549,7 @@ func (s *Service) wipe(ctx context.Context, r Ref, lv lvm.LV, method string, cle
 	if err := s.activateTransient(ctx, lvm.Exclusive, r); err != nil {
 		return err
 	}
-	werr := s.wiper.Wipe(ctx, r.DevicePath(), method, clearBytes)
+	werr := s.withCopySlot(ctx, func() error { return s.wiper.Wipe(ctx, r.DevicePath(), method, clearBytes) })
 	if err := s.releaseTransient(ctx, r); err != nil && werr == nil {
 		werr = err
 	}

@@ -341,7 +341,7 @@ func (s *Service) copyInto(ctx context.Context, tmp, src Ref, srcBytes, size uin
 		if s.copier == nil {
 			return errdefs.Errorf(errdefs.ErrInvalidArgument, "this agent has no copier configured: clones are not available")
 		}
-		cerr := s.copier.Copy(ctx, src.DevicePath(), tmp.DevicePath(), srcBytes)
+		cerr := s.withCopySlot(ctx, func() error { return s.copier.Copy(ctx, src.DevicePath(), tmp.DevicePath(), srcBytes) })
 		if err := s.releaseTransient(ctx, tmp); err != nil && cerr == nil {
 			cerr = err
 		}

@@ -9,6 +9,19 @@ import (
 	"github.com/aos-agent/aos-agent/internal/run"
 )
 
+// withCopySlot runs f, a wipe or a copy, once fewer than CopySlots run: the
+// request waits (its LV already locked here) rather than pile another full
+// stream onto the LUN that carries the leases.
+func (s *Service) withCopySlot(ctx context.Context, f func() error) error {
+	select {
+	case s.copySlots <- struct{}{}:
+	case <-ctx.Done():
+		return errdefs.Wrap(errdefs.ErrCommandTimeout, ctx.Err(), "gave up waiting for a free copy slot")
+	}
+	defer func() { <-s.copySlots }()
+	return f()
+}
+
 // CommandWiper clears a device with dd (zero) or shred, as cinder's LVM
 // driver does, through the runner.
 type CommandWiper struct {
