@@ -24,7 +24,7 @@ type Options struct {
 	VolumeGroups []string
 	// Timeout bounds each command; 0 leaves the runner's default. A batch
 	// activation is one command, so size it for the largest batch
-	// (LAB_BATCH: 16 s for 100 LVs under TCG).
+	// (TestLabBatching: 9 s for 100 LVs under TCG).
 	Timeout time.Duration
 	// LockStartTimeout bounds vgchange --lock-start, which waits for the
 	// sanlock host_id lease: ~20 s normally, minutes after an unclean
@@ -167,7 +167,8 @@ func (c *Client) LockStop(ctx context.Context, vg string) error {
 
 // BatchResult tells, per LV, how one multi-LV lvchange ended. lvchange is not
 // atomic over its arguments: it skips an LV it cannot lock, goes on with the
-// others and exits 5 (LAB_BATCH.md, test 2).
+// others and exits 5 (recorded on a real guest: testdata/lab/
+// lab-batch-conflict2.stderr).
 type BatchResult struct {
 	Changed []string         // LVs the command applied to, in request order
 	Failed  map[string]error // a classified error per LV that was not changed

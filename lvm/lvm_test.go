@@ -200,7 +200,7 @@ func TestActivateBatch(t *testing.T) {
 	}
 }
 
-// LAB_BATCH test 2: one LV's lease held elsewhere; lvchange skips it,
+// Recorded on a lab guest: one LV's lease held elsewhere; lvchange skips it,
 // activates the others and exits 5.
 func TestActivateBatchPartialFailure(t *testing.T) {
 	stderr := readTestdata(t, "lab/lab-batch-conflict2.stderr")
