@@ -12,17 +12,13 @@ import (
 // Class is an error class. Wrap it (fmt.Errorf("%w: ...", ErrX)) or use
 // Errorf; never compare messages.
 type Class struct {
-	remote    string
-	retryable bool
+	remote string
 }
 
 func (c *Class) Error() string { return c.remote }
 
 // RemoteName is the exception class name sent over RPC.
 func (c *Class) RemoteName() string { return c.remote }
-
-// Retryable reports whether the same request may succeed if simply retried.
-func (c *Class) Retryable() bool { return c.retryable }
 
 var (
 	ErrVolumeNotFound       = &Class{remote: "VolumeNotFound"}
@@ -31,25 +27,23 @@ var (
 	ErrLockConflict         = &Class{remote: "LockConflict"}
 	ErrIncompatibleLockMode = &Class{remote: "IncompatibleLockMode"}
 	ErrLockspaceNotStarted  = &Class{remote: "LockspaceNotStarted"}
-	ErrLockStartInProgress  = &Class{remote: "LockStartInProgress", retryable: true}
+	ErrLockStartInProgress  = &Class{remote: "LockStartInProgress"}
 	ErrLockspaceLost        = &Class{remote: "LockspaceLost"}
-	ErrLockManagerDown      = &Class{remote: "LockManagerUnavailable", retryable: true}
+	ErrLockManagerDown      = &Class{remote: "LockManagerUnavailable"}
 	ErrVolumeInUse          = &Class{remote: "VolumeInUse"}
 	ErrInvalidArgument      = &Class{remote: "InvalidArgument"}
 	ErrInsufficientSpace    = &Class{remote: "InsufficientSpace"}
-	ErrCommandTimeout       = &Class{remote: "CommandTimeout", retryable: true}
-	ErrRecoveryInProgress   = &Class{remote: "RecoveryInProgress", retryable: true}
-	ErrUnsupported          = &Class{remote: "UnsupportedOperation"}
+	ErrCommandTimeout       = &Class{remote: "CommandTimeout"}
+	ErrRecoveryInProgress   = &Class{remote: "RecoveryInProgress"}
 	ErrUnknown              = &Class{remote: "AgentError"}
 )
 
-// All lists every class, most specific first; Classify walks it in order.
+// All lists every class, most specific first; ClassOf walks it in order.
 var All = []*Class{
 	ErrVolumeNotFound, ErrVolumeGroupNotFound, ErrVolumeExists, ErrLockConflict,
 	ErrIncompatibleLockMode, ErrLockspaceNotStarted, ErrLockStartInProgress,
 	ErrLockspaceLost, ErrLockManagerDown, ErrVolumeInUse, ErrInvalidArgument,
-	ErrInsufficientSpace, ErrCommandTimeout, ErrRecoveryInProgress, ErrUnsupported,
-	ErrUnknown,
+	ErrInsufficientSpace, ErrCommandTimeout, ErrRecoveryInProgress, ErrUnknown,
 }
 
 // ClassOf returns the class err belongs to, or ErrUnknown.

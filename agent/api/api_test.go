@@ -164,3 +164,17 @@ func mustVec(t *testing.T, h *harness, op, result string) prometheus.Collector {
 	t.Fatalf("no series for %s/%s", op, result)
 	return nil
 }
+
+// Python callers pass None for an optional argument they leave at its
+// default: null there means the default (mode exclusive, the first VG),
+// while null for a required argument is InvalidArgument (above).
+func TestNullOptionalArgumentMeansDefault(t *testing.T) {
+	h := newHarness(t, run.Step{Argv: strings.Fields("lvchange -aey vol/v1")})
+	res, err := h.call(t, "activate_volume", `{"volume_name": "v1", "mode": null, "volume_group": null}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := res.(volumes.Activation); a.Mode != volumes.Exclusive || a.VG != "vol" {
+		t.Fatalf("activation %+v: want exclusive in vol", a)
+	}
+}

@@ -40,12 +40,6 @@ type Copier interface {
 	Copy(ctx context.Context, src, dst string, bytes uint64) error
 }
 
-func isSnapshot(lv lvm.LV) bool {
-	return lv.Origin != "" || lv.Attr.VolumeType == 's' || lv.Attr.VolumeType == 'S'
-}
-
-func isOrigin(lv lvm.LV) bool { return lv.Attr.VolumeType == 'o' || lv.Attr.VolumeType == 'O' }
-
 // lockLVs serialises work on several LVs, taking them in name order so two
 // requests naming the same pair cannot deadlock.
 func (s *Service) lockLVs(ctx context.Context, refs ...Ref) (func(), error) {
