@@ -136,6 +136,8 @@ func TestLabBatching(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	l.wipesVersusRenewals(t, ctx, lvmc, svc)
+
 	fmt.Printf("\nbatching on real lvm2 (%s, -smp 2)\n%-12s %14s %14s %8s %14s %18s %8s\n", l.c.Accel,
 		"op", "sequential", "concurrent", "ratio", "lvchange runs", "one lvchange (raw)", "ceiling")
 	for _, op := range []string{"activate", "deactivate"} {
@@ -171,4 +173,122 @@ func forEach(refs []volumes.Ref, concurrent bool, op func(volumes.Ref) error) er
 		}
 	}
 	return nil
+}
+
+// wipesVersusRenewals measures what volume wipes streaming through the LUN do
+// to sanlock's lease renewals, which share it (issue 19, finding 14): the
+// renewals' read and write times while idle, while four dd zero-wipes run
+// at once with nothing bounding them, and while the volume service clears
+// the same four volumes (delete_volume, clear=zero) with at most max_copies
+// (2) at once, each for a window of several renewals. A renewal slower than
+// io_timeout fails; eight in a row lose the lease.
+func (l *labT) wipesVersusRenewals(t *testing.T, ctx context.Context, lvmc *lvm.Client, svc *volumes.Service) {
+	// Each loaded phase lasts at least this long: sanlock renews every
+	// 2 × io_timeout, and a phase needs several renewals to say anything.
+	const wipes, size, window = 4, 192 << 20, 40 * time.Second
+	names := make([]string, wipes)
+	for i := range names {
+		names[i] = fmt.Sprintf("wipe-%d", i)
+	}
+	type load struct {
+		name           string
+		renewals, errs int
+		maxRead, maxWr int
+		wiped          int64 // bytes
+		took           time.Duration
+	}
+	var rows []load
+	renewals := func(t *testing.T) []sanlock.Renewal {
+		out := l.must(t, 1, "", "sanlock", "client", "renewal", "-s", sanlock.LockspacePrefix+vg).Stdout
+		r, err := sanlock.ParseRenewal(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	create := func(t *testing.T) {
+		for _, n := range names {
+			if err := lvmc.Create(ctx, vg, n, size); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// phase runs round until window has passed and reads the renewals sanlock
+	// made meanwhile.
+	phase := func(name string, perRound int64, round func(t *testing.T)) {
+		l.scenario(t, name, func(t *testing.T) {
+			var last uint64
+			for _, r := range renewals(t) {
+				last = max(last, r.Timestamp)
+			}
+			row := load{name: name}
+			start := time.Now()
+			for time.Since(start) < window {
+				round(t)
+				row.wiped += perRound
+			}
+			row.took = time.Since(start)
+			for _, r := range renewals(t) {
+				if r.Timestamp <= last {
+					continue
+				}
+				row.renewals++
+				row.maxRead, row.maxWr = max(row.maxRead, r.ReadMS), max(row.maxWr, r.WriteMS)
+				if r.NextTimeouts > 0 || r.NextErrors > 0 {
+					row.errs++
+				}
+			}
+			rows = append(rows, row)
+			l.tm.add(name, row.took)
+		})
+	}
+	phase("renewals-idle", 0, func(t *testing.T) { time.Sleep(window) })
+	l.scenario(t, "wipes-setup", create)
+	phase("renewals-4-dd-at-once-unbounded", wipes*size, func(t *testing.T) {
+		if _, err := lvmc.Activate(ctx, lvm.Exclusive, vg, names...); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, wipes)
+		for i, n := range names {
+			wg.Go(func() {
+				_, errs[i] = l.cmd(1, "dd", "if=/dev/zero", "of=/dev/"+vg+"/"+n, "bs=1M", fmt.Sprintf("count=%d", size>>20),
+					"oflag=direct", "conv=fsync", "status=none")
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lvmc.Deactivate(ctx, vg, names...); err != nil {
+			t.Fatal(err)
+		}
+	})
+	phase("renewals-4-wipes-through-the-service", wipes*size, func(t *testing.T) {
+		// delete_volume with clear=zero removes the volumes: make them again
+		// for the next round (lvcreate costs little next to the wipe).
+		if _, err := lvmc.LV(ctx, vg, names[0]); err != nil {
+			create(t)
+		}
+		err := forEach(refsOf(names), true, func(r volumes.Ref) error {
+			_, err := svc.Delete(ctx, r, volumes.ClearZero, 0)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	fmt.Printf("\nlease renewals while volumes are wiped (%s, io_timeout %v: a renewal slower than that fails)\n%-38s %7s %9s %9s %10s %10s %7s\n",
+		l.c.Accel, l.c.IOTimeout(), "load", "took", "wiped", "renewals", "max read", "max write", "failed")
+	for _, r := range rows {
+		fmt.Printf("%-38s %6.1fs %7dMi %9d %7d ms %7d ms %7d\n", r.name, r.took.Seconds(), r.wiped>>20, r.renewals, r.maxRead, r.maxWr, r.errs)
+	}
+}
+
+func refsOf(names []string) []volumes.Ref {
+	out := make([]volumes.Ref, len(names))
+	for i, n := range names {
+		out[i] = volumes.Ref{VG: vg, LV: n}
+	}
+	return out
 }

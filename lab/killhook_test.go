@@ -288,6 +288,128 @@ func TestLabKillHookFences(t *testing.T) {
 			}
 		}
 	})
+
+	l.scenario(t, "lease-lost-again-during-recovery", func(t *testing.T) { l.fenceDuringRecovery(t, ctx, g) })
+}
+
+// injectRelockKill is an lvchange that, right after the first -aey (recovery
+// re-acquiring an exclusive LV), loses the VG's lease again the way lvm2
+// lets one test it: lvmlockctl --kill, which runs the kill hook (a second
+// fence) and drops the locks before lvchange returns to recovery. It lives on
+// the root file system: Debian mounts /run noexec, and Go's exec then skips
+// it in PATH.
+const injectRelockKill = `#!/bin/sh
+/usr/sbin/lvchange "$@"
+rc=$?
+case " $* " in
+*" -aey "*)
+	if [ ! -e /usr/local/lib/aos-inject/fired ]; then
+		touch /usr/local/lib/aos-inject/fired
+		lvmlockctl --kill ` + vg + ` >&2
+	fi ;;
+esac
+exit $rc
+`
+
+// fenceDuringRecovery is issue 19's second finding on the real guest: the
+// lease is lost again while a recovery runs, between its re-acquire and its
+// refresh. The running recovery must stop before loading a table or
+// resuming a VM, and leave the second fence's journal; the next recovery
+// settles it.
+func (l *labT) fenceDuringRecovery(t *testing.T, ctx context.Context, g run.Runner) {
+	journalPath := recovery.JournalPath("/var/lib/aos-agent", vg)
+	readJournal := func() recovery.Journal {
+		t.Helper()
+		var j recovery.Journal
+		if err := json.Unmarshal(l.must(t, 1, "", "cat", journalPath).Stdout, &j); err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	waitPaused := func() {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for _, dom := range []string{"vm1", "vm2"} {
+			for {
+				st, err := DomainState(ctx, g, dom)
+				if err == nil && st == "paused (I/O error)" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s not paused on its fenced disk: %q %v", dom, st, err)
+				}
+				time.Sleep(time.Second)
+			}
+		}
+	}
+	wantTables := func(errored bool) {
+		t.Helper()
+		tables, err := dm.New(g, time.Minute).Tables(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tb := range tables {
+			if vgName, lvName, layer, ok := dm.SplitLVMName(tb.Name); ok && vgName == vg && layer == "" && lvName != "lvmlock" && tb.Errored() != errored {
+				t.Errorf("%s: error target %v, want %v", tb.Name, tb.Errored(), errored)
+			}
+		}
+	}
+	// Recovery by hand only: the daemon would race the injected fault.
+	l.must(t, 1, "", "systemctl", "stop", "aos-agent")
+	start := time.Now()
+	l.must(t, 1, "", "lvmlockctl", "--kill", vg) // runs the kill hook: fence 1
+	l.tm.add("lvmlockctl --kill -> hook fenced, locks dropped", time.Since(start))
+	if j := readJournal(); j.Phase != recovery.PhaseFenced || j.Generation != 1 {
+		t.Fatalf("first fence: phase %s generation %d", j.Phase, j.Generation)
+	}
+	waitPaused()
+
+	l.must(t, 1, "", "mkdir", "-p", "/usr/local/lib/aos-inject")
+	if err := WriteFile(ctx, g, "/usr/local/lib/aos-inject/lvchange", injectRelockKill); err != nil {
+		t.Fatal(err)
+	}
+	l.must(t, 1, "", "chmod", "+x", "/usr/local/lib/aos-inject/lvchange")
+	start = time.Now()
+	res, err := l.cmd(1, "env", "PATH=/usr/local/lib/aos-inject:/usr/sbin:/usr/bin:/sbin:/bin", "/lab/bin/aos-agent", "recover", vg)
+	l.tm.add("recover interrupted by a second fence", time.Since(start))
+	out := string(res.Stdout) + string(res.Stderr)
+	_ = os.WriteFile(filepath.Join(l.out, "recover-interrupted.txt"), []byte(out), 0o644)
+	if _, ferr := l.cmd(1, "test", "-e", "/usr/local/lib/aos-inject/fired"); ferr != nil {
+		t.Fatalf("the second fault was never injected:\n%s", out)
+	}
+	if err == nil || !strings.Contains(out, "fenced again during recovery") {
+		t.Fatalf("recovery across a second fence: %v\n%s", err, out)
+	}
+	// Nothing of the first recovery survived the second fence: both LVs on
+	// the error target, both VMs paused, no lock, the new journal kept.
+	j := readJournal()
+	if j.Phase != recovery.PhaseFenced || j.Generation != 2 || len(j.LVs) != 2 {
+		t.Fatalf("second fence's journal: phase %s generation %d LVs %+v", j.Phase, j.Generation, j.LVs)
+	}
+	for _, lv := range j.LVs {
+		if lv.Mode == "" || lv.Outcome != "" || !lv.Fenced {
+			t.Errorf("the second fence lost track of %+v", lv)
+		}
+	}
+	wantTables(true)
+	waitPaused()
+	l.wantMode(t, 1, "vm-disk", "")
+	l.wantMode(t, 1, "shared-disk", "")
+
+	start = time.Now()
+	res, err = l.cmd(1, "/lab/bin/aos-agent", "recover", vg)
+	if err != nil || !strings.Contains(string(res.Stdout), "recovered") {
+		t.Fatalf("recover after the second fence: %v\n%s%s", err, res.Stdout, res.Stderr)
+	}
+	l.tm.add("recover after the second fence", time.Since(start))
+	wantTables(false)
+	for _, dom := range []string{"vm1", "vm2"} {
+		if st, err := DomainState(ctx, g, dom); err != nil || st != "running (unpaused)" {
+			t.Errorf("%s after the final recovery: %q %v", dom, st, err)
+		}
+	}
+	l.wantMode(t, 1, "vm-disk", "ex")
+	l.wantMode(t, 1, "shared-disk", "sh")
 }
 
 // agentLog returns the guest daemon's journal and keeps it in the output dir.
