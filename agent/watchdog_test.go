@@ -18,7 +18,7 @@ import (
 )
 
 // The unit's WatchdogSec in these tests, as systemd passes it.
-const watchdogSec = 30 * time.Second
+const watchdogTimeout = 30 * time.Second
 
 // sdMessage is one sd_notify message, with the (bubble's) time it was sent.
 type sdMessage struct {
@@ -64,7 +64,7 @@ func (r *recordingNotifier) times(match func(state string) bool) []time.Time {
 // withWatchdog sets what systemd sets for a unit with WatchdogSec (outside
 // the bubble: the environment is process-wide).
 func withWatchdog(t *testing.T) {
-	t.Setenv("WATCHDOG_USEC", strconv.FormatInt(watchdogSec.Microseconds(), 10))
+	t.Setenv("WATCHDOG_USEC", strconv.FormatInt(watchdogTimeout.Microseconds(), 10))
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 }
 
@@ -97,7 +97,7 @@ func TestHungProbeIsReportedAndThePollStillPets(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d, rec := hungSanlockDaemon(t, 5*time.Second)
 		// systemd wants a pet every WatchdogSec/2; a probe gets a third of that.
-		if got, want := d.monitor.ProbeTimeout, watchdogSec/6; got != want {
+		if got, want := d.monitor.ProbeTimeout, watchdogTimeout/6; got != want {
 			t.Errorf("probe deadline: got %v, want %v", got, want)
 		}
 		ctx := context.Background()
@@ -169,8 +169,8 @@ func TestWatchdogPettedBetweenSlowPolls(t *testing.T) {
 		}
 		last := start
 		for _, at := range append(pets, end) {
-			if gap := at.Sub(last); gap >= watchdogSec {
-				t.Errorf("no pet from +%v to +%v: %v, want under WatchdogSec %v", last.Sub(start), at.Sub(start), gap, watchdogSec)
+			if gap := at.Sub(last); gap >= watchdogTimeout {
+				t.Errorf("no pet from +%v to +%v: %v, want under WatchdogSec %v", last.Sub(start), at.Sub(start), gap, watchdogTimeout)
 			}
 			last = at
 		}

@@ -126,11 +126,6 @@ func Load(path string) (*Config, error) {
 	return Parse(path, f)
 }
 
-type entry struct {
-	value string
-	line  int
-}
-
 // keys lists every accepted key per section with its setter, so unknown keys
 // (usually typos) are rejected instead of silently ignored.
 var keys = map[string]map[string]func(c *Config, v string) error{
