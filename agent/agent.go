@@ -164,7 +164,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	}
 	disp, err := api.New(api.Options{
 		Volumes: d.volumes, Ping: d.ping, Status: d.status, Broadcast: d.broadcast,
-		Logger: d.log.Named("api"), Registerer: d.reg,
+		Logger: d.log.Named("api"),
 	})
 	if err != nil {
 		return nil, err
@@ -172,8 +172,6 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if d.server, err = rpc.NewServer(rcfg, disp); err != nil {
 		return nil, err
 	}
-	amqpUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aos_amqp_connected", Help: "1 while the RPC server has a broker connection."},
-		func() float64 { return b2f(d.server.Connected()) })
 	inRecovery := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aos_recovery_in_progress",
 		Help: "1 while a VG of this host is fenced after losing its lease storage and not yet recovered."},
 		func() float64 { return b2f(len(d.recoveries()) > 0) })
@@ -181,7 +179,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		Help: "Host commands that did not exit after the SIGKILL of their timeout (uninterruptible sleep, e.g. I/O to dead storage), " +
 			"given up on and still waited for; each may hold a device or an LVM lock."},
 		func() float64 { return float64(run.Unkillable()) })
-	d.reg.MustRegister(amqpUp, inRecovery, unkillable)
+	d.reg.MustRegister(inRecovery, unkillable)
 	if cfg.Recovery.Mode == "auto" {
 		d.auto = newAutoRecovery(d.recoveryDeps(), d.log.Named("recovery"), d.reg)
 	}

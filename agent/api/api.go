@@ -5,12 +5,9 @@ package api
 
 import (
 	"context"
-	"time"
 
 	"github.com/aos-agent/aos-agent/agent/rpc"
 	"github.com/aos-agent/aos-agent/agent/volumes"
-	"github.com/aos-agent/aos-agent/errdefs"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -26,45 +23,22 @@ type Options struct {
 	// Broadcast sends a fanout cast to every agent (refresh after extend).
 	Broadcast func(ctx context.Context, method string, args map[string]any) error
 	Logger    *zap.Logger
-	// Registerer receives aos_operations_total and
-	// aos_operation_duration_seconds; nil skips metrics.
-	Registerer prometheus.Registerer
 }
-
-// Operation names label metrics: a bounded set.
-var operations = []string{"ping", "get_status", "activate_volume", "deactivate_volume", "refresh_volume",
-	"create_volume", "delete_volume", "extend_volume", "list_volumes", "create_snapshot", "delete_snapshot", "clone_volume"}
 
 type api struct {
 	Options
-	ops      *prometheus.CounterVec
-	duration *prometheus.HistogramVec
 }
 
-// New returns the dispatcher for the RPC server.
+// New returns the dispatcher for the RPC server. Counting, timing and
+// logging each call is the RPC server's (aos_rpc_requests_total,
+// aos_rpc_request_duration_seconds): one layer, so nothing is counted or
+// logged twice.
 func New(o Options) (rpc.Dispatcher, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	a := &api{Options: o,
-		ops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aos_operations_total",
-			Help: "RPC operations handled, by method and result (ok or error)."}, []string{"op", "result"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aos_operation_duration_seconds",
-			Help:    "Time to handle an RPC operation.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"op"}),
-	}
-	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{a.ops, a.duration} {
-			if err := o.Registerer.Register(c); err != nil {
-				return rpc.Dispatcher{}, err
-			}
-		}
-	}
-	for _, op := range operations {
-		a.ops.WithLabelValues(op, "ok")
-		a.ops.WithLabelValues(op, "error")
-	}
-	handlers := map[string]rpc.Handler{
+	a := &api{Options: o}
+	methods := map[string]rpc.Handler{
 		"ping":              a.ping,
 		"get_status":        a.getStatus,
 		"activate_volume":   a.activateVolume,
@@ -78,29 +52,9 @@ func New(o Options) (rpc.Dispatcher, error) {
 		"delete_snapshot":   a.deleteSnapshot,
 		"clone_volume":      a.cloneVolume,
 	}
-	methods := make(map[string]rpc.Handler, len(handlers))
-	for name, h := range handlers {
-		methods[name] = a.instrument(name, h)
-	}
 	// Every agent may publish to the fanout exchange (the refresh after a
 	// shared extend): nothing else may arrive that way.
 	return rpc.Dispatcher{Version: Version, Methods: methods, Fanout: []string{"refresh_volume"}}, nil
-}
-
-func (a *api) instrument(op string, h rpc.Handler) rpc.Handler {
-	return func(ctx context.Context, req *rpc.Request) (any, error) {
-		start := time.Now()
-		res, err := h(ctx, req)
-		a.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
-		result := "ok"
-		if err != nil {
-			result = "error"
-			a.Logger.Warn("operation failed", zap.String("op", op), zap.String("class", errdefs.ClassOf(err).RemoteName()),
-				zap.Error(err), zap.Any("context", req.LogContext()))
-		}
-		a.ops.WithLabelValues(op, result).Inc()
-		return res, err
-	}
 }
 
 func (a *api) ping(ctx context.Context, req *rpc.Request) (any, error) {

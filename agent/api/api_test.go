@@ -15,13 +15,10 @@ import (
 	"github.com/aos-agent/aos-agent/lvm"
 	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/aos-agent/aos-agent/state"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 type harness struct {
 	disp       rpc.Dispatcher
-	reg        *prometheus.Registry
 	broadcasts []string
 }
 
@@ -37,7 +34,7 @@ func newHarness(t *testing.T, steps ...run.Step) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{reg: prometheus.NewRegistry()}
+	h := &harness{}
 	h.disp, err = New(Options{
 		Volumes: svc,
 		Ping:    func(context.Context) (any, error) { return map[string]any{"host": "c1"}, nil },
@@ -46,7 +43,6 @@ func newHarness(t *testing.T, steps ...run.Step) *harness {
 			h.broadcasts = append(h.broadcasts, method+" "+args["volume_name"].(string))
 			return nil
 		},
-		Registerer: h.reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +86,7 @@ func TestArgumentValidationBeforeAnyCommand(t *testing.T) {
 
 const lvsVolume2 = "lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_lockargs,origin,lv_active_locally,lv_active_exclusively,lv_active_remotely,lv_device_open,lv_tags vol/volume-2"
 
-func TestMethodsAndMetrics(t *testing.T) {
+func TestMethods(t *testing.T) {
 	h := newHarness(t,
 		run.Step{Argv: strings.Fields("lvchange -aey vol/volume-1")},
 		run.Step{Argv: strings.Fields(lvsVolume2), Stdout: `{"report":[{"lv":[{"lv_name":"volume-2","vg_name":"vol","lv_uuid":"U2","lv_size":"1073741824","lv_attr":"-wi-------","lv_lockargs":"1.0.0:1","origin":"","lv_active_locally":"","lv_active_exclusively":"","lv_active_remotely":"","lv_device_open":""}]}]}`},
@@ -131,38 +127,6 @@ func TestMethodsAndMetrics(t *testing.T) {
 	if _, err := h.call(t, "get_status", `{}`); err != nil {
 		t.Fatal(err)
 	}
-	got := testutil.ToFloat64(mustVec(t, h, "activate_volume", "ok"))
-	if got != 2 {
-		t.Fatalf("activate ok = %v", got)
-	}
-	if testutil.ToFloat64(mustVec(t, h, "deactivate_volume", "error")) != 1 {
-		t.Fatal("deactivate error not counted")
-	}
-}
-
-func mustVec(t *testing.T, h *harness, op, result string) prometheus.Collector {
-	t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "aos_operations_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["op"] == op && labels["result"] == result {
-				v := m.GetCounter().GetValue()
-				return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x", Help: "x"}, func() float64 { return v })
-			}
-		}
-	}
-	t.Fatalf("no series for %s/%s", op, result)
-	return nil
 }
 
 // Python callers pass None for an optional argument they leave at its

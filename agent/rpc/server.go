@@ -410,7 +410,8 @@ func (s *Server) handle(d amqp.Delivery) {
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
-		s.log.Info("rpc method failed", append(fields, zap.Error(err), zap.String("class", errdefs.ClassOf(err).RemoteName()))...)
+		// The one log line of a failed call (the API layer logs none).
+		s.log.Warn("rpc method failed", append(fields, zap.Error(err), zap.String("class", errdefs.ClassOf(err).RemoteName()))...)
 	} else {
 		s.log.Debug("rpc method done", append(fields, zap.Duration("took", time.Since(start)))...)
 	}
