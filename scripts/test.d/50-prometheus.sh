@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Alert rules: syntax, unit tests on both sides of every `for:`, and that each
-# alert carries severity/summary/description/runbook_url with an existing runbook.
+# Alert rules: syntax, unit tests on both sides of every `for:`, that each
+# alert carries severity/summary/description/runbook_url with an existing
+# runbook, and that it only uses metrics the agent defines.
 set -euo pipefail
 promtool check rules configs/prometheus/aos_alerts.yml
 (cd configs/prometheus/tests && promtool test rules aos_alerts_test.yml)
@@ -19,6 +20,13 @@ for g in rules["groups"]:
         rb = f"docs/runbooks/{r['alert'].lower()}.md"
         if a.get("runbook_url") != rb or not os.path.exists(rb):
             bad.append(f"{r['alert']}: runbook {rb} missing or not linked")
+import re
+defined = {line.split("{", 1)[0] for line in open("agent/testdata/metrics.golden") if line.strip()}
+for g in rules["groups"]:
+    for r in g["rules"]:
+        for m in re.findall(r"\baos_[a-z_]+", r["expr"]):
+            if re.sub(r"_(bucket|sum|count)$", "", m) not in defined:
+                bad.append(f"{r['alert']}: {m} is not a metric the agent defines (agent/testdata/metrics.golden)")
 tested = open("configs/prometheus/tests/aos_alerts_test.yml").read()
 for g in rules["groups"]:
     for r in g["rules"]:
@@ -28,17 +36,22 @@ print("\n".join(bad) or "alert metadata: ok")
 sys.exit(1 if bad else 0)
 PY
 
+# The metrics the agent defines are agent/testdata/metrics.golden, which
+# agent.TestMetricsGolden keeps equal to what the daemon registers; that test
+# also writes a real scrape, which promtool lints.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+AOS_SCRAPE_OUT=$work/scrape.txt go test -count=1 -run '^TestMetricsGolden$' ./agent/ >/dev/null
+promtool check metrics <"$work/scrape.txt"
+echo "promtool check metrics: a real scrape of $(grep -c '^# TYPE' "$work/scrape.txt") families: ok"
+
 # Grafana dashboard: every panel query is valid PromQL (checked by promtool as
 # a recording rule, Grafana's variables replaced), uses only metrics the agent
 # defines, and every metric the agent defines is on some panel.
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 /usr/bin/python3 - "$work/dashboard-rules.yml" <<'PY'
-import json, re, subprocess, sys, yaml
+import json, re, sys, yaml
 dash = json.load(open("configs/grafana/aos-agent.json"))
-src = subprocess.run(["grep", "-rhoE", "--include=*.go", "--exclude=*_test.go", r'Name: *"aos_[a-z_]+"', "."],
-                     capture_output=True, text=True, check=True).stdout
-defined = set(re.findall(r'"(aos_[a-z_]+)"', src))
+defined = {line.split("{", 1)[0] for line in open("agent/testdata/metrics.golden") if line.strip()}
 exprs, bad = [], []
 def walk(panels):
     for p in panels:
