@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"slices"
 
-	"github.com/aos-agent/aos-agent/lvm"
 	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/aos-agent/aos-agent/state"
 	"github.com/aos-agent/aos-agent/virt"
@@ -63,7 +62,7 @@ func (f *fencer) checkLeaseVersions(ctx context.Context, lvs []*FencedLV) {
 // reloads a table without any lock, over a fence's error target too (lab),
 // so each refresh runs under the fence lock, after checking that no new
 // fence came and that this host still holds the LV's lock.
-func (f *fencer) refreshInUse(ctx context.Context, lv *lvm.Client) error {
+func (f *fencer) refreshInUse(ctx context.Context) error {
 	var errs []error
 	for i := range f.j.LVs {
 		p := &f.j.LVs[i]
@@ -74,7 +73,7 @@ func (f *fencer) refreshInUse(ctx context.Context, lv *lvm.Client) error {
 			if err := f.checkLocked(ctx, []*FencedLV{p}); err != nil {
 				return err
 			}
-			if err := lv.Refresh(ctx, f.vg, p.LV); err != nil {
+			if err := f.lv.Refresh(ctx, f.vg, p.LV); err != nil {
 				return fmt.Errorf("lvchange --refresh: %w", err)
 			}
 			return nil

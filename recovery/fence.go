@@ -24,6 +24,7 @@ import (
 	"github.com/aos-agent/aos-agent/dm"
 	"github.com/aos-agent/aos-agent/errdefs"
 	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/lvm"
 	"github.com/aos-agent/aos-agent/multipath"
 	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/aos-agent/aos-agent/state"
@@ -288,7 +289,8 @@ type fencer struct {
 	mp          *multipath.Client
 	held        *state.Held
 	j           *Journal
-	prev        *Journal // an earlier fence's journal not yet recovered
+	prev        *Journal    // an earlier fence's journal not yet recovered
+	lv          *lvm.Client // recovery's lvm commands
 }
 
 func newFencer(d Deps, vg string) *fencer {

@@ -102,11 +102,11 @@ func (r *Report) String() string {
 	return b.String()
 }
 
-// Recover undoes the fence of vg once its storage is back: restore multipath
-// queueing, deactivate the error-tabled LVs, drop the dead lockspace and
-// start it again, then re-lock each LV in its recorded mode. Each step is
-// recorded in the journal first, so a crash and a re-run converge. Without a
-// journal there is nothing to do.
+// Recover undoes the fence of vg once its storage is back, in the steps of
+// the runbook (docs/runbooks/aoslockspacelost.md). Each step is recorded in
+// the journal before the next, so a crash and a re-run converge; a new
+// fence meanwhile stops it (ErrFencedAgain). Without a journal there is
+// nothing to do.
 func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 	if vg == "" {
 		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "recover: empty VG name")
@@ -127,111 +127,141 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 	}
 	f := newFencer(d, vg)
 	f.j = j
+	f.lv = lvm.New(d.Runner, lvm.Options{VolumeGroups: []string{vg}})
 	if f.held == nil {
 		return rep, fmt.Errorf("held LV record unreadable: cannot record what is re-acquired")
 	}
-
-	if j.Phase == PhaseFencing || j.Phase == PhaseFenceFailed {
-		// The hook did not finish: its LV list may be short and an LV may
-		// still be live. Only a fresh look at every table can clear that.
-		if err := f.verify(ctx); err != nil {
-			if perr := f.persist(ctx); perr != nil {
-				err = errors.Join(err, perr)
-			}
-			return rep, fmt.Errorf("%w: %w", ErrFenceUnverified, err)
-		}
-	}
-	if alias := firstNonEmpty(j.FailIfNoPathMap, d.MultipathAlias); alias != "" {
-		m, err := f.mp.Map(ctx, alias)
-		if err != nil {
-			return rep, fmt.Errorf("multipath map %s: %w", alias, err)
-		}
-		if len(m.ActivePaths()) == 0 {
-			return rep, fmt.Errorf("%w: %s", ErrPathsDown, alias)
-		}
-	}
-	j.Phase = PhaseRecovering
-	if err := f.persist(ctx); err != nil {
-		return rep, err
-	}
-
-	if j.QueueingDisabled {
-		step := queueingStep("restorequeueing", j.QueueingMap)
-		if err := f.mp.RestoreQueueing(ctx, j.QueueingMap); err != nil {
-			return rep, fmt.Errorf("%s: %w", step, err)
-		}
-		f.logf("%s: ok", step)
-		j.QueueingDisabled = false
-		if err := f.persist(ctx); err != nil {
-			return rep, err
-		}
-	}
-
-	lv := lvm.New(d.Runner, lvm.Options{VolumeGroups: []string{vg}})
-	pending := f.pending()
-	if names := lvNames(pending); len(names) > 0 {
-		// Error-tabled devices go away ("Reading VG vol without a lock" is
-		// expected with the lockspace dead). lvm's exit status mixes a device it could not remove with a lock
-		// it could not release (the lockspace is dead), so the dm tables
-		// read afterwards are what tells which devices are gone.
-		if _, err := lv.Deactivate(ctx, vg, names...); err != nil {
-			f.logf("lvchange -an %v: %v", names, err)
-		}
-		err := f.checkDeactivated(ctx)
-		if perr := f.persist(ctx); err == nil {
-			err = perr
-		}
-		if err != nil {
+	for _, step := range []func(context.Context) error{
+		f.verifyInterruptedFence, // 1. an interrupted fence: nothing may still be live
+		f.requirePaths,           // 2. storage back
+		f.restoreQueueing,        // 3. multipath queues again
+		f.deactivateFenced,       // 4. error-tabled LVs not in use go away
+		f.restartLockspace,       // 5. drop the killed lockspace, join it again
+		f.reacquireAll,           // 6. each LV in its recorded mode, or LOST
+		f.bringBackInUse,         // 7. reload tables, resume the VMs it is safe to resume
+		f.removeJournal,          // 8. done
+	} {
+		if err := step(ctx); err != nil {
 			return f.report(rep, err)
 		}
-	}
-
-	if err := f.restartLockspace(ctx, lv); err != nil {
-		return f.report(rep, err)
-	}
-
-	for _, mode := range []state.Mode{state.Exclusive, state.Shared} {
-		f.reacquire(ctx, lv, mode)
-	}
-	for i := range j.LVs {
-		if j.LVs[i].Mode == "" && j.LVs[i].Outcome == "" {
-			j.LVs[i].Outcome = OutcomeNotHeld
-		}
-	}
-	if err := f.persist(ctx); err != nil {
-		return f.report(rep, err)
-	}
-	if len(f.pending()) > 0 {
-		return f.report(rep, ErrIncomplete)
-	}
-	err = f.refreshInUse(ctx, lv)
-	if !errors.Is(err, ErrFencedAgain) {
-		err = errors.Join(err, f.settleDomains(ctx))
-	}
-	if errors.Is(err, ErrFencedAgain) {
-		return f.report(rep, err)
-	}
-	if perr := f.persist(ctx); perr != nil {
-		return f.report(rep, perr)
-	}
-	if err != nil {
-		return f.report(rep, fmt.Errorf("%w: %w", ErrIncomplete, err))
-	}
-	err = f.guarded(ctx, func() error {
-		return removeJournal(d.journalDirs(), vg)
-	})
-	if err != nil {
-		return f.report(rep, err)
 	}
 	rep.Done = true
 	f.logf("recovery of VG %s done", vg)
 	return f.report(rep, nil)
 }
 
+// verifyInterruptedFence: a fence that did not finish may have a short LV
+// list and an LV still live; only a fresh look at every table clears it.
+func (f *fencer) verifyInterruptedFence(ctx context.Context) error {
+	if f.j.Phase != PhaseFencing && f.j.Phase != PhaseFenceFailed {
+		return nil
+	}
+	if err := f.verify(ctx); err != nil {
+		if perr := f.persist(ctx); perr != nil {
+			err = errors.Join(err, perr)
+		}
+		return fmt.Errorf("%w: %w", ErrFenceUnverified, err)
+	}
+	return nil
+}
+
+// requirePaths: nothing can be re-locked until the LUN's map has an active
+// path again. Then recovery has begun (PhaseRecovering).
+func (f *fencer) requirePaths(ctx context.Context) error {
+	if alias := firstNonEmpty(f.j.FailIfNoPathMap, f.d.MultipathAlias); alias != "" {
+		m, err := f.mp.Map(ctx, alias)
+		if err != nil {
+			return fmt.Errorf("multipath map %s: %w", alias, err)
+		}
+		if len(m.ActivePaths()) == 0 {
+			return fmt.Errorf("%w: %s", ErrPathsDown, alias)
+		}
+	}
+	f.j.Phase = PhaseRecovering
+	return f.persist(ctx)
+}
+
+// restoreQueueing undoes the fence's disablequeueing on the map it named.
+func (f *fencer) restoreQueueing(ctx context.Context) error {
+	if !f.j.QueueingDisabled {
+		return nil
+	}
+	step := queueingStep("restorequeueing", f.j.QueueingMap)
+	if err := f.mp.RestoreQueueing(ctx, f.j.QueueingMap); err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
+	f.logf("%s: ok", step)
+	f.j.QueueingDisabled = false
+	return f.persist(ctx)
+}
+
+// deactivateFenced removes the error-tabled devices nothing holds open
+// ("Reading VG vol without a lock" is expected with the lockspace dead).
+// lvm's exit status mixes a device it could not remove with a lock it
+// could not release, so the dm tables read afterwards tell which are gone.
+func (f *fencer) deactivateFenced(ctx context.Context) error {
+	names := lvNames(f.pending())
+	if len(names) == 0 {
+		return nil
+	}
+	if _, err := f.lv.Deactivate(ctx, f.vg, names...); err != nil {
+		f.logf("lvchange -an %v: %v", names, err)
+	}
+	err := f.checkDeactivated(ctx)
+	if perr := f.persist(ctx); err == nil {
+		err = perr
+	}
+	return err
+}
+
+// reacquireAll re-locks the pending LVs, exclusive ones first, each in its
+// recorded mode; an LV the agent never held is only settled.
+func (f *fencer) reacquireAll(ctx context.Context) error {
+	for _, mode := range []state.Mode{state.Exclusive, state.Shared} {
+		f.reacquire(ctx, mode)
+	}
+	for i := range f.j.LVs {
+		if f.j.LVs[i].Mode == "" && f.j.LVs[i].Outcome == "" {
+			f.j.LVs[i].Outcome = OutcomeNotHeld
+		}
+	}
+	if err := f.persist(ctx); err != nil {
+		return err
+	}
+	if len(f.pending()) > 0 {
+		return ErrIncomplete
+	}
+	return nil
+}
+
+// bringBackInUse reloads the tables the VMs kept open and settles their
+// domains; a new fence stops it at once.
+func (f *fencer) bringBackInUse(ctx context.Context) error {
+	err := f.refreshInUse(ctx)
+	if !errors.Is(err, ErrFencedAgain) {
+		err = errors.Join(err, f.settleDomains(ctx))
+	}
+	if errors.Is(err, ErrFencedAgain) {
+		return err
+	}
+	if perr := f.persist(ctx); perr != nil {
+		return perr
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrIncomplete, err)
+	}
+	return nil
+}
+
+// removeJournal ends the recovery, unless a new fence wrote its own journal.
+func (f *fencer) removeJournal(ctx context.Context) error {
+	return f.guarded(ctx, func() error { return removeJournal(f.d.journalDirs(), f.vg) })
+}
+
 // restartLockspace drops the killed lockspace and joins it again, unless
 // sanlock already shows it joined (a re-run after this step): dropping a
 // live lockspace would release the LV locks re-acquired since.
-func (f *fencer) restartLockspace(ctx context.Context, lv *lvm.Client) error {
+func (f *fencer) restartLockspace(ctx context.Context) error {
 	sl := sanlock.New(f.d.Runner, f.stepTimeout)
 	if joined, err := lockspaceJoined(ctx, sl, f.vg); err != nil {
 		return fmt.Errorf("sanlock client status: %w", err)
@@ -243,7 +273,7 @@ func (f *fencer) restartLockspace(ctx context.Context, lv *lvm.Client) error {
 	if err := sanlock.NewLockCtl(f.d.Runner, f.stepTimeout).Drop(ctx, f.vg); err != nil {
 		return fmt.Errorf("lvmlockctl --drop %s: %w", f.vg, err)
 	}
-	if err := lv.LockStart(ctx, f.vg); err != nil {
+	if err := f.lv.LockStart(ctx, f.vg); err != nil {
 		return fmt.Errorf("vgchange --lock-start %s: %w", f.vg, err)
 	}
 	deadline := time.Now().Add(lockspaceJoinWait)
@@ -281,7 +311,7 @@ func lockspaceJoined(ctx context.Context, sl *sanlock.Client, vg string) (bool, 
 // reacquire activates the pending LVs recorded in mode with one lvchange.
 // An LV another host locked meanwhile is lost to this host: it leaves
 // held.json so nothing here activates it again.
-func (f *fencer) reacquire(ctx context.Context, lv *lvm.Client, mode state.Mode) {
+func (f *fencer) reacquire(ctx context.Context, mode state.Mode) {
 	var todo []*FencedLV
 	for _, p := range f.pending() {
 		if p.Mode == mode {
@@ -295,7 +325,7 @@ func (f *fencer) reacquire(ctx context.Context, lv *lvm.Client, mode state.Mode)
 	if mode == state.Shared {
 		lvMode = lvm.Shared
 	}
-	res, err := lv.Activate(ctx, lvMode, f.vg, lvNames(todo)...)
+	res, err := f.lv.Activate(ctx, lvMode, f.vg, lvNames(todo)...)
 	var activated []*FencedLV
 	for _, p := range todo {
 		if err == nil || slices.Contains(res.Changed, p.LV) {
