@@ -142,44 +142,52 @@ func New(l LVM, locks Locks, wiper Wiper, held *state.Held, opts Options) (*Serv
 	s := &Service{lvm: l, locks: locks, wiper: wiper, held: held, opts: opts, log: opts.Logger, lvMu: newKeyedMutex(),
 		copySlots: make(chan struct{}, opts.CopySlots)}
 	s.copier, _ = wiper.(Copier)
-	s.activate = newGroupCommit(opts.MaxBatch, func(ctx context.Context, k batchKey, lvs []string) []error {
-		res, err := l.Activate(ctx, k.mode.lvm(), k.vg, lvs...)
-		errs := perLV(lvs, res, err)
-		var rec []state.HeldLV
-		for i, lv := range lvs {
-			if errs[i] == nil {
-				rec = append(rec, state.HeldLV{VG: k.vg, LV: lv, Mode: k.mode.held()})
-			}
-		}
-		if len(rec) == 0 {
-			return errs
-		}
-		if herr := held.Set(rec...); herr != nil {
-			// Active and locked but not recorded: say so loudly, since after
-			// a reboot lockstart would not re-activate them.
-			s.log.Error("activated but could not record held LVs", zap.String("vg", k.vg), zap.Int("lvs", len(rec)), zap.Error(herr))
-			notRecorded(errs, k.vg, "activated", herr)
-		}
-		return errs
-	})
-	s.deactivate = newGroupCommit(opts.MaxBatch, func(ctx context.Context, vg string, lvs []string) []error {
-		res, err := l.Deactivate(ctx, vg, lvs...)
-		errs := perLV(lvs, res, err)
-		var done []string
-		for i, lv := range lvs {
-			if errs[i] == nil {
-				done = append(done, lv)
-			}
-		}
-		if len(done) == 0 {
-			return errs
-		}
-		if herr := held.Delete(vg, done...); herr != nil {
-			notRecorded(errs, vg, "deactivated", herr)
-		}
-		return errs
-	})
+	s.activate = newGroupCommit(opts.MaxBatch, s.activateBatch)
+	s.deactivate = newGroupCommit(opts.MaxBatch, s.deactivateBatch)
 	return s, nil
+}
+
+// activateBatch is one lvchange for every LV waiting to be activated in a
+// VG and mode; those it activated are recorded in held.json with one write.
+func (s *Service) activateBatch(ctx context.Context, k batchKey, lvs []string) []error {
+	res, err := s.lvm.Activate(ctx, k.mode.lvm(), k.vg, lvs...)
+	errs := perLV(lvs, res, err)
+	var rec []state.HeldLV
+	for i, lv := range lvs {
+		if errs[i] == nil {
+			rec = append(rec, state.HeldLV{VG: k.vg, LV: lv, Mode: k.mode.held()})
+		}
+	}
+	if len(rec) == 0 {
+		return errs
+	}
+	if herr := s.held.Set(rec...); herr != nil {
+		// Active and locked but not recorded: say so loudly, since after
+		// a reboot lockstart would not re-activate them.
+		s.log.Error("activated but could not record held LVs", zap.String("vg", k.vg), zap.Int("lvs", len(rec)), zap.Error(herr))
+		notRecorded(errs, k.vg, "activated", herr)
+	}
+	return errs
+}
+
+// deactivateBatch is one lvchange -an for every LV waiting to be released in
+// a VG; those it released leave held.json with one write.
+func (s *Service) deactivateBatch(ctx context.Context, vg string, lvs []string) []error {
+	res, err := s.lvm.Deactivate(ctx, vg, lvs...)
+	errs := perLV(lvs, res, err)
+	var done []string
+	for i, lv := range lvs {
+		if errs[i] == nil {
+			done = append(done, lv)
+		}
+	}
+	if len(done) == 0 {
+		return errs
+	}
+	if herr := s.held.Delete(vg, done...); herr != nil {
+		notRecorded(errs, vg, "deactivated", herr)
+	}
+	return errs
 }
 
 // notRecorded fails every member of a batch that succeeded on LVM when the
