@@ -70,8 +70,6 @@ type Monitor struct {
 	// to their command timeout. The daemon keeps it well below the
 	// watchdog interval: the poll holds up the loop that pets it.
 	ProbeTimeout time.Duration
-	// OnSnapshot, if set, is called after every poll (recovery's trigger).
-	OnSnapshot func(Snapshot)
 
 	mu   sync.RWMutex
 	last Snapshot
@@ -176,9 +174,6 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 	m.mu.Lock()
 	m.last = snap
 	m.mu.Unlock()
-	if m.OnSnapshot != nil {
-		m.OnSnapshot(snap)
-	}
 	return snap
 }
 
@@ -281,20 +276,6 @@ func (m *Monitor) update(s Snapshot) {
 		mm.pathsActive.WithLabelValues(m.Alias).Set(float64(len(s.Map.ActivePaths())))
 	} else if m.Alias != "" {
 		mm.pathsActive.WithLabelValues(m.Alias).Set(0)
-	}
-}
-
-// Run polls every Interval until ctx ends.
-func (m *Monitor) Run(ctx context.Context) {
-	t := time.NewTicker(m.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			m.Poll(ctx)
-		}
 	}
 }
 
