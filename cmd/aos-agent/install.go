@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/aos-agent/aos-agent/config"
-	unitfiles "github.com/aos-agent/aos-agent/configs/systemd"
+	"github.com/aos-agent/aos-agent/configs"
 	"github.com/aos-agent/aos-agent/hostcfg"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/multipath"
@@ -85,12 +85,12 @@ func installEdits(ctx context.Context, r run.Runner, cfg *config.Config, hostID 
 		return nil, err
 	}
 	edits := []hostcfg.Edit{binaryEdit(bin)}
-	for _, u := range unitfiles.Units() {
-		b, err := unitfiles.Read(u)
+	for _, u := range configs.Units() {
+		b, err := configs.ReadUnit(u)
 		if err != nil {
 			return nil, err
 		}
-		edits = append(edits, hostcfg.Replace(path.Join(unitfiles.Dir, u), 0o644, b))
+		edits = append(edits, hostcfg.Replace(path.Join(configs.UnitDir, u), 0o644, b))
 	}
 	global := []hostcfg.Setting{{Section: "global", Key: "use_lvmlockd", Value: hostcfg.Int(1)}}
 	res, err := r.Run(ctx, run.Cmd{Argv: []string{"lvm", "version"}})
@@ -131,7 +131,7 @@ func binaryEdit(bin []byte) hostcfg.Edit {
 // first so the new units are seen.
 func systemctlArgv(root string) [][]string {
 	if root == "/" {
-		return [][]string{{"systemctl", "daemon-reload"}, append([]string{"systemctl", "enable"}, unitfiles.Enable...)}
+		return [][]string{{"systemctl", "daemon-reload"}, append([]string{"systemctl", "enable"}, configs.EnableUnits...)}
 	}
-	return [][]string{append([]string{"systemctl", "--root", root, "enable"}, unitfiles.Enable...)}
+	return [][]string{append([]string{"systemctl", "--root", root, "enable"}, configs.EnableUnits...)}
 }
