@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/aos-agent/aos-agent/state"
+	"github.com/aos-agent/aos-agent/internal/atomicfile"
 )
 
 // Edit computes a file's wanted content from its current one (nil when the
@@ -92,7 +92,7 @@ func Write(changes []Change) error {
 		if err := os.MkdirAll(filepath.Dir(c.file), 0o755); err != nil {
 			return err
 		}
-		if err := state.WriteFileAtomic(c.file, c.New, mode); err != nil {
+		if err := atomicfile.Write(c.file, c.New, mode); err != nil {
 			return fmt.Errorf("%s: %w", c.Path, err)
 		}
 	}

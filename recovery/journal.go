@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aos-agent/aos-agent/internal/atomicfile"
 	"github.com/aos-agent/aos-agent/state"
 )
 
@@ -103,7 +104,7 @@ func writeJournal(dir string, j *Journal) error {
 	if err != nil {
 		return err
 	}
-	return state.WriteFileAtomic(JournalPath(dir, j.VG), append(b, '\n'), 0o600)
+	return atomicfile.Write(JournalPath(dir, j.VG), append(b, '\n'), 0o600)
 }
 
 // journalDirs are where journals live: the state directory, and the

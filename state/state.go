@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aos-agent/aos-agent/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"sort"
@@ -221,7 +222,7 @@ func (h *Held) update(change func(map[string]HeldLV)) error {
 	if err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(h.path, append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(h.path, append(b, '\n'), 0o600); err != nil {
 		return err
 	}
 	// Memory follows disk only once the write is durable.
@@ -231,45 +232,4 @@ func (h *Held) update(change func(map[string]HeldLV)) error {
 	}
 	h.lvs, h.seen = next, id
 	return nil
-}
-
-// WriteFileAtomic writes data so that after a crash path holds either the old
-// or the new content, never a mix: temp file in the same directory, fsync,
-// rename, fsync of the directory.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	cleanup := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return cleanup(err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return cleanup(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return cleanup(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return cleanup(err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

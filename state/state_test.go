@@ -99,20 +99,6 @@ func TestWriteFailureKeepsMemoryAndDisk(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomicReplaces(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "j", "journal.json")
-	must(t, WriteFileAtomic(p, []byte("one"), 0o600))
-	must(t, WriteFileAtomic(p, []byte("two"), 0o640))
-	b, _ := os.ReadFile(p)
-	st, _ := os.Stat(p)
-	if string(b) != "two" || st.Mode().Perm() != 0o640 {
-		t.Fatalf("%q %v", b, st.Mode())
-	}
-	if err := WriteFileAtomic(filepath.Join(p, "x"), nil, 0o600); err == nil || !strings.Contains(err.Error(), "not a directory") {
-		t.Fatalf("want not-a-directory error, got %v", err)
-	}
-}
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
