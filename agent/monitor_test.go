@@ -2,7 +2,7 @@ package agent
 
 import (
 	"context"
-	"os"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"strings"
 	"testing"
 	"time"
@@ -41,23 +41,14 @@ func newTestMonitor(t *testing.T, r run.Runner) (*Monitor, *prometheus.Registry)
 	return m, reg
 }
 
-func readFile(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestMonitorPollHealthy(t *testing.T) {
 	// The fixture's renewal is 12 s old at io_timeout 2 (a warning); make it fresh.
-	fresh := strings.Replace(readFile(t, "status-D.source.txt"), "monotime=2150", "monotime=2140", 1)
+	fresh := strings.Replace(fixture.Text(t, "status-D.source.txt"), "monotime=2150", "monotime=2140", 1)
 	r := run.NewScripted(t,
 		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Stdout: fresh},
 		run.Step{Argv: []string{"lvmlockctl", "--info"}, Stdout: infoHealthy},
 		run.Step{Argv: []string{"lvmlockctl", "--info", "--dump"}, Stdout: dumpHealthy},
-		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, Stdout: readFile(t, "show-map-json.lun0.source.json")},
+		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, Stdout: fixture.Text(t, "show-map-json.lun0.source.json")},
 	).AnyOrder() // the collectors run concurrently
 	m, reg := newTestMonitor(t, r)
 	snap := m.Poll(context.Background())
@@ -108,7 +99,7 @@ aos_collector_success{collector="sanlock"} 1
 // A lockspace whose renewal failed looks unchanged in plain status/info; the
 // -D keys and kill_vg are what the monitor must read.
 func TestMonitorSeesFailedLockspaceAndCollectorErrors(t *testing.T) {
-	failed := strings.Replace(readFile(t, "status-D.source.txt"), "space_dead=0", "space_dead=1", 1)
+	failed := strings.Replace(fixture.Text(t, "status-D.source.txt"), "space_dead=0", "space_dead=1", 1)
 	killed := strings.Replace(dumpHealthy, "kill_vg=0", "kill_vg=1", 1)
 	r := run.NewScripted(t,
 		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Stdout: failed},

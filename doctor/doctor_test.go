@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,15 +14,6 @@ import (
 	"github.com/aos-agent/aos-agent/hostcfg"
 	"github.com/aos-agent/aos-agent/internal/run"
 )
-
-func data(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 func write(t *testing.T, root, path string, content []byte) {
 	t.Helper()
@@ -38,13 +30,13 @@ func write(t *testing.T, root, path string, content []byte) {
 // own lvm.conf/lvmlocal.conf.
 func configuredRoot(t *testing.T) string {
 	root := t.TempDir()
-	conf, err := hostcfg.SetLVM([]byte(data(t, "lvm.conf.debian")),
+	conf, err := hostcfg.SetLVM([]byte(fixture.Text(t, "lvm.conf.debian")),
 		hostcfg.Setting{Section: "global", Key: "use_lvmlockd", Value: "1"},
 		hostcfg.Setting{Section: "global", Key: "lvmlockctl_kill_command", Value: hostcfg.Quote("/usr/local/sbin/aos-agent kill-hook")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, err := hostcfg.SetLVM([]byte(data(t, "lvmlocal.conf.debian")), hostcfg.Setting{Section: "local", Key: "host_id", Value: "7"})
+	local, err := hostcfg.SetLVM([]byte(fixture.Text(t, "lvmlocal.conf.debian")), hostcfg.Setting{Section: "local", Key: "host_id", Value: "7"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +54,10 @@ type answers struct {
 
 func healthy(t *testing.T) answers {
 	return answers{
-		sanlock: data(t, "sanlock-status.joined.txt"),
+		sanlock: fixture.Text(t, "sanlock-status.joined.txt"),
 		active:  "active\nactive\nactive\n",
 		pvs:     `{"report":[{"pv":[{"pv_name":"/dev/mapper/lun0","vg_name":"vol"}]}]}`,
-		mpath:   data(t, "multipathd-show-maps.json"),
+		mpath:   fixture.Text(t, "multipathd-show-maps.json"),
 		ntp:     "yes\n",
 	}
 }
@@ -86,7 +78,7 @@ func runDoctor(t *testing.T, root string, a answers) map[string]Check {
 		r.Expect(run.Step{Argv: []string{"systemctl", "is-active", unit}, Stdout: state + "\n", ExitCode: exit(state)})
 	}
 	r.Expect(
-		run.Step{Argv: []string{"lvm", "version"}, Stdout: data(t, "lvm-version.2.03.16.txt")},
+		run.Step{Argv: []string{"lvm", "version"}, Stdout: fixture.Text(t, "lvm-version.2.03.16.txt")},
 		run.Step{Argv: []string{"pvs", "--reportformat", "json", "-o", "pv_name,vg_name"}, Stdout: a.pvs},
 		run.Step{Argv: []string{"multipathd", "show", "maps", "json"}, Stdout: a.mpath},
 		run.Step{Argv: []string{"timedatectl", "show", "-p", "NTPSynchronized", "--value"}, Stdout: a.ntp},
@@ -124,11 +116,11 @@ func TestHealthyHostPasses(t *testing.T) {
 // on the failed one, so this must fail, not warn.
 func TestDebianDefaultsFailFencing(t *testing.T) {
 	root := t.TempDir()
-	write(t, root, "etc/lvm/lvm.conf", []byte(data(t, "lvm.conf.debian")))
-	write(t, root, "etc/lvm/lvmlocal.conf", []byte(data(t, "lvmlocal.conf.debian")))
+	write(t, root, "etc/lvm/lvm.conf", []byte(fixture.Text(t, "lvm.conf.debian")))
+	write(t, root, "etc/lvm/lvmlocal.conf", []byte(fixture.Text(t, "lvmlocal.conf.debian")))
 	write(t, root, "etc/iscsi/initiatorname.iscsi", []byte("GenerateName=yes\n"))
 	a := healthy(t)
-	a.sanlock = data(t, "sanlock-status-D.debian-default.txt")
+	a.sanlock = fixture.Text(t, "sanlock-status-D.debian-default.txt")
 	a.active = "active\nactive\ninactive\n"
 	checks := runDoctor(t, root, a)
 	for name, want := range map[string]Status{
@@ -150,11 +142,11 @@ func TestDebianDefaultsFailFencing(t *testing.T) {
 
 func TestWatchdogFencingWithoutKillCommand(t *testing.T) {
 	root := configuredRoot(t)
-	conf, _ := hostcfg.SetLVM([]byte(data(t, "lvm.conf.debian")), hostcfg.Setting{Section: "global", Key: "use_lvmlockd", Value: "1"})
+	conf, _ := hostcfg.SetLVM([]byte(fixture.Text(t, "lvm.conf.debian")), hostcfg.Setting{Section: "global", Key: "use_lvmlockd", Value: "1"})
 	write(t, root, "etc/lvm/lvm.conf", conf)
 	write(t, root, "dev/watchdog", nil)
 	a := healthy(t)
-	a.sanlock = strings.Replace(data(t, "sanlock-status-D.debian-default.txt"), "use_watchdog=0", "use_watchdog=1", 1)
+	a.sanlock = strings.Replace(fixture.Text(t, "sanlock-status-D.debian-default.txt"), "use_watchdog=0", "use_watchdog=1", 1)
 	checks := runDoctor(t, root, a)
 	if c := checks["fencing"]; c.Status != Pass || !strings.Contains(c.Detail, "watchdog") {
 		t.Errorf("fencing: %+v", c)
@@ -169,7 +161,7 @@ func TestPathsDevicesClockAndQueueing(t *testing.T) {
 	write(t, root, "etc/multipath/conf.d/site.conf", []byte("defaults {\n\tno_path_retry queue\n}\n"))
 	a := healthy(t)
 	a.pvs = `{"report":[{"pv":[{"pv_name":"/dev/sda","vg_name":"vol"},{"pv_name":"/dev/vda2","vg_name":"os"}]}]}`
-	a.mpath = data(t, "multipathd-show-maps.one-path.json")
+	a.mpath = fixture.Text(t, "multipathd-show-maps.one-path.json")
 	a.ntp = "no\n"
 	checks := runDoctor(t, root, a)
 	for name, want := range map[string]Status{"lvm_devices": Fail, "multipath_paths": Warn, "clock_sync": Fail, "io_timeouts": Fail} {

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func simHost(t *testing.T, h *sim.Host) run.Runner {
 		case "pvs --reportformat json -o pv_name,vg_name":
 			return run.Result{Stdout: []byte(healthy(t).pvs)}, nil
 		case "lvm version":
-			return run.Result{Stdout: []byte(data(t, "lvm-version.2.03.16.txt"))}, nil
+			return run.Result{Stdout: []byte(fixture.Text(t, "lvm-version.2.03.16.txt"))}, nil
 		case "timedatectl show -p NTPSynchronized --value":
 			return run.Result{Stdout: []byte("yes\n")}, nil
 		}
@@ -59,7 +60,7 @@ func TestSimulatorWatchdogHostAndDebianDefaultHost(t *testing.T) {
 
 	// h2: sanlock -w 0, Debian's lvm.conf (no kill command), not started.
 	root2 := t.TempDir()
-	write(t, root2, "etc/lvm/lvm.conf", []byte(data(t, "lvm.conf.debian")))
+	write(t, root2, "etc/lvm/lvm.conf", []byte(fixture.Text(t, "lvm.conf.debian")))
 	env.Root, env.Runner = root2, simHost(t, c.Host("h2"))
 	checks := Run(ctx, env)
 	h2 := byName(checks)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,15 +16,6 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-func read(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -32,7 +24,7 @@ func golden(t *testing.T, name, got string) {
 			t.Fatal(err)
 		}
 	}
-	if want := string(read(t, name)); got != want {
+	if want := string(fixture.Read(t, name)); got != want {
 		t.Errorf("%s differs:\n%s", name, UnifiedDiff("want", "got", []byte(want), []byte(got)))
 	}
 }
@@ -44,7 +36,7 @@ func host(t *testing.T) string {
 		t.Fatal(err)
 	}
 	for src, dst := range map[string]string{"lvm.conf.debian": "etc/lvm/lvm.conf", "lvmlocal.conf.debian": "etc/lvm/lvmlocal.conf"} {
-		if err := os.WriteFile(filepath.Join(root, dst), read(t, src), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(root, dst), fixture.Read(t, src), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -162,7 +154,7 @@ func TestLVMSettingsNeedsTheFile(t *testing.T) {
 }
 
 func TestParseLVMVersion(t *testing.T) {
-	v, err := ParseLVMVersion(read(t, "lvm-version.2.03.16.txt"))
+	v, err := ParseLVMVersion(fixture.Read(t, "lvm-version.2.03.16.txt"))
 	if err != nil || v != (LVMVersion{2, 3, 16}) || v.String() != "2.03.16" {
 		t.Fatalf("%v %v", v, err)
 	}

@@ -3,7 +3,7 @@ package lab
 import (
 	"context"
 	"errors"
-	"os"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"slices"
 	"strings"
 	"testing"
@@ -11,21 +11,12 @@ import (
 	"github.com/aos-agent/aos-agent/internal/run"
 )
 
-func testdata(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestActivePathsFromRecordedStatus(t *testing.T) {
 	for file, want := range map[string]int{
 		"dmsetup-status-lun0.healthy":          2,
 		"dmsetup-status-lun0.one-path-offline": 1,
 	} {
-		r := run.NewScripted(t, run.Step{Argv: []string{"dmsetup", "status", "lun0"}, Stdout: testdata(t, file)})
+		r := run.NewScripted(t, run.Step{Argv: []string{"dmsetup", "status", "lun0"}, Stdout: fixture.Text(t, file)})
 		got, err := ActivePaths(context.Background(), r)
 		if err != nil || got != want {
 			t.Errorf("%s: got %d, %v; want %d", file, got, err, want)
@@ -34,7 +25,7 @@ func TestActivePathsFromRecordedStatus(t *testing.T) {
 }
 
 func TestFailOnePathOfflinesTheFirstDevice(t *testing.T) {
-	deps := run.Step{Argv: []string{"dmsetup", "deps", "-o", "devname", "lun0"}, Stdout: testdata(t, "dmsetup-deps-lun0")}
+	deps := run.Step{Argv: []string{"dmsetup", "deps", "-o", "devname", "lun0"}, Stdout: fixture.Text(t, "dmsetup-deps-lun0")}
 	r := run.NewScripted(t, deps,
 		run.Step{Argv: []string{"tee", "/sys/block/sda/device/state"}})
 	if err := FailPaths(context.Background(), r, false); err != nil {
@@ -84,12 +75,12 @@ func TestConfigureHostWritesHostIDAndTimeouts(t *testing.T) {
 // sanlock -w 1 and no wdmd), so CreateSharedVG must look for the lockspace.
 func TestCreateSharedVGChecksTheLockspace(t *testing.T) {
 	vgcreate := run.Step{Argv: []string{"vgcreate", "--shared", "--lock-type", "sanlock", "vol", "/dev/mapper/lun0"}}
-	r := run.NewScripted(t, vgcreate, run.Step{Argv: []string{"sanlock", "client", "status"}, Stdout: testdata(t, "sanlock-client-status.vgcreate-lockspace-not-started")})
+	r := run.NewScripted(t, vgcreate, run.Step{Argv: []string{"sanlock", "client", "status"}, Stdout: fixture.Text(t, "sanlock-client-status.vgcreate-lockspace-not-started")})
 	if err := CreateSharedVG(context.Background(), r, "vol"); err == nil {
 		t.Fatal("want an error when lvm_vol is not in sanlock client status")
 	}
 	r = run.NewScripted(t, vgcreate, run.Step{Argv: []string{"sanlock", "client", "status"},
-		Stdout: testdata(t, "sanlock-client-status.after-vgcreate")})
+		Stdout: fixture.Text(t, "sanlock-client-status.after-vgcreate")})
 	if err := CreateSharedVG(context.Background(), r, "vol"); err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,7 @@ package lockstart
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"strings"
 	"testing"
 	"time"
@@ -13,15 +12,6 @@ import (
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/state"
 )
-
-func data(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 var (
 	argvSanlock  = []string{"sanlock", "client", "status", "-D"}
@@ -35,10 +25,10 @@ var (
 // ready is one prerequisites round where everything is in place.
 func ready(t *testing.T) []run.Step {
 	return []run.Step{
-		{Argv: argvSanlock, Stdout: data(t, "sanlock-status.none.txt")},
-		{Argv: argvLockctl, Stdout: data(t, "lvmlockctl-info.txt")},
-		{Argv: argvMap, Stdout: data(t, "multipathd-show-maps.json")},
-		{Argv: argvVGs, Stdout: data(t, "vgs.vol.json"), Stderr: "  Reading VG vol without a lock.\n"},
+		{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.none.txt")},
+		{Argv: argvLockctl, Stdout: fixture.Text(t, "lvmlockctl-info.txt")},
+		{Argv: argvMap, Stdout: fixture.Text(t, "multipathd-show-maps.json")},
+		{Argv: argvVGs, Stdout: fixture.Text(t, "vgs.vol.json"), Stderr: "  Reading VG vol without a lock.\n"},
 	}
 }
 
@@ -61,17 +51,17 @@ func TestLUNAppearsLateThenJoinAndReactivate(t *testing.T) {
 	var steps []run.Step
 	// Round 1: sanlock and lvmlockd up, but the LUN is not there yet.
 	steps = append(steps,
-		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.none.txt")},
-		run.Step{Argv: argvLockctl, Stdout: data(t, "lvmlockctl-info.txt")},
-		run.Step{Argv: argvMap, Stdout: data(t, "multipathd-show-maps.empty.json")},
+		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.none.txt")},
+		run.Step{Argv: argvLockctl, Stdout: fixture.Text(t, "lvmlockctl-info.txt")},
+		run.Step{Argv: argvMap, Stdout: fixture.Text(t, "multipathd-show-maps.empty.json")},
 		run.Step{Argv: argvVGs, Stderr: "  Volume group \"vol\" not found\n  Cannot process volume group vol\n", ExitCode: 5},
 	)
 	steps = append(steps, ready(t)...)
 	steps = append(steps,
-		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.none.txt")},
+		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.none.txt")},
 		run.Step{Argv: argvStart, Stderr: "  VG vol starting sanlock lockspace\n"},
-		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.add.txt")},
-		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.joined.txt")},
+		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.add.txt")},
+		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.joined.txt")},
 		run.Step{Argv: argvActivate("-aey", "lv1")},
 		run.Step{Argv: argvActivate("-asy", "lv2")},
 	)
@@ -138,7 +128,7 @@ func answerFiles(t *testing.T, files map[string]string) func([]string) (run.Resu
 			code, stderr, _ := strings.Cut(strings.TrimPrefix(f, "exit:"), ":")
 			return run.Result{Stderr: []byte(stderr)}, &run.Error{Argv: argv, ExitCode: int(code[0] - '0'), Stderr: stderr}
 		}
-		return run.Result{Stdout: []byte(data(t, f))}, nil
+		return run.Result{Stdout: []byte(fixture.Text(t, f))}, nil
 	}
 }
 
@@ -196,7 +186,7 @@ func TestLockStartFailing(t *testing.T) {
 
 func TestLeaseNeedsRepairStopsAtOnce(t *testing.T) {
 	steps := append(ready(t),
-		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.none.txt")},
+		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.none.txt")},
 		run.Step{Argv: argvStart, Stderr: "  VG vol start failed: sanlock lease needs repair\n", ExitCode: 5},
 	)
 	r := run.NewScripted(t, steps...)
@@ -209,10 +199,10 @@ func TestLeaseNeedsRepairStopsAtOnce(t *testing.T) {
 
 func TestStartInProgressAndAlreadyStarted(t *testing.T) {
 	steps := append(ready(t),
-		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.none.txt")},
+		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.none.txt")},
 		run.Step{Argv: argvStart, Stderr: "  VG vol lock failed: lock start in progress\n", ExitCode: 5},
 		// Already started: lvm2 exits 0 and sanlock shows it joined.
-		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.joined.txt")},
+		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.joined.txt")},
 		run.Step{Argv: argvActivate("-aey", "lv1")},
 		run.Step{Argv: argvActivate("-asy", "lv2"), Stderr: "  LV locked by other host: vol/lv2\n", ExitCode: 5},
 	)
@@ -232,11 +222,11 @@ func TestStartInProgressAndAlreadyStarted(t *testing.T) {
 
 func TestLockStartReturnsZeroButLockspaceAbsent(t *testing.T) {
 	steps := append(ready(t),
-		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.none.txt")},
+		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.none.txt")},
 		run.Step{Argv: argvStart},
-		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.none.txt")},
+		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.none.txt")},
 		run.Step{Argv: argvStart},
-		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.joined.txt")},
+		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.joined.txt")},
 		run.Step{Argv: argvActivate("-aey", "lv1")},
 		run.Step{Argv: argvActivate("-asy", "lv2")},
 	)
@@ -254,10 +244,10 @@ func TestActivationFailureFails(t *testing.T) {
 	o := Options{VolumeGroups: []string{"vol"}, Timeout: time.Hour, Poll: time.Nanosecond,
 		Held: []state.HeldLV{{VG: "vol", LV: "lv1", Mode: state.Exclusive}}}
 	r := run.NewScripted(t,
-		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.joined.txt")},
-		run.Step{Argv: argvLockctl, Stdout: data(t, "lvmlockctl-info.txt")},
-		run.Step{Argv: argvVGs, Stdout: data(t, "vgs.vol.json")},
-		run.Step{Argv: argvSanlock, Stdout: data(t, "sanlock-status.joined.txt")},
+		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.joined.txt")},
+		run.Step{Argv: argvLockctl, Stdout: fixture.Text(t, "lvmlockctl-info.txt")},
+		run.Step{Argv: argvVGs, Stdout: fixture.Text(t, "vgs.vol.json")},
+		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.joined.txt")},
 		run.Step{Argv: argvActivate("-aey", "lv1"), Stderr: "  Failed to find logical volume \"vol/lv1\"\n", ExitCode: 5},
 	)
 	_, err := Run(context.Background(), NewHost(r, time.Minute), o)

@@ -3,6 +3,7 @@ package lockstart
 import (
 	"context"
 	"errors"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func stopClient(t *testing.T, steps ...run.Step) *lvm.Client {
 // lvchange, then the lockspace stops, so sanlock and lvmlockd can stop.
 func TestStopReleasesIdleLVsAndLeavesTheLockspace(t *testing.T) {
 	lv := stopClient(t,
-		run.Step{Argv: argvLVs, Stdout: data(t, "lvs.vol.two-active.json")},
+		run.Step{Argv: argvLVs, Stdout: fixture.Text(t, "lvs.vol.two-active.json")},
 		run.Step{Argv: []string{"lvchange", "-an", "vol/lv1", "vol/lv2"}},
 		run.Step{Argv: []string{"vgchange", "--lock-stop", "vol"}},
 	)
@@ -40,7 +41,7 @@ func TestStopReleasesIdleLVsAndLeavesTheLockspace(t *testing.T) {
 // A VM still holds lv1 open: it is never forced, lv2 is released, and the
 // lockspace stays (lvm2 would refuse to stop it anyway).
 func TestStopLeavesAnOpenLVAndItsLockspace(t *testing.T) {
-	open := strings.Replace(data(t, "lvs.vol.two-active.json"), `"lv_device_open":""}`, `"lv_device_open":"open"}`, 1)
+	open := strings.Replace(fixture.Text(t, "lvs.vol.two-active.json"), `"lv_device_open":""}`, `"lv_device_open":"open"}`, 1)
 	lv := stopClient(t,
 		run.Step{Argv: argvLVs, Stdout: open},
 		run.Step{Argv: []string{"lvchange", "-an", "vol/lv2"}},
@@ -65,7 +66,7 @@ func TestStopWithoutLockspace(t *testing.T) {
 // is left alone.
 func TestStopReportsAFailedDeactivation(t *testing.T) {
 	lv := stopClient(t,
-		run.Step{Argv: argvLVs, Stdout: data(t, "lvs.vol.two-active.json")},
+		run.Step{Argv: argvLVs, Stdout: fixture.Text(t, "lvs.vol.two-active.json")},
 		run.Step{Argv: []string{"lvchange", "-an", "vol/lv1", "vol/lv2"}, ExitCode: 5,
 			Stderr: "  VG vol lock failed: storage failed for sanlock leases\n"},
 	)

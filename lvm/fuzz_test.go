@@ -3,6 +3,7 @@ package lvm
 import (
 	"errors"
 	"fmt"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"strings"
 	"testing"
 
@@ -16,7 +17,7 @@ func reportSeeds(f *testing.F) {
 		"lvs.01-basic.lv1-sh-lv2-sh.bytes.json", "vgs.01-basic.after-lvcreate.recorded.json",
 		"vgs.01-basic.after-lvcreate.bytes.json",
 	} {
-		f.Add([]byte(readTestdata(f, name)))
+		f.Add([]byte(fixture.Text(f, name)))
 	}
 	f.Add([]byte(`{"report":[{"lv":[]}]}`))
 }
@@ -73,7 +74,7 @@ func FuzzClassify(f *testing.F) {
 }
 
 func FuzzBatchStderr(f *testing.F) {
-	f.Add(readTestdata(f, "lab/lab-batch-conflict2.stderr"), "lv50")
+	f.Add(fixture.Text(f, "lab/lab-batch-conflict2.stderr"), "lv50")
 	for _, tc := range classifyCases {
 		f.Add(tc.stderr, "lv1")
 	}

@@ -3,7 +3,7 @@ package lvm
 import (
 	"context"
 	"errors"
-	"os"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"slices"
 	"strings"
 	"testing"
@@ -14,15 +14,6 @@ import (
 )
 
 var ctx = context.Background()
-
-func readTestdata(t testing.TB, name string) string {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 func newClient(t *testing.T, steps ...run.Step) (*Client, *run.Scripted) {
 	s := run.NewScripted(t, steps...)
@@ -39,7 +30,7 @@ var (
 func argv(base []string, extra ...string) []string { return append(slices.Clone(base), extra...) }
 
 func TestVGs(t *testing.T) {
-	out := readTestdata(t, "vgs.01-basic.after-lvcreate.bytes.json")
+	out := fixture.Text(t, "vgs.01-basic.after-lvcreate.bytes.json")
 	c, _ := newClient(t,
 		run.Step{Argv: argv(vgsArgv, "vol"), Stdout: out},
 		run.Step{Argv: argv(vgsArgv, "vol", "other"), Stdout: out},
@@ -63,7 +54,7 @@ func TestVGs(t *testing.T) {
 }
 
 func TestLVs(t *testing.T) {
-	out := readTestdata(t, "lvs.01-basic.lv1-sh-lv2-sh.bytes.json")
+	out := fixture.Text(t, "lvs.01-basic.lv1-sh-lv2-sh.bytes.json")
 	one := strings.Replace(out, "},\n", "}\n", 1)
 	one = one[:strings.Index(one, "}\n")+2] + "              ]\n          }\n      ]\n  }\n"
 	c, _ := newClient(t,
@@ -109,11 +100,11 @@ func TestLVs(t *testing.T) {
 
 func TestRecordedReportsWithoutByteUnitsAreRefused(t *testing.T) {
 	for _, name := range []string{"lvs.01-basic.after-lvcreate.recorded.json", "lvs.01-basic.lv1-sh-lv2-sh.recorded.json"} {
-		if _, err := ParseLVs([]byte(readTestdata(t, name))); err == nil || !strings.Contains(err.Error(), `lv_size "64.00m"`) {
+		if _, err := ParseLVs([]byte(fixture.Text(t, name))); err == nil || !strings.Contains(err.Error(), `lv_size "64.00m"`) {
 			t.Fatalf("%s: want a size error, got %v", name, err)
 		}
 	}
-	if _, err := ParseVGs([]byte(readTestdata(t, "vgs.01-basic.after-lvcreate.recorded.json"))); err == nil || !strings.Contains(err.Error(), `"<2.00g"`) {
+	if _, err := ParseVGs([]byte(fixture.Text(t, "vgs.01-basic.after-lvcreate.recorded.json"))); err == nil || !strings.Contains(err.Error(), `"<2.00g"`) {
 		t.Fatalf("vgs: want a size error, got %v", err)
 	}
 }
@@ -121,7 +112,7 @@ func TestRecordedReportsWithoutByteUnitsAreRefused(t *testing.T) {
 // The structure of a real report (extra columns, hidden LV in brackets,
 // open device) parses once the sizes are in bytes.
 func TestRecordedReportStructure(t *testing.T) {
-	rec := readTestdata(t, "lvs.01-basic.after-lvcreate.recorded.json")
+	rec := fixture.Text(t, "lvs.01-basic.after-lvcreate.recorded.json")
 	rec = strings.ReplaceAll(strings.ReplaceAll(rec, `"64.00m"`, `"67108864"`), `"256.00m"`, `"268435456"`)
 	lvs, err := ParseLVs([]byte(rec))
 	if err != nil {
@@ -203,7 +194,7 @@ func TestActivateBatch(t *testing.T) {
 // Recorded on a lab guest: one LV's lease held elsewhere; lvchange skips it,
 // activates the others and exits 5.
 func TestActivateBatchPartialFailure(t *testing.T) {
-	stderr := readTestdata(t, "lab/lab-batch-conflict2.stderr")
+	stderr := fixture.Text(t, "lab/lab-batch-conflict2.stderr")
 	c, _ := newClient(t,
 		run.Step{Argv: []string{"lvchange", "-aey", "vol/lv49", "vol/lv50", "vol/lv51"}, ExitCode: 5, Stderr: stderr},
 		run.Step{Argv: []string{"lvchange", "-aey", "vol/lv1", "vol/lv2"}, ExitCode: 5,

@@ -3,8 +3,7 @@ package multipath
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"strings"
 	"testing"
 	"time"
@@ -13,23 +12,8 @@ import (
 	"github.com/aos-agent/aos-agent/internal/run"
 )
 
-// The JSON files follow multipath-tools 0.9.4 libmultipath/print.c
-// (PRINT_JSON_MAP/GROUP/PATH, snprint_multipath_topology_json and
-// snprint_multipath_map_json), including its missing newlines, filled with
-// the lab LUN's recorded values (lun0, wwid 35000c50015ea71ac, sda 8:0,
-// sdb 8:16; "failed faulty offline" from `multipath -ll` in lab run g).
-// The lab has not recorded `multipathd show ...` yet; see testdata/README.md.
-func readTestdata(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestParseMapsJSONHealthy(t *testing.T) {
-	maps, err := ParseMapsJSON(readTestdata(t, "show-maps-json.healthy.source.json"))
+	maps, err := ParseMapsJSON(fixture.Read(t, "show-maps-json.healthy.source.json"))
 	if err != nil || len(maps) != 1 {
 		t.Fatal(maps, err)
 	}
@@ -49,7 +33,7 @@ func TestParseMapsJSONHealthy(t *testing.T) {
 }
 
 func TestParseMapsJSONFailed(t *testing.T) {
-	maps, err := ParseMapsJSON(readTestdata(t, "show-maps-json.failed.source.json"))
+	maps, err := ParseMapsJSON(fixture.Read(t, "show-maps-json.failed.source.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +44,7 @@ func TestParseMapsJSONFailed(t *testing.T) {
 	if p := m.FailedPaths()[0]; p.DMState != "failed" || p.CheckerState != "faulty" || p.DevState != "offline" {
 		t.Fatalf("%+v", p)
 	}
-	empty, err := ParseMapsJSON(readTestdata(t, "show-maps-json.empty.source.json"))
+	empty, err := ParseMapsJSON(fixture.Read(t, "show-maps-json.empty.source.json"))
 	if err != nil || len(empty) != 0 {
 		t.Fatal(empty, err)
 	}
@@ -87,7 +71,7 @@ func TestPathActive(t *testing.T) {
 }
 
 func TestParseMapJSON(t *testing.T) {
-	m, err := ParseMapJSON(readTestdata(t, "show-map-json.lun0.source.json"))
+	m, err := ParseMapJSON(fixture.Read(t, "show-map-json.lun0.source.json"))
 	if err != nil || m.Name != "lun0" || len(m.Paths()) != 2 {
 		t.Fatal(m, err)
 	}
@@ -100,7 +84,7 @@ func TestParseMapJSON(t *testing.T) {
 }
 
 func TestParsePaths(t *testing.T) {
-	ps, err := ParsePaths(readTestdata(t, "show-paths-raw.source.txt"))
+	ps, err := ParsePaths(fixture.Read(t, "show-paths-raw.source.txt"))
 	if err != nil || len(ps) != 3 {
 		t.Fatal(ps, err)
 	}
@@ -121,10 +105,10 @@ func TestParsePaths(t *testing.T) {
 func TestClientArgv(t *testing.T) {
 	ctx := context.Background()
 	s := run.NewScripted(t,
-		run.Step{Argv: []string{"multipathd", "show", "maps", "json"}, Stdout: string(readTestdata(t, "show-maps-json.healthy.source.json"))},
-		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, Stdout: string(readTestdata(t, "show-map-json.lun0.source.json"))},
+		run.Step{Argv: []string{"multipathd", "show", "maps", "json"}, Stdout: string(fixture.Read(t, "show-maps-json.healthy.source.json"))},
+		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, Stdout: string(fixture.Read(t, "show-map-json.lun0.source.json"))},
 		run.Step{Argv: []string{"multipathd", "show", "map", "nope", "json"}, Stdout: "fail\n", ExitCode: 1},
-		run.Step{Argv: []string{"multipathd", "show", "paths", "raw", "format", "%d|%D|%t|%T|%o|%m|%w|%i"}, Stdout: string(readTestdata(t, "show-paths-raw.source.txt"))},
+		run.Step{Argv: []string{"multipathd", "show", "paths", "raw", "format", "%d|%D|%t|%T|%o|%m|%w|%i"}, Stdout: string(fixture.Read(t, "show-paths-raw.source.txt"))},
 		run.Step{Argv: []string{"multipathd", "disablequeueing", "map", "lun0"}, Stdout: "ok\n"},
 		run.Step{Argv: []string{"multipathd", "restorequeueing", "map", "lun0"}, Stdout: "ok\n"},
 		run.Step{Argv: []string{"multipathd", "disablequeueing", "maps"}, Stdout: "ok\n"},
@@ -215,7 +199,7 @@ func TestRenderAliasSnippet(t *testing.T) {
 
 func FuzzParseMapsJSON(f *testing.F) {
 	for _, n := range []string{"show-maps-json.healthy.source.json", "show-maps-json.failed.source.json", "show-maps-json.empty.source.json", "show-map-json.lun0.source.json"} {
-		f.Add(readTestdata(f, n))
+		f.Add(fixture.Read(f, n))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if maps, err := ParseMapsJSON(b); err == nil {
@@ -231,7 +215,7 @@ func FuzzParseMapsJSON(f *testing.F) {
 }
 
 func FuzzParsePaths(f *testing.F) {
-	f.Add(readTestdata(f, "show-paths-raw.source.txt"))
+	f.Add(fixture.Read(f, "show-paths-raw.source.txt"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ps, err := ParsePaths(b)
 		if err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -35,28 +36,19 @@ const (
 // leaseQueries are the fence's two local queries for lease versions.
 func leaseQueries(t *testing.T) []run.Step {
 	return []run.Step{
-		{Argv: dmInfo, Stdout: recorded(t, "info-lv1-lv2.lab.txt")},
-		{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		{Argv: dmInfo, Stdout: fixture.Text(t, "info-lv1-lv2.lab.txt")},
+		{Argv: sanlockStatus, Stdout: fixture.Text(t, "status-D.lab-healthy.txt")},
 	}
 }
 
 func wipe(dev string) []string { return []string{"dmsetup", "wipe_table", dev} }
-
-func recorded(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 // wipedBoth is a fence of the recorded lv1 and lv2 up to the verify.
 func wipedBoth(t *testing.T) []run.Step {
 	return []run.Step{
 		{Argv: disableQueueing, Stdout: "ok\n"},
 		{Argv: failIfNoPath},
-		{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+		{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
 		{Argv: wipe("vol-lv1")},
 		{Argv: wipe("vol-lv2")},
 		leaseQueries(t)[0], leaseQueries(t)[1],
@@ -97,7 +89,7 @@ func readJournal(t *testing.T, dir string) *Journal {
 // tables; the journal lists both LVs with their modes before the first wipe.
 func TestFenceRecordedSequence(t *testing.T) {
 	s := run.NewScripted(t, append(wipedBoth(t),
-		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-after-fence.txt")},
 	)...)
 	var d Deps
 	wipes := 0
@@ -147,11 +139,11 @@ func TestFenceContinuesAfterHungSteps(t *testing.T) {
 	r := run.NewScripted(t,
 		run.Step{Argv: disableQueueing, Err: timedOut(disableQueueing)},
 		run.Step{Argv: failIfNoPath, Err: timedOut(failIfNoPath)},
-		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
 		run.Step{Argv: wipe("vol-lv1")},
 		run.Step{Argv: wipe("vol-lv2")},
 		leaseQueries(t)[0], leaseQueries(t)[1],
-		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-after-fence.txt")},
 	)
 	d := deps(t, r)
 	j, err := Fence(context.Background(), d, "vol")
@@ -166,11 +158,11 @@ func TestFenceContinuesAfterHungSteps(t *testing.T) {
 
 // lv2's wipe hangs (queued I/O): lv1 is still fenced, the result is failure.
 func TestFencePartialFailure(t *testing.T) {
-	stillLinear := strings.Replace(recorded(t, "table-after-fence.txt"), "vol-lv2: 0 131072 error ", "vol-lv2: 0 131072 linear 253:0 657408", 1)
+	stillLinear := strings.Replace(fixture.Text(t, "table-after-fence.txt"), "vol-lv2: 0 131072 error ", "vol-lv2: 0 131072 linear 253:0 657408", 1)
 	r := run.NewScripted(t,
 		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
 		run.Step{Argv: failIfNoPath},
-		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
 		run.Step{Argv: wipe("vol-lv1")},
 		run.Step{Argv: wipe("vol-lv2"), Err: timedOut(wipe("vol-lv2"))},
 		leaseQueries(t)[0], leaseQueries(t)[1],
@@ -251,7 +243,7 @@ func TestFenceListFailureWipesNothing(t *testing.T) {
 // An LV activated between the list and the verify was never wiped.
 func TestFenceLVAppearingDuringFenceIsFailure(t *testing.T) {
 	r := run.NewScripted(t, append(wipedBoth(t),
-		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt") + "vol-lv3: 0 131072 linear 253:0 788480\n"},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-after-fence.txt") + "vol-lv3: 0 131072 linear 253:0 788480\n"},
 	)...)
 	j, err := Fence(context.Background(), deps(t, r), "vol")
 	if !errors.Is(err, ErrNotFenced) || len(j.LVs) != 3 || j.LVs[2].LV != "lv3" || j.LVs[2].Fenced {
@@ -283,11 +275,11 @@ func TestFenceRemovedDeviceCountsAsOffline(t *testing.T) {
 	r := run.NewScripted(t,
 		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
 		run.Step{Argv: failIfNoPath},
-		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
 		run.Step{Argv: wipe("vol-lv1")},
 		run.Step{Argv: wipe("vol-lv2"), ExitCode: 1, Stderr: "Device does not exist.\nCommand failed.\n"},
 		leaseQueries(t)[0], leaseQueries(t)[1],
-		run.Step{Argv: table, Stdout: strings.Replace(recorded(t, "table-after-fence.txt"), "vol-lv2: 0 131072 error \n", "", 1)},
+		run.Step{Argv: table, Stdout: strings.Replace(fixture.Text(t, "table-after-fence.txt"), "vol-lv2: 0 131072 error \n", "", 1)},
 	)
 	j, err := Fence(context.Background(), deps(t, r), "vol")
 	if err != nil || !j.LVs[1].Fenced || j.LVs[1].Error != "" {
@@ -308,10 +300,10 @@ func TestFenceWipeBudget(t *testing.T) {
 	s := run.NewScripted(t,
 		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
 		run.Step{Argv: failIfNoPath},
-		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
 		run.Step{Argv: wipe("vol-lv1"), Err: timedOut(wipe("vol-lv1"))},
 		leaseQueries(t)[0], leaseQueries(t)[1],
-		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
 	)
 	d := deps(t, run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
 		if c.Argv[1] == "wipe_table" {
@@ -330,7 +322,7 @@ func TestFenceWipeBudget(t *testing.T) {
 // delays the fence by one step at most: it then fences without the lock.
 func TestFenceGoesOnWithoutAHeldFenceLock(t *testing.T) {
 	r := run.NewScripted(t, append(wipedBoth(t),
-		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-after-fence.txt")},
 	)...)
 	d := deps(t, r)
 	d.StepTimeout = 20 * time.Millisecond
@@ -361,8 +353,8 @@ func TestFenceFollowsAnUnfinishedRecovery(t *testing.T) {
 		{Argv: disableQueueing, Stdout: "ok\n"},
 		{Argv: failIfNoPath},
 		{Argv: table, Stdout: tableWithout(t, "vol-lv2")},
-		{Argv: dmInfo, Stdout: recorded(t, "info-lv1-lv2.lab.txt")},
-		{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		{Argv: dmInfo, Stdout: fixture.Text(t, "info-lv1-lv2.lab.txt")},
+		{Argv: sanlockStatus, Stdout: fixture.Text(t, "status-D.lab-healthy.txt")},
 		{Argv: table, Stdout: tableWithout(t, "vol-lv2")},
 	}
 	d := deps(t, run.NewScripted(t, onlyLV1...))
@@ -399,7 +391,7 @@ func TestFenceFollowsAnUnfinishedRecovery(t *testing.T) {
 func TestFenceJournalWhenTheStateDirCannotBeWritten(t *testing.T) {
 	for _, runtimeOK := range []bool{true, false} {
 		r := run.NewScripted(t, append(wipedBoth(t),
-			run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
+			run.Step{Argv: table, Stdout: fixture.Text(t, "table-after-fence.txt")},
 		)...)
 		d := deps(t, r)
 		blocker := filepath.Join(t.TempDir(), "not-a-dir")

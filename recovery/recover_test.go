@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"reflect"
 	"slices"
 	"strings"
@@ -38,8 +39,8 @@ var (
 // joined and healthy, lv1 ex and lv2 sh held here.
 func stillLocked(t *testing.T) []run.Step {
 	return []run.Step{
-		{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
-		{Argv: lockctlInfo, Stdout: recorded(t, "lockctl-info.lab-healthy.txt")},
+		{Argv: sanlockStatus, Stdout: fixture.Text(t, "status-D.lab-healthy.txt")},
+		{Argv: lockctlInfo, Stdout: fixture.Text(t, "lockctl-info.lab-healthy.txt")},
 	}
 }
 
@@ -52,7 +53,7 @@ func virsh(args ...string) []string {
 // statusLV1Version is the recorded status with lv1's exclusive lease at
 // version ver (1 when recorded).
 func statusLV1Version(t *testing.T, ver int) string {
-	return strings.Replace(recorded(t, "status-D.lab-healthy.txt"), ":70254592:1 p", fmt.Sprintf(":70254592:%d p", ver), 1)
+	return strings.Replace(fixture.Text(t, "status-D.lab-healthy.txt"), ":70254592:1 p", fmt.Sprintf(":70254592:%d p", ver), 1)
 }
 
 // stillOpenUntilReacquired is a recovery of lv1 (ex, open by vm1) and lv2
@@ -60,14 +61,14 @@ func statusLV1Version(t *testing.T, ver int) string {
 // lver afterwards.
 func stillOpenUntilReacquired(t *testing.T, lver int) []run.Step {
 	return []run.Step{
-		{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		{Argv: showMap, Stdout: fixture.Text(t, "show-map-lun0.lab.json")},
 		{Argv: restoreQueueing, Stdout: "ok\n"},
 		{Argv: deactivateBoth, Stderr: noLockWarning + "  Logical volume vol/lv1 in use.\n", ExitCode: 5},
 		{Argv: table, Stdout: tableWithout(t, "vol-lv2")},
 		{Argv: sanlockStatus, Stdout: statusDropped(t)},
 		{Argv: dropVol},
 		{Argv: lockStartVol},
-		{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		{Argv: sanlockStatus, Stdout: fixture.Text(t, "status-D.lab-healthy.txt")},
 		{Argv: activateLV1Ex},
 		{Argv: sanlockStatus, Stdout: statusLV1Version(t, lver)},
 		{Argv: activateLV2Sh},
@@ -91,7 +92,7 @@ func withJournal(t *testing.T, d Deps, phase Phase) {
 // tableWithout is the recorded post-fence table minus the LVs lvchange -an removed.
 func tableWithout(t *testing.T, devs ...string) string {
 	var keep []string
-	for _, l := range strings.SplitAfter(recorded(t, "table-after-fence.txt"), "\n") {
+	for _, l := range strings.SplitAfter(fixture.Text(t, "table-after-fence.txt"), "\n") {
 		name, _, _ := strings.Cut(l, ":")
 		if l != "" && !slices.Contains(devs, name) {
 			keep = append(keep, l)
@@ -103,14 +104,14 @@ func tableWithout(t *testing.T, devs ...string) string {
 // statusDropped is the recorded status with the lockspace gone (after
 // lvmlockctl dropped it): the daemon and client records only.
 func statusDropped(t *testing.T) string {
-	s := recorded(t, "status-D.lab-healthy.txt")
+	s := fixture.Text(t, "status-D.lab-healthy.txt")
 	return s[:strings.Index(s, "\ns lvm_vol:")+1]
 }
 
 // failedMap is `show map lun0 json` of the source-derived map whose paths
 // all failed.
 func failedMap(t *testing.T) string {
-	maps, err := multipath.ParseMapsJSON([]byte(recorded(t, "show-maps-failed.source.json")))
+	maps, err := multipath.ParseMapsJSON([]byte(fixture.Text(t, "show-maps-failed.source.json")))
 	if err != nil || len(maps) != 1 {
 		t.Fatalf("failed map: %v", err)
 	}
@@ -134,14 +135,14 @@ func heldLVs(t *testing.T, dir string) []state.HeldLV {
 // host and is lost; the journal goes and held.json keeps only lv1.
 func TestRecoverSequence(t *testing.T) {
 	r := run.NewScripted(t,
-		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		run.Step{Argv: showMap, Stdout: fixture.Text(t, "show-map-lun0.lab.json")},
 		run.Step{Argv: restoreQueueing, Stdout: "ok\n"},
 		run.Step{Argv: deactivateBoth, Stderr: noLockWarning},
 		run.Step{Argv: table, Stdout: tableWithout(t, "vol-lv1", "vol-lv2")},
 		run.Step{Argv: sanlockStatus, Stdout: statusDropped(t)},
 		run.Step{Argv: dropVol},
 		run.Step{Argv: lockStartVol},
-		run.Step{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		run.Step{Argv: sanlockStatus, Stdout: fixture.Text(t, "status-D.lab-healthy.txt")},
 		run.Step{Argv: activateLV1Ex},
 		run.Step{Argv: activateLV2Sh, Stderr: lockedByOther, ExitCode: 5},
 	)
@@ -180,7 +181,7 @@ func TestRecoverRefusesWithoutPaths(t *testing.T) {
 
 // A fence interrupted mid-way with an LV still linear: refused.
 func TestRecoverRefusesUnverifiedFence(t *testing.T) {
-	r := run.NewScripted(t, run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")})
+	r := run.NewScripted(t, run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")})
 	d := deps(t, r)
 	withJournal(t, d, PhaseFencing)
 	if _, err := Recover(context.Background(), d, "vol"); !errors.Is(err, ErrFenceUnverified) {
@@ -195,21 +196,21 @@ func TestRecoverRefusesUnverifiedFence(t *testing.T) {
 // done (queueing, the lockspace, lv2) and finishes lv1.
 func TestRecoverFailureKeepsJournalAndReRunConverges(t *testing.T) {
 	r := run.NewScripted(t,
-		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		run.Step{Argv: showMap, Stdout: fixture.Text(t, "show-map-lun0.lab.json")},
 		run.Step{Argv: restoreQueueing, Stdout: "ok\n"},
 		run.Step{Argv: deactivateBoth},
 		run.Step{Argv: table, Stdout: tableWithout(t, "vol-lv1", "vol-lv2")},
 		run.Step{Argv: sanlockStatus, Stdout: statusDropped(t)},
 		run.Step{Argv: dropVol},
 		run.Step{Argv: lockStartVol},
-		run.Step{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		run.Step{Argv: sanlockStatus, Stdout: fixture.Text(t, "status-D.lab-healthy.txt")},
 		run.Step{Argv: activateLV1Ex, Err: timedOut(activateLV1Ex)},
 		run.Step{Argv: activateLV2Sh},
 		// re-run
-		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		run.Step{Argv: showMap, Stdout: fixture.Text(t, "show-map-lun0.lab.json")},
 		run.Step{Argv: []string{"lvchange", "-an", "vol/lv1"}},
 		run.Step{Argv: table, Stdout: tableWithout(t, "vol-lv1", "vol-lv2")},
-		run.Step{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		run.Step{Argv: sanlockStatus, Stdout: fixture.Text(t, "status-D.lab-healthy.txt")},
 		run.Step{Argv: activateLV1Ex},
 	)
 	d := deps(t, r)
@@ -234,10 +235,10 @@ func TestRecoverFailureKeepsJournalAndReRunConverges(t *testing.T) {
 // recovery before the lockspace is touched.
 func TestRecoverStopsOnLiveTableAfterDeactivate(t *testing.T) {
 	r := run.NewScripted(t,
-		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		run.Step{Argv: showMap, Stdout: fixture.Text(t, "show-map-lun0.lab.json")},
 		run.Step{Argv: restoreQueueing, Stdout: "ok\n"},
 		run.Step{Argv: deactivateBoth},
-		run.Step{Argv: table, Stdout: recorded(t, "table-before-fence.txt")},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
 	)
 	d := deps(t, r)
 	withJournal(t, d, PhaseFenced)
@@ -316,14 +317,14 @@ func TestRecoverInUseLVHeldElsewhereMeanwhile(t *testing.T) {
 // unnoticed. A VM an operator paused is left paused.
 func TestRecoverDomainsOfLostLVAndOperatorPause(t *testing.T) {
 	r := run.NewScripted(t,
-		run.Step{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		run.Step{Argv: showMap, Stdout: fixture.Text(t, "show-map-lun0.lab.json")},
 		run.Step{Argv: restoreQueueing, Stdout: "ok\n"},
 		run.Step{Argv: deactivateBoth, Stderr: noLockWarning + "  Logical volume vol/lv1 in use.\n  Logical volume vol/lv2 in use.\n", ExitCode: 5},
-		run.Step{Argv: table, Stdout: recorded(t, "table-after-fence.txt")},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-after-fence.txt")},
 		run.Step{Argv: sanlockStatus, Stdout: statusDropped(t)},
 		run.Step{Argv: dropVol},
 		run.Step{Argv: lockStartVol},
-		run.Step{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		run.Step{Argv: sanlockStatus, Stdout: fixture.Text(t, "status-D.lab-healthy.txt")},
 		run.Step{Argv: activateLV1Ex, ExitCode: 5, Stderr: strings.ReplaceAll(lockedByOther, "lv2", "lv1")},
 		run.Step{Argv: activateLV2Sh},
 		stillLocked(t)[0], stillLocked(t)[1],
@@ -358,7 +359,7 @@ func TestRecoverRetriesDomainsWhenLibvirtIsDown(t *testing.T) {
 		{Argv: refreshLV1},
 		{Argv: virsh("list", "--all", "--name"), ExitCode: 1,
 			Stderr: "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Connection refused\n"},
-		{Argv: showMap, Stdout: recorded(t, "show-map-lun0.lab.json")},
+		{Argv: showMap, Stdout: fixture.Text(t, "show-map-lun0.lab.json")},
 		{Argv: sanlockStatus, Stdout: statusLV1Version(t, 2)},
 		{Argv: virsh("list", "--all", "--name"), Stdout: "vm1\n\n"},
 		{Argv: virsh("domblklist", "vm1"), Stdout: vm1Disks},
@@ -404,9 +405,9 @@ func TestRecoverRefusesWhileAnotherRuns(t *testing.T) {
 // re-acquire and the refresh): the table stays on the error target, vm1
 // stays paused, and the journal is kept for a re-run.
 func TestRecoverRefreshNeedsTheLockStillHeld(t *testing.T) {
-	noLV1 := strings.Replace(recorded(t, "lockctl-info.lab-healthy.txt"), "LK LV ex "+lv1UUID+"\n", "", 1)
+	noLV1 := strings.Replace(fixture.Text(t, "lockctl-info.lab-healthy.txt"), "LK LV ex "+lv1UUID+"\n", "", 1)
 	r := run.NewScripted(t, steps(stillOpenUntilReacquired(t, 2), []run.Step{
-		{Argv: sanlockStatus, Stdout: recorded(t, "status-D.lab-healthy.txt")},
+		{Argv: sanlockStatus, Stdout: fixture.Text(t, "status-D.lab-healthy.txt")},
 		{Argv: lockctlInfo, Stdout: noLV1},
 		{Argv: virsh("list", "--all", "--name"), Stdout: "vm1\n\n"},
 		{Argv: virsh("domblklist", "vm1"), Stdout: vm1Disks},

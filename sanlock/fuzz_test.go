@@ -1,6 +1,7 @@
 package sanlock
 
 import (
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"os"
 	"path/filepath"
 	"testing"
@@ -75,7 +76,7 @@ func FuzzParseDump(f *testing.F) {
 // The monitor runs status -D and --info every few seconds: parse + merge
 // of a full real -D snapshot must stay cheap.
 func BenchmarkStatusInfoHealth(b *testing.B) {
-	status := readTestdata(b, "status-D.devhost.txt")
+	status := fixture.Read(b, "status-D.devhost.txt")
 	info := captures(b, "run-g.02-fault.sh.h1.log", "lvmlockctl --info")[0]
 	b.ReportAllocs()
 	for b.Loop() {

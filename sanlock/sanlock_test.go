@@ -5,8 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,7 +19,7 @@ import (
 // recorded lab log (testdata/*.log, copied from the lab's real guests).
 func captures(t testing.TB, file, cmd string) [][]byte {
 	t.Helper()
-	b := readTestdata(t, file)
+	b := fixture.Read(t, file)
 	var out [][]byte
 	var cur *bytes.Buffer
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -53,7 +52,7 @@ func captures(t testing.TB, file, cmd string) [][]byte {
 // "[t] <kind>: line|line|... rc=N".
 func polls(t testing.TB, file, kind string) [][]byte {
 	t.Helper()
-	b := readTestdata(t, file)
+	b := fixture.Read(t, file)
 	var out [][]byte
 	for _, l := range strings.Split(string(b), "\n") {
 		_, rest, ok := strings.Cut(l, "] "+kind+": ")
@@ -66,15 +65,6 @@ func polls(t testing.TB, file, kind string) [][]byte {
 		out = append(out, []byte(strings.ReplaceAll(rest, "|", "\n")))
 	}
 	return out
-}
-
-func readTestdata(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 const (
@@ -168,7 +158,7 @@ func TestParseStatusEveryRecordedCapture(t *testing.T) {
 // client/lockspace/resource (not recorded by the lab: its captures were
 // filtered).
 func TestParseStatusFullDebugLayout(t *testing.T) {
-	st, err := ParseStatus(readTestdata(t, "status-D.source.txt"))
+	st, err := ParseStatus(fixture.Read(t, "status-D.source.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +180,7 @@ func TestParseStatusFullDebugLayout(t *testing.T) {
 // Real output of sanlock 3.8.5 (Debian 12) on this development host: a
 // private daemon with a file-backed lockspace, one lease ex, one SH.
 func TestParseRealDaemonOutputs(t *testing.T) {
-	st, err := ParseStatus(readTestdata(t, "status-D.devhost.txt"))
+	st, err := ParseStatus(fixture.Read(t, "status-D.devhost.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,15 +198,15 @@ func TestParseRealDaemonOutputs(t *testing.T) {
 	if l.State() != StateJoined || l.Locks["RESOURCE1"] != ModeEx || l.Locks["RES2"] != ModeSh || l.IOTimeout != 2 || l.Now != 2407 || l.RenewalAge != 0 {
 		t.Fatalf("health: %+v", l)
 	}
-	gs, err := ParseGets(readTestdata(t, "gets-h1.devhost.txt"))
+	gs, err := ParseGets(fixture.Read(t, "gets-h1.devhost.txt"))
 	if err != nil || gs[0].Name != "lvm_t" || gs[0].Hosts[0].State != HostLive {
 		t.Fatalf("gets: %+v %v", gs, err)
 	}
-	hs, err := ParseHostStatus(readTestdata(t, "host_status-D-s.devhost.txt"))
+	hs, err := ParseHostStatus(fixture.Read(t, "host_status-D-s.devhost.txt"))
 	if err != nil || len(hs) != 1 || hs[0].Hosts[0].Fields.Int("io_timeout") != 2 {
 		t.Fatalf("host_status: %+v %v", hs, err)
 	}
-	rs, err := ParseRenewal(readTestdata(t, "renewal.devhost.txt"))
+	rs, err := ParseRenewal(fixture.Read(t, "renewal.devhost.txt"))
 	if err != nil || len(rs) < 5 || rs[0].Timestamp == 0 {
 		t.Fatalf("renewal: %+v %v", rs, err)
 	}
@@ -236,7 +226,7 @@ func TestHealthRealLeaseFailureSequence(t *testing.T) {
 		{"status-D.devhost-fault-1-late.txt", 7 * time.Second, StateWarning},
 		{"status-D.devhost-fault-2-dead.txt", 8 * time.Second, StateFailed},
 	} {
-		st, err := ParseStatus(readTestdata(t, c.file))
+		st, err := ParseStatus(fixture.Read(t, c.file))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +235,7 @@ func TestHealthRealLeaseFailureSequence(t *testing.T) {
 			t.Errorf("%s: state %s, %+v", c.file, l.State(), l)
 		}
 	}
-	st, _ := ParseStatus(readTestdata(t, "status-D.devhost-fault-2-dead.txt"))
+	st, _ := ParseStatus(fixture.Read(t, "status-D.devhost-fault-2-dead.txt"))
 	if l := Health(st, nil, nil)["f"]; !l.SpaceDead || !l.RenewFail || !l.KillingPIDs || l.RenewalLastResult != -90 {
 		t.Fatalf("flags: %+v", l)
 	}
@@ -279,7 +269,7 @@ func TestParseHostStatusRecorded(t *testing.T) {
 	if err != nil || len(hs) != 1 || hs[0].Lockspace != "lvm_vol" || len(hs[0].Hosts) != 2 || hs[0].Hosts[1].HostID != 2 || hs[0].Hosts[1].Timestamp != 77 {
 		t.Fatalf("plain: %+v %v", hs, err)
 	}
-	hs, err = ParseHostStatus(readTestdata(t, "host_status-D.twohost-h2.txt"))
+	hs, err = ParseHostStatus(fixture.Read(t, "host_status-D.twohost-h2.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +298,7 @@ func TestParseHostStatusRecorded(t *testing.T) {
 }
 
 func TestParseRenewal(t *testing.T) {
-	rs, err := ParseRenewal(readTestdata(t, "renewal.source.txt"))
+	rs, err := ParseRenewal(fixture.Read(t, "renewal.source.txt"))
 	if err != nil || len(rs) != 3 {
 		t.Fatal(rs, err)
 	}
@@ -322,7 +312,7 @@ func TestParseRenewal(t *testing.T) {
 }
 
 func TestParseGets(t *testing.T) {
-	gs, err := ParseGets(readTestdata(t, "gets-h1.source.txt"))
+	gs, err := ParseGets(fixture.Read(t, "gets-h1.source.txt"))
 	if err != nil || len(gs) != 2 {
 		t.Fatal(gs, err)
 	}
@@ -411,7 +401,7 @@ VG dlmvg lock_type=dlm uuid2
 }
 
 func TestParseDumpBothVersions(t *testing.T) {
-	old, err := ParseDump(readTestdata(t, "dump-2.03.16.source.txt"))
+	old, err := ParseDump(fixture.Read(t, "dump-2.03.16.source.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +412,7 @@ func TestParseDumpBothVersions(t *testing.T) {
 	if len(old.Clients) != 1 || old.Clients[0]["name"] != "lvmlockctl" {
 		t.Fatalf("clients: %v", old.Clients)
 	}
-	head, _ := ParseDump(readTestdata(t, "dump-head.source.txt"))
+	head, _ := ParseDump(fixture.Read(t, "dump-head.source.txt"))
 	if ls := head.Lockspace("vol"); ls == nil || ls.KillVG() || ls.Fields["generation"] != "4" || ls.DropVG() {
 		t.Fatalf("HEAD: %+v", ls)
 	}
@@ -510,7 +500,7 @@ func TestHealthTimelineAndSources(t *testing.T) {
 	if l := Health(fresh, nil, nil)["f"]; l.State() != StateJoined || l.RenewalAge != 20*time.Second || l.RenewalFailing {
 		t.Fatalf("fresh join: %s %+v", l.State(), l)
 	}
-	dump, _ := ParseDump(readTestdata(t, "dump-2.03.16.source.txt"))
+	dump, _ := ParseDump(fixture.Read(t, "dump-2.03.16.source.txt"))
 	h := Health(status(100, 100, ""), &Info{VGs: []VGInfo{{Name: "vol", LockType: "sanlock", LVs: map[string]LockMode{"AAA": ModeUn, "CCC": ModeEx}},
 		{Name: "dlm", LockType: "dlm"}}}, dump)
 	l := h["vol"]
@@ -524,7 +514,7 @@ func TestHealthTimelineAndSources(t *testing.T) {
 	if onlyInfo["gone"].State() != StateAbsent || onlyInfo["gone"].Name != "lvm_gone" {
 		t.Fatalf("absent: %+v", onlyInfo["gone"])
 	}
-	headDump, _ := ParseDump(readTestdata(t, "dump-head.source.txt"))
+	headDump, _ := ParseDump(fixture.Read(t, "dump-head.source.txt"))
 	h = Health(nil, nil, headDump)
 	if len(h) != 1 || h["vol"].HostID != 1 || h["vol"].State() != StateAbsent {
 		t.Fatalf("dump only: %+v", h)
@@ -534,15 +524,15 @@ func TestHealthTimelineAndSources(t *testing.T) {
 func TestClientArgvAndClasses(t *testing.T) {
 	ctx := context.Background()
 	s := run.NewScripted(t,
-		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Stdout: string(readTestdata(t, "status-D.source.txt"))},
-		run.Step{Argv: []string{"sanlock", "client", "host_status", "-D", "-s", "lvm_vol"}, Stdout: string(readTestdata(t, "host_status-D.twohost-h2.txt"))},
+		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Stdout: string(fixture.Read(t, "status-D.source.txt"))},
+		run.Step{Argv: []string{"sanlock", "client", "host_status", "-D", "-s", "lvm_vol"}, Stdout: string(fixture.Read(t, "host_status-D.twohost-h2.txt"))},
 		// sanlock 3.8.5 on an unknown lockspace: exit 1, a log line on
 		// stderr; the status probe shows the daemon is up.
 		run.Step{Argv: []string{"sanlock", "client", "host_status", "-D", "-s", "lvm_other"}, ExitCode: 1,
 			Stderr: "2026-11-23 20:27:08 2362 [3645]: lockspace lvm_other host_id 0 path  offset 0\n"},
 		run.Step{Argv: []string{"sanlock", "client", "status"}, Stdout: "daemon x\n"},
-		run.Step{Argv: []string{"sanlock", "client", "renewal", "-s", "lvm_vol"}, Stdout: string(readTestdata(t, "renewal.source.txt"))},
-		run.Step{Argv: []string{"sanlock", "client", "gets", "-h", "1"}, Stdout: string(readTestdata(t, "gets-h1.source.txt"))},
+		run.Step{Argv: []string{"sanlock", "client", "renewal", "-s", "lvm_vol"}, Stdout: string(fixture.Read(t, "renewal.source.txt"))},
+		run.Step{Argv: []string{"sanlock", "client", "gets", "-h", "1"}, Stdout: string(fixture.Read(t, "gets-h1.source.txt"))},
 		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, ExitCode: 1},
 		run.Step{Argv: []string{"sanlock", "client", "gets", "-h", "1"}, Stdout: "gets error -111\n", ExitCode: 1},
 		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Err: &run.Error{Argv: []string{"sanlock"}, ExitCode: -1, TimedOut: true, Err: context.DeadlineExceeded}},
@@ -628,7 +618,7 @@ func TestLockCtlArgvAndClasses(t *testing.T) {
 	ctx := context.Background()
 	s := run.NewScripted(t,
 		run.Step{Argv: []string{"lvmlockctl", "--info"}, Stdout: string(captures(t, "run-g.02-fault.sh.h1.log", "lvmlockctl --info")[0])},
-		run.Step{Argv: []string{"lvmlockctl", "--info", "--dump"}, Stdout: string(readTestdata(t, "dump-2.03.16.source.txt"))},
+		run.Step{Argv: []string{"lvmlockctl", "--info", "--dump"}, Stdout: string(fixture.Read(t, "dump-2.03.16.source.txt"))},
 		run.Step{Argv: []string{"lvmlockctl", "--kill", "vol"}},
 		run.Step{Argv: []string{"lvmlockctl", "--drop", "vol"}},
 		run.Step{Argv: []string{"lvmlockctl", "--info"}, ExitCode: 1, Stderr: "Cannot connect to lvmlockd.\n"},

@@ -3,23 +3,13 @@ package virt
 import (
 	"context"
 	"errors"
-	"os"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aos-agent/aos-agent/internal/run"
 )
-
-func readLab(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func TestParseStateRecorded(t *testing.T) {
 	for file, want := range map[string]State{
@@ -28,7 +18,7 @@ func TestParseStateRecorded(t *testing.T) {
 		"domstate-user.lab.txt":     {"paused", "user"},
 		"domstate-unpaused.lab.txt": {"running", "unpaused"},
 	} {
-		got, err := ParseState(readLab(t, file))
+		got, err := ParseState(fixture.Read(t, file))
 		if err != nil || got != want {
 			t.Errorf("%s: %+v %v, want %+v", file, got, err, want)
 		}
@@ -47,7 +37,7 @@ func TestParseStateRecorded(t *testing.T) {
 }
 
 func TestParseBlkListRecorded(t *testing.T) {
-	disks, err := ParseBlkList(readLab(t, "domblklist.lab.txt"))
+	disks, err := ParseBlkList(fixture.Read(t, "domblklist.lab.txt"))
 	if err != nil || len(disks) != 1 || disks[0] != (Disk{"vda", "/dev/vol/vm-disk"}) {
 		t.Fatalf("%+v %v", disks, err)
 	}
@@ -89,9 +79,9 @@ func TestClientArgvAndErrors(t *testing.T) {
 	ctx := context.Background()
 	v := []string{"virsh", "-c", "qemu:///system"}
 	r := run.NewScripted(t,
-		run.Step{Argv: append(v, "list", "--all", "--name"), Stdout: string(readLab(t, "list-name.lab.txt"))},
-		run.Step{Argv: append(v, "domstate", "--reason", "vm1"), Stdout: string(readLab(t, "domstate-ioerror.lab.txt"))},
-		run.Step{Argv: append(v, "domblklist", "vm1"), Stdout: string(readLab(t, "domblklist.lab.txt"))},
+		run.Step{Argv: append(v, "list", "--all", "--name"), Stdout: string(fixture.Read(t, "list-name.lab.txt"))},
+		run.Step{Argv: append(v, "domstate", "--reason", "vm1"), Stdout: string(fixture.Read(t, "domstate-ioerror.lab.txt"))},
+		run.Step{Argv: append(v, "domblklist", "vm1"), Stdout: string(fixture.Read(t, "domblklist.lab.txt"))},
 		run.Step{Argv: append(v, "resume", "vm1"), Stdout: "Domain 'vm1' resumed\n\n"},
 		run.Step{Argv: append(v, "suspend", "vm1"), Stdout: "Domain 'vm1' suspended\n\n"},
 		run.Step{Argv: append(v, "destroy", "vm1"), Stdout: "Domain 'vm1' destroyed\n\n"},
