@@ -202,6 +202,24 @@ func (c *Client) WipeTable(ctx context.Context, name string) error {
 	return err
 }
 
+// Remove runs `dmsetup remove NAME`: for a device LVM no longer knows (its LV
+// was removed by another host while this one was fenced), the only way to
+// take it away. An open device is refused (VolumeInUse).
+func (c *Client) Remove(ctx context.Context, name string) error {
+	if name == "" || name[0] == '-' || strings.ContainsAny(name, "/ \t\n") {
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid dm device name %q", name)
+	}
+	_, err := c.dmsetup(ctx, "remove", name)
+	var rerr *run.Error
+	switch {
+	case errors.As(err, &rerr) && strings.Contains(rerr.Stderr, "Device or resource busy"):
+		return errdefs.Wrap(errdefs.ErrVolumeInUse, err, fmt.Sprintf("dm device %s is open", name))
+	case errors.As(err, &rerr) && strings.Contains(rerr.Stderr, "No such device"):
+		return nil // gone already
+	}
+	return err
+}
+
 func (c *Client) dmsetup(ctx context.Context, args ...string) ([]byte, error) {
 	res, err := c.r.Run(ctx, run.Cmd{Argv: append([]string{"dmsetup"}, args...), Timeout: c.timeout})
 	if err != nil {

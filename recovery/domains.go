@@ -162,6 +162,8 @@ func (f *fencer) settleDomain(ctx context.Context, v *virt.Client, name string, 
 		switch {
 		case p.Outcome == OutcomeLost:
 			blocked = append(blocked, p.LV+" is held by another host")
+		case p.Outcome == OutcomeGone:
+			blocked = append(blocked, p.LV+" was deleted by another host")
 		case p.Stale != "":
 			blocked = append(blocked, p.LV+": "+p.Stale)
 		case p.Outcome == OutcomeNotHeld:

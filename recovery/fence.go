@@ -207,7 +207,7 @@ func (f *fencer) carryOver() {
 		listed[lv.LV] = true
 	}
 	for _, p := range f.prev.LVs {
-		if listed[p.LV] || (p.Outcome != "" && p.Outcome != OutcomeLost) {
+		if listed[p.LV] || (p.Outcome != "" && p.Outcome != OutcomeLost && p.Outcome != OutcomeGone) {
 			continue
 		}
 		p.Fenced, p.Error, p.InUse, p.Stale, p.Refreshed = true, "", false, "", false

@@ -23,6 +23,7 @@ const PhaseRecovering Phase = "recovering"
 const (
 	OutcomeReacquired = "reacquired"
 	OutcomeLost       = "lost"        // another host holds it now
+	OutcomeGone       = "gone"        // another host deleted it meanwhile
 	OutcomeNotHeld    = "deactivated" // no recorded mode: nothing to re-acquire
 )
 
@@ -58,6 +59,7 @@ type Report struct {
 	VG         string
 	Reacquired []FencedLV      // re-locked and active again in their recorded mode
 	Lost       []FencedLV      // taken by another host: their VMs must stay paused or stopped
+	Gone       []FencedLV      // deleted by another host meanwhile: likewise
 	NotHeld    []FencedLV      // deactivated only (the agent never held them)
 	Pending    []FencedLV      // not finished; Error says why
 	Domains    []DomainOutcome // what became of the VMs using the fenced LVs
@@ -92,6 +94,9 @@ func (r *Report) String() string {
 	}
 	for _, lv := range r.Lost {
 		fmt.Fprintf(&b, "  LOST %s: held by another host; do not resume or restart the VM using it here\n", lv.LV)
+	}
+	for _, lv := range r.Gone {
+		fmt.Fprintf(&b, "  GONE %s: deleted by another host during the outage; do not resume or restart the VM using it here\n", lv.LV)
 	}
 	for _, lv := range r.NotHeld {
 		fmt.Fprintf(&b, "  deactivated %s (not held by the agent)\n", lv.LV)
@@ -278,13 +283,19 @@ func (f *fencer) restartLockspace(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(lockspaceJoinWait)
 	for {
-		joined, err := lockspaceJoined(ctx, sl, f.vg)
+		st, err := sl.Status(ctx)
 		if err != nil {
 			return fmt.Errorf("sanlock client status: %w", err)
 		}
-		if joined {
+		if lockspaceHealthy(st, f.vg) {
 			f.logf("lockspace %s%s joined", sanlock.LockspacePrefix, f.vg)
 			return nil
+		}
+		if ls := st.Lockspace(sanlock.LockspacePrefix + f.vg); ls == nil || ls.Fields.Bool("space_dead") || ls.Fields.Bool("renew_fail") {
+			// Gone or dead again (the lease lost once more, a new fence):
+			// waiting will not join it; a later run starts from the new
+			// journal.
+			return fmt.Errorf("lockspace %s%s lost again right after lock start", sanlock.LockspacePrefix, f.vg)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("lockspace %s%s not joined after %v", sanlock.LockspacePrefix, f.vg, lockspaceJoinWait)
@@ -302,10 +313,14 @@ func lockspaceJoined(ctx context.Context, sl *sanlock.Client, vg string) (bool, 
 	if err != nil {
 		return false, err
 	}
-	// A lockspace whose lease failed stays listed until dropped: only one
-	// that is neither being added nor dead counts as joined.
+	return lockspaceHealthy(st, vg), nil
+}
+
+// lockspaceHealthy: a lockspace whose lease failed stays listed until
+// dropped, so only one that is neither being added nor dead counts.
+func lockspaceHealthy(st *sanlock.Status, vg string) bool {
 	ls := st.Lockspace(sanlock.LockspacePrefix + vg)
-	return ls != nil && ls.Pending == "" && !ls.Fields.Bool("space_dead") && !ls.Fields.Bool("renew_fail"), nil
+	return ls != nil && ls.Pending == "" && !ls.Fields.Bool("space_dead") && !ls.Fields.Bool("renew_fail")
 }
 
 // reacquire activates the pending LVs recorded in mode with one lvchange.
@@ -345,6 +360,21 @@ func (f *fencer) reacquire(ctx context.Context, mode state.Mode) {
 			}
 			p.Outcome, p.Error = OutcomeReacquired, ""
 			f.logf("re-acquired %s/%s (%s)", f.vg, p.LV, mode)
+		case errors.Is(perr, errdefs.ErrVolumeNotFound):
+			// Deleted by another host once this one's lease had expired:
+			// nothing to re-lock. LVM no longer knows its device here, so
+			// only dmsetup can remove it, unless its VM holds it open: then
+			// it stays on the error target and the VM stays paused.
+			if herr := f.held.Delete(f.vg, p.LV); herr != nil {
+				p.Error = "held.json: " + herr.Error()
+				continue
+			}
+			if err := f.dm.Remove(ctx, p.Device); err != nil && !errors.Is(err, errdefs.ErrVolumeInUse) {
+				p.Error = "dmsetup remove: " + err.Error()
+				continue
+			}
+			p.Outcome, p.Error = OutcomeGone, ""
+			f.logf("ERROR: %s/%s was deleted by another host during the outage: not re-acquired; the VM using it must not be resumed here", f.vg, p.LV)
 		case errors.Is(perr, errdefs.ErrLockConflict):
 			p.Error = perr.Error()
 			if herr := f.held.Delete(f.vg, p.LV); herr != nil {
@@ -494,6 +524,8 @@ func (f *fencer) report(rep *Report, err error) (*Report, error) {
 			rep.Reacquired = append(rep.Reacquired, lv)
 		case OutcomeLost:
 			rep.Lost = append(rep.Lost, lv)
+		case OutcomeGone:
+			rep.Gone = append(rep.Gone, lv)
 		case OutcomeNotHeld:
 			rep.NotHeld = append(rep.NotHeld, lv)
 		default:

@@ -117,3 +117,40 @@ func TestSimRecoverResumesOnlyUnchangedDomains(t *testing.T) {
 		}
 	}
 }
+
+// h2 deletes lv1 once h1's lease has expired, while h1 is fenced (found by
+// the chaos schedules: recovery then retried the re-acquire forever). The
+// recovery ends: lv1 is GONE, dropped from held.json, its VM kept paused.
+func TestSimRecoverAfterTheLVWasDeleted(t *testing.T) {
+	for _, withVM := range []bool{true, false} {
+		s := newSimCluster(t, true, false)
+		if !withVM {
+			s.ok("h1", "virsh destroy vm1")
+		}
+		d := Deps{Runner: s.c.Host("h1"), StateDir: s.stateDir, MultipathAlias: "lun0", Log: t.Logf, LibvirtURI: "qemu:///system"}
+		s.c.FailPaths("h1", true)
+		s.clk.Advance(14 * ioTimeout) // fenced, and h1's lease expired
+		s.ok("h2", "lvremove -y vol/lv1")
+		s.c.RestorePaths("h1")
+		rep, err := Recover(context.Background(), d, "vol")
+		if err != nil || !rep.Done || len(rep.Gone) != 1 || rep.Gone[0].LV != "lv1" {
+			t.Fatalf("with VM %v: %v\n%s", withVM, err, rep)
+		}
+		// (The simulator drops a removed LV's device on every host; a real
+		// kernel keeps h1's, which recovery removes unless a VM holds it.)
+		st := s.c.State("h1")
+		if withVM && (st.Domains["vm1"] != "paused" || len(rep.Domains) != 1 || rep.Domains[0].Outcome != DomainKeptPaused) {
+			t.Fatalf("the VM on the deleted LV: %+v\n%s", st, rep)
+		}
+		if st.Active["lv1"] != "" {
+			t.Fatalf("leftover device: %+v", st)
+		}
+		held, err := state.OpenHeld(s.stateDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := held.Get("vol", "lv1"); ok {
+			t.Fatal("a deleted LV is still recorded as held")
+		}
+	}
+}

@@ -430,3 +430,37 @@ func TestRecoverRefreshNeedsTheLockStillHeld(t *testing.T) {
 		t.Fatalf("journal %+v", j)
 	}
 }
+
+// lv2 was deleted by another host during the outage: a real kernel keeps
+// its device here, which LVM no longer knows; recovery removes it with
+// dmsetup and reports it GONE. lv1, deleted too, is held open by its VM:
+// its device stays on the error target.
+func TestRecoverLVsDeletedDuringTheOutage(t *testing.T) {
+	gone := func(lv string) string { return "  Failed to find logical volume \"vol/" + lv + "\"\n" }
+	r := run.NewScripted(t,
+		run.Step{Argv: showMap, Stdout: fixture.Text(t, "show-map-lun0.lab.json")},
+		run.Step{Argv: restoreQueueing, Stdout: "ok\n"},
+		run.Step{Argv: deactivateBoth, Stderr: gone("lv1") + gone("lv2"), ExitCode: 5},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-after-fence.txt")},
+		run.Step{Argv: sanlockStatus, Stdout: statusDropped(t)},
+		run.Step{Argv: dropVol},
+		run.Step{Argv: lockStartVol},
+		run.Step{Argv: sanlockStatus, Stdout: fixture.Text(t, "status-D.lab-healthy.txt")},
+		run.Step{Argv: activateLV1Ex, ExitCode: 5, Stderr: gone("lv1")},
+		run.Step{Argv: []string{"dmsetup", "remove", "vol-lv1"}, ExitCode: 1, Stderr: "device-mapper: remove ioctl on vol-lv1  failed: Device or resource busy\nCommand failed.\n"},
+		run.Step{Argv: activateLV2Sh, ExitCode: 5, Stderr: gone("lv2")},
+		run.Step{Argv: []string{"dmsetup", "remove", "vol-lv2"}},
+	)
+	d := deps(t, r)
+	withJournal(t, d, PhaseFenced)
+	rep, err := Recover(context.Background(), d, "vol")
+	if err != nil || !rep.Done || len(rep.Gone) != 2 {
+		t.Fatalf("got %v, report:\n%s", err, rep)
+	}
+	if !strings.Contains(rep.String(), "GONE lv1: deleted by another host") {
+		t.Fatalf("report text:\n%s", rep)
+	}
+	if h := heldLVs(t, d.StateDir); len(h) != 0 {
+		t.Fatalf("held.json after: %+v", h)
+	}
+}
