@@ -20,6 +20,15 @@ test-fast:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
+# Randomized fault schedules through the real agent code on the simulator,
+# checked after every step (agent/chaos_test.go). Ends with the line
+# "chaos: N runs, V violations"; CHAOS_SEED picks the first seed.
+CHAOS_RUNS ?= 300
+chaos:
+	CHAOS_RUNS=$(CHAOS_RUNS) $(GO) test -count=1 -timeout 30m -run '^TestChaos' ./agent/ -v 2>&1 | \
+		grep -v -e '^=== RUN' | tee .chaos.log | grep -E '^(chaos:|--- FAIL|FAIL|ok)' ; \
+		! grep -q -E '^(--- FAIL|FAIL)' .chaos.log
+
 fuzz:
 	bash scripts/fuzz.sh 60s
 

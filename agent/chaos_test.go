@@ -1,0 +1,514 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/agent/volumes"
+	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/recovery"
+	"github.com/aos-agent/aos-agent/sim"
+	"go.uber.org/zap"
+)
+
+// Randomized fault schedules through the real agent code on the simulator
+// (issue 15): several hosts share a VG, each with its daemon (volume service,
+// health loop, automatic recovery) and the kill hook as lvmlockctl's kill
+// command; a schedule mixes the driver's calls with path and lease-storage
+// loss and return, time passing, health polls, agent restarts and VMs. After
+// every step the checker looks at every host's device-mapper tables and
+// lvmlockd locks for the one thing that must never happen: an LV writable on
+// two hosts at once, or on a host without its lock while another host holds
+// it; and for a VM resumed on data another host may have written meanwhile.
+// At the end, with storage back everywhere, every recovery must finish.
+//
+// CHAOS_RUNS sets the number of schedules (make chaos; the test command runs
+// the default), CHAOS_SEED the first seed. A violation is shrunk to a minimal
+// schedule and printed with its seed.
+
+const (
+	chaosIOTimeout = 10 * time.Second
+	chaosVG        = "vol"
+)
+
+// chaosStep is one step of a schedule.
+type chaosStep struct {
+	Op   string        `json:"op"`
+	Host int           `json:"host,omitempty"`
+	To   int           `json:"to,omitempty"` // hand-off destination
+	LV   int           `json:"lv,omitempty"`
+	// At is the command a fault-inside step waits for on the host: the
+	// lease is lost again right after it ran (inside a recovery step).
+	At   string        `json:"at,omitempty"`
+	Mode volumes.Mode  `json:"mode,omitempty"`
+	For  time.Duration `json:"for,omitempty"`
+}
+
+func (s chaosStep) String() string {
+	switch s.Op {
+	case "advance":
+		return fmt.Sprintf("advance %v", s.For)
+	case "handoff":
+		return fmt.Sprintf("h%d handoff lv%d to h%d", s.Host+1, s.LV, s.To+1)
+	}
+	out := fmt.Sprintf("h%d %s", s.Host+1, s.Op)
+	if s.LV > 0 {
+		out += fmt.Sprintf(" lv%d", s.LV)
+	}
+	if s.Mode != "" {
+		out += " " + string(s.Mode)
+	}
+	return out
+}
+
+// chaosSchedule draws a schedule of n steps over hosts hosts and lvs LVs.
+func chaosSchedule(r *rand.Rand, hosts, lvs, n int) []chaosStep {
+	ops := []struct {
+		op     string
+		weight int
+	}{
+		{"create", 6}, {"activate", 14}, {"deactivate", 8}, {"handoff", 4}, {"refresh", 5}, {"extend", 3},
+		{"delete", 3}, {"open", 4}, {"close", 2}, {"poll", 14}, {"advance", 12}, {"fail-paths", 3},
+		{"lose-lease", 2}, {"restore", 5}, {"restart", 3}, {"fault-inside", 3},
+	}
+	total := 0
+	for _, o := range ops {
+		total += o.weight
+	}
+	var out []chaosStep
+	for range n {
+		pick := r.IntN(total)
+		op := ops[0].op
+		for _, o := range ops {
+			if pick < o.weight {
+				op = o.op
+				break
+			}
+			pick -= o.weight
+		}
+		s := chaosStep{Op: op, Host: r.IntN(hosts), LV: 1 + r.IntN(lvs)}
+		switch op {
+		case "activate":
+			s.Mode = volumes.Exclusive
+			if r.IntN(3) == 0 {
+				s.Mode = volumes.Shared
+			}
+		case "handoff":
+			s.To = (s.Host + 1 + r.IntN(hosts-1)) % hosts
+		case "advance":
+			s.Host, s.LV = 0, 0
+			s.For = []time.Duration{5 * time.Second, 30 * time.Second, 90 * time.Second, 3 * time.Minute}[r.IntN(4)]
+		case "poll", "fail-paths", "lose-lease", "restore", "restart":
+			s.LV = 0
+		case "fault-inside":
+			s.LV = 0
+			s.At = faultPoints[r.IntN(len(faultPoints))]
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// chaosWorld is one cluster running one schedule.
+type chaosWorld struct {
+	t      testing.TB
+	clock  *sim.ManualClock
+	c      *sim.Cluster
+	hosts  []*chaosHost
+	broken bool // the fence claims success without fencing (the checker's self-check)
+	// heldAt: for each LV, each host's last observation of holding it
+	// exclusively.
+	heldAt map[string]map[string]time.Time
+}
+
+// faultPoints are commands of the fence and of recovery's steps after which
+// a fault-inside step loses the host's lease again.
+var faultPoints = []string{"vgchange --lock-start", "lvchange -aey", "lvchange -asy", "lvchange --refresh", "virsh -c qemu:///system resume",
+	"dmsetup wipe_table", "multipathd restorequeueing"}
+
+type chaosHost struct {
+	name string
+	cfg  *config.Config
+	d    *Daemon
+	// armed is the fault point waited for ("" for none).
+	armed string
+	// pausedAt is when each of this host's VMs was last seen paused.
+	pausedAt map[string]time.Time
+}
+
+func newChaosWorld(t testing.TB, hosts int, broken bool) *chaosWorld {
+	w := &chaosWorld{t: t, clock: sim.NewManualClock(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)), broken: broken,
+		heldAt: map[string]map[string]time.Time{}}
+	specs := make([]sim.HostSpec, hosts)
+	for i := range specs {
+		specs[i] = sim.HostSpec{Name: fmt.Sprintf("h%d", i+1), HostID: i + 1}
+	}
+	w.c = sim.NewCluster(sim.Options{Hosts: specs, VG: chaosVG, Clock: w.clock, IOTimeout: chaosIOTimeout, JoinTime: -1,
+		PVSize: 64 << 30, RunKill: w.killHook})
+	for _, spec := range specs {
+		h := &chaosHost{name: spec.Name, pausedAt: map[string]time.Time{}}
+		h.cfg = config.Default()
+		h.cfg.Host, h.cfg.StateDir = spec.Name, t.TempDir()
+		h.cfg.RuntimeDir = h.cfg.StateDir
+		h.cfg.LVM.VolumeGroups, h.cfg.LVM.MultipathAlias = []string{chaosVG}, "lun0"
+		h.cfg.Metrics.Listen = ""
+		h.cfg.TransportURL = "rabbit://guest:guest@127.0.0.1:1/" // no broker: recovery needs none
+		// Simulated commands answer at once; one that hangs (I/O queued on a
+		// map without paths) is cut short in real time.
+		h.cfg.LVM.CommandTimeout = 50 * time.Millisecond
+		w.hosts = append(w.hosts, h)
+		w.c.SetKillCommand(spec.Name, []string{"/usr/sbin/aos-agent", "kill-hook"})
+		w.lvm(spec.Name, "vgchange", "--lock-start", chaosVG)
+		w.start(h)
+	}
+	return w
+}
+
+// killHook is lvmlockctl running the configured kill command on a host.
+func (w *chaosWorld) killHook(host string, argv []string) int {
+	if w.broken {
+		return 0 // "the LVs are offline", and nothing was done
+	}
+	h := w.host(host)
+	_, err := recovery.Fence(context.Background(), recovery.Deps{Runner: w.c.Host(host), StateDir: h.cfg.StateDir,
+		RuntimeDir: h.cfg.RuntimeDir, MultipathAlias: "lun0", StepTimeout: h.cfg.LVM.CommandTimeout}, argv[len(argv)-1])
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+func (w *chaosWorld) host(name string) *chaosHost {
+	for _, h := range w.hosts {
+		if h.name == name {
+			return h
+		}
+	}
+	panic("unknown host " + name)
+}
+
+// start runs the agent on h: a new process, with what its state directory
+// kept.
+func (w *chaosWorld) start(h *chaosHost) {
+	host := w.c.Host(h.name)
+	runner := run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
+		res, err := host.Run(ctx, c)
+		if h.armed != "" && strings.HasPrefix(strings.Join(c.Argv, " "), h.armed) {
+			h.armed = ""
+			w.c.FailLeaseStorage(h.name)
+			w.clock.Advance(8 * chaosIOTimeout) // renewal fails: the kill hook fences
+		}
+		return res, err
+	})
+	d, err := New(h.cfg, Options{Runner: runner, Logger: zap.NewNop(), PollInterval: time.Second})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	d.auto.now = w.clock.Now // retries back off in simulated time
+	d.auto.deps.StepTimeout = h.cfg.LVM.CommandTimeout
+	d.settleEarlierBoots()
+	_ = d.volumes.Reconcile(context.Background())
+	h.d = d
+}
+
+func (w *chaosWorld) lvm(host string, argv ...string) error {
+	_, err := w.c.Host(host).Run(context.Background(), run.Cmd{Argv: argv})
+	return err
+}
+
+func lvName(i int) string { return fmt.Sprintf("volume-%d", i) }
+
+// apply runs one step; failures of the driver's calls are expected (locks
+// held elsewhere, recovery in progress), only the checker judges.
+func (w *chaosWorld) apply(s chaosStep) {
+	ctx := context.Background()
+	h := w.hosts[s.Host]
+	svc := h.d.volumes
+	ref := volumes.Ref{VG: chaosVG, LV: lvName(s.LV)}
+	switch s.Op {
+	case "create":
+		_, _ = svc.Create(ctx, ref, 1)
+	case "activate":
+		_, _ = svc.Activate(ctx, ref, s.Mode)
+	case "deactivate":
+		_ = svc.Deactivate(ctx, ref)
+	case "handoff":
+		// nova's live migration: destination shared, source shared, source
+		// released, destination exclusive.
+		dst := w.hosts[s.To].d.volumes
+		if _, err := dst.Activate(ctx, ref, volumes.Shared); err != nil {
+			return
+		}
+		if _, err := svc.Activate(ctx, ref, volumes.Shared); err != nil {
+			return
+		}
+		if err := svc.Deactivate(ctx, ref); err != nil {
+			return
+		}
+		_, _ = dst.Activate(ctx, ref, volumes.Exclusive)
+	case "refresh":
+		_, _ = svc.Refresh(ctx, ref)
+	case "extend":
+		_, _ = svc.Extend(ctx, ref, 2)
+	case "delete":
+		_, _ = svc.Delete(ctx, ref, volumes.ClearNone, 0)
+	case "open":
+		dom := "vm-" + ref.LV
+		if w.c.State(h.name).Active[ref.LV] == "linear" {
+			w.c.DefineDomain(h.name, dom, ref.LV)
+			_ = w.lvm(h.name, "virsh", "start", dom)
+		}
+	case "close":
+		_ = w.lvm(h.name, "virsh", "destroy", "vm-"+ref.LV)
+	case "poll":
+		h.d.health(ctx, h.d.monitor.Poll(ctx))
+		h.d.auto.wait()
+	case "advance":
+		w.clock.Advance(s.For)
+	case "fail-paths":
+		w.c.FailPaths(h.name, true)
+	case "lose-lease":
+		w.c.FailLeaseStorage(h.name)
+	case "restore":
+		w.c.RestorePaths(h.name)
+	case "restart":
+		w.start(h)
+	case "fault-inside":
+		h.armed = s.At
+	default:
+		w.t.Fatalf("unknown step %q", s.Op)
+	}
+}
+
+// check returns the first broken invariant, or "".
+func (w *chaosWorld) check() string {
+	now := w.clock.Now()
+	states := map[string]sim.HostState{}
+	lvs := map[string]bool{}
+	for _, h := range w.hosts {
+		st := w.c.State(h.name)
+		states[h.name] = st
+		for lv := range st.Active {
+			lvs[lv] = true
+		}
+		for lv, mode := range st.Locks {
+			lvs[lv] = true
+			// Only an exclusive holder may have written it alone; shared
+			// holders coordinate (multi-attach, a migration), and recovery
+			// resumes shared LVs on the re-lock alone (docs/rpc.md).
+			if mode != "ex" {
+				continue
+			}
+			if w.heldAt[lv] == nil {
+				w.heldAt[lv] = map[string]time.Time{}
+			}
+			w.heldAt[lv][h.name] = now
+		}
+	}
+	for lv := range lvs {
+		var writers, holders []string
+		for _, h := range w.hosts {
+			st := states[h.name]
+			if st.Active[lv] == "linear" {
+				writers = append(writers, h.name+"("+orNone(st.Locks[lv])+")")
+			}
+			if st.Locks[lv] != "" {
+				holders = append(holders, h.name+":"+st.Locks[lv])
+			}
+		}
+		for _, wr := range writers {
+			name, lock, _ := strings.Cut(strings.TrimSuffix(wr, ")"), "(")
+			switch {
+			case len(writers) > 1 && lock != "sh":
+				return fmt.Sprintf("%s writable on %v at once (locks %v)", lv, writers, holders)
+			case lock == "none" && len(holders) > 0:
+				return fmt.Sprintf("%s writable on %s without a lock while %v hold it", lv, name, holders)
+			}
+		}
+	}
+	// A VM resumed after another host held its LV while it was paused.
+	for _, h := range w.hosts {
+		for dom, state := range states[h.name].Domains {
+			lv := strings.TrimPrefix(dom, "vm-")
+			switch state {
+			case "paused":
+				if _, ok := h.pausedAt[dom]; !ok {
+					h.pausedAt[dom] = now
+				}
+			case "running":
+				if since, ok := h.pausedAt[dom]; ok {
+					for other, at := range w.heldAt[lv] {
+						if other != h.name && !at.Before(since) {
+							return fmt.Sprintf("%s on %s resumed although %s held %s exclusively while it was paused", dom, h.name, other, lv)
+						}
+					}
+				}
+				delete(h.pausedAt, dom)
+			default:
+				delete(h.pausedAt, dom)
+			}
+		}
+	}
+	return ""
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// settle brings storage back everywhere and lets time pass and the agents
+// poll: every fence must end in a finished recovery.
+func (w *chaosWorld) settle() string {
+	for _, h := range w.hosts {
+		h.armed = "" // no more faults
+		w.c.RestorePaths(h.name)
+	}
+	for range 6 {
+		w.clock.Advance(time.Minute)
+		for _, h := range w.hosts {
+			w.apply(chaosStep{Op: "poll", Host: slices.Index(w.hosts, h)})
+			if v := w.check(); v != "" {
+				return v
+			}
+		}
+	}
+	for _, h := range w.hosts {
+		j, ok, err := recovery.FindJournal(h.cfg.StateDir, h.cfg.RuntimeDir, chaosVG)
+		if err != nil || ok {
+			phase := recovery.Phase("")
+			if j != nil {
+				phase = j.Phase
+			}
+			return fmt.Sprintf("recovery of %s never ended (journal phase %q, %v)", h.name, phase, err)
+		}
+	}
+	return ""
+}
+
+// runSchedule plays steps on a fresh world and returns the first violation
+// and the step it followed (-1: the final settling).
+func runSchedule(t testing.TB, hosts int, steps []chaosStep, broken bool) (string, int) {
+	w := newChaosWorld(t, hosts, broken)
+	for i, s := range steps {
+		w.apply(s)
+		if v := w.check(); v != "" {
+			return v, i
+		}
+	}
+	return w.settle(), -1
+}
+
+// shrink removes steps while the violation stays (one at a time, then
+// again), so what is printed is the part of the schedule that matters.
+func shrink(t testing.TB, hosts int, steps []chaosStep, broken bool) []chaosStep {
+	for changed := true; changed; {
+		changed = false
+		for i := 0; i < len(steps); i++ {
+			try := slices.Delete(slices.Clone(steps), i, i+1)
+			if v, _ := runSchedule(t, hosts, try, broken); v != "" {
+				steps, changed = try, true
+				i--
+			}
+		}
+	}
+	return steps
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// chaosRuns plays runs schedules from seed and returns the violations, each
+// with its seed and shrunk schedule; with firstOnly it stops at the first.
+func chaosRuns(t *testing.T, seed, runs int, broken, firstOnly bool) []string {
+	var found []string
+	for i := range runs {
+		if firstOnly && len(found) > 0 {
+			break
+		}
+		s := uint64(seed + i)
+		r := rand.New(rand.NewPCG(s, s))
+		hosts := 3 + r.IntN(6)
+		steps := chaosSchedule(r, hosts, 2+r.IntN(5), 40+r.IntN(80))
+		v, at := runSchedule(t, hosts, steps, broken)
+		if v == "" {
+			continue
+		}
+		prefix := steps
+		if at >= 0 {
+			prefix = steps[:at+1] // nothing after the violation matters
+		}
+		min := shrink(t, hosts, prefix, broken)
+		b, _ := json.MarshalIndent(struct {
+			Seed  uint64      `json:"seed"`
+			Hosts int         `json:"hosts"`
+			Steps []chaosStep `json:"steps"`
+		}{s, hosts, min}, "", "  ")
+		found = append(found, fmt.Sprintf("seed %d: %s\nminimal schedule (%d of %d steps):\n%s", s, v, len(min), len(steps), b))
+	}
+	return found
+}
+
+func TestChaos(t *testing.T) {
+	// go test ./... plays a few; make chaos (the test command's 15-chaos
+	// stage) sets CHAOS_RUNS.
+	runs, seed := envInt("CHAOS_RUNS", 20), envInt("CHAOS_SEED", 1)
+	found := chaosRuns(t, seed, runs, false, false)
+	for _, f := range found {
+		t.Error(f)
+	}
+	fmt.Printf("chaos: %d runs, %d violations\n", runs, len(found))
+}
+
+// The checker can fail: with a fence that claims success and does nothing
+// (lvmlockctl then drops the locks while the LVs stay live), schedules find
+// the split brain the kill hook exists to prevent.
+func TestChaosCatchesABrokenFence(t *testing.T) {
+	found := chaosRuns(t, 1, 30, true, true)
+	if len(found) == 0 {
+		t.Fatal("30 schedules with a broken fence and no violation: the checker is blind")
+	}
+	t.Logf("the broken fence caught:\n%s", found[0])
+}
+
+// The two ways a fenced host wrote a volume another host held (issue 19,
+// findings 1 and 2), as schedules the checker must pass: a refresh reaching
+// the fenced host after another host took its LV, and the lease lost again
+// while a recovery re-acquires. Each failed before its fix.
+func TestChaosKnownSchedules(t *testing.T) {
+	for name, steps := range map[string][]chaosStep{
+		"refresh-after-fence": {
+			{Op: "create", Host: 1, LV: 1}, {Op: "activate", Host: 0, LV: 1, Mode: volumes.Exclusive},
+			{Op: "fail-paths", Host: 0}, {Op: "advance", For: 150 * time.Second},
+			{Op: "activate", Host: 1, LV: 1, Mode: volumes.Exclusive}, {Op: "restore", Host: 0},
+			{Op: "refresh", Host: 0, LV: 1},
+		},
+		// Shared, so no lease version stands in the way: only the check
+		// for a new fence keeps the refresh from making it live again.
+		"lease-lost-again-during-recovery": {
+			{Op: "create", Host: 1, LV: 1}, {Op: "activate", Host: 0, LV: 1, Mode: volumes.Shared},
+			{Op: "activate", Host: 1, LV: 1, Mode: volumes.Shared}, {Op: "open", Host: 0, LV: 1},
+			{Op: "fail-paths", Host: 0}, {Op: "advance", For: 90 * time.Second}, {Op: "restore", Host: 0},
+			{Op: "fault-inside", Host: 0, At: "lvchange -asy"}, {Op: "poll", Host: 0},
+		},
+	} {
+		if v, at := runSchedule(t, 2, steps, false); v != "" {
+			t.Errorf("%s: %s (after step %d)", name, v, at)
+		}
+	}
+}
