@@ -35,6 +35,11 @@ type Options struct {
 	// RunKill runs a host's configured lvmlockctl_kill_command (argv with the
 	// VG appended) and returns its exit code. Nil means exit 1.
 	RunKill func(host string, argv []string) int
+	// DataDir, when set, backs every LV with a sparse file there on a loop
+	// device (root only), linked at DevDir/VG/LV while any host has it
+	// active, and dd really copies (devices.go). Call Close when done.
+	DataDir string
+	DevDir  string // "/dev"
 }
 
 const (
@@ -75,6 +80,7 @@ type Cluster struct {
 	domSeq  int
 	// vgVersion is the VG lock's version (bumped by metadata changes).
 	vgVersion int
+	dev       *devices // nil without Options.DataDir
 }
 
 type lv struct {
@@ -90,6 +96,7 @@ type lv struct {
 	// unreachable: the release never reached the disk, so they bar other
 	// hosts until the host's delta lease expires.
 	orphans map[string]orphan
+	dev     *lvDev // with Options.DataDir
 }
 
 type orphan struct {
@@ -169,6 +176,12 @@ func NewCluster(o Options) *Cluster {
 		o.Clock = NewManualClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 	}
 	c := &Cluster{opt: o, clock: o.Clock, start: o.Clock.Now(), lvs: map[string]*lv{}, hosts: map[string]*Host{}}
+	if o.DataDir != "" {
+		if o.DevDir == "" {
+			c.opt.DevDir = "/dev"
+		}
+		c.dev = &devices{dataDir: o.DataDir, devDir: c.opt.DevDir}
+	}
 	c.vgUUID = c.newUUID()
 	for _, s := range o.Hosts {
 		h := &Host{c: c, spec: s, pathsOK: [2]bool{true, true}}

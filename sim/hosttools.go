@@ -466,5 +466,17 @@ func (h *Host) dd(a *args) reply {
 	case h.pathsDown():
 		return reply{hang: true}
 	}
+	if h.c.dev != nil {
+		// The real dd, on the loop devices behind the LVs.
+		argv := []string{"dd"}
+		for _, op := range a.pos {
+			k, v, _ := strings.Cut(op, "=")
+			if k == "if" || k == "of" {
+				op = k + "=" + h.c.devPath(v)
+			}
+			argv = append(argv, op)
+		}
+		return reply{exec: argv}
+	}
 	return reply{}
 }

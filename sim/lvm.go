@@ -638,6 +638,11 @@ func (h *Host) lvcreate(a *args) reply {
 	}
 	l := &lv{name: name, uuid: c.newUUID(), extents: n, segStart: start, lockOffset: c.nextLockOffset(), holders: map[string]string{},
 		tag: a.flags["--addtag"]}
+	if c.dev != nil {
+		if err := c.attachDevice(l, nil); err != nil {
+			return fail(5, "  sim: backing device: "+err.Error()+"\n")
+		}
+	}
 	c.lvs[name] = l
 	c.lvOrder = append(c.lvOrder, name)
 	h.bumpVG(2) // recorded: three lvcreates took the VG lock from 0 to 6
@@ -686,6 +691,7 @@ func (h *Host) lvremove(a *args) reply {
 			for _, host := range c.hosts {
 				delete(host.active, gone)
 			}
+			c.detachDevice(c.lvs[gone])
 			delete(h.everLocked, c.lvs[gone].uuid)
 			delete(c.lvs, gone)
 			c.lvOrder = removeString(c.lvOrder, gone)
@@ -748,6 +754,10 @@ func (h *Host) lvextend(a *args) reply {
 	if !fits {
 		l.extents = old
 		return fail(5, fmt.Sprintf("  Insufficient suitable allocatable extents for logical volume %s\n", name))
+	}
+	if err := c.resizeDevice(l, n*c.opt.ExtentSize); err != nil {
+		l.extents = old
+		return fail(5, "  sim: backing device: "+err.Error()+"\n")
 	}
 	l.segStart, l.extents = start, n
 	h.bumpVG(2)

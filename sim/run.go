@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -13,13 +14,16 @@ import (
 // reply is what a simulated command prints and how it exits. wait is sim
 // time the command takes (a lockspace join); hang makes it block until its
 // context ends (I/O queued on a dead map, a daemon refusing to stop); after
-// runs once the cluster lock is released (a kill command).
+// runs once the cluster lock is released (a kill command); exec is a real
+// program run then, whose output and exit code become the reply's (dd on
+// real devices, Options.DataDir).
 type reply struct {
 	stdout, stderr string
 	code           int
 	wait           time.Duration
 	hang           bool
 	after          func()
+	exec           []string
 }
 
 func fail(code int, stderr string) reply { return reply{stderr: stderr, code: code} }
@@ -47,9 +51,17 @@ func (h *Host) Run(ctx context.Context, c run.Cmd) (run.Result, error) {
 	}
 	h.c.mu.Lock()
 	r := h.dispatch(c.Argv)
+	if h.c.dev != nil {
+		if err := h.c.syncLinks(); err != nil && r.code == 0 {
+			r = fail(5, "  sim: device links: "+err.Error()+"\n")
+		}
+	}
 	h.c.mu.Unlock()
 	if r.after != nil {
 		r.after()
+	}
+	if r.exec != nil {
+		r = runReal(ctx, r.exec)
 	}
 	if r.hang {
 		<-ctx.Done()
@@ -66,6 +78,26 @@ func (h *Host) Run(ctx context.Context, c run.Cmd) (run.Result, error) {
 		return res, &run.Error{Argv: c.Argv, ExitCode: r.code, Stderr: r.stderr}
 	}
 	return res, nil
+}
+
+// runReal runs argv on this machine; a program killed at the context's
+// end is reported as a hang, as a simulated one would be.
+func runReal(ctx context.Context, argv []string) reply {
+	var stdout, stderr strings.Builder
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return reply{hang: true}
+	}
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		return fail(127, err.Error()+"\n")
+	}
+	return reply{stdout: stdout.String(), stderr: stderr.String(), code: code}
 }
 
 // readsLUN are the programs whose work does I/O to the shared LUN.

@@ -56,7 +56,13 @@ func (h *Host) lvcreateSnapshot(a *args, name string, bytes int64) reply {
 	if !held {
 		o.lver++ // locked for the command, released after it
 	}
-	c.lvs[name] = &lv{name: name, uuid: c.newUUID(), extents: n, segStart: start, origin: originName, holders: map[string]string{}}
+	snap := &lv{name: name, uuid: c.newUUID(), extents: n, segStart: start, origin: originName, holders: map[string]string{}}
+	if c.dev != nil {
+		if err := c.attachDevice(snap, o); err != nil {
+			return fail(5, "  sim: backing device: "+err.Error()+"\n")
+		}
+	}
+	c.lvs[name] = snap
 	c.lvOrder = append(c.lvOrder, name)
 	sort.Strings(c.lvOrder)
 	h.bumpVG(2)

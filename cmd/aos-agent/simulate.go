@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -18,6 +20,11 @@ func init() {
 		hostList := fs.String("hosts", "compute-a,compute-b,cinder-1", "comma-separated host names")
 		topic := fs.String("topic", "aos-agent", "RPC topic")
 		work := fs.String("work-dir", "", "directory for agent state (default: a new temporary one)")
+		vg := fs.String("vg", "vol", "name of the shared VG")
+		pvGiB := fs.Int64("pv-size-gib", 64, "size of the shared LUN in GiB")
+		lvDevices := fs.String("lv-devices", "", "back the LVs with real block devices: sparse files in this directory on loop\n"+
+			"devices, linked at /dev/VG/LV while a host has the LV active (root; for programs that\n"+
+			"write to the device paths, like cinder's image copy; pick a VG name no real VG has)")
 		if err := fs.Parse(args); err != nil {
 			return 2
 		}
@@ -37,13 +44,15 @@ func init() {
 		if err != nil {
 			return 1
 		}
-		c, err := demo.StartCluster(ctx, demo.Options{TransportURL: *url, WorkDir: dir, Topic: *topic, Version: version},
+		c, err := demo.StartCluster(ctx, demo.Options{TransportURL: *url, WorkDir: dir, Topic: *topic, Version: version,
+			VG: *vg, LVDevices: *lvDevices, PVSize: *pvGiB << 30},
 			strings.Split(*hostList, ","), os.Stderr, log)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "aos-agent simulate:", err)
 			return 1
 		}
 		fmt.Println("READY", dir) // the test driver waits for this line
+		go control(os.Stdin, os.Stdout, c)
 		<-ctx.Done()
 		if err := c.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "aos-agent simulate:", err)
@@ -51,4 +60,40 @@ func init() {
 		}
 		return 0
 	})
+}
+
+// agentSwitch stops and starts one host's agent and injects faults
+// (demo.Cluster).
+type agentSwitch interface {
+	StopAgent(host string) error
+	StartAgent(host string) error
+	Fault(host, fault string) error
+}
+
+// control reads "stop HOST" and "start HOST" lines (stop or start one
+// host's agent, its host keeping its LVs and locks: an agent that is briefly
+// down) and "fault HOST FAULT" (demo.Cluster.Fault), and answers each with
+// "OK" or "ERR reason".
+func control(in io.Reader, out io.Writer, c agentSwitch) {
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		verb, host, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		var err error
+		switch verb {
+		case "stop":
+			err = c.StopAgent(host)
+		case "start":
+			err = c.StartAgent(host)
+		case "fault":
+			host, fault, _ := strings.Cut(host, " ")
+			err = c.Fault(host, fault)
+		default:
+			err = fmt.Errorf("unknown command %q (stop HOST, start HOST, fault HOST FAULT)", verb)
+		}
+		if err != nil {
+			fmt.Fprintln(out, "ERR", err)
+		} else {
+			fmt.Fprintln(out, "OK")
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -35,6 +36,13 @@ type Options struct {
 	Out           io.Writer
 	Version       string
 	Topic         string // default "aos-agent"
+	VG            string // default "vol"
+	// LVDevices backs the simulated LVs with real block devices: sparse
+	// files in this directory on loop devices, linked at /dev/VG/LV while
+	// active (root only; sim.Options.DataDir), for programs that write to
+	// the device paths the agents return.
+	LVDevices string
+	PVSize    int64 // bytes of the shared LUN; default 64 GiB
 }
 
 // Hosts of the story: two compute hosts and the cinder-volume host.
@@ -64,28 +72,84 @@ type outcome struct {
 
 // Cluster is a simulated cluster with one running agent per host.
 type Cluster struct {
-	Sim    *sim.Cluster
-	Hosts  []string
+	Sim   *sim.Cluster
+	Hosts []string
+	ctx   context.Context
+	stop  context.CancelFunc
+	opt   Options
+	log   *zap.Logger
+	out   io.Writer
+
+	mu     sync.Mutex
+	agents map[string]*agentRun // running agents by host
+}
+
+type agentRun struct {
 	cancel context.CancelFunc
 	done   chan error
 }
 
-// Stop stops every agent and waits for them.
+// Stop stops every agent, waits for them and releases the simulated
+// cluster's devices.
 func (c *Cluster) Stop() error {
-	c.cancel()
+	c.stop()
 	var first error
-	for range c.Hosts {
-		if err := <-c.done; err != nil && !errors.Is(err, context.Canceled) && first == nil {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for h, a := range c.agents {
+		if err := <-a.done; err != nil && !errors.Is(err, context.Canceled) && first == nil {
 			first = err
 		}
+		delete(c.agents, h)
+	}
+	if err := c.Sim.Close(); err != nil && first == nil {
+		first = err
 	}
 	return first
 }
 
-// StartCluster simulates hosts sharing VG "vol" on one LUN, runs lockstart
-// on each as the boot unit would, and starts one agent per host (the same
-// daemon as `aos-agent run`, its runner being the simulated host). It
-// returns once every agent is READY. Progress lines go to out.
+// StopAgent stops one host's agent, as `systemctl stop aos-agent` would:
+// the host keeps its LVs and locks, its RPC queue gets no consumer.
+func (c *Cluster) StopAgent(host string) error {
+	c.mu.Lock()
+	a := c.agents[host]
+	delete(c.agents, host)
+	c.mu.Unlock()
+	if a == nil {
+		return fmt.Errorf("no agent runs on %q", host)
+	}
+	a.cancel()
+	if err := <-a.done; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// Fault injects a fault on a simulated host: "crash-lvmlockd",
+// "crash-sanlock" (the daemon dies), "paths-down" (every path to the LUN
+// fails; the lease is lost 8 × io_timeout later and the kill hook fences the
+// host's LVs) or "paths-up" (the paths return; the agent recovers).
+func (c *Cluster) Fault(host, fault string) error {
+	if c.Sim.Host(host) == nil {
+		return fmt.Errorf("no host %q", host)
+	}
+	switch fault {
+	case "crash-lvmlockd", "crash-sanlock":
+		c.Sim.CrashDaemon(host, strings.TrimPrefix(fault, "crash-"))
+	case "paths-down":
+		c.Sim.FailPaths(host, true)
+	case "paths-up":
+		c.Sim.RestorePaths(host)
+	default:
+		return fmt.Errorf("unknown fault %q (crash-lvmlockd, crash-sanlock, paths-down, paths-up)", fault)
+	}
+	return nil
+}
+
+// StartCluster simulates hosts sharing one VG (Options.VG) on one LUN, runs
+// lockstart on each as the boot unit would, and starts one agent per host
+// (the same daemon as `aos-agent run`, its runner being the simulated
+// host). It returns once every agent is READY. Progress lines go to out.
 func StartCluster(ctx context.Context, o Options, hostNames []string, out io.Writer, log *zap.Logger) (*Cluster, error) {
 	clock := sim.NewScaledClock(time.Now(), 20) // 20 simulated seconds per real second
 	specs := make([]sim.HostSpec, len(hostNames))
@@ -93,11 +157,11 @@ func StartCluster(ctx context.Context, o Options, hostNames []string, out io.Wri
 		specs[i] = sim.HostSpec{Name: h, HostID: i + 1}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &Cluster{Hosts: hostNames, cancel: cancel, done: make(chan error, len(hostNames))}
+	c := &Cluster{Hosts: hostNames, ctx: ctx, stop: cancel, opt: o, log: log, out: out, agents: map[string]*agentRun{}}
 	// lvm.conf's lvmlockctl_kill_command is the agent's kill hook on every
 	// host, as `aos-agent install` sets it: lvmlockctl runs it with the VG
 	// when the lease is lost, and it fences the host's LVs.
-	c.Sim = sim.NewCluster(sim.Options{Hosts: specs, VG: "vol", PVSize: 64 << 30, Clock: clock,
+	c.Sim = sim.NewCluster(sim.Options{Hosts: specs, VG: o.vg(), PVSize: o.pvSize(), Clock: clock, DataDir: o.LVDevices,
 		RunKill: func(host string, argv []string) int {
 			logf := func(format string, a ...any) { log.Sugar().Infof("kill hook on "+host+": "+format, a...) }
 			if _, err := recovery.Fence(context.Background(), recovery.Deps{Runner: c.Sim.Host(host),
@@ -110,52 +174,77 @@ func StartCluster(ctx context.Context, o Options, hostNames []string, out io.Wri
 	for _, h := range hostNames {
 		c.Sim.SetKillCommand(h, killHookArgv)
 	}
-	started := 0
-	fail := func(err error) (*Cluster, error) {
-		cancel()
-		for ; started > 0; started-- {
-			<-c.done
-		}
-		return nil, err
-	}
-	for i, h := range hostNames {
-		fmt.Fprintf(out, "-- %-10s lockstart: waiting for LUN, PVs, sanlock, lvmlockd; joining lockspace lvm_vol ... ", h)
+	for _, h := range hostNames {
+		fmt.Fprintf(out, "-- %-10s lockstart: waiting for LUN, PVs, sanlock, lvmlockd; joining lockspace lvm_%s ... ", h, o.vg())
 		start := time.Now()
 		if _, err := lockstart.Run(ctx, lockstart.NewHost(c.Sim.Host(h), 30*time.Second), lockstart.Options{
-			VolumeGroups: []string{"vol"}, MultipathAlias: "lun0", Timeout: time.Minute, Poll: 50 * time.Millisecond,
+			VolumeGroups: []string{o.vg()}, MultipathAlias: "lun0", Timeout: time.Minute, Poll: 50 * time.Millisecond,
 		}); err != nil {
-			return fail(fmt.Errorf("lockstart on %s: %w", h, err))
+			c.Stop()
+			return nil, fmt.Errorf("lockstart on %s: %w", h, err)
 		}
 		fmt.Fprintf(out, "joined in %s (simulated %s)\n", time.Since(start).Round(time.Millisecond), (20 * time.Since(start)).Round(time.Second))
-
-		cfg := config.Default()
-		cfg.Host, cfg.TransportURL, cfg.Topic = h, o.TransportURL, o.topic()
-		cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
-		cfg.StateDir = filepath.Join(o.WorkDir, h)
-		cfg.RuntimeDir = cfg.StateDir // the simulated kill hook fences there too
-		cfg.Metrics.Listen = ""
-		if i == 0 {
-			cfg.Metrics.Listen = o.MetricsListen
-		}
-		ready := make(chan struct{})
-		d, err := agent.New(cfg, agent.Options{Version: o.Version, Runner: c.Sim.Host(h), Logger: log.With(zap.String("host", h)),
-			PollInterval: 200 * time.Millisecond, Ready: ready})
-		if err != nil {
-			return fail(err)
-		}
-		started++
-		go func() { c.done <- d.Run(ctx) }()
-		select {
-		case <-ready:
-			fmt.Fprintf(out, "-- %-10s agent READY (lockspace joined, RPC consumer up)\n", h)
-		case err := <-c.done:
-			started--
-			return fail(fmt.Errorf("agent %s stopped: %v", h, err))
-		case <-time.After(time.Minute):
-			return fail(fmt.Errorf("agent %s not ready after a minute", h))
+		if err := c.StartAgent(h); err != nil {
+			c.Stop()
+			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// StartAgent starts the agent of one host (again, after StopAgent) and
+// returns once it is READY.
+func (c *Cluster) StartAgent(h string) error {
+	o := c.opt
+	cfg := config.Default()
+	cfg.Host, cfg.TransportURL, cfg.Topic = h, o.TransportURL, o.topic()
+	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{o.vg()}, "lun0"
+	cfg.StateDir = filepath.Join(o.WorkDir, h)
+	cfg.RuntimeDir = cfg.StateDir // the simulated kill hook fences there too
+	cfg.Metrics.Listen = ""
+	if len(c.Hosts) > 0 && h == c.Hosts[0] {
+		cfg.Metrics.Listen = o.MetricsListen
+	}
+	ready := make(chan struct{})
+	d, err := agent.New(cfg, agent.Options{Version: o.Version, Runner: c.Sim.Host(h), Logger: c.log.With(zap.String("host", h)),
+		PollInterval: 200 * time.Millisecond, Ready: ready})
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.agents[h] != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("the agent of %q runs already", h)
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	a := &agentRun{cancel: cancel, done: make(chan error, 1)}
+	c.agents[h] = a
+	c.mu.Unlock()
+	go func() { a.done <- d.Run(ctx) }()
+	select {
+	case <-ready:
+		fmt.Fprintf(c.out, "-- %-10s agent READY (lockspace joined, RPC consumer up)\n", h)
+		return nil
+	case err := <-a.done:
+		a.done <- err // for Stop
+		return fmt.Errorf("agent %s stopped: %v", h, err)
+	case <-time.After(time.Minute):
+		return fmt.Errorf("agent %s not ready after a minute", h)
+	}
+}
+
+func (o Options) pvSize() int64 {
+	if o.PVSize == 0 {
+		return 64 << 30
+	}
+	return o.PVSize
+}
+
+func (o Options) vg() string {
+	if o.VG == "" {
+		return "vol"
+	}
+	return o.VG
 }
 
 func (o Options) topic() string {
@@ -342,7 +431,7 @@ func Run(ctx context.Context, o Options) error {
 // journalExists tells whether host's agent has a fence journal (the kill hook
 // wrote it; recovery removes it).
 func journalExists(o Options, host string) bool {
-	_, ok, err := recovery.ReadJournal(filepath.Join(o.WorkDir, host), "vol")
+	_, ok, err := recovery.ReadJournal(filepath.Join(o.WorkDir, host), o.vg())
 	return ok || err != nil
 }
 
