@@ -42,10 +42,10 @@ const (
 
 // chaosStep is one step of a schedule.
 type chaosStep struct {
-	Op   string        `json:"op"`
-	Host int           `json:"host,omitempty"`
-	To   int           `json:"to,omitempty"` // hand-off destination
-	LV   int           `json:"lv,omitempty"`
+	Op   string `json:"op"`
+	Host int    `json:"host,omitempty"`
+	To   int    `json:"to,omitempty"` // hand-off destination
+	LV   int    `json:"lv,omitempty"`
 	// At is the command a fault-inside step waits for on the host: the
 	// lease is lost again right after it ran (inside a recovery step).
 	At   string        `json:"at,omitempty"`
