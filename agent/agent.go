@@ -59,6 +59,7 @@ type Daemon struct {
 	runner   run.Runner
 	monitor  *Monitor
 	volumes  *volumes.Service
+	lvm      *lvm.Client
 	server   *rpc.Server
 	client   *rpc.Client
 	notifier notifier
@@ -139,8 +140,8 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	lvmc := lvm.New(d.runner, lvm.Options{VolumeGroups: cfg.LVM.VolumeGroups, Timeout: timeout, LockStartTimeout: cfg.LVM.LockStartTimeout})
-	d.volumes, err = volumes.New(lvmc, d.monitor.LockCtl, volumes.CommandWiper{Runner: d.runner}, held, volumes.Options{
+	d.lvm = lvm.New(d.runner, lvm.Options{VolumeGroups: cfg.LVM.VolumeGroups, Timeout: timeout, LockStartTimeout: cfg.LVM.LockStartTimeout})
+	d.volumes, err = volumes.New(d.lvm, d.monitor.LockCtl, volumes.CommandWiper{Runner: d.runner}, held, volumes.Options{
 		VolumeGroups: cfg.LVM.VolumeGroups, AllowedNames: cfg.LVM.AllowedNames, CopySlots: cfg.LVM.MaxCopies, Logger: d.log.Named("volumes"),
 		Gate: d.gate, Transient: transient,
 		FenceGuard: func(ctx context.Context, vg string) (func(), error) {
@@ -453,11 +454,27 @@ func (d *Daemon) status(ctx context.Context) (any, error) {
 	for c, err := range snap.Errors {
 		errs[c] = err.Error()
 	}
+	// The VG's size and free space, for the driver's capacity stats.
+	capacity := []VGCapacity{}
+	if vgs, err := d.lvm.VGs(ctx); err != nil {
+		errs["vgs"] = err.Error()
+	} else {
+		for _, vg := range vgs {
+			capacity = append(capacity, VGCapacity{VG: vg.Name, SizeBytes: vg.Size, FreeBytes: vg.Free})
+		}
+	}
 	return map[string]any{
 		"host": d.cfg.Host, "host_id": d.hostID(), "ready": d.ready.Load(),
 		"lockspaces": ls, "multipath": mp, "active_volumes": vols, "collector_errors": errs,
-		"recovery": d.recoveryStatus(),
+		"recovery": d.recoveryStatus(), "capacity": capacity,
 	}, nil
+}
+
+// VGCapacity is get_status' view of a VG's space.
+type VGCapacity struct {
+	VG        string `json:"volume_group"`
+	SizeBytes uint64 `json:"size_bytes"`
+	FreeBytes uint64 `json:"free_bytes"`
 }
 
 // recoveryStatus is get_status' view of fenced VGs: "idle", or the fence

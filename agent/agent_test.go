@@ -111,7 +111,7 @@ func TestStatusListsAreNeverNull(t *testing.T) {
 	if err := json.Unmarshal(b, &reply); err != nil {
 		t.Fatal(err)
 	}
-	for key, want := range map[string]string{"active_volumes": "[]", "multipath": "null"} {
+	for key, want := range map[string]string{"active_volumes": "[]", "multipath": "null", "capacity": `[{"volume_group":"vol","size_bytes":2143289344,"free_bytes":1874853888}]`} {
 		if got := string(reply[key]); got != want {
 			t.Errorf("%s = %s, want %s", key, got, want)
 		}
