@@ -485,6 +485,20 @@ class SharedLVMDriver(driver.VolumeDriver):
 
     # -- stats --------------------------------------------------------
 
+    def _capacity_gb(self):
+        """The VG's size and free space in GiB, as the own agent reads them
+        from vgs; 'unknown' (the scheduler then places volumes regardless)
+        when it cannot tell."""
+        try:
+            status = self._call(self._local_host(), 'get_status')
+        except exception.VolumeBackendAPIException:
+            return 'unknown', 'unknown'
+        for vg in status.get('capacity') or []:
+            if vg.get('volume_group') == self.vg:
+                return (round(vg['size_bytes'] / units.Gi, 2),
+                        round(vg['free_bytes'] / units.Gi, 2))
+        return 'unknown', 'unknown'
+
     def _update_volume_stats(self):
         state = 'up'
         try:
@@ -493,15 +507,14 @@ class SharedLVMDriver(driver.VolumeDriver):
             LOG.warning("SharedLVM backend %(name)s is down: %(err)s",
                         {'name': self.backend_name, 'err': e.msg})
             state = 'down'
+        total, free = self._capacity_gb()
         self._stats = {
             'volume_backend_name': self.backend_name,
             'vendor_name': 'Open Source',
             'driver_version': self.VERSION,
             'storage_protocol': 'local',
-            # The agents report no VG size or free space yet (docs/rpc.md);
-            # 'unknown' lets cinder's scheduler place volumes regardless.
-            'total_capacity_gb': 'unknown',
-            'free_capacity_gb': 'unknown',
+            'total_capacity_gb': total,
+            'free_capacity_gb': free,
             'reserved_percentage': self.configuration.reserved_percentage,
             'thick_provisioning_support': True,
             'thin_provisioning_support': False,

@@ -126,6 +126,12 @@ class SeedConfig(harness.SharedLVMTestCase):
                          (stats['multiattach'], stats['online_extend_support'],
                           stats['backend_state'],
                           stats['volume_backend_name']))
+        # Capacity from the VG as the agent reads it with vgs: the
+        # simulated LUN less lvmlockd's lease LV, nothing allocated beyond.
+        self.assertIsInstance(stats['total_capacity_gb'], float)
+        self.assertGreater(stats['total_capacity_gb'], 0)
+        self.assertLessEqual(stats['free_capacity_gb'],
+                             stats['total_capacity_gb'])
 
     def test_several_brokers(self):
         # A URL with two brokers, the first one dead: oslo fails over.
