@@ -28,11 +28,15 @@ func killHook(ctx context.Context, args []string, r run.Runner, stderr io.Writer
 	fs := flag.NewFlagSet("kill-hook", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", config.DefaultPath, "agent configuration file")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: aos-agent kill-hook [--config PATH] VG")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: aos-agent kill-hook [--config PATH] VG")
+		fs.Usage()
 		return 2
 	}
 	vg := fs.Arg(0)

@@ -32,11 +32,15 @@ func recoverVG(ctx context.Context, args []string, r run.Runner, stdout, stderr 
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", config.DefaultPath, "agent configuration file")
 	wait := fs.Duration("wait", 0, "keep retrying this long while the multipath map has no active path")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: aos-agent recover [--config PATH] [--wait DURATION] VG")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 || *wait < 0 {
-		fmt.Fprintln(stderr, "usage: aos-agent recover [--config PATH] [--wait DURATION] VG")
+		fs.Usage()
 		return 2
 	}
 	vg := fs.Arg(0)
