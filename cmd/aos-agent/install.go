@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/aos-agent/aos-agent/config"
 	"github.com/aos-agent/aos-agent/configs"
@@ -15,12 +16,22 @@ import (
 	"github.com/aos-agent/aos-agent/multipath"
 )
 
-// agentPath is where the units expect the binary; lvm runs the kill hook
-// from there too (lvm appends the VG name).
-const agentPath = "/usr/local/sbin/aos-agent"
+// Where the binary lives, and so where lvm runs the kill hook from (lvm
+// appends the VG name): the package's, or install's own copy on a host
+// without the package (the units in configs/systemd name that one; the
+// package build rewrites them).
+const (
+	localAgentPath    = "/usr/local/sbin/aos-agent"
+	packagedAgentPath = "/usr/sbin/aos-agent"
+)
+
+// packagedUnits are where the aos-agent package puts the agent's unit
+// (/lib is /usr/lib on a merged-/usr host). When one exists the package owns
+// the binary and the units, and install writes only the host's settings.
+var packagedUnits = []string{"/lib/systemd/system/aos-agent.service", "/usr/lib/systemd/system/aos-agent.service"}
 
 func init() {
-	register("install", "install units, drop-ins and host LVM/multipath settings (idempotent, shows a diff)", func(ctx context.Context, args []string) int {
+	register("install", "configure this host: LVM, host_id, multipath alias; units and binary unless packaged (idempotent, shows a diff)", func(ctx context.Context, args []string) int {
 		fs := flag.NewFlagSet("install", flag.ContinueOnError)
 		dryRun := fs.Bool("dry-run", false, "print the diff, change nothing")
 		root := fs.String("root", "/", "install into this root (an image); systemctl runs with --root, no daemon-reload")
@@ -40,7 +51,11 @@ func init() {
 			return 2
 		}
 		r := &run.Host{}
-		edits, err := installEdits(ctx, r, cfg, *hostID, *wwid)
+		packaged := isPackaged(*root)
+		if packaged {
+			fmt.Fprintln(os.Stderr, "install: the aos-agent package installed the binary and the units; writing the host settings only")
+		}
+		edits, err := installEdits(ctx, r, cfg, *hostID, *wwid, packaged)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "install:", err)
 			return 1
@@ -56,6 +71,17 @@ func init() {
 		if len(changes) == 0 {
 			fmt.Println("install: host already configured, nothing to change")
 		}
+		var left []string
+		if packaged {
+			left = shadowingFiles(*root)
+		}
+		if len(left) > 0 {
+			// Units under /etc/systemd/system override the package's, so
+			// the host would go on running the old copy. Once lvm.conf
+			// names the package's binary they can go.
+			fmt.Fprintf(os.Stderr, "install: an install without the package left files that shadow the package's; after this install, remove them and run `systemctl daemon-reload`:\n  rm %s\n",
+				strings.Join(left, " "))
+		}
 		if *dryRun {
 			return 0
 		}
@@ -69,28 +95,65 @@ func init() {
 				return 1
 			}
 		}
+		if len(left) > 0 {
+			return 1
+		}
 		return 0
 	})
 }
 
-// installEdits lists every file install owns: the binary, units and
-// drop-ins, lvm.conf, lvmlocal.conf and the multipath alias.
-func installEdits(ctx context.Context, r run.Runner, cfg *config.Config, hostID int, wwid string) ([]hostcfg.Edit, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
+func isPackaged(root string) bool {
+	for _, u := range packagedUnits {
+		if _, err := os.Stat(filepath.Join(root, u)); err == nil {
+			return true
+		}
 	}
-	bin, err := os.ReadFile(self)
-	if err != nil {
-		return nil, err
+	return false
+}
+
+// shadowingFiles are the binary and units an install without the package
+// wrote, as paths on the host.
+func shadowingFiles(root string) []string {
+	var left []string
+	for _, p := range append([]string{localAgentPath}, unitPaths()...) {
+		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+			left = append(left, p)
+		}
 	}
-	edits := []hostcfg.Edit{binaryEdit(bin)}
+	return left
+}
+
+func unitPaths() []string {
+	var out []string
 	for _, u := range configs.Units() {
-		b, err := configs.ReadUnit(u)
+		out = append(out, path.Join(configs.UnitDir, u))
+	}
+	return out
+}
+
+// installEdits lists every file install owns: lvm.conf, lvmlocal.conf, the
+// multipath alias and, unless packaged, the binary, units and drop-ins.
+func installEdits(ctx context.Context, r run.Runner, cfg *config.Config, hostID int, wwid string, packaged bool) ([]hostcfg.Edit, error) {
+	agentPath := packagedAgentPath
+	var edits []hostcfg.Edit
+	if !packaged {
+		agentPath = localAgentPath
+		self, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
-		edits = append(edits, hostcfg.Replace(path.Join(configs.UnitDir, u), 0o644, b))
+		bin, err := os.ReadFile(self)
+		if err != nil {
+			return nil, err
+		}
+		edits = append(edits, binaryEdit(bin))
+		for _, u := range configs.Units() {
+			b, err := configs.ReadUnit(u)
+			if err != nil {
+				return nil, err
+			}
+			edits = append(edits, hostcfg.Replace(path.Join(configs.UnitDir, u), 0o644, b))
+		}
 	}
 	global := []hostcfg.Setting{{Section: "global", Key: "use_lvmlockd", Value: hostcfg.Int(1)}}
 	res, err := r.Run(ctx, run.Cmd{Argv: []string{"lvm", "version"}})
@@ -124,7 +187,7 @@ func installEdits(ctx context.Context, r run.Runner, cfg *config.Config, hostID 
 
 // binaryEdit installs this executable; its diff is summarised, not printed.
 func binaryEdit(bin []byte) hostcfg.Edit {
-	return hostcfg.Edit{Path: agentPath, Mode: 0o755, Binary: true, Apply: func([]byte) ([]byte, error) { return bin, nil }}
+	return hostcfg.Edit{Path: localAgentPath, Mode: 0o755, Binary: true, Apply: func([]byte) ([]byte, error) { return bin, nil }}
 }
 
 // systemctlArgv enables the units; on the live host it reloads systemd
