@@ -2,10 +2,15 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: build demo test test-fast fuzz lab lab-record bench-rpc clean
+.PHONY: build deb demo test test-fast fuzz lab lab-record bench-rpc clean
 
 build:
 	$(GO) build -o bin/aos-agent ./cmd/aos-agent
+
+# The Debian packages of the agent and the cinder driver, offline, into
+# .out/deb (DEB_OUT=dir elsewhere; AOS_VERSION=x instead of packaging/version.sh's).
+deb:
+	bash packaging/build-deb.sh
 
 # README command 1: local broker + simulated cluster + the operator story.
 demo:
