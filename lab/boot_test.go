@@ -20,8 +20,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// TestLabBoot is issue 7 on a real host: the agent installed by `aos-agent
-// install`, a stand-in nova-compute ordered by the shipped drop-in, and a
+// TestLabBoot is issue 7 on a real host: the agent's package installed,
+// the host configured by `aos-agent install` (host settings only: the units
+// are the package's), a stand-in nova-compute ordered by the shipped
+// drop-in, and a
 // reboot with the SAN LUN plugged in only after the host booted. Lockstart
 // must wait for the map (saying so in the journal), join, re-activate the LV
 // this host held in its mode, and only then may the agent send READY and
@@ -67,10 +69,16 @@ func TestLabBoot(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		res := l.must(t, 1, "install", "/lab/bin/aos-agent", "install", "--host-id", "1")
+		res := l.must(t, 1, "install", guestAgent, "install", "--host-id", "1")
 		_ = os.WriteFile(filepath.Join(l.out, "install.diff"), res.Stdout, 0o644)
+		if !strings.Contains(string(res.Stderr), "writing the host settings only") {
+			t.Errorf("install did not see the package's units:\n%s", res.Stderr)
+		}
+		if left, err := l.cmd(1, "sh", "-c", "ls /usr/local/sbin/aos-agent /etc/systemd/system/aos-agent*.service /etc/systemd/system/*.d/aos-agent.conf 2>/dev/null"); len(left.Stdout) > 0 {
+			t.Errorf("install wrote a second copy next to the package's: %s %v", left.Stdout, err)
+		}
 		// The storage daemons and the network start at boot like on a host;
-		// install enabled the agent's units.
+		// the package enabled the agent's units.
 		l.must(t, 1, "", "systemctl", "enable", "multipathd.service", "sanlock.service", "lvmlockd.service",
 			"systemd-networkd.service", "nova-compute.service")
 		l.must(t, 1, "", "systemctl", "start", "systemd-networkd.service")
@@ -142,11 +150,11 @@ func TestLabBoot(t *testing.T) {
 		l.tm.add("  re-activated -> agent READY", secs(ready-reactivated))
 		l.tm.add("  agent READY -> nova-compute started", secs(nova-ready))
 		l.wantMode(t, 1, "volume-boot", "ex")
-		units := l.must(t, 1, "", "sh", "-c", "cat /etc/systemd/system/aos-agent*.service /etc/systemd/system/*.d/aos-agent.conf /etc/systemd/system/nova-compute.service").Stdout
+		units := l.must(t, 1, "", "sh", "-c", "cat /lib/systemd/system/aos-agent*.service /lib/systemd/system/*.d/aos-agent.conf /etc/systemd/system/nova-compute.service").Stdout
 		if regexp.MustCompile(`(?m)^Exec.*\bsleep\b`).Match(units) {
 			t.Errorf("a sleep on the boot path:\n%s", units)
 		}
-		doctor, _ := l.cmd(1, "/usr/local/sbin/aos-agent", "doctor")
+		doctor, _ := l.cmd(1, guestAgent, "doctor")
 		_ = os.WriteFile(filepath.Join(l.out, "doctor.txt"), doctor.Stdout, 0o644)
 		if m := call(t, "get_status", map[string]any{}); m == nil {
 			t.Fatal("get_status after boot: empty reply")

@@ -14,8 +14,14 @@ import (
 
 // Options configure a Cluster. Zero values take the defaults noted.
 type Options struct {
-	Image   string // built image directory (required)
-	Agent   string // aos-agent binary for the guests, built with CGO_ENABLED=0 (required)
+	Image string // built image directory (required)
+	// Agent is the binary the guest control daemon (aos-agent lab-guest)
+	// runs from the 9p share, built with CGO_ENABLED=0 (required).
+	Agent string
+	// Package is the aos-agent .deb every guest installs at boot with
+	// apt-get, as an operator does (required): the agent the lab runs,
+	// units, kill hook and recovery included, is the packaged one.
+	Package string
 	WorkDir string // required; holds the LUN, the 9p share and one directory per guest
 	Hosts   int    // default 2
 	LUNSize int64  // bytes; default 2 GiB
@@ -38,6 +44,7 @@ type Options struct {
 // host's number is also its sanlock host_id.
 type Cluster struct {
 	opts   Options
+	share  string // mounted at /lab in every guest
 	guests []*Guest
 	cfgs   []GuestConfig // as each guest was last booted
 	Accel  string
@@ -46,25 +53,30 @@ type Cluster struct {
 // IOTimeout is the hosts' sanlock io_timeout (lvmlockd -o).
 func (c *Cluster) IOTimeout() time.Duration { return time.Duration(c.opts.IOTimeout) * time.Second }
 
-// NewCluster boots every guest at once, waits for their guest daemons and
-// writes each host's lock configuration. Daemons are not started: see
+// NewCluster boots every guest at once, waits for their guest daemons,
+// installs the agent's package and writes each host's lock configuration. Daemons are not started: see
 // StartStorage. On error everything started is torn down.
 func NewCluster(ctx context.Context, opts Options) (_ *Cluster, err error) {
-	if opts.Image == "" || opts.Agent == "" || opts.WorkDir == "" {
-		return nil, errors.New("lab: Options.Image, Agent and WorkDir are required")
+	if opts.Image == "" || opts.Agent == "" || opts.Package == "" || opts.WorkDir == "" {
+		return nil, errors.New("lab: Options.Image, Agent, Package and WorkDir are required")
 	}
 	setDefaults(&opts)
-	c := &Cluster{opts: opts}
+	share := filepath.Join(opts.WorkDir, "share")
+	c := &Cluster{opts: opts, share: share}
 	defer func() {
 		if err != nil {
 			c.Close()
 		}
 	}()
-	share := filepath.Join(opts.WorkDir, "share")
-	if err := os.MkdirAll(filepath.Join(share, "bin"), 0o755); err != nil {
-		return nil, err
+	for _, dir := range []string{"bin", "deb"} {
+		if err := os.MkdirAll(filepath.Join(share, dir), 0o755); err != nil {
+			return nil, err
+		}
 	}
 	if err := copyFile(opts.Agent, filepath.Join(share, "bin", "aos-agent"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := c.sharePackage(opts.Package); err != nil {
 		return nil, err
 	}
 	lun := filepath.Join(opts.WorkDir, "lun0.raw")
@@ -105,6 +117,9 @@ func NewCluster(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	defer cancel()
 	if err := c.each(bootCtx, func(ctx context.Context, host int, g *Guest) error {
 		if err := g.WaitReady(ctx); err != nil {
+			return err
+		}
+		if _, err := installPackage(ctx, g, opts.Package); err != nil {
 			return err
 		}
 		return configureHost(ctx, g, host, opts)
@@ -156,6 +171,28 @@ func (c *Cluster) Reboot(ctx context.Context, n int, lunLate bool) error {
 	bootCtx, cancel := context.WithTimeout(ctx, c.opts.BootTimeout)
 	defer cancel()
 	return ng.WaitReady(bootCtx)
+}
+
+// InstallPackage installs a .deb on host n the way an operator does, with
+// apt-get install of the file (an upgrade when an older version is
+// installed), and returns apt-get's output.
+func (c *Cluster) InstallPackage(ctx context.Context, n int, deb string) (run.Result, error) {
+	if err := c.sharePackage(deb); err != nil {
+		return run.Result{}, err
+	}
+	return installPackage(ctx, c.guests[n-1], deb)
+}
+
+// sharePackage puts a .deb where guests see it: /lab/deb.
+func (c *Cluster) sharePackage(deb string) error {
+	return copyFile(deb, filepath.Join(c.share, "deb", filepath.Base(deb)), 0o644)
+}
+
+// installPackage runs apt-get on a .deb the share holds. Its dependencies
+// are in the image: the guests have no network to fetch them.
+func installPackage(ctx context.Context, g *Guest, deb string) (run.Result, error) {
+	return g.Run(ctx, run.Cmd{Argv: []string{"env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
+		"--no-install-recommends", "/lab/deb/" + filepath.Base(deb)}, Timeout: 5 * time.Minute})
 }
 
 // Host returns host n (1-based) as a runner.

@@ -34,7 +34,7 @@ func (l *labT) driverStory(t *testing.T, brokerURL string) {
 			l.must(t, h, "", "systemctl", "restart", "systemd-networkd.service")
 			// systemd-run returns once the notify service is READY.
 			l.must(t, h, "agent start to READY", "systemd-run", "--unit", "aos-agent-story", "-p", "Type=notify",
-				"/lab/bin/aos-agent", "run", "--config", "/etc/aos-agent-story/aos-agent.conf")
+				guestAgent, "run", "--config", "/etc/aos-agent-story/aos-agent.conf")
 		}
 		start := time.Now()
 		cmd := exec.Command("/usr/bin/python3", "-W", "ignore::ResourceWarning", "../tests/contract/test_driver_story.py")

@@ -40,6 +40,11 @@ func recorder(g run.Runner, dir, suffix string) run.Runner {
 	})
 }
 
+// daemonUnit runs the packaged agent in TestLabKillHookFences: a transient
+// unit, since the package's aos-agent.service waits for a READY that needs
+// the broker this test has none of.
+const daemonUnit = "aos-agent-lab"
+
 // TestLabKillHookFences is the day the SAN blips, on a real guest with the
 // watchdog armed (wdmd + softdog, sanlock -w 1) and the agent's kill hook as
 // lvmlockctl_kill_command: every path is lost while one LV is held
@@ -78,7 +83,7 @@ func TestLabKillHookFences(t *testing.T) {
 		conf := "[DEFAULT]\nhost = lab-h1\nstate_dir = /var/lib/aos-agent\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\n" +
 			"[lvm]\nvolume_groups = " + vg + "\nmultipath_alias = " + LUNMap + "\n[recovery]\nmode = auto\n[metrics]\nlisten =\n"
 		lvmConf := l.must(t, 1, "", "cat", "/etc/lvm/lvm.conf").Stdout
-		edited, err := hostcfg.SetLVM(lvmConf, hostcfg.Setting{Section: "global", Key: "lvmlockctl_kill_command", Value: hostcfg.Quote("/lab/bin/aos-agent kill-hook")})
+		edited, err := hostcfg.SetLVM(lvmConf, hostcfg.Setting{Section: "global", Key: "lvmlockctl_kill_command", Value: hostcfg.Quote(guestAgent + " kill-hook")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +102,7 @@ func TestLabKillHookFences(t *testing.T) {
 			l.tm.add("virsh define + start of a nested domain", time.Since(start))
 		}
 		// The agent daemon runs throughout, as on a real host.
-		l.must(t, 1, "", "systemd-run", "--unit", "aos-agent", "/lab/bin/aos-agent", "run", "--config", "/etc/aos-agent/aos-agent.conf")
+		l.must(t, 1, "", "systemd-run", "--unit", daemonUnit, guestAgent, "run", "--config", "/etc/aos-agent/aos-agent.conf")
 	})
 
 	l.scenario(t, "real-outputs-healthy", func(t *testing.T) {
@@ -272,7 +277,7 @@ func TestLabKillHookFences(t *testing.T) {
 			}
 		}
 		// The operator's command finds nothing left to do.
-		res, err := g.Run(ctx, run.Cmd{Argv: []string{"/lab/bin/aos-agent", "recover", vg}, Timeout: 5 * time.Minute})
+		res, err := g.Run(ctx, run.Cmd{Argv: []string{guestAgent, "recover", vg}, Timeout: 5 * time.Minute})
 		if err != nil || !strings.Contains(string(res.Stdout), "recovered") {
 			t.Fatalf("aos-agent recover after the automatic one: %v\n%s%s", err, res.Stdout, res.Stderr)
 		}
@@ -355,7 +360,7 @@ func (l *labT) fenceDuringRecovery(t *testing.T, ctx context.Context, g run.Runn
 		}
 	}
 	// Recovery by hand only: the daemon would race the injected fault.
-	l.must(t, 1, "", "systemctl", "stop", "aos-agent")
+	l.must(t, 1, "", "systemctl", "stop", daemonUnit)
 	start := time.Now()
 	l.must(t, 1, "", "lvmlockctl", "--kill", vg) // runs the kill hook: fence 1
 	l.tm.add("lvmlockctl --kill -> hook fenced, locks dropped", time.Since(start))
@@ -370,7 +375,7 @@ func (l *labT) fenceDuringRecovery(t *testing.T, ctx context.Context, g run.Runn
 	}
 	l.must(t, 1, "", "chmod", "+x", "/usr/local/lib/aos-inject/lvchange")
 	start = time.Now()
-	res, err := l.cmd(1, "env", "PATH=/usr/local/lib/aos-inject:/usr/sbin:/usr/bin:/sbin:/bin", "/lab/bin/aos-agent", "recover", vg)
+	res, err := l.cmd(1, "env", "PATH=/usr/local/lib/aos-inject:/usr/sbin:/usr/bin:/sbin:/bin", guestAgent, "recover", vg)
 	l.tm.add("recover interrupted by a second fence", time.Since(start))
 	out := string(res.Stdout) + string(res.Stderr)
 	_ = os.WriteFile(filepath.Join(l.out, "recover-interrupted.txt"), []byte(out), 0o644)
@@ -397,7 +402,7 @@ func (l *labT) fenceDuringRecovery(t *testing.T, ctx context.Context, g run.Runn
 	l.wantMode(t, 1, "shared-disk", "")
 
 	start = time.Now()
-	res, err = l.cmd(1, "/lab/bin/aos-agent", "recover", vg)
+	res, err = l.cmd(1, guestAgent, "recover", vg)
 	if err != nil || !strings.Contains(string(res.Stdout), "recovered") {
 		t.Fatalf("recover after the second fence: %v\n%s%s", err, res.Stdout, res.Stderr)
 	}
@@ -415,7 +420,7 @@ func (l *labT) fenceDuringRecovery(t *testing.T, ctx context.Context, g run.Runn
 // agentLog returns the guest daemon's journal and keeps it in the output dir.
 func (l *labT) agentLog(t *testing.T) string {
 	t.Helper()
-	out := l.must(t, 1, "", "journalctl", "-b", "-u", "aos-agent", "--no-pager", "-o", "cat").Stdout
+	out := l.must(t, 1, "", "journalctl", "-b", "-u", daemonUnit, "--no-pager", "-o", "cat").Stdout
 	_ = os.WriteFile(filepath.Join(l.out, "aos-agent.journal"), out, 0o644)
 	return string(out)
 }

@@ -131,10 +131,37 @@ func (l *labT) wantMode(t *testing.T, host int, lv, want string) {
 
 var (
 	agentOnce sync.Once
-	agentPath string
+	agentPath string // the guest control daemon's binary
+	agentDeb  string // the agent's package, which every guest installs
 	agentErr  error
 	accel     string
 )
+
+// buildHost runs the builds with what go needs to find its caches
+// (run.Host starts commands with a minimal environment).
+func buildHost() *run.Host {
+	env := []string{"CGO_ENABLED=0"}
+	for _, k := range []string{"HOME", "XDG_CACHE_HOME", "GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return &run.Host{Env: env}
+}
+
+// buildPackage builds the agent's .deb as `make deb` does into dir, with
+// packaging/version.sh's version unless version is set, and returns its path.
+func buildPackage(ctx context.Context, dir, version string) (string, error) {
+	argv := []string{"env", "DEB_OUT=" + dir}
+	if version != "" {
+		argv = append(argv, "AOS_VERSION="+version)
+	}
+	res, err := buildHost().Run(ctx, run.Cmd{Argv: append(argv, "bash", "../packaging/build-deb.sh", "agent"), Timeout: 10 * time.Minute})
+	if err != nil {
+		return "", fmt.Errorf("build the agent package: %w", err)
+	}
+	return strings.TrimSpace(string(res.Stdout)), nil
+}
 
 // bootLab boots a cluster for one top-level test, with its work and output
 // directories under LAB_WORK/name and LAB_OUT/name, and prints its scenario
@@ -158,19 +185,20 @@ func bootLab(t *testing.T, name string, opts Options) *labT {
 		out = filepath.Join(root, "out")
 	}
 	out = filepath.Join(out, name)
+	// Scenarios write their files (install.diff, apt output, ...) here as
+	// they go, not only at the end.
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tm := &timings{}
 	agentOnce.Do(func() {
 		agentPath = filepath.Join(root, "aos-agent")
-		// run.Host starts commands with a minimal environment; go needs
-		// to find its caches.
-		env := []string{"CGO_ENABLED=0"}
-		for _, k := range []string{"HOME", "XDG_CACHE_HOME", "GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY"} {
-			if v, ok := os.LookupEnv(k); ok {
-				env = append(env, k+"="+v)
-			}
+		_, agentErr = buildHost().Run(ctx, run.Cmd{Argv: []string{"go", "build", "-o", agentPath, "../cmd/aos-agent"}, Timeout: 5 * time.Minute})
+		if agentErr == nil {
+			start := time.Now()
+			agentDeb, agentErr = buildPackage(ctx, filepath.Join(root, "deb"), "")
+			tm.add("make deb (the agent's package)", time.Since(start))
 		}
-		host := &run.Host{Env: env}
-		_, agentErr = host.Run(ctx, run.Cmd{Argv: []string{"go", "build", "-o", agentPath, "../cmd/aos-agent"}, Timeout: 5 * time.Minute})
 		start := time.Now()
 		accel = ProbeAccel(ctx, image, root)
 		tm.add("accelerator probe ("+accel+")", time.Since(start))
@@ -185,12 +213,14 @@ func bootLab(t *testing.T, name string, opts Options) *labT {
 		}
 	}
 	opts.Image, opts.Agent, opts.WorkDir, opts.Accel = image, agentPath, filepath.Join(root, name), accel
+	if opts.Package == "" {
+		opts.Package = agentDeb
+	}
 
 	l := &labT{tm: tm, out: out}
 	t.Cleanup(func() {
 		report := "scenario                     result     time\n" + strings.Join(l.scenarios, "\n") + "\n\n" + tm.table()
 		fmt.Printf("\n%s (io_timeout %d, watchdog %v)\n%s", name, opts.IOTimeout, opts.Watchdog, report)
-		_ = os.MkdirAll(out, 0o755)
 		_ = os.WriteFile(filepath.Join(out, "timings.txt"), []byte(report), 0o644)
 	})
 	start := time.Now()
@@ -202,7 +232,7 @@ func bootLab(t *testing.T, name string, opts Options) *labT {
 	if opts.Hosts == 1 {
 		smp = 2
 	}
-	tm.add(fmt.Sprintf("boot %d guest(s) to guest daemon (%s, -smp %d)", opts.Hosts, c.Accel, smp), time.Since(start))
+	tm.add(fmt.Sprintf("boot %d guest(s), apt-get install the agent (%s, -smp %d)", opts.Hosts, c.Accel, smp), time.Since(start))
 	t.Cleanup(func() {
 		if err := c.CollectLogs(ctx, out); err != nil {
 			t.Logf("logs: %v", err)

@@ -26,10 +26,10 @@ type ScenarioCluster struct {
 	lvmConf   map[string][]byte // guest → lvm.conf before the kill hook went in
 }
 
-// Where the kill hook runs in a guest: the agent from the 9p share, and
-// the agent state it fences with.
+// Where the kill hook runs in a guest: the agent the package installed
+// (Options.Package), and the agent state it fences with.
 const (
-	guestAgent    = "/lab/bin/aos-agent"
+	guestAgent    = "/usr/sbin/aos-agent"
 	guestStateDir = "/var/lib/aos-agent"
 	guestConfig   = "/etc/aos-agent/aos-agent.conf"
 	guestLVMConf  = "/etc/lvm/lvm.conf"
