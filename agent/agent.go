@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/aos-agent/aos-agent/agent/api"
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/agent/rpc"
 	"github.com/aos-agent/aos-agent/agent/volumes"
-	"github.com/aos-agent/aos-agent/config"
 	"github.com/aos-agent/aos-agent/errdefs"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/lvm"

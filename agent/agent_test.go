@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/errdefs"
 	"github.com/aos-agent/aos-agent/lvm"
 	"github.com/aos-agent/aos-agent/sim"

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/agent/volumes"
-	"github.com/aos-agent/aos-agent/config"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/recovery"
 	"github.com/aos-agent/aos-agent/sim"

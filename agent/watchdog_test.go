@@ -11,7 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/sim"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"

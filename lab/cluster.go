@@ -15,9 +15,10 @@ import (
 // Options configure a Cluster. Zero values take the defaults noted.
 type Options struct {
 	Image string // built image directory (required)
-	// Agent is the binary the guest control daemon (aos-agent lab-guest)
-	// runs from the 9p share, built with CGO_ENABLED=0 (required).
-	Agent string
+	// GuestDaemon is the aos-lab binary whose lab-guest command is the
+	// guests' control daemon, run from the 9p share; built with
+	// CGO_ENABLED=0 (required).
+	GuestDaemon string
 	// Package is the aos-agent .deb every guest installs at boot with
 	// apt-get, as an operator does (required): the agent the lab runs,
 	// units, kill hook and recovery included, is the packaged one.
@@ -57,8 +58,8 @@ func (c *Cluster) IOTimeout() time.Duration { return time.Duration(c.opts.IOTime
 // installs the agent's package and writes each host's lock configuration. Daemons are not started: see
 // StartStorage. On error everything started is torn down.
 func NewCluster(ctx context.Context, opts Options) (_ *Cluster, err error) {
-	if opts.Image == "" || opts.Agent == "" || opts.Package == "" || opts.WorkDir == "" {
-		return nil, errors.New("lab: Options.Image, Agent, Package and WorkDir are required")
+	if opts.Image == "" || opts.GuestDaemon == "" || opts.Package == "" || opts.WorkDir == "" {
+		return nil, errors.New("lab: Options.Image, GuestDaemon, Package and WorkDir are required")
 	}
 	setDefaults(&opts)
 	share := filepath.Join(opts.WorkDir, "share")
@@ -73,7 +74,7 @@ func NewCluster(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
-	if err := copyFile(opts.Agent, filepath.Join(share, "bin", "aos-agent"), 0o755); err != nil {
+	if err := copyFile(opts.GuestDaemon, filepath.Join(share, "bin", "aos-lab"), 0o755); err != nil {
 		return nil, err
 	}
 	if err := c.sharePackage(opts.Package); err != nil {

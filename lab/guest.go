@@ -28,7 +28,7 @@ const LUNWWN = "0x5000c50015ea71ac"
 
 // GuestConfig describes one guest. Image is a directory with rootfs.raw,
 // vmlinuz and initrd.img; ShareDir is mounted at /lab in the guest and must
-// hold bin/aos-agent (the guest daemon).
+// hold bin/aos-lab (the guest daemon).
 type GuestConfig struct {
 	Name     string
 	Image    string

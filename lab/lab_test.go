@@ -130,11 +130,11 @@ func (l *labT) wantMode(t *testing.T, host int, lv, want string) {
 }
 
 var (
-	agentOnce sync.Once
-	agentPath string // the guest control daemon's binary
-	agentDeb  string // the agent's package, which every guest installs
-	agentErr  error
-	accel     string
+	buildOnce   sync.Once
+	guestDaemon string // aos-lab, whose lab-guest command is the guests' control daemon
+	agentDeb    string // the agent's package, which every guest installs
+	buildErr    error
+	accel       string
 )
 
 // buildHost runs the builds with what go needs to find its caches
@@ -191,20 +191,20 @@ func bootLab(t *testing.T, name string, opts Options) *labT {
 		t.Fatal(err)
 	}
 	tm := &timings{}
-	agentOnce.Do(func() {
-		agentPath = filepath.Join(root, "aos-agent")
-		_, agentErr = buildHost().Run(ctx, run.Cmd{Argv: []string{"go", "build", "-o", agentPath, "../cmd/aos-agent"}, Timeout: 5 * time.Minute})
-		if agentErr == nil {
+	buildOnce.Do(func() {
+		guestDaemon = filepath.Join(root, "aos-lab")
+		_, buildErr = buildHost().Run(ctx, run.Cmd{Argv: []string{"go", "build", "-o", guestDaemon, "../cmd/aos-lab"}, Timeout: 5 * time.Minute})
+		if buildErr == nil {
 			start := time.Now()
-			agentDeb, agentErr = buildPackage(ctx, filepath.Join(root, "deb"), "")
+			agentDeb, buildErr = buildPackage(ctx, filepath.Join(root, "deb"), "")
 			tm.add("make deb (the agent's package)", time.Since(start))
 		}
 		start := time.Now()
 		accel = ProbeAccel(ctx, image, root)
 		tm.add("accelerator probe ("+accel+")", time.Since(start))
 	})
-	if agentErr != nil {
-		t.Fatalf("build agent: %v", agentErr)
+	if buildErr != nil {
+		t.Fatalf("build aos-lab and the agent package: %v", buildErr)
 	}
 	if opts.IOTimeout == 0 {
 		opts.IOTimeout = 3
@@ -212,7 +212,7 @@ func bootLab(t *testing.T, name string, opts Options) *labT {
 			fmt.Sscan(v, &opts.IOTimeout)
 		}
 	}
-	opts.Image, opts.Agent, opts.WorkDir, opts.Accel = image, agentPath, filepath.Join(root, name), accel
+	opts.Image, opts.GuestDaemon, opts.WorkDir, opts.Accel = image, guestDaemon, filepath.Join(root, name), accel
 	if opts.Package == "" {
 		opts.Package = agentDeb
 	}

@@ -12,6 +12,6 @@ cleanup() { bash scripts/rabbitmq.sh stop >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 echo "demo: starting a private RabbitMQ on 127.0.0.1 (state in $AOS_RABBIT_DIR)"
 url=$(bash scripts/rabbitmq.sh start | tail -n 1)
-go build -o bin/aos-agent ./cmd/aos-agent
-./bin/aos-agent demo --transport-url "$url" --work-dir "$work" "$@"
+go build -o bin/aos-lab ./cmd/aos-lab
+./bin/aos-lab demo --transport-url "$url" --work-dir "$work" "$@"
 echo "demo: agent state and logs kept in $work"

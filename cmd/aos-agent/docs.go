@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -65,13 +64,8 @@ type flagDoc struct{ Name, Arg, Usage string }
 // it a minimal environment, so defaults read from the environment
 // (AOS_TRANSPORT_URL) never land in the pages.
 func describeCommands(ctx context.Context, r run.Runner, self string) ([]cmdDoc, error) {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var docs []cmdDoc
-	for _, n := range names {
+	for _, n := range commands.Names() {
 		res, err := r.Run(ctx, run.Cmd{Argv: []string{self, n, "-h"}, Timeout: 30 * time.Second})
 		// flag answers -h with the usage and exit 2; anything else means
 		// the command did not parse its flags first.
@@ -80,7 +74,7 @@ func describeCommands(ctx context.Context, r run.Runner, self string) ([]cmdDoc,
 			return nil, fmt.Errorf("%s -h: want its usage and exit 2, got %v", n, err)
 		}
 		d := parseHelp(n, string(res.Stdout)+string(res.Stderr))
-		d.Summary = commands[n].summary
+		d.Summary = commands.Summary(n)
 		docs = append(docs, d)
 	}
 	return docs, nil

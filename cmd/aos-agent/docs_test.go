@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aos-agent/aos-agent/internal/cli"
 	"github.com/aos-agent/aos-agent/internal/run"
 )
 
@@ -38,7 +39,7 @@ func TestParseHelp(t *testing.T) {
 // answering -h stops the generator.
 func TestDocsForEveryCommand(t *testing.T) {
 	r := run.NewScripted(t).AnyOrder()
-	for name := range commands {
+	for _, name := range commands.Names() {
 		r.Expect(run.Step{Argv: []string{"/x/aos-agent", name, "-h"}, ExitCode: 2,
 			Stderr: "Usage of " + name + ":\n  -config string\n    \tconfiguration file (default \"/etc/aos-agent/aos-agent.conf\")\n"})
 	}
@@ -51,7 +52,7 @@ func TestDocsForEveryCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	completion := bashCompletion(docs)
-	for name := range commands {
+	for _, name := range commands.Names() {
 		b, err := os.ReadFile(filepath.Join(dir, "aos-agent-"+name+".8"))
 		if err != nil {
 			t.Fatal(err)
@@ -72,14 +73,15 @@ func TestDocsForEveryCommand(t *testing.T) {
 		t.Fatalf("main page: %v\n%s", err, main)
 	}
 	for name := range descriptions {
-		if _, ok := commands[name]; !ok {
+		if !commands.Has(name) {
 			t.Errorf("description of %q, which is no command", name)
 		}
 	}
 
 	ran := run.NewScripted(t, run.Step{Argv: []string{"/x/aos-agent", "call", "-h"}, Stdout: "aos-agent dev\n"})
 	saved := commands
-	commands = map[string]command{"call": saved["call"]}
+	commands = cli.New("aos-agent")
+	commands.Register("call", saved.Summary("call"), runCall)
 	defer func() { commands = saved }()
 	if _, err := describeCommands(context.Background(), ran, "/x/aos-agent"); err == nil || !strings.Contains(err.Error(), "want its usage and exit 2") {
 		t.Fatalf("a command that ran on -h: %v", err)

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/doctor"
 	"github.com/aos-agent/aos-agent/internal/run"
 )

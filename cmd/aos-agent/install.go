@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/configs"
 	"github.com/aos-agent/aos-agent/hostcfg"
 	"github.com/aos-agent/aos-agent/internal/run"

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/hostcfg"
 	"github.com/aos-agent/aos-agent/internal/run"
 )

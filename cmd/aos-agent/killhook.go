@@ -8,7 +8,7 @@ import (
 	"os"
 	"slices"
 
-	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/recovery"
 )

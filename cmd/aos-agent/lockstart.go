@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/lockstart"
 	"github.com/aos-agent/aos-agent/recovery"

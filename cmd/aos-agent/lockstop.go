@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/lockstart"
 	"github.com/aos-agent/aos-agent/lvm"

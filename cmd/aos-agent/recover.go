@@ -10,7 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/recovery"
 )

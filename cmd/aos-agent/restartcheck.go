@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/recovery"
 	"github.com/aos-agent/aos-agent/state"

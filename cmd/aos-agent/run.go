@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"github.com/aos-agent/aos-agent/agent"
-	"github.com/aos-agent/aos-agent/config"
+	"github.com/aos-agent/aos-agent/agent/config"
 )
 
 func init() {

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/aos-agent/aos-agent/agent"
+	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/agent/rpc"
-	"github.com/aos-agent/aos-agent/config"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/lockstart"
 	"github.com/aos-agent/aos-agent/recovery"
@@ -265,7 +265,7 @@ func Run(ctx context.Context, o Options) error {
 	defer logFile.Close()
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logFile), zap.InfoLevel))
 
-	fmt.Fprintf(out, "== aos-agent demo: 3 simulated hosts share VG \"vol\" on one multipathed LUN\n")
+	fmt.Fprintf(out, "== aos-lab demo: 3 simulated hosts share VG \"vol\" on one multipathed LUN\n")
 	fmt.Fprintf(out, "   broker %s, agent logs in %s\n\n", rpc.RedactURL(o.TransportURL), logFile.Name())
 	c, err := StartCluster(ctx, o, hosts, out, log)
 	if err != nil {

@@ -28,8 +28,8 @@ echo "pyflakes3: cinder_sharedlvm_driver tests"
 pyflakes3 cinder_sharedlvm_driver tests
 
 AOS_TEST_AMQP_URL=$(bash scripts/rabbitmq.sh start | tail -n 1)
-go build -o "$work/aos-agent" ./cmd/aos-agent
-export AOS_TEST_AMQP_URL AOS_AGENT_BIN=$work/aos-agent AOS_TEST_WORK=$work
+go build -o "$work/aos-lab" ./cmd/aos-lab
+export AOS_TEST_AMQP_URL AOS_SIM_BIN=$work/aos-lab AOS_TEST_WORK=$work
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 
 # One process per module: each starts its own simulated cluster.

@@ -5,14 +5,14 @@ The tests run Debian's cinder (python3-cinder, stable/zed): its TestCase
 cinder-volume service (Service + VolumeManager, init_host included) with
 this driver loaded from the seed deployment's cinder.conf section, and the
 v3 attachments API controllers that nova calls. The driver talks to real
-agents: `aos-agent simulate`, the production daemon on simulated hosts
+agents: `aos-lab simulate`, the production agent code on simulated hosts
 sharing one VG, through the project's RabbitMQ. The simulated LVs are real
 block devices (--lv-devices: loop devices linked at /dev/VG/LV while
 active) so cinder's image copies and the agents' clearing and clones move
 real bytes; the VG name is unique to the run, so /dev/VG is the test's.
 
-Environment: AOS_TEST_AMQP_URL (rabbit://...), AOS_AGENT_BIN (the built
-aos-agent). Run with /usr/bin/python3 as root (loop devices).
+Environment: AOS_TEST_AMQP_URL (rabbit://...), AOS_SIM_BIN (the built
+aos-lab, whose simulate command runs the agents). Run with /usr/bin/python3 as root (loop devices).
 """
 
 from cinder.tests.unit import test  # noqa: F401 -- first: eventlet patching
@@ -45,7 +45,7 @@ from cinder_sharedlvm_driver import driver as sharedlvm
 CONF = cfg.CONF
 
 URL = os.environ['AOS_TEST_AMQP_URL']
-AGENT_BIN = os.environ['AOS_AGENT_BIN']
+SIM_BIN = os.environ['AOS_SIM_BIN']
 HOSTS = ('compute-a', 'compute-b', 'cinder-1')
 BACKEND = 'sanlock'
 SERVICE_HOST = 'cinder-1@' + BACKEND
@@ -68,7 +68,7 @@ agent_response_timeout = 2888
 
 
 class Cluster(object):
-    """One `aos-agent simulate` process: three hosts, one VG of its own;
+    """One `aos-lab simulate` process: three hosts, one VG of its own;
     with devices, its LVs are block devices."""
 
     def __init__(self, devices=True):
@@ -80,7 +80,7 @@ class Cluster(object):
         self.work = tempfile.mkdtemp(prefix='aos-cinder-driver-',
                                      dir=os.environ.get('AOS_TEST_WORK',
                                                         '/tmp'))
-        argv = [AGENT_BIN, 'simulate', '--transport-url', URL,
+        argv = [SIM_BIN, 'simulate', '--transport-url', URL,
                 '--topic', self.topic, '--hosts', ','.join(HOSTS),
                 '--vg', self.vg, '--pv-size-gib', '256',
                 '--work-dir', os.path.join(self.work, 'agents')]

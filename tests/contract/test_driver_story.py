@@ -1,10 +1,10 @@
 """The SharedLVM driver's story, written as the driver calls the agent.
 
 Debian's oslo.messaging RPCClient (run with /usr/bin/python3) against real
-agents (`aos-agent simulate`: the production daemon on simulated hosts) through
+agents (`aos-lab simulate`: the production agent code on simulated hosts) through
 a real RabbitMQ. Needs:
   AOS_TEST_AMQP_URL  rabbit://user:pass@127.0.0.1:PORT/vhost
-  AOS_AGENT_BIN      path of the built aos-agent binary
+  AOS_SIM_BIN        path of the built aos-lab binary (its simulate command)
 or, against agents already running on real hosts (the lab's two guests):
   AOS_STORY_HOSTS    compute-a=SERVER,compute-b=SERVER,cinder-1=SERVER (agent host names)
   AOS_STORY_TOPIC    their RPC topic (default aos-agent)
@@ -30,7 +30,7 @@ class DriverStory(unittest.TestCase):
         if not HOSTS:
             cls.log = tempfile.NamedTemporaryFile(prefix="aos-simulate-", suffix=".log", delete=False)
             cls.proc = subprocess.Popen(
-                [os.environ["AOS_AGENT_BIN"], "simulate", "--transport-url", URL, "--topic", TOPIC,
+                [os.environ["AOS_SIM_BIN"], "simulate", "--transport-url", URL, "--topic", TOPIC,
                  "--hosts", "compute-a,compute-b,cinder-1"],
                 stdout=subprocess.PIPE, stderr=cls.log, text=True)
             line = cls.proc.stdout.readline()

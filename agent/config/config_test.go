@@ -9,7 +9,7 @@ import (
 )
 
 func TestParseFullFile(t *testing.T) {
-	c, err := Load("../configs/aos-agent.conf.example")
+	c, err := Load("../../configs/aos-agent.conf.example")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func init() {
 			return 2
 		}
 		if *url == "" {
-			fmt.Fprintln(os.Stderr, "aos-agent simulate: --transport-url or AOS_TRANSPORT_URL is required")
+			fmt.Fprintln(os.Stderr, "aos-lab simulate: --transport-url or AOS_TRANSPORT_URL is required")
 			return 2
 		}
 		dir := *work
@@ -48,14 +48,14 @@ func init() {
 			VG: *vg, LVDevices: *lvDevices, PVSize: *pvGiB << 30},
 			strings.Split(*hostList, ","), os.Stderr, log)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "aos-agent simulate:", err)
+			fmt.Fprintln(os.Stderr, "aos-lab simulate:", err)
 			return 1
 		}
 		fmt.Println("READY", dir) // the test driver waits for this line
 		go control(os.Stdin, os.Stdout, c)
 		<-ctx.Done()
 		if err := c.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "aos-agent simulate:", err)
+			fmt.Fprintln(os.Stderr, "aos-lab simulate:", err)
 			return 1
 		}
 		return 0

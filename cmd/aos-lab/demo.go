@@ -19,7 +19,7 @@ func init() {
 			return 2
 		}
 		if *url == "" {
-			fmt.Fprintln(os.Stderr, "aos-agent demo: --transport-url or AOS_TRANSPORT_URL is required (make demo starts a local broker)")
+			fmt.Fprintln(os.Stderr, "aos-lab demo: --transport-url or AOS_TRANSPORT_URL is required (make demo starts a local broker)")
 			return 2
 		}
 		dir := *work
@@ -31,7 +31,7 @@ func init() {
 			}
 		}
 		if err := demo.Run(ctx, demo.Options{TransportURL: *url, MetricsListen: *metrics, WorkDir: dir, Out: os.Stdout, Version: version}); err != nil {
-			fmt.Fprintln(os.Stderr, "aos-agent demo:", err)
+			fmt.Fprintln(os.Stderr, "aos-lab demo:", err)
 			return 1
 		}
 		return 0
