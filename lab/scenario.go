@@ -15,7 +15,7 @@ import (
 	"github.com/aos-agent/aos-agent/scenario"
 )
 
-// ScenarioCluster runs the shared scenario definitions (lab/scenarios) on
+// ScenarioCluster runs the shared scenario definitions (scenario/definitions) on
 // real guests: it implements scenario.Cluster over a Cluster.
 type ScenarioCluster struct {
 	C      *Cluster

@@ -14,12 +14,12 @@ import (
 	"github.com/aos-agent/aos-agent/scenario"
 )
 
-// sharedScenarios runs every definition in lab/scenarios on the real guests
+// sharedScenarios runs every definition in scenario/definitions on the real guests
 // through the agent's volume service, and the same definition on the
 // simulator; a step whose outcome differs between the two fails the test,
 // to be fixed in the simulator.
 func (l *labT) sharedScenarios(t *testing.T, ctx context.Context) {
-	defs, err := scenario.Load("scenarios")
+	defs, err := scenario.Load("../scenario/definitions")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 func TestDefinitionsLoad(t *testing.T) {
-	ss, err := Load("../lab/scenarios")
+	ss, err := Load("definitions")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestLoadRejectsBadDefinitions(t *testing.T) {
 
 // Every scenario passes on the simulator through the real agent code.
 func TestScenariosOnSimulator(t *testing.T) {
-	ss, err := Load("../lab/scenarios")
+	ss, err := Load("definitions")
 	if err != nil {
 		t.Fatal(err)
 	}
