@@ -38,7 +38,7 @@ import (
 // inject a simulated host through Runner.
 type Options struct {
 	Version string
-	Runner  run.Runner // nil means the real host (run.Host)
+	Runner  run.Runner // nil means the real host (run.Local)
 	Logger  *zap.Logger
 	// PollInterval of the host monitor; 0 means 5 s.
 	PollInterval time.Duration
@@ -102,7 +102,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	d.lvmVer = sync.OnceValue(d.lvmVersion)
 	d.runner = opts.Runner
 	if d.runner == nil {
-		d.runner = &run.Host{DefaultTimeout: cfg.LVM.CommandTimeout}
+		d.runner = &run.Local{DefaultTimeout: cfg.LVM.CommandTimeout}
 	}
 	timeout := cfg.LVM.CommandTimeout
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -69,7 +69,7 @@ func TestDaemonRecoversAutomaticallyWhenPathsReturn(t *testing.T) {
 	if d.auto == nil {
 		t.Fatal("[recovery] mode = auto is the default")
 	}
-	for lv, mode := range map[string]volumes.Mode{"a1": volumes.Exclusive, "a2": volumes.Shared} {
+	for lv, mode := range map[string]volumes.RequestedMode{"a1": volumes.Exclusive, "a2": volumes.Shared} {
 		if _, err := d.volumes.Activate(ctx, volumes.Ref{VG: "vol", LV: lv}, mode); err != nil {
 			t.Fatal(err)
 		}

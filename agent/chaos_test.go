@@ -48,9 +48,9 @@ type chaosStep struct {
 	LV   int    `json:"lv,omitempty"`
 	// At is the command a fault-inside step waits for on the host: the
 	// lease is lost again right after it ran (inside a recovery step).
-	At   string        `json:"at,omitempty"`
-	Mode volumes.Mode  `json:"mode,omitempty"`
-	For  time.Duration `json:"for,omitempty"`
+	At   string                `json:"at,omitempty"`
+	Mode volumes.RequestedMode `json:"mode,omitempty"`
+	For  time.Duration         `json:"for,omitempty"`
 }
 
 func (s chaosStep) String() string {

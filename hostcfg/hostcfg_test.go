@@ -102,7 +102,7 @@ func TestDiffMatchesDiffUtils(t *testing.T) {
 		if err := os.WriteFile(newFile, c.New, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		res, err := (&run.Host{}).Run(context.Background(), run.Cmd{Argv: []string{"diff", "-u", "--label", "a" + c.Path, "--label", "b" + c.Path, c.file, newFile}})
+		res, err := (&run.Local{}).Run(context.Background(), run.Cmd{Argv: []string{"diff", "-u", "--label", "a" + c.Path, "--label", "b" + c.Path, c.file, newFile}})
 		var rerr *run.Error
 		if !errors.As(err, &rerr) || rerr.ExitCode != 1 {
 			t.Fatalf("diff: %v", err)

@@ -74,7 +74,7 @@ func StartGuest(ctx context.Context, cfg GuestConfig) (*Guest, error) {
 	}
 	overlay := filepath.Join(cfg.WorkDir, "overlay.qcow2")
 	if !cfg.ReuseOverlay {
-		host := &run.Host{}
+		host := &run.Local{}
 		if _, err := host.Run(ctx, run.Cmd{Argv: []string{"qemu-img", "create", "-q", "-f", "qcow2",
 			"-F", "raw", "-b", filepath.Join(cfg.Image, "rootfs.raw"), overlay}}); err != nil {
 			return nil, fmt.Errorf("lab: overlay for %s: %w", cfg.Name, err)

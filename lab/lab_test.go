@@ -138,15 +138,15 @@ var (
 )
 
 // buildHost runs the builds with what go needs to find its caches
-// (run.Host starts commands with a minimal environment).
-func buildHost() *run.Host {
+// (run.Local starts commands with a minimal environment).
+func buildHost() *run.Local {
 	env := []string{"CGO_ENABLED=0"}
 	for _, k := range []string{"HOME", "XDG_CACHE_HOME", "GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
 	}
-	return &run.Host{Env: env}
+	return &run.Local{Env: env}
 }
 
 // buildPackage builds the agent's .deb as `make deb` does into dir, with

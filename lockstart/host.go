@@ -17,31 +17,31 @@ import (
 	"github.com/aos-agent/aos-agent/state"
 )
 
-// commandHost is Host over host commands. vgs and vgchange use local argv:
+// commandMachine is Machine over host commands. vgs and vgchange use local argv:
 // lvm.Client has no PV-completeness report and its LockStart waits for the
 // join, which would hide progress for minutes.
-type commandHost struct {
+type commandMachine struct {
 	r       run.Runner
 	timeout time.Duration
 	sanlock *sanlock.Client
 	mpath   *multipath.Client
 }
 
-// NewHost returns a Host running commands with r; timeout bounds each one.
-func NewHost(r run.Runner, timeout time.Duration) Host {
-	return &commandHost{
+// NewMachine returns a Machine running commands with r; timeout bounds each one.
+func NewMachine(r run.Runner, timeout time.Duration) Machine {
+	return &commandMachine{
 		r: r, timeout: timeout,
 		sanlock: sanlock.New(r, timeout),
 		mpath:   multipath.New(r, timeout),
 	}
 }
 
-func (c *commandHost) SanlockRunning(ctx context.Context) error {
+func (c *commandMachine) SanlockRunning(ctx context.Context) error {
 	_, err := c.sanlock.Status(ctx)
 	return err
 }
 
-func (c *commandHost) LvmlockdRunning(ctx context.Context) error {
+func (c *commandMachine) LvmlockdRunning(ctx context.Context) error {
 	res, err := c.r.Run(ctx, run.Cmd{Argv: []string{"lvmlockctl", "--info"}, Timeout: c.timeout})
 	// A lab guest's status poll recorded "Cannot connect to lvmlockd." with
 	// rc=0, so the text decides, not only the exit status.
@@ -54,7 +54,7 @@ func (c *commandHost) LvmlockdRunning(ctx context.Context) error {
 	return nil
 }
 
-func (c *commandHost) ActivePaths(ctx context.Context, alias string) (int, error) {
+func (c *commandMachine) ActivePaths(ctx context.Context, alias string) (int, error) {
 	m, err := findMap(ctx, c.mpath, alias)
 	if err != nil {
 		return 0, err
@@ -77,11 +77,11 @@ func findMap(ctx context.Context, mp *multipath.Client, alias string) (*multipat
 	return nil, fmt.Errorf("%w: %s", multipath.ErrMapNotFound, alias)
 }
 
-func (c *commandHost) lvmCmd(ctx context.Context, argv ...string) (run.Result, error) {
+func (c *commandMachine) lvmCmd(ctx context.Context, argv ...string) (run.Result, error) {
 	return c.r.Run(ctx, run.Cmd{Argv: argv, Timeout: c.timeout})
 }
 
-func (c *commandHost) VGComplete(ctx context.Context, vg string) error {
+func (c *commandMachine) VGComplete(ctx context.Context, vg string) error {
 	res, err := c.lvmCmd(ctx, "vgs", "--reportformat", "json", "-o", "vg_name,pv_count,vg_attr", vg)
 	var rerr *run.Error
 	if errors.As(err, &rerr) && strings.Contains(rerr.Stderr, "not found") {
@@ -120,7 +120,7 @@ func (c *commandHost) VGComplete(ctx context.Context, vg string) error {
 	return errdefs.Errorf(errdefs.ErrVolumeGroupNotFound, "not in the vgs report")
 }
 
-func (c *commandHost) LockStart(ctx context.Context, vg string) error {
+func (c *commandMachine) LockStart(ctx context.Context, vg string) error {
 	_, err := c.lvmCmd(ctx, "vgchange", "--lock-start", "--lock-opt", "nowait", vg)
 	var rerr *run.Error
 	if !errors.As(err, &rerr) {
@@ -137,7 +137,7 @@ func (c *commandHost) LockStart(ctx context.Context, vg string) error {
 	return err
 }
 
-func (c *commandHost) Lockspace(ctx context.Context, vg string) (LockspaceState, error) {
+func (c *commandMachine) Lockspace(ctx context.Context, vg string) (LockspaceState, error) {
 	st, err := c.sanlock.Status(ctx)
 	if err != nil {
 		return LockspaceAbsent, err
@@ -155,7 +155,7 @@ func (c *commandHost) Lockspace(ctx context.Context, vg string) (LockspaceState,
 	return LockspaceJoined, nil
 }
 
-func (c *commandHost) Activate(ctx context.Context, lv state.HeldLV) error {
+func (c *commandMachine) Activate(ctx context.Context, lv state.HeldLV) error {
 	mode := lvm.Exclusive
 	if lv.Mode == state.Shared {
 		mode = lvm.Shared

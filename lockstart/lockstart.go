@@ -18,9 +18,9 @@ import (
 	"github.com/aos-agent/aos-agent/state"
 )
 
-// Host is what lockstart needs from the machine; NewHost implements it
+// Machine is what lockstart needs from the host; NewMachine implements it
 // with host commands.
-type Host interface {
+type Machine interface {
 	// SanlockRunning and LvmlockdRunning return nil when the daemon answers.
 	SanlockRunning(ctx context.Context) error
 	LvmlockdRunning(ctx context.Context) error
@@ -68,7 +68,7 @@ type Result struct {
 
 // Run waits for the host, starts every VG's lockspace and re-activates the
 // held LVs. The error names exactly what was still missing.
-func Run(ctx context.Context, h Host, o Options) (Result, error) {
+func Run(ctx context.Context, h Machine, o Options) (Result, error) {
 	if len(o.VolumeGroups) == 0 {
 		return Result{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "no volume group configured")
 	}
@@ -93,7 +93,7 @@ func Run(ctx context.Context, h Host, o Options) (Result, error) {
 }
 
 // prerequisites lists what lock start still waits for, empty when ready.
-func prerequisites(ctx context.Context, h Host, o Options) []string {
+func prerequisites(ctx context.Context, h Machine, o Options) []string {
 	var missing []string
 	if err := h.SanlockRunning(ctx); err != nil {
 		missing = append(missing, "sanlock not running ("+oneLine(err)+")")
@@ -122,7 +122,7 @@ func prerequisites(ctx context.Context, h Host, o Options) []string {
 // lists those not joined yet. Lock start is re-issued while a lockspace
 // stays absent: vgchange was seen to return 0 without the lockspace
 // starting. A lease that needs repair ends the wait at once.
-func lockspaces(ctx context.Context, h Host, vgs []string, started map[string]bool) ([]string, error) {
+func lockspaces(ctx context.Context, h Machine, vgs []string, started map[string]bool) ([]string, error) {
 	var missing []string
 	for _, vg := range vgs {
 		ls, err := h.Lockspace(ctx, vg)
@@ -156,7 +156,7 @@ func lockspaces(ctx context.Context, h Host, vgs []string, started map[string]bo
 }
 
 // activate re-activates the held LVs of the configured VGs in their modes.
-func activate(ctx context.Context, h Host, o Options) (Result, error) {
+func activate(ctx context.Context, h Machine, o Options) (Result, error) {
 	configured := map[string]bool{}
 	for _, vg := range o.VolumeGroups {
 		configured[vg] = true

@@ -67,7 +67,7 @@ func TestLUNAppearsLateThenJoinAndReactivate(t *testing.T) {
 	)
 	r := run.NewScripted(t, steps...)
 	var progress []string
-	res, err := Run(context.Background(), NewHost(r, time.Minute), options(&progress))
+	res, err := Run(context.Background(), NewMachine(r, time.Minute), options(&progress))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func deadlineRun(t *testing.T, o Options, answer func(argv []string) (run.Result
 		}
 		return answer(c.Argv)
 	})
-	_, err := Run(context.Background(), NewHost(r, time.Minute), o)
+	_, err := Run(context.Background(), NewMachine(r, time.Minute), o)
 	if err == nil {
 		t.Fatal("Run succeeded")
 	}
@@ -163,7 +163,7 @@ func TestLvmlockdDownTimesOutNamingIt(t *testing.T) {
 
 func TestLvmlockdCannotConnectWithExitZero(t *testing.T) {
 	r := run.NewScripted(t, run.Step{Argv: argvLockctl, Stderr: "/run/lvm/lvmlockd.socket: connect failed: No such file or directory\nCannot connect to lvmlockd.\n"})
-	err := NewHost(r, time.Minute).LvmlockdRunning(context.Background())
+	err := NewMachine(r, time.Minute).LvmlockdRunning(context.Background())
 	if !errors.Is(err, errdefs.ErrLockManagerDown) {
 		t.Errorf("got %v", err)
 	}
@@ -191,7 +191,7 @@ func TestLeaseNeedsRepairStopsAtOnce(t *testing.T) {
 	)
 	r := run.NewScripted(t, steps...)
 	var progress []string
-	_, err := Run(context.Background(), NewHost(r, time.Minute), options(&progress))
+	_, err := Run(context.Background(), NewMachine(r, time.Minute), options(&progress))
 	if !errors.Is(err, ErrLeaseNeedsRepair) || !strings.Contains(err.Error(), "VG vol:") {
 		t.Errorf("got %v", err)
 	}
@@ -208,7 +208,7 @@ func TestStartInProgressAndAlreadyStarted(t *testing.T) {
 	)
 	r := run.NewScripted(t, steps...)
 	var progress []string
-	res, err := Run(context.Background(), NewHost(r, time.Minute), options(&progress))
+	res, err := Run(context.Background(), NewMachine(r, time.Minute), options(&progress))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestLockStartReturnsZeroButLockspaceAbsent(t *testing.T) {
 	)
 	r := run.NewScripted(t, steps...)
 	var progress []string
-	if _, err := Run(context.Background(), NewHost(r, time.Minute), options(&progress)); err != nil {
+	if _, err := Run(context.Background(), NewMachine(r, time.Minute), options(&progress)); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(strings.Join(progress, "\n"), "absent from sanlock although lock start succeeded") {
@@ -250,14 +250,14 @@ func TestActivationFailureFails(t *testing.T) {
 		run.Step{Argv: argvSanlock, Stdout: fixture.Text(t, "sanlock-status.joined.txt")},
 		run.Step{Argv: argvActivate("-aey", "lv1"), Stderr: "  Failed to find logical volume \"vol/lv1\"\n", ExitCode: 5},
 	)
-	_, err := Run(context.Background(), NewHost(r, time.Minute), o)
+	_, err := Run(context.Background(), NewMachine(r, time.Minute), o)
 	if err == nil || !strings.Contains(err.Error(), "vol/lv1 (ex)") {
 		t.Errorf("got %v", err)
 	}
 }
 
 func TestNoVolumeGroup(t *testing.T) {
-	_, err := Run(context.Background(), NewHost(run.NewScripted(t), time.Minute), Options{Timeout: time.Second})
+	_, err := Run(context.Background(), NewMachine(run.NewScripted(t), time.Minute), Options{Timeout: time.Second})
 	if !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("got %v", err)
 	}

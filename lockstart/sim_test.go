@@ -22,7 +22,7 @@ func TestSimulatorLUNLateRejoinAndReactivate(t *testing.T) {
 		Clock: sim.NewScaledClock(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), 1000),
 	})
 	ctx := context.Background()
-	h1 := NewHost(c.Host("h1"), 5*time.Second)
+	h1 := NewMachine(c.Host("h1"), 5*time.Second)
 	opts := func(held ...state.HeldLV) Options {
 		return Options{VolumeGroups: []string{"vol"}, MultipathAlias: "lun0", Timeout: time.Minute, Poll: time.Millisecond, Held: held}
 	}
@@ -56,7 +56,7 @@ func TestSimulatorLUNLateRejoinAndReactivate(t *testing.T) {
 	o.Progress = func(s string) { progress = append(progress, s) }
 	// Short per-command timeout: with every path down LVM queues I/O and
 	// hangs, as on a real host, until the command is killed.
-	res, err := Run(ctx, NewHost(h2runner, 200*time.Millisecond), o)
+	res, err := Run(ctx, NewMachine(h2runner, 200*time.Millisecond), o)
 	if err != nil {
 		t.Fatalf("h2: %v\nprogress:\n%s", err, strings.Join(progress, "\n"))
 	}
@@ -78,7 +78,7 @@ func TestSimulatorLvmlockdDown(t *testing.T) {
 		Clock: sim.NewScaledClock(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), 1000),
 	})
 	c.CrashDaemon("h1", "lvmlockd")
-	_, err := Run(context.Background(), NewHost(c.Host("h1"), 5*time.Second),
+	_, err := Run(context.Background(), NewMachine(c.Host("h1"), 5*time.Second),
 		Options{VolumeGroups: []string{"vol"}, MultipathAlias: "lun0", Timeout: 300 * time.Millisecond, Poll: time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "lvmlockd not running") || strings.Contains(err.Error(), "sanlock not running") {
 		t.Errorf("got %v", err)

@@ -54,19 +54,19 @@ func New(r run.Runner, opts Options) *Client {
 	return &Client{r: r, opts: opts}
 }
 
-// Mode is an activation mode under lvmlockd.
-type Mode int
+// ActivationMode is an activation mode under lvmlockd.
+type ActivationMode int
 
 const (
 	// Exclusive activates with an exclusive LV lock (-aey): fails if any
 	// other host holds the LV in any mode.
-	Exclusive Mode = iota + 1
+	Exclusive ActivationMode = iota + 1
 	// Shared activates with a shared LV lock (-asy), for multi-attach and
 	// live migration.
 	Shared
 )
 
-func (m Mode) flag() (string, error) {
+func (m ActivationMode) flag() (string, error) {
 	switch m {
 	case Exclusive:
 		return "-aey", nil
@@ -76,7 +76,7 @@ func (m Mode) flag() (string, error) {
 	return "", errdefs.Errorf(errdefs.ErrInvalidArgument, "unknown activation mode %d", int(m))
 }
 
-func (m Mode) String() string {
+func (m ActivationMode) String() string {
 	switch m {
 	case Exclusive:
 		return "exclusive"
@@ -177,7 +177,7 @@ type BatchResult struct {
 // Activate activates lvs of vg in mode with one lvchange. The error is nil
 // only if every LV was activated; otherwise it joins the per-LV errors, and
 // the result tells which LVs did change.
-func (c *Client) Activate(ctx context.Context, mode Mode, vg string, lvs ...string) (BatchResult, error) {
+func (c *Client) Activate(ctx context.Context, mode ActivationMode, vg string, lvs ...string) (BatchResult, error) {
 	flag, err := mode.flag()
 	if err != nil {
 		return BatchResult{}, err

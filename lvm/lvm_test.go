@@ -183,10 +183,10 @@ func TestActivateBatch(t *testing.T) {
 	if _, err := c.Deactivate(ctx, "vol", "lv1", "lv2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Activate(ctx, Mode(9), "vol", "lv1"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if _, err := c.Activate(ctx, ActivationMode(9), "vol", "lv1"); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("bad mode: %v", err)
 	}
-	if Exclusive.String() != "exclusive" || Shared.String() != "shared" || Mode(9).String() != "Mode(9)" {
+	if Exclusive.String() != "exclusive" || Shared.String() != "shared" || ActivationMode(9).String() != "Mode(9)" {
 		t.Fatal("mode names")
 	}
 }

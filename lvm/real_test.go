@@ -25,7 +25,7 @@ import (
 	"github.com/aos-agent/aos-agent/internal/run"
 )
 
-func realHost(t *testing.T) (*run.Host, string) {
+func realHost(t *testing.T) (*run.Local, string) {
 	t.Helper()
 	dir := t.TempDir()
 	img := filepath.Join(dir, "pv.img")
@@ -61,7 +61,7 @@ backup { backup = 0 archive = 0 }
 		t.Fatal(err)
 	}
 	// lvm warns about inherited descriptors (go test keeps some open).
-	return &run.Host{Env: []string{"LVM_SYSTEM_DIR=" + etc, "LVM_SUPPRESS_FD_WARNINGS=1"}, DefaultTimeout: time.Minute}, loop
+	return &run.Local{Env: []string{"LVM_SYSTEM_DIR=" + etc, "LVM_SUPPRESS_FD_WARNINGS=1"}, DefaultTimeout: time.Minute}, loop
 }
 
 func TestRealLVM(t *testing.T) {

@@ -22,7 +22,7 @@ func TestRealMultipathdWithoutDaemon(t *testing.T) {
 	if exec.Command("pgrep", "-x", "multipathd").Run() == nil {
 		t.Fatal("a multipathd runs on this host; this test needs none")
 	}
-	c := New(&run.Host{}, 30*time.Second)
+	c := New(&run.Local{}, 30*time.Second)
 	ctx := context.Background()
 	if _, err := c.Maps(ctx); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("maps: %v", err)

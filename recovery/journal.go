@@ -60,10 +60,10 @@ type FencedLV struct {
 	Device string `json:"device"` // dm name
 	// Mode and UUID come from the held record; Mode is "" for an LV the
 	// agent did not activate (recovery must not re-acquire it).
-	Mode   state.Mode `json:"mode,omitempty"`
-	UUID   string     `json:"uuid,omitempty"`
-	Fenced bool       `json:"fenced"` // error target verified (or device gone)
-	Error  string     `json:"error,omitempty"`
+	Mode   state.HeldMode `json:"mode,omitempty"`
+	UUID   string         `json:"uuid,omitempty"`
+	Fenced bool           `json:"fenced"` // error target verified (or device gone)
+	Error  string         `json:"error,omitempty"`
 	// Outcome is set by Recover once the LV is settled (OutcomeReacquired,
 	// OutcomeLost, OutcomeNotHeld); "" means still to do.
 	Outcome string `json:"outcome,omitempty"`

@@ -222,7 +222,7 @@ func (f *fencer) deactivateFenced(ctx context.Context) error {
 // reacquireAll re-locks the pending LVs, exclusive ones first, each in its
 // recorded mode; an LV the agent never held is only settled.
 func (f *fencer) reacquireAll(ctx context.Context) error {
-	for _, mode := range []state.Mode{state.Exclusive, state.Shared} {
+	for _, mode := range []state.HeldMode{state.Exclusive, state.Shared} {
 		f.reacquire(ctx, mode)
 	}
 	for i := range f.j.LVs {
@@ -326,7 +326,7 @@ func lockspaceHealthy(st *sanlock.Status, vg string) bool {
 // reacquire activates the pending LVs recorded in mode with one lvchange.
 // An LV another host locked meanwhile is lost to this host: it leaves
 // held.json so nothing here activates it again.
-func (f *fencer) reacquire(ctx context.Context, mode state.Mode) {
+func (f *fencer) reacquire(ctx context.Context, mode state.HeldMode) {
 	var todo []*FencedLV
 	for _, p := range f.pending() {
 		if p.Mode == mode {

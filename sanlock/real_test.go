@@ -23,7 +23,7 @@ import (
 // privateDaemon starts a sanlock daemon of this test's own and returns a
 // runner whose commands talk to it, a Client on that runner, an empty 4 MiB
 // lease file, and a function running a command that must succeed.
-func privateDaemon(t *testing.T) (*run.Host, *Client, string, func(argv ...string)) {
+func privateDaemon(t *testing.T) (*run.Local, *Client, string, func(argv ...string)) {
 	t.Helper()
 	if _, err := exec.LookPath("sanlock"); err != nil {
 		t.Fatal("sanlock not installed (scripts/deps.d/hostcli.pkgs):", err)
@@ -36,7 +36,7 @@ func privateDaemon(t *testing.T) (*run.Host, *Client, string, func(argv ...strin
 	}
 	t.Cleanup(func() { os.RemoveAll(leaseDir) })
 	env := []string{"SANLOCK_RUN_DIR=" + runDir, "SANLOCK_PRIVILEGED=0"}
-	host := &run.Host{Env: env, DefaultTimeout: time.Minute}
+	host := &run.Local{Env: env, DefaultTimeout: time.Minute}
 	ctx := context.Background()
 	sh := func(argv ...string) {
 		t.Helper()
@@ -84,7 +84,7 @@ func privateDaemon(t *testing.T) (*run.Host, *Client, string, func(argv ...strin
 }
 
 // holdLease runs `sanlock client command -r RES -c argv...` until the test ends.
-func holdLease(t *testing.T, host *run.Host, res string, argv ...string) {
+func holdLease(t *testing.T, host *run.Local, res string, argv ...string) {
 	holder := exec.Command("sanlock", append([]string{"client", "command", "-r", res, "-c"}, argv...)...)
 	holder.Env = append(os.Environ(), host.Env...)
 	if err := holder.Start(); err != nil {
@@ -152,7 +152,7 @@ func TestRealSanlockDaemon(t *testing.T) {
 	}
 
 	// A client pointed at a run directory with no daemon.
-	down := New(&run.Host{Env: []string{"SANLOCK_RUN_DIR=" + t.TempDir(), "SANLOCK_PRIVILEGED=0"}}, 30*time.Second)
+	down := New(&run.Local{Env: []string{"SANLOCK_RUN_DIR=" + t.TempDir(), "SANLOCK_PRIVILEGED=0"}}, 30*time.Second)
 	if _, err := down.Status(ctx); !errors.Is(err, errdefs.ErrLockManagerDown) {
 		t.Fatalf("status, no daemon: %v", err)
 	}
@@ -221,7 +221,7 @@ func TestRealLvmlockctlWithoutDaemon(t *testing.T) {
 	if _, err := os.Stat("/run/lvm/lvmlockd.socket"); err == nil {
 		t.Fatal("an lvmlockd is running on this host; this test needs none")
 	}
-	l := NewLockCtl(&run.Host{}, 30*time.Second)
+	l := NewLockCtl(&run.Local{}, 30*time.Second)
 	if _, err := l.Info(context.Background()); !errors.Is(err, errdefs.ErrLockManagerDown) {
 		t.Fatalf("info: %v", err)
 	}

@@ -450,7 +450,7 @@ func (r *Runner) step(ctx context.Context, h *host, st Step) (string, error) {
 	case OpCreate:
 		_, err = h.svc.Create(ctx, ref, st.SizeGiB)
 	case OpActivate:
-		mode := volumes.Mode(st.Mode)
+		mode := volumes.RequestedMode(st.Mode)
 		if mode == "" {
 			mode = volumes.Exclusive
 		}

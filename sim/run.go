@@ -70,7 +70,7 @@ func (h *Host) Run(ctx context.Context, c run.Cmd) (run.Result, error) {
 	}
 	res := run.Result{Stdout: []byte(r.stdout), Stderr: []byte(r.stderr), ExitCode: r.code, Duration: time.Since(start)}
 	if r.hang {
-		// What run.Host reports for a command killed at its deadline.
+		// What run.Local reports for a command killed at its deadline.
 		res = run.Result{Duration: time.Since(start), ExitCode: -1}
 		return res, &run.Error{Argv: c.Argv, ExitCode: -1, TimedOut: errors.Is(ctx.Err(), context.DeadlineExceeded), Err: ctx.Err()}
 	}

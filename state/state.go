@@ -16,20 +16,20 @@ import (
 	"syscall"
 )
 
-// Mode is an LV lock mode as recorded: "ex" or "sh".
-type Mode string
+// HeldMode is an LV lock mode as recorded: "ex" or "sh".
+type HeldMode string
 
 const (
-	Exclusive Mode = "ex"
-	Shared    Mode = "sh"
+	Exclusive HeldMode = "ex"
+	Shared    HeldMode = "sh"
 )
 
 // HeldLV is one LV active on this host with its lock mode.
 type HeldLV struct {
-	VG   string `json:"vg"`
-	LV   string `json:"lv"`
-	UUID string `json:"uuid,omitempty"`
-	Mode Mode   `json:"mode"`
+	VG   string   `json:"vg"`
+	LV   string   `json:"lv"`
+	UUID string   `json:"uuid,omitempty"`
+	Mode HeldMode `json:"mode"`
 }
 
 type heldFile struct {

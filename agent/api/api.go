@@ -88,7 +88,7 @@ func (a *api) activateVolume(ctx context.Context, req *rpc.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	return a.Volumes.Activate(ctx, r, volumes.Mode(mode))
+	return a.Volumes.Activate(ctx, r, volumes.RequestedMode(mode))
 }
 
 func (a *api) deactivateVolume(ctx context.Context, req *rpc.Request) (any, error) {

@@ -19,22 +19,22 @@ import (
 	"go.uber.org/zap"
 )
 
-// Mode is an activation mode as the RPC API names it.
-type Mode string
+// RequestedMode is an activation mode as the RPC API names it.
+type RequestedMode string
 
 const (
-	Exclusive Mode = "exclusive"
-	Shared    Mode = "shared"
+	Exclusive RequestedMode = "exclusive"
+	Shared    RequestedMode = "shared"
 )
 
-func (m Mode) lvm() lvm.Mode {
+func (m RequestedMode) lvm() lvm.ActivationMode {
 	if m == Shared {
 		return lvm.Shared
 	}
 	return lvm.Exclusive
 }
 
-func (m Mode) held() state.Mode {
+func (m RequestedMode) held() state.HeldMode {
 	if m == Shared {
 		return state.Shared
 	}
@@ -43,7 +43,7 @@ func (m Mode) held() state.Mode {
 
 // LVM is what the service needs from the lvm package.
 type LVM interface {
-	Activate(ctx context.Context, mode lvm.Mode, vg string, lvs ...string) (lvm.BatchResult, error)
+	Activate(ctx context.Context, mode lvm.ActivationMode, vg string, lvs ...string) (lvm.BatchResult, error)
 	Deactivate(ctx context.Context, vg string, lvs ...string) (lvm.BatchResult, error)
 	Refresh(ctx context.Context, vg, lv string) error
 	Create(ctx context.Context, vg, lv string, sizeBytes uint64, tags ...string) error
@@ -112,7 +112,7 @@ type Service struct {
 
 type batchKey struct {
 	vg   string
-	mode Mode
+	mode RequestedMode
 }
 
 // New returns a Service.
@@ -284,17 +284,17 @@ func (s *Service) lockLV(ctx context.Context, r Ref) (func(), error) {
 
 // Activation is the result of Activate.
 type Activation struct {
-	DevicePath string `json:"device_path"`
-	Mode       Mode   `json:"mode"`
-	VG         string `json:"volume_group"`
-	LV         string `json:"volume_name"`
+	DevicePath string        `json:"device_path"`
+	Mode       RequestedMode `json:"mode"`
+	VG         string        `json:"volume_group"`
+	LV         string        `json:"volume_name"`
 }
 
 // Activate makes r usable here in mode. lvchange is idempotent for the mode
 // already held and converts between modes in place (ex→sh always, sh→ex
 // when no other host holds it), so the service runs it without a costly
 // state probe first; concurrent activations share one lvchange per mode.
-func (s *Service) Activate(ctx context.Context, r Ref, mode Mode) (Activation, error) {
+func (s *Service) Activate(ctx context.Context, r Ref, mode RequestedMode) (Activation, error) {
 	if mode != Exclusive && mode != Shared {
 		return Activation{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "mode must be %q or %q, not %q", Exclusive, Shared, mode)
 	}
@@ -440,7 +440,7 @@ type Volume struct {
 	SizeBytes  uint64 `json:"size_bytes"`
 	ActiveHere bool   `json:"active_here"`
 	// Mode is the lock this host holds: "exclusive", "shared" or "" (none).
-	Mode Mode `json:"mode,omitempty"`
+	Mode RequestedMode `json:"mode,omitempty"`
 }
 
 // find returns r's LV, or VolumeNotFound.

@@ -51,7 +51,7 @@ func newFixture(t *testing.T, steps ...run.Step) *fixture {
 	if f.transient, err = state.OpenTransient(dir); err != nil {
 		t.Fatal(err)
 	}
-	// Like run.Host, a command of a cancelled request fails at once.
+	// Like run.Local, a command of a cancelled request fails at once.
 	r := run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
 		if err := ctx.Err(); err != nil {
 			return run.Result{}, &run.Error{Argv: c.Argv, ExitCode: -1, Err: err}

@@ -24,7 +24,7 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // activateTransient activates r in mode for the length of one request and
 // records it first, so a crash before the release is undone by Reconcile.
-func (s *Service) activateTransient(ctx context.Context, mode lvm.Mode, r Ref) error {
+func (s *Service) activateTransient(ctx context.Context, mode lvm.ActivationMode, r Ref) error {
 	if t := s.opts.Transient; t != nil {
 		m := state.Exclusive
 		if mode == lvm.Shared {

@@ -34,7 +34,7 @@ func init() {
 			fmt.Fprintln(os.Stderr, "docs:", err)
 			return 1
 		}
-		docs, err := describeCommands(ctx, &run.Host{}, self)
+		docs, err := describeCommands(ctx, &run.Local{}, self)
 		if err == nil && *manDir != "" {
 			err = writeManPages(*manDir, docs, *date)
 		}
@@ -60,7 +60,7 @@ type cmdDoc struct {
 // flagDoc is one flag: Arg names its value ("" for a boolean).
 type flagDoc struct{ Name, Arg, Usage string }
 
-// describeCommands asks every registered command for its -h. run.Host gives
+// describeCommands asks every registered command for its -h. run.Local gives
 // it a minimal environment, so defaults read from the environment
 // (AOS_TRANSPORT_URL) never land in the pages.
 func describeCommands(ctx context.Context, r run.Runner, self string) ([]cmdDoc, error) {

@@ -28,7 +28,7 @@ func init() {
 		}
 		checks := doctor.Run(ctx, doctor.Env{
 			Root:           *root,
-			Runner:         &run.Host{},
+			Runner:         &run.Local{},
 			Timeout:        cfg.LVM.CommandTimeout,
 			VolumeGroups:   cfg.LVM.VolumeGroups,
 			MultipathAlias: cfg.LVM.MultipathAlias,

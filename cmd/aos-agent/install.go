@@ -50,7 +50,7 @@ func init() {
 			fmt.Fprintln(os.Stderr, "install:", err)
 			return 2
 		}
-		r := &run.Host{}
+		r := &run.Local{}
 		packaged := isPackaged(*root)
 		if packaged {
 			fmt.Fprintln(os.Stderr, "install: the aos-agent package installed the binary and the units; writing the host settings only")

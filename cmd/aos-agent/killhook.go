@@ -20,7 +20,7 @@ import (
 // Its stdout is a pipe nobody reads, so everything goes to stderr (journald).
 func init() {
 	register("kill-hook", "lvmlockctl_kill_command: fence a VG whose sanlock lease was lost (error-table its LVs)", func(ctx context.Context, args []string) int {
-		return killHook(ctx, args, &run.Host{}, os.Stderr)
+		return killHook(ctx, args, &run.Local{}, os.Stderr)
 	})
 }
 

@@ -50,7 +50,7 @@ func init() {
 		// stdout is the journal under systemd: one line per change in what
 		// is being waited for.
 		progress := func(s string) { fmt.Println(s) }
-		host := lockstart.NewHost(&run.Host{DefaultTimeout: cfg.LVM.CommandTimeout}, cfg.LVM.CommandTimeout)
+		host := lockstart.NewMachine(&run.Local{DefaultTimeout: cfg.LVM.CommandTimeout}, cfg.LVM.CommandTimeout)
 		res, err := lockstart.Run(ctx, host, lockstart.Options{
 			VolumeGroups:   cfg.LVM.VolumeGroups,
 			MultipathAlias: cfg.LVM.MultipathAlias,

@@ -27,7 +27,7 @@ func init() {
 			fmt.Fprintln(os.Stderr, "lockstop:", err)
 			return 2
 		}
-		lv := lvm.New(&run.Host{DefaultTimeout: cfg.LVM.CommandTimeout}, lvm.Options{VolumeGroups: cfg.LVM.VolumeGroups, Timeout: cfg.LVM.CommandTimeout})
+		lv := lvm.New(&run.Local{DefaultTimeout: cfg.LVM.CommandTimeout}, lvm.Options{VolumeGroups: cfg.LVM.VolumeGroups, Timeout: cfg.LVM.CommandTimeout})
 		status := 0
 		for _, r := range lockstart.Stop(ctx, lv, cfg.LVM.VolumeGroups, func(s string) { fmt.Println(s) }) {
 			if !r.Stopped {

@@ -23,7 +23,7 @@ const recoverPollInterval = 5 * time.Second
 // still may use. Until it succeeds the daemon refuses mutations on the VG.
 func init() {
 	register("recover", "bring a fenced VG back once its storage returns (re-acquire LV locks, report LVs lost to other hosts)", func(ctx context.Context, args []string) int {
-		return recoverVG(ctx, args, &run.Host{}, os.Stdout, os.Stderr, recoverPollInterval)
+		return recoverVG(ctx, args, &run.Local{}, os.Stdout, os.Stderr, recoverPollInterval)
 	})
 }
 

@@ -23,7 +23,7 @@ import (
 // new process). What a restart would interrupt is checked here.
 func init() {
 	register("restart-check", "exit 0 if restarting aos-agent.service now interrupts nothing (the package's upgrade asks first)", func(ctx context.Context, args []string) int {
-		return restartCheck(ctx, args, &run.Host{}, os.Stdout)
+		return restartCheck(ctx, args, &run.Local{}, os.Stdout)
 	})
 }
 

@@ -45,5 +45,5 @@ func serveLabPort(ctx context.Context, port string) error {
 	stop := context.AfterFunc(ctx, func() { f.Close() })
 	defer stop()
 	defer f.Close()
-	return guestctl.Serve(ctx, f, &run.Host{})
+	return guestctl.Serve(ctx, f, &run.Local{})
 }

@@ -177,7 +177,7 @@ func StartCluster(ctx context.Context, o Options, hostNames []string, out io.Wri
 	for _, h := range hostNames {
 		fmt.Fprintf(out, "-- %-10s lockstart: waiting for LUN, PVs, sanlock, lvmlockd; joining lockspace lvm_%s ... ", h, o.vg())
 		start := time.Now()
-		if _, err := lockstart.Run(ctx, lockstart.NewHost(c.Sim.Host(h), 30*time.Second), lockstart.Options{
+		if _, err := lockstart.Run(ctx, lockstart.NewMachine(c.Sim.Host(h), 30*time.Second), lockstart.Options{
 			VolumeGroups: []string{o.vg()}, MultipathAlias: "lun0", Timeout: time.Minute, Poll: 50 * time.Millisecond,
 		}); err != nil {
 			c.Stop()

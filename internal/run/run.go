@@ -1,5 +1,5 @@
 // Package run is the single seam through which the agent runs host commands.
-// Production uses Host; unit tests use Scripted (exact argv assertions); the
+// Production uses Local; unit tests use Scripted (exact argv assertions); the
 // simulator plugs in as a Func. Commands never go through a shell.
 package run
 
@@ -82,8 +82,8 @@ func (e *Error) Unwrap() []error {
 	return errs
 }
 
-// Host runs commands on this machine.
-type Host struct {
+// Local runs commands on this machine.
+type Local struct {
 	DefaultTimeout time.Duration // used when Cmd.Timeout is 0; 0 means 2 minutes
 	OutputLimit    int           // bytes kept per stream; 0 means 4 MiB
 	// Env is appended after the fixed LC_ALL=C environment (tests use it
@@ -116,7 +116,7 @@ const (
 // exited yet.
 var unkillable atomic.Int64
 
-// Unkillable is the number of commands, across every Host of the process,
+// Unkillable is the number of commands, across every Local runner of the process,
 // that did not exit after their SIGKILL and are still waited for in the
 // background. Each one may still hold a device or an LVM lock.
 func Unkillable() int { return int(unkillable.Load()) }
@@ -125,7 +125,7 @@ func Unkillable() int { return int(unkillable.Load()) }
 // cancellation kills the whole group: an LVM command stuck on dead storage
 // may have forked helpers that would otherwise keep the device busy. It
 // returns at most killGrace after that kill, whether or not the child died.
-func (h *Host) Run(ctx context.Context, c Cmd) (Result, error) {
+func (h *Local) Run(ctx context.Context, c Cmd) (Result, error) {
 	if len(c.Argv) == 0 {
 		return Result{}, errors.New("run: empty argv")
 	}
@@ -194,7 +194,7 @@ func (h *Host) Run(ctx context.Context, c Cmd) (Result, error) {
 // await reaps a started command. exited is false when the child is still
 // there the grace after its SIGKILL: a goroutine goes on waiting to reap it
 // (no zombie is left) and counts it as unkillable meanwhile.
-func (h *Host) await(ctx context.Context, cmd *exec.Cmd) (exited bool, err error) {
+func (h *Local) await(ctx context.Context, cmd *exec.Cmd) (exited bool, err error) {
 	wait, grace := h.wait, h.grace
 	if wait == nil {
 		wait = (*exec.Cmd).Wait

@@ -18,7 +18,7 @@ import (
 )
 
 func TestHostRunCapturesOutputAndExitCode(t *testing.T) {
-	h := &Host{}
+	h := &Local{}
 	res, err := h.Run(context.Background(), Cmd{Argv: []string{"sh", "-c", "echo out; echo err >&2; echo $LC_ALL; exit 5"}})
 	var rerr *Error
 	if !errors.As(err, &rerr) {
@@ -36,7 +36,7 @@ func TestHostRunCapturesOutputAndExitCode(t *testing.T) {
 }
 
 func TestHostRunPassesArgvWithoutShell(t *testing.T) {
-	res, err := (&Host{}).Run(context.Background(), Cmd{Argv: []string{"printf", "%s|", "a b", "$HOME", ";true"}})
+	res, err := (&Local{}).Run(context.Background(), Cmd{Argv: []string{"printf", "%s|", "a b", "$HOME", ";true"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestHostRunPassesArgvWithoutShell(t *testing.T) {
 }
 
 func TestHostRunStartFailure(t *testing.T) {
-	_, err := (&Host{}).Run(context.Background(), Cmd{Argv: []string{"/nonexistent/tool"}})
+	_, err := (&Local{}).Run(context.Background(), Cmd{Argv: []string{"/nonexistent/tool"}})
 	var rerr *Error
 	if !errors.As(err, &rerr) || rerr.ExitCode != -1 || rerr.Err == nil {
 		t.Fatalf("want start failure, got %#v", err)
@@ -58,7 +58,7 @@ func TestHostRunStartFailure(t *testing.T) {
 func TestHostRunTimeoutKillsProcessTree(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
 	script := `sh -c 'echo $$ > ` + pidFile + `; exec sleep 300' & wait`
-	_, err := (&Host{}).Run(context.Background(), Cmd{Argv: []string{"sh", "-c", script}, Timeout: 500 * time.Millisecond})
+	_, err := (&Local{}).Run(context.Background(), Cmd{Argv: []string{"sh", "-c", script}, Timeout: 500 * time.Millisecond})
 	var rerr *Error
 	if !errors.As(err, &rerr) || !rerr.TimedOut {
 		t.Fatalf("want timeout, got %v", err)
@@ -91,7 +91,7 @@ func TestHostRunTimeoutKillsProcessTree(t *testing.T) {
 // lingers, and reap it once it ends.
 func TestHostRunReturnsWhenTheChildOutlivesItsKill(t *testing.T) {
 	release := make(chan struct{})
-	h := &Host{grace: 10 * time.Millisecond, wait: func(c *exec.Cmd) error {
+	h := &Local{grace: 10 * time.Millisecond, wait: func(c *exec.Cmd) error {
 		<-release
 		return c.Wait()
 	}}
@@ -149,7 +149,7 @@ func alive(pid int) bool {
 }
 
 func TestHungCommandDoesNotBlockOthers(t *testing.T) {
-	h := &Host{}
+	h := &Local{}
 	ctx, cancel := context.WithCancel(context.Background())
 	hung := make(chan error, 1)
 	go func() {
@@ -173,7 +173,7 @@ func TestHungCommandDoesNotBlockOthers(t *testing.T) {
 }
 
 func TestHostRunCapsOutput(t *testing.T) {
-	res, err := (&Host{OutputLimit: 10}).Run(context.Background(), Cmd{Argv: []string{"sh", "-c", "yes | head -c 100000"}})
+	res, err := (&Local{OutputLimit: 10}).Run(context.Background(), Cmd{Argv: []string{"sh", "-c", "yes | head -c 100000"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestHostRunCapsOutput(t *testing.T) {
 }
 
 func TestHostRunStdin(t *testing.T) {
-	res, err := (&Host{}).Run(context.Background(), Cmd{Argv: []string{"cat"}, Stdin: []byte("hello")})
+	res, err := (&Local{}).Run(context.Background(), Cmd{Argv: []string{"cat"}, Stdin: []byte("hello")})
 	if err != nil || string(res.Stdout) != "hello" {
 		t.Fatalf("%q %v", res.Stdout, err)
 	}

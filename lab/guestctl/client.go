@@ -90,7 +90,7 @@ func (c *Client) Close() error {
 }
 
 // Run sends c to the guest and waits for its result. Non-zero exits, guest
-// timeouts and start failures come back as *run.Error as run.Host reports
+// timeouts and start failures come back as *run.Error as run.Local reports
 // them; if ctx ends first the guest is told to kill the command.
 func (c *Client) Run(ctx context.Context, cmd run.Cmd) (run.Result, error) {
 	if len(cmd.Argv) == 0 {

@@ -13,12 +13,12 @@ import (
 )
 
 // pair connects a Client to a Serve loop running real commands on this
-// machine through run.Host, the way the guest daemon does.
+// machine through run.Local, the way the guest daemon does.
 func pair(t *testing.T) *Client {
 	t.Helper()
 	hostEnd, guestEnd := net.Pipe()
 	served := make(chan error, 1)
-	go func() { served <- Serve(context.Background(), guestEnd, &run.Host{}) }()
+	go func() { served <- Serve(context.Background(), guestEnd, &run.Local{}) }()
 	c := NewClient(hostEnd)
 	t.Cleanup(func() {
 		c.Close()

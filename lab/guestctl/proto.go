@@ -1,6 +1,6 @@
 // Package guestctl is the lab's host↔guest control channel: the host sends
 // commands as JSON lines over a virtio-serial port and the guest daemon runs
-// them through run.Host, so a lab guest is a run.Runner like any other host.
+// them through run.Local, so a lab guest is a run.Runner like any other host.
 //
 // One request or response per line. Requests carry ids so many can be in
 // flight at once; a request with Cancel set cancels the request of that id.
