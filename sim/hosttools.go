@@ -328,6 +328,17 @@ func (h *Host) systemctl(a *args) reply {
 
 // --- virsh -----------------------------------------------------------------
 
+// virshVerbs answers one virsh subcommand each; every one but list names a
+// domain as its single argument.
+var virshVerbs = map[string]func(h *Host, d *domain, a *args) reply{
+	"domstate":   (*Host).virshDomstate,
+	"domblklist": (*Host).virshDomblklist,
+	"start":      (*Host).virshStart,
+	"suspend":    (*Host).virshSuspend,
+	"resume":     (*Host).virshResume,
+	"destroy":    (*Host).virshDestroy,
+}
+
 func (h *Host) virsh(a *args) reply {
 	if !h.daemons["libvirtd"] {
 		return fail(1, "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Connection refused\n")
@@ -335,7 +346,21 @@ func (h *Host) virsh(a *args) reply {
 	if uri, ok := a.flags["-c"]; ok && uri != "qemu:///system" {
 		return fail(1, "error: failed to connect to the hypervisor\nerror: no connection driver available for "+uri+"\n")
 	}
-	if len(a.pos) == 1 && a.pos[0] == "list" && a.has("--name") {
+	if len(a.pos) == 1 && a.pos[0] == "list" {
+		return h.virshList(a)
+	}
+	if len(a.pos) != 2 || virshVerbs[a.pos[0]] == nil {
+		return unsupported(append([]string{"virsh"}, a.argv...))
+	}
+	d := h.domains[a.pos[1]]
+	if d == nil {
+		return fail(1, fmt.Sprintf("error: failed to get domain '%s'\n", a.pos[1]))
+	}
+	return virshVerbs[a.pos[0]](h, d, a)
+}
+
+func (h *Host) virshList(a *args) reply {
+	if a.has("--name") {
 		var b strings.Builder
 		for _, n := range h.domOrder {
 			if h.domains[n].state != "shut off" || a.has("--all") {
@@ -344,81 +369,92 @@ func (h *Host) virsh(a *args) reply {
 		}
 		return reply{stdout: b.String() + "\n"}
 	}
-	if len(a.pos) == 1 && a.pos[0] == "list" {
-		rows := [][]string{{"Id", "Name", "State"}}
-		for _, n := range h.domOrder {
-			d := h.domains[n]
-			if d.state == "shut off" && !a.has("--all") {
-				continue
-			}
-			id := "-"
-			if d.state != "shut off" {
-				id = fmt.Sprint(d.id)
-			}
-			rows = append(rows, []string{id, d.name, d.state})
+	rows := [][]string{{"Id", "Name", "State"}}
+	for _, n := range h.domOrder {
+		d := h.domains[n]
+		if d.state == "shut off" && !a.has("--all") {
+			continue
 		}
-		return reply{stdout: virshTable(rows)}
-	}
-	if len(a.pos) != 2 {
-		return unsupported(append([]string{"virsh"}, a.argv...))
-	}
-	d := h.domains[a.pos[1]]
-	if d == nil {
-		return fail(1, fmt.Sprintf("error: failed to get domain '%s'\n", a.pos[1]))
-	}
-	c := h.c
-	switch verb := a.pos[0]; verb {
-	case "domstate":
-		if !a.has("--reason") {
-			return reply{stdout: d.state + "\n\n"}
-		}
-		return reply{stdout: d.state + " (" + d.reason + ")\n\n"}
-	case "domblklist":
-		rows := [][]string{{"Target", "Source"}}
-		for i, n := range d.disks {
-			rows = append(rows, []string{"vd" + string(rune('a'+i)), "/dev/" + c.opt.VG + "/" + n})
-		}
-		return reply{stdout: virshTable(rows)}
-	case "start":
+		id := "-"
 		if d.state != "shut off" {
-			return fail(1, "error: Failed to start domain '"+d.name+"'\nerror: Requested operation is not valid: domain is already running\n")
+			id = fmt.Sprint(d.id)
 		}
-		for _, n := range d.disks {
-			if dev := h.active[n]; dev == nil || dev.errTbl {
-				return fail(1, fmt.Sprintf("error: Failed to start domain '%s'\nerror: Cannot access storage file '/dev/%s/%s': No such file or directory\n", d.name, c.opt.VG, n))
-			}
-		}
-		for _, n := range d.disks {
-			h.active[n].open++
-		}
-		c.domSeq++
-		d.state, d.reason, d.id = "running", "booted", c.domSeq
-		return reply{stdout: "Domain '" + d.name + "' started\n\n"}
-	case "suspend", "resume", "destroy":
-		if d.state == "shut off" {
-			return fail(1, "error: Failed to "+verb+" domain '"+d.name+"'\nerror: Requested operation is not valid: domain is not running\n")
-		}
-		switch verb {
-		case "suspend":
-			d.state, d.reason = "paused", "user"
-			return reply{stdout: "Domain '" + d.name + "' suspended\n\n"}
-		case "resume":
-			if d.state == "running" {
-				return fail(1, "error: Failed to resume domain '"+d.name+"'\nerror: Requested operation is not valid: domain is already running\n")
-			}
-			d.state, d.reason = "running", "unpaused"
-			h.pauseDomainsOnEIO()
-			return reply{stdout: "Domain '" + d.name + "' resumed\n\n"}
-		}
-		for _, n := range d.disks {
-			if dev := h.active[n]; dev != nil && dev.open > 0 {
-				dev.open--
-			}
-		}
-		d.state, d.reason, d.id = "shut off", "destroyed", 0
-		return reply{stdout: "Domain '" + d.name + "' destroyed\n\n"}
+		rows = append(rows, []string{id, d.name, d.state})
 	}
-	return unsupported(append([]string{"virsh"}, a.argv...))
+	return reply{stdout: virshTable(rows)}
+}
+
+func (h *Host) virshDomstate(d *domain, a *args) reply {
+	if !a.has("--reason") {
+		return reply{stdout: d.state + "\n\n"}
+	}
+	return reply{stdout: d.state + " (" + d.reason + ")\n\n"}
+}
+
+func (h *Host) virshDomblklist(d *domain, _ *args) reply {
+	rows := [][]string{{"Target", "Source"}}
+	for i, n := range d.disks {
+		rows = append(rows, []string{"vd" + string(rune('a'+i)), "/dev/" + h.c.opt.VG + "/" + n})
+	}
+	return reply{stdout: virshTable(rows)}
+}
+
+// virshStart opens the domain's disks, which must be active with a working
+// table (a fenced LV's error table fails the start as a missing one would).
+func (h *Host) virshStart(d *domain, _ *args) reply {
+	if d.state != "shut off" {
+		return fail(1, "error: Failed to start domain '"+d.name+"'\nerror: Requested operation is not valid: domain is already running\n")
+	}
+	for _, n := range d.disks {
+		if dev := h.active[n]; dev == nil || dev.errTbl {
+			return fail(1, fmt.Sprintf("error: Failed to start domain '%s'\nerror: Cannot access storage file '/dev/%s/%s': No such file or directory\n", d.name, h.c.opt.VG, n))
+		}
+	}
+	for _, n := range d.disks {
+		h.active[n].open++
+	}
+	h.c.domSeq++
+	d.state, d.reason, d.id = "running", "booted", h.c.domSeq
+	return reply{stdout: "Domain '" + d.name + "' started\n\n"}
+}
+
+func notRunning(verb string, d *domain) reply {
+	return fail(1, "error: Failed to "+verb+" domain '"+d.name+"'\nerror: Requested operation is not valid: domain is not running\n")
+}
+
+func (h *Host) virshSuspend(d *domain, _ *args) reply {
+	if d.state == "shut off" {
+		return notRunning("suspend", d)
+	}
+	d.state, d.reason = "paused", "user"
+	return reply{stdout: "Domain '" + d.name + "' suspended\n\n"}
+}
+
+// virshResume pauses the domain again at once if a disk still fails I/O,
+// as qemu's rerror_policy=stop does.
+func (h *Host) virshResume(d *domain, _ *args) reply {
+	switch d.state {
+	case "shut off":
+		return notRunning("resume", d)
+	case "running":
+		return fail(1, "error: Failed to resume domain '"+d.name+"'\nerror: Requested operation is not valid: domain is already running\n")
+	}
+	d.state, d.reason = "running", "unpaused"
+	h.pauseDomainsOnEIO()
+	return reply{stdout: "Domain '" + d.name + "' resumed\n\n"}
+}
+
+func (h *Host) virshDestroy(d *domain, _ *args) reply {
+	if d.state == "shut off" {
+		return notRunning("destroy", d)
+	}
+	for _, n := range d.disks {
+		if dev := h.active[n]; dev != nil && dev.open > 0 {
+			dev.open--
+		}
+	}
+	d.state, d.reason, d.id = "shut off", "destroyed", 0
+	return reply{stdout: "Domain '" + d.name + "' destroyed\n\n"}
 }
 
 // virshTable prints virsh's table: header, a dash rule, rows, blank line.
