@@ -257,7 +257,6 @@ func (o Options) topic() string {
 // Run starts the agents, tells the story and prints a summary; it returns an
 // error if any step ended differently than the story says it must.
 func Run(ctx context.Context, o Options) error {
-	out := o.Out
 	logFile, err := os.Create(filepath.Join(o.WorkDir, "agents.log"))
 	if err != nil {
 		return err
@@ -265,17 +264,16 @@ func Run(ctx context.Context, o Options) error {
 	defer logFile.Close()
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logFile), zap.InfoLevel))
 
+	out := o.Out
 	fmt.Fprintf(out, "== aos-lab demo: 3 simulated hosts share VG \"vol\" on one multipathed LUN\n")
 	fmt.Fprintf(out, "   broker %s, agent logs in %s\n\n", rpc.RedactURL(o.TransportURL), logFile.Name())
 	c, err := StartCluster(ctx, o, hosts, out, log)
 	if err != nil {
 		return err
 	}
-	cluster := c.Sim
 	if o.MetricsListen != "" {
 		fmt.Fprintf(out, "   metrics of compute-a: http://%s/metrics\n", o.MetricsListen)
 	}
-
 	client, err := rpc.NewClient(rpc.Config{URL: o.TransportURL, Topic: o.topic(), Logger: log})
 	if err != nil {
 		c.Stop()
@@ -283,6 +281,37 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer client.Close()
 
+	st := &story{ctx: ctx, o: o, cluster: c.Sim, client: client}
+	steps := st.steps()
+	fmt.Fprintln(out)
+	results, failed := st.play(steps)
+	printSummary(out, results)
+	for _, h := range hosts {
+		if held, err := state.OpenHeld(filepath.Join(o.WorkDir, h)); err == nil {
+			fmt.Fprintf(out, "   %s holds %d LV locks at the end\n", h, len(held.List()))
+		}
+	}
+	if err := c.Stop(); err != nil {
+		fmt.Fprintf(out, "   agent stop: %v\n", err)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d steps ended differently than expected", failed, len(steps))
+	}
+	fmt.Fprintf(out, "\nall %d steps behaved as expected; agents stopped\n", len(steps))
+	return nil
+}
+
+// story is the operator story played against running agents.
+type story struct {
+	ctx     context.Context
+	o       Options
+	cluster *sim.Cluster
+	client  *rpc.Client
+}
+
+// steps is the story: what cinder and nova ask, in order, and the answer
+// each must get.
+func (st *story) steps() []step {
 	vol := func(name string, extra ...any) map[string]any {
 		m := map[string]any{"volume_name": name}
 		for i := 0; i+1 < len(extra); i += 2 {
@@ -293,15 +322,15 @@ func Run(ctx context.Context, o Options) error {
 	// VMs on compute-b: libvirt domains of the simulated host, started with
 	// virsh like nova does, whose disks are the attached volumes.
 	virsh := func(args ...string) {
-		_, _ = cluster.Host("compute-b").Run(ctx, run.Cmd{Argv: append([]string{"virsh", "-c", "qemu:///system"}, args...)})
+		_, _ = st.cluster.Host("compute-b").Run(st.ctx, run.Cmd{Argv: append([]string{"virsh", "-c", "qemu:///system"}, args...)})
 	}
 	vms := func(want string) func() (string, bool) {
 		return func() (string, bool) {
-			d := cluster.State("compute-b").Domains
+			d := st.cluster.State("compute-b").Domains
 			return fmt.Sprintf("instance-1 %s, instance-2 %s", d["instance-1"], d["instance-2"]), d["instance-1"] == want && d["instance-2"] == want
 		}
 	}
-	steps := []step{
+	return []step{
 		{title: "cinder creates volume-1 (10 GiB), inactive everywhere", host: "cinder-1", method: "create_volume", args: vol("volume-1", "size", 10), expect: "ok"},
 		{title: "cinder creates volume-2 (multi-attach)", host: "cinder-1", method: "create_volume", args: vol("volume-2", "size", 5), expect: "ok"},
 		{title: "a retried create is harmless", host: "cinder-1", method: "create_volume", args: vol("volume-1", "size", 10), expect: "ok"},
@@ -317,26 +346,26 @@ func Run(ctx context.Context, o Options) error {
 		{title: "live migration a->b: source releases volume-1 after qemu moved", host: "compute-a", method: "deactivate_volume", args: vol("volume-1"), expect: "ok"},
 		{title: "live migration a->b: destination converts volume-1 to exclusive", host: "compute-b", method: "activate_volume", args: vol("volume-1", "mode", "exclusive"), expect: "ok"},
 		{title: "SAN blip on compute-a: one of two paths fails; locks keep working", host: "compute-a", method: "get_status", args: map[string]any{}, expect: "ok",
-			before: func() { cluster.FailPaths("compute-a", false) }},
+			before: func() { st.cluster.FailPaths("compute-a", false) }},
 		{title: "the path returns", host: "compute-a", method: "get_status", args: map[string]any{}, expect: "ok",
-			before: func() { cluster.RestorePaths("compute-a") }},
+			before: func() { st.cluster.RestorePaths("compute-a") }},
 		{title: "nova starts instance-1 (volume-1) and instance-2 (volume-2) on compute-b", host: "compute-b", method: "list_volumes", args: map[string]any{}, expect: "ok",
 			before: func() {
-				cluster.DefineDomain("compute-b", "instance-1", "volume-1")
-				cluster.DefineDomain("compute-b", "instance-2", "volume-2")
+				st.cluster.DefineDomain("compute-b", "instance-1", "volume-1")
+				st.cluster.DefineDomain("compute-b", "instance-2", "volume-2")
 				virsh("start", "instance-1")
 				virsh("start", "instance-2")
 			}, after: vms("running")},
 		{title: "SAN outage on compute-b: every path lost; sanlock's renewal fails, the kill hook fences its LVs, its VMs pause on EIO", host: "compute-b", method: "get_status", args: map[string]any{}, expect: "ok",
 			before: func() {
-				cluster.FailPaths("compute-b", true)
-				waitFor(ctx, func() bool { return journalExists(o, "compute-b") })
+				st.cluster.FailPaths("compute-b", true)
+				waitFor(st.ctx, func() bool { return journalExists(st.o, "compute-b") })
 			}, after: vms("paused")},
 		{title: "while fenced, compute-b refuses changes at once", host: "compute-b", method: "deactivate_volume", args: vol("volume-2"), expect: "RecoveryInProgress"},
 		{title: "paths return: compute-b's agent recovers by itself, re-locks volume-1 (ex) and volume-2 (sh) and resumes the VMs", host: "compute-b", method: "get_status", args: map[string]any{}, expect: "ok",
 			before: func() {
-				cluster.RestorePaths("compute-b")
-				waitFor(ctx, func() bool { return !journalExists(o, "compute-b") })
+				st.cluster.RestorePaths("compute-b")
+				waitFor(st.ctx, func() bool { return !journalExists(st.o, "compute-b") })
 			}, after: vms("running")},
 		{title: "the VMs on compute-b are shut down", host: "compute-b", method: "list_volumes", args: map[string]any{}, expect: "ok",
 			before: func() {
@@ -351,7 +380,7 @@ func Run(ctx context.Context, o Options) error {
 		{title: "cinder deletes volume-2", host: "cinder-1", method: "delete_volume", args: vol("volume-2"), expect: "ok"},
 		{title: "cinder creates volume-3 and snapshots it (idle: no lock kept anywhere)", host: "cinder-1", method: "create_snapshot", args: map[string]any{"snapshot_name": "_snapshot-3", "volume_name": "volume-3", "size": 1}, expect: "ok",
 			before: func() {
-				_, _ = client.Call(ctx, "cinder-1", "create_volume", vol("volume-3", "size", 2), 30*time.Second)
+				_, _ = st.client.Call(st.ctx, "cinder-1", "create_volume", vol("volume-3", "size", 2), 30*time.Second)
 			}},
 		{title: "nova attaches volume-3 on compute-a: a volume with snapshots can only be held exclusively", host: "compute-a", method: "activate_volume", args: vol("volume-3", "mode", "exclusive"), expect: "ok"},
 		{title: "multi-attach of volume-3 on compute-b is refused while it has a snapshot", host: "compute-b", method: "activate_volume", args: vol("volume-3", "mode", "shared"), expect: "IncompatibleLockMode"},
@@ -360,31 +389,22 @@ func Run(ctx context.Context, o Options) error {
 		{title: "compute-a deletes the snapshot under volume-3's lock", host: "compute-a", method: "delete_snapshot", args: map[string]any{"snapshot_name": "_snapshot-3"}, expect: "ok"},
 		{title: "detach volume-3; cinder deletes volume-3 and volume-4", host: "cinder-1", method: "delete_volume", args: vol("volume-3"), expect: "ok",
 			before: func() {
-				_, _ = client.Call(ctx, "compute-a", "deactivate_volume", vol("volume-3"), 30*time.Second)
-				_, _ = client.Call(ctx, "cinder-1", "delete_volume", vol("volume-4"), 30*time.Second)
+				_, _ = st.client.Call(st.ctx, "compute-a", "deactivate_volume", vol("volume-3"), 30*time.Second)
+				_, _ = st.client.Call(st.ctx, "cinder-1", "delete_volume", vol("volume-4"), 30*time.Second)
 			}},
 		{title: "compute-b: lock state and paths as the agent reports them", host: "compute-b", method: "get_status", args: map[string]any{}, expect: "ok"},
 	}
-	fmt.Fprintln(out)
-	var results []outcome
-	failed := 0
+}
+
+// play runs the steps in order, printing each as it ends, and counts the
+// outcomes (RPC answers and VM states) the story did not expect.
+func (st *story) play(steps []step) (results []outcome, failed int) {
+	out := st.o.Out
 	for i, s := range steps {
 		if s.before != nil {
 			s.before()
 		}
-		start := time.Now()
-		raw, err := client.Call(ctx, s.host, s.method, s.args, 30*time.Second)
-		r := outcome{step: s, got: "ok", elapsed: time.Since(start)}
-		if err != nil {
-			var re *rpc.RemoteError
-			if errors.As(err, &re) {
-				r.got, r.reply = re.Class, re.Message
-			} else {
-				r.got, r.reply = "error", err.Error()
-			}
-		} else {
-			r.reply = summarize(s.method, raw)
-		}
+		r := st.call(s)
 		mark := "ok"
 		if r.got != s.expect {
 			mark, failed = "UNEXPECTED (story says "+s.expect+")", failed+1
@@ -400,7 +420,27 @@ func Run(ctx context.Context, o Options) error {
 		}
 		results = append(results, r)
 	}
+	return results, failed
+}
 
+// call makes one step's RPC call; got is "ok" or the remote error class.
+func (st *story) call(s step) outcome {
+	start := time.Now()
+	raw, err := st.client.Call(st.ctx, s.host, s.method, s.args, 30*time.Second)
+	r := outcome{step: s, got: "ok", elapsed: time.Since(start)}
+	var re *rpc.RemoteError
+	switch {
+	case errors.As(err, &re):
+		r.got, r.reply = re.Class, re.Message
+	case err != nil:
+		r.got, r.reply = "error", err.Error()
+	default:
+		r.reply = summarize(s.method, raw)
+	}
+	return r
+}
+
+func printSummary(out io.Writer, results []outcome) {
 	fmt.Fprintf(out, "\n== summary\n")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\thost\tmethod\tvolume\tresult\texpected\tms")
@@ -412,20 +452,6 @@ func Run(ctx context.Context, o Options) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\n", i+1, r.host, r.method, name, r.got, r.expect, r.elapsed.Milliseconds())
 	}
 	tw.Flush()
-	for _, h := range hosts {
-		held, err := state.OpenHeld(filepath.Join(o.WorkDir, h))
-		if err == nil {
-			fmt.Fprintf(out, "   %s holds %d LV locks at the end\n", h, len(held.List()))
-		}
-	}
-	if err := c.Stop(); err != nil {
-		fmt.Fprintf(out, "   agent stop: %v\n", err)
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d steps ended differently than expected", failed, len(steps))
-	}
-	fmt.Fprintf(out, "\nall %d steps behaved as expected; agents stopped\n", len(steps))
-	return nil
 }
 
 // journalExists tells whether host's agent has a fence journal (the kill hook
