@@ -45,9 +45,9 @@ func TestMonitorPollHealthy(t *testing.T) {
 	// The fixture's renewal is 12 s old at io_timeout 2 (a warning); make it fresh.
 	fresh := strings.Replace(fixture.Text(t, "status-D.source.txt"), "monotime=2150", "monotime=2140", 1)
 	r := run.NewScripted(t,
-		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Stdout: fresh},
-		run.Step{Argv: []string{"lvmlockctl", "--info"}, Stdout: infoHealthy},
-		run.Step{Argv: []string{"lvmlockctl", "--info", "--dump"}, Stdout: dumpHealthy},
+		run.Step{Argv: sanlock.StatusArgv(), Stdout: fresh},
+		run.Step{Argv: sanlock.InfoArgv(), Stdout: infoHealthy},
+		run.Step{Argv: sanlock.DumpArgv(), Stdout: dumpHealthy},
 		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, Stdout: fixture.Text(t, "show-map-json.lun0.source.json")},
 	).AnyOrder() // the collectors run concurrently
 	m, reg := newTestMonitor(t, r)
@@ -102,13 +102,13 @@ func TestMonitorSeesFailedLockspaceAndCollectorErrors(t *testing.T) {
 	failed := strings.Replace(fixture.Text(t, "status-D.source.txt"), "space_dead=0", "space_dead=1", 1)
 	killed := strings.Replace(dumpHealthy, "kill_vg=0", "kill_vg=1", 1)
 	r := run.NewScripted(t,
-		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Stdout: failed},
-		run.Step{Argv: []string{"lvmlockctl", "--info"}, Stdout: infoHealthy},
-		run.Step{Argv: []string{"lvmlockctl", "--info", "--dump"}, Stdout: dumpHealthy},
+		run.Step{Argv: sanlock.StatusArgv(), Stdout: failed},
+		run.Step{Argv: sanlock.InfoArgv(), Stdout: infoHealthy},
+		run.Step{Argv: sanlock.DumpArgv(), Stdout: dumpHealthy},
 		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, ExitCode: 1, Stderr: "timeout receiving packet"},
-		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Stdout: failed},
-		run.Step{Argv: []string{"lvmlockctl", "--info"}, Stdout: infoHealthy},
-		run.Step{Argv: []string{"lvmlockctl", "--info", "--dump"}, Stdout: killed},
+		run.Step{Argv: sanlock.StatusArgv(), Stdout: failed},
+		run.Step{Argv: sanlock.InfoArgv(), Stdout: infoHealthy},
+		run.Step{Argv: sanlock.DumpArgv(), Stdout: killed},
 		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, ExitCode: 1, Stderr: "timeout receiving packet"},
 	).AnyOrder() // the collectors run concurrently
 	m, reg := newTestMonitor(t, r)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aos-agent/aos-agent/hostcfg"
 	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/sanlock"
 )
 
 func write(t *testing.T, root, path string, content []byte) {
@@ -71,7 +72,7 @@ func runDoctor(t *testing.T, root string, a answers) map[string]Check {
 		return 0
 	}
 	r := run.NewScripted(t,
-		run.Step{Argv: []string{"sanlock", "client", "status", "-D"}, Stdout: a.sanlock},
+		run.Step{Argv: sanlock.StatusArgv(), Stdout: a.sanlock},
 	)
 	for i, unit := range []string{"sanlock", "lvmlockd", "wdmd"} {
 		state := strings.Fields(a.active)[i]

@@ -42,7 +42,7 @@ func (c *commandMachine) SanlockRunning(ctx context.Context) error {
 }
 
 func (c *commandMachine) LvmlockdRunning(ctx context.Context) error {
-	res, err := c.r.Run(ctx, run.Cmd{Argv: []string{"lvmlockctl", "--info"}, Timeout: c.timeout})
+	res, err := c.r.Run(ctx, run.Cmd{Argv: sanlock.InfoArgv(), Timeout: c.timeout})
 	// A lab guest's status poll recorded "Cannot connect to lvmlockd." with
 	// rc=0, so the text decides, not only the exit status.
 	if text := string(res.Stdout) + string(res.Stderr); err == nil && strings.Contains(text, "Cannot connect to lvmlockd") {

@@ -10,12 +10,13 @@ import (
 
 	"github.com/aos-agent/aos-agent/errdefs"
 	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/aos-agent/aos-agent/state"
 )
 
 var (
-	argvSanlock  = []string{"sanlock", "client", "status", "-D"}
-	argvLockctl  = []string{"lvmlockctl", "--info"}
+	argvSanlock  = sanlock.StatusArgv()
+	argvLockctl  = sanlock.InfoArgv()
 	argvMap      = []string{"multipathd", "show", "maps", "json"}
 	argvVGs      = []string{"vgs", "--reportformat", "json", "-o", "vg_name,pv_count,vg_attr", "vol"}
 	argvStart    = []string{"vgchange", "--lock-start", "--lock-opt", "nowait", "vol"}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aos-agent/aos-agent/errdefs"
 	"github.com/aos-agent/aos-agent/internal/run"
+	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/aos-agent/aos-agent/state"
 )
 
@@ -23,7 +24,7 @@ var (
 	failIfNoPath    = []string{"dmsetup", "message", "lun0", "0", "fail_if_no_path"}
 	table           = []string{"dmsetup", "table"}
 	dmInfo          = []string{"dmsetup", "info", "-c", "--noheadings", "--separator", ":", "-o", "open,attr,uuid,name"}
-	sanlockStatus   = []string{"sanlock", "client", "status", "-D"}
+	sanlockStatus   = sanlock.StatusArgv()
 )
 
 // The uuids and lease versions of lv1 (exclusive, version 1) and lv2

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/multipath"
+	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/aos-agent/aos-agent/state"
 	"github.com/aos-agent/aos-agent/virt"
 )
@@ -21,7 +22,7 @@ var (
 	showMap          = []string{"multipathd", "show", "map", "lun0", "json"}
 	restoreQueueing  = []string{"multipathd", "restorequeueing", "map", "lun0"}
 	deactivateBoth   = []string{"lvchange", "-an", "vol/lv1", "vol/lv2"}
-	dropVol          = []string{"lvmlockctl", "--drop", "vol"}
+	dropVol          = sanlock.DropArgv("vol")
 	lockStartVol     = []string{"vgchange", "--lock-start", "vol"}
 	activateLV1Ex    = []string{"lvchange", "-aey", "vol/lv1"}
 	activateLV2Sh    = []string{"lvchange", "-asy", "vol/lv2"}
@@ -32,7 +33,7 @@ var (
 		{LV: "lv2", Device: "vol-lv2", Mode: state.Shared, UUID: lv2UUID, Fenced: true},
 	}
 	refreshLV1  = []string{"lvchange", "--refresh", "vol/lv1"}
-	lockctlInfo = []string{"lvmlockctl", "--info"}
+	lockctlInfo = sanlock.InfoArgv()
 )
 
 // stillLocked is the check before a refresh or a resume: the lockspace

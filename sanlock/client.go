@@ -17,6 +17,42 @@ import (
 	"github.com/aos-agent/aos-agent/internal/run"
 )
 
+// The argv of every command this package runs, spelled once: the clients
+// run them, and the tests of the packages that script sanlock and lvmlockd
+// expect them.
+
+// StatusArgv is `sanlock client status -D`.
+func StatusArgv() []string { return []string{"sanlock", "client", "status", "-D"} }
+
+// HostStatusArgv is `sanlock client host_status -D -s LS`.
+func HostStatusArgv(lockspace string) []string {
+	return []string{"sanlock", "client", "host_status", "-D", "-s", lockspace}
+}
+
+// RenewalArgv is `sanlock client renewal -s LS`.
+func RenewalArgv(lockspace string) []string {
+	return []string{"sanlock", "client", "renewal", "-s", lockspace}
+}
+
+// GetsArgv is `sanlock client gets -h 1`.
+func GetsArgv() []string { return []string{"sanlock", "client", "gets", "-h", "1"} }
+
+// pingArgv is the plain `sanlock client status` that tells a missing
+// lockspace from a daemon that is down.
+func pingArgv() []string { return []string{"sanlock", "client", "status"} }
+
+// InfoArgv is `lvmlockctl --info`.
+func InfoArgv() []string { return []string{"lvmlockctl", "--info"} }
+
+// DumpArgv is `lvmlockctl --info --dump`.
+func DumpArgv() []string { return []string{"lvmlockctl", "--info", "--dump"} }
+
+// KillArgv is `lvmlockctl --kill VG`.
+func KillArgv(vg string) []string { return []string{"lvmlockctl", "--kill", vg} }
+
+// DropArgv is `lvmlockctl --drop VG`.
+func DropArgv(vg string) []string { return []string{"lvmlockctl", "--drop", vg} }
+
 // Client queries the sanlock daemon through `sanlock client`.
 type Client struct {
 	r       run.Runner
@@ -28,7 +64,7 @@ func New(r run.Runner, timeout time.Duration) *Client { return &Client{r: r, tim
 
 // Status runs `sanlock client status -D`.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
-	out, err := c.run(ctx, "status", "-D")
+	out, err := c.run(ctx, StatusArgv())
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +77,7 @@ func (c *Client) HostStatus(ctx context.Context, lockspace string) (*HostStatus,
 	if err := validLockspace(lockspace); err != nil {
 		return nil, err
 	}
-	out, err := c.runLockspace(ctx, lockspace, "host_status", "-D", "-s", lockspace)
+	out, err := c.runLockspace(ctx, lockspace, HostStatusArgv(lockspace))
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +100,7 @@ func (c *Client) Renewal(ctx context.Context, lockspace string) ([]Renewal, erro
 	if err := validLockspace(lockspace); err != nil {
 		return nil, err
 	}
-	out, err := c.runLockspace(ctx, lockspace, "renewal", "-s", lockspace)
+	out, err := c.runLockspace(ctx, lockspace, RenewalArgv(lockspace))
 	if err != nil {
 		return nil, err
 	}
@@ -75,13 +111,13 @@ func (c *Client) Renewal(ctx context.Context, lockspace string) ([]Renewal, erro
 // same way (exit 1, nothing on stdout) whether the lockspace is unknown or
 // the daemon is down, so a plain `status` tells the two apart:
 // ErrLockspaceNotStarted or ErrLockManagerDown.
-func (c *Client) runLockspace(ctx context.Context, lockspace string, args ...string) ([]byte, error) {
-	res, err := c.r.Run(ctx, run.Cmd{Argv: c.argv(args), Timeout: c.timeout})
+func (c *Client) runLockspace(ctx context.Context, lockspace string, argv []string) ([]byte, error) {
+	res, err := c.r.Run(ctx, run.Cmd{Argv: argv, Timeout: c.timeout})
 	var rerr *run.Error
 	if err == nil || !errors.As(err, &rerr) || rerr.TimedOut || rerr.Err != nil {
 		return res.Stdout, err
 	}
-	if _, perr := c.run(ctx, "status"); perr != nil {
+	if _, perr := c.run(ctx, pingArgv()); perr != nil {
 		return nil, perr
 	}
 	return nil, errdefs.Wrap(errdefs.ErrLockspaceNotStarted, err, fmt.Sprintf("sanlock has no lockspace %s", lockspace))
@@ -90,17 +126,15 @@ func (c *Client) runLockspace(ctx context.Context, lockspace string, args ...str
 // Gets runs `sanlock client gets -h 1`: every lockspace with sanlock's
 // verdict on each host (LIVE, FAIL, DEAD, ...).
 func (c *Client) Gets(ctx context.Context) ([]GetsLockspace, error) {
-	out, err := c.run(ctx, "gets", "-h", "1")
+	out, err := c.run(ctx, GetsArgv())
 	if err != nil {
 		return nil, err
 	}
 	return ParseGets(out)
 }
 
-func (c *Client) argv(args []string) []string { return append([]string{"sanlock", "client"}, args...) }
-
-func (c *Client) run(ctx context.Context, args ...string) ([]byte, error) {
-	res, err := c.r.Run(ctx, run.Cmd{Argv: c.argv(args), Timeout: c.timeout})
+func (c *Client) run(ctx context.Context, argv []string) ([]byte, error) {
+	res, err := c.r.Run(ctx, run.Cmd{Argv: argv, Timeout: c.timeout})
 	if err != nil {
 		return nil, classify(err, res, sanlockDown)
 	}
@@ -125,7 +159,7 @@ func NewLockCtl(r run.Runner, timeout time.Duration) *LockCtl {
 
 // Info runs `lvmlockctl --info`.
 func (l *LockCtl) Info(ctx context.Context) (*Info, error) {
-	out, err := l.run(ctx, "--info")
+	out, err := l.run(ctx, InfoArgv())
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +168,7 @@ func (l *LockCtl) Info(ctx context.Context) (*Info, error) {
 
 // Dump runs `lvmlockctl --info --dump`, the raw form that carries kill_vg.
 func (l *LockCtl) Dump(ctx context.Context) (*Dump, error) {
-	out, err := l.run(ctx, "--info", "--dump")
+	out, err := l.run(ctx, DumpArgv())
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +181,7 @@ func (l *LockCtl) Kill(ctx context.Context, vg string) error {
 	if err := validVG(vg); err != nil {
 		return err
 	}
-	_, err := l.run(ctx, "--kill", vg)
+	_, err := l.run(ctx, KillArgv(vg))
 	return err
 }
 
@@ -157,12 +191,11 @@ func (l *LockCtl) Drop(ctx context.Context, vg string) error {
 	if err := validVG(vg); err != nil {
 		return err
 	}
-	_, err := l.run(ctx, "--drop", vg)
+	_, err := l.run(ctx, DropArgv(vg))
 	return err
 }
 
-func (l *LockCtl) run(ctx context.Context, args ...string) ([]byte, error) {
-	argv := append([]string{"lvmlockctl"}, args...)
+func (l *LockCtl) run(ctx context.Context, argv []string) ([]byte, error) {
 	res, err := l.r.Run(ctx, run.Cmd{Argv: argv, Timeout: l.timeout})
 	if err != nil {
 		return nil, classify(err, res, lvmlockdDown)
