@@ -125,8 +125,20 @@ func TestDaemonRecoversAutomaticallyWhenPathsReturn(t *testing.T) {
 		t.Fatal("connected to a broker that does not exist")
 	}
 	st := c.State("h1")
-	if !st.LockspaceJoined || st.Locks["a2"] != "sh" || st.Active["a2"] != "linear" || st.Locks["a1"] != "" || st.Active["a1"] == "linear" {
-		t.Fatalf("h1 after automatic recovery: %+v", st)
+	if !st.LockspaceJoined {
+		t.Fatal("h1 after automatic recovery: st.LockspaceJoined = false, want true")
+	}
+	if st.Locks["a2"] != "sh" {
+		t.Fatalf("h1 after automatic recovery: st.Locks[\"a2\"] = %q, want \"sh\"", st.Locks["a2"])
+	}
+	if st.Active["a2"] != "linear" {
+		t.Fatalf("h1 after automatic recovery: st.Active[\"a2\"] = %q, want \"linear\"", st.Active["a2"])
+	}
+	if st.Locks["a1"] != "" {
+		t.Fatalf("h1 after automatic recovery: st.Locks[\"a1\"] = %q, want \"\"", st.Locks["a1"])
+	}
+	if st.Active["a1"] == "linear" {
+		t.Fatalf("h1 after automatic recovery: st.Active[\"a1\"] = %v, want != \"linear\"", st.Active["a1"])
 	}
 	if c.State("h2").Locks["a1"] != "ex" {
 		t.Fatal("h2 lost a1")

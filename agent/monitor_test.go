@@ -85,11 +85,35 @@ aos_collector_success{collector="sanlock"} 1
 		t.Fatal(err)
 	}
 	ls, mp := snap.Describe("lun0")
-	if len(ls) != 2 || ls[1].VG != "vol" || ls[1].State != "joined" || ls[1].LocksShared != 1 || ls[1].LocksExclusive != 1 || ls[1].IOTimeout != 2 {
-		t.Fatalf("describe: %+v", ls)
+	if len(ls) != 2 {
+		t.Fatalf("describe: len(ls) = %v, want 2", len(ls))
 	}
-	if mp == nil || !mp.Present || mp.PathsTotal == 0 || mp.PathsActive != len(snap.Map.ActivePaths()) {
-		t.Fatalf("multipath: %+v", mp)
+	if ls[1].VG != "vol" {
+		t.Fatalf("describe: ls[1].VG = %q, want \"vol\"", ls[1].VG)
+	}
+	if ls[1].State != "joined" {
+		t.Fatalf("describe: ls[1].State = %q, want \"joined\"", ls[1].State)
+	}
+	if ls[1].LocksShared != 1 {
+		t.Fatalf("describe: ls[1].LocksShared = %v, want 1", ls[1].LocksShared)
+	}
+	if ls[1].LocksExclusive != 1 {
+		t.Fatalf("describe: ls[1].LocksExclusive = %v, want 1", ls[1].LocksExclusive)
+	}
+	if ls[1].IOTimeout != 2 {
+		t.Fatalf("describe: ls[1].IOTimeout = %v, want 2", ls[1].IOTimeout)
+	}
+	if mp == nil {
+		t.Fatal("multipath: mp = nil, want non-nil")
+	}
+	if !mp.Present {
+		t.Fatal("multipath: mp.Present = false, want true")
+	}
+	if mp.PathsTotal == 0 {
+		t.Fatalf("multipath: mp.PathsTotal = %v, want != 0", mp.PathsTotal)
+	}
+	if mp.PathsActive != len(snap.Map.ActivePaths()) {
+		t.Fatalf("multipath: mp.PathsActive = %v, want %v", mp.PathsActive, len(snap.Map.ActivePaths()))
 	}
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) != 0 {
 		t.Fatalf("lint: %v %v", problems, err)
@@ -116,8 +140,11 @@ func TestMonitorSeesFailedLockspaceAndCollectorErrors(t *testing.T) {
 	if st := snap.LockspaceState("vol"); st != sanlock.StateFailed {
 		t.Fatalf("state %s", st)
 	}
-	if snap.Errors[collectorMultipath] == nil || snap.Map != nil {
-		t.Fatal("multipath failure not reported")
+	if snap.Errors[collectorMultipath] == nil {
+		t.Fatal("multipath failure not reported: snap.Errors[collectorMultipath] = nil, want non-nil")
+	}
+	if snap.Map != nil {
+		t.Fatalf("multipath failure not reported: snap.Map = %v, want nil", snap.Map)
 	}
 	if snap = m.Poll(context.Background()); snap.LockspaceState("vol") != sanlock.StateKilled {
 		t.Fatalf("state %s", snap.LockspaceState("vol"))
@@ -135,7 +162,10 @@ aos_multipath_paths_active{map="lun0"} 0
 		t.Fatal(err)
 	}
 	_, mp := snap.Describe("lun0")
-	if mp.Present || len(mp.Paths) != 0 {
-		t.Fatalf("absent map described as present: %+v", mp)
+	if mp.Present {
+		t.Fatal("absent map described as present: mp.Present = true, want false")
+	}
+	if len(mp.Paths) != 0 {
+		t.Fatalf("absent map described as present: len(mp.Paths) = %v, want 0", len(mp.Paths))
 	}
 }

@@ -54,11 +54,23 @@ func TestParseTablesErrorTargets(t *testing.T) {
 		byName[tb.Name] = tb
 	}
 	lv1, lun := byName["vol-lv1"], byName["lun0"]
-	if !lv1.Errored() || lv1.Segments[0].Length != 131072 || lv1.Segments[0].Args != "" {
-		t.Fatalf("vol-lv1: %+v", lv1)
+	if !lv1.Errored() {
+		t.Fatal("vol-lv1: lv1.Errored() = false, want true")
 	}
-	if lun.Errored() || lun.Segments[0].Target != "multipath" || lun.Segments[0].Args == "" {
-		t.Fatalf("lun0: %+v", lun)
+	if lv1.Segments[0].Length != 131072 {
+		t.Fatalf("vol-lv1: lv1.Segments[0].Length = %v, want 131072", lv1.Segments[0].Length)
+	}
+	if lv1.Segments[0].Args != "" {
+		t.Fatalf("vol-lv1: lv1.Segments[0].Args = %q, want \"\"", lv1.Segments[0].Args)
+	}
+	if lun.Errored() {
+		t.Fatal("lun0: lun.Errored() = true, want false")
+	}
+	if lun.Segments[0].Target != "multipath" {
+		t.Fatalf("lun0: lun.Segments[0].Target = %q, want \"multipath\"", lun.Segments[0].Target)
+	}
+	if lun.Segments[0].Args == "" {
+		t.Fatalf("lun0: lun.Segments[0].Args = %v, want != \"\"", lun.Segments[0].Args)
 	}
 	if (&Table{}).Errored() {
 		t.Fatal("a table without segments is not errored")

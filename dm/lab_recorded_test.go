@@ -23,8 +23,14 @@ func TestParseLabRecordedOutputs(t *testing.T) {
 			open[d.LV] = d.Open
 		}
 	}
-	if open["vm-disk"] != 1 || open["shared-disk"] != 0 || open["lvmlock"] != 1 {
-		t.Fatalf("open counts %v", open)
+	if open["vm-disk"] != 1 {
+		t.Fatalf("open counts: open[\"vm-disk\"] = %v, want 1", open["vm-disk"])
+	}
+	if open["shared-disk"] != 0 {
+		t.Fatalf("open counts: open[\"shared-disk\"] = %v, want 0", open["shared-disk"])
+	}
+	if open["lvmlock"] != 1 {
+		t.Fatalf("open counts: open[\"lvmlock\"] = %v, want 1", open["lvmlock"])
 	}
 	if b, err = os.ReadFile("testdata/table.fenced.lab.txt"); err != nil {
 		t.Fatal(err)

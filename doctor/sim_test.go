@@ -64,8 +64,11 @@ func TestSimulatorWatchdogHostAndDebianDefaultHost(t *testing.T) {
 	env.Root, env.Runner = root2, simHost(t, c.Host("h2"))
 	checks := Run(ctx, env)
 	h2 := byName(checks)
-	if h2["fencing"].Status != Fail || !strings.Contains(h2["fencing"].Detail, "-w 0") {
-		t.Errorf("h2 fencing: %+v", h2["fencing"])
+	if h2["fencing"].Status != Fail {
+		t.Errorf("h2 fencing: h2[\"fencing\"].Status = %v, want %v", h2["fencing"].Status, Fail)
+	}
+	if !strings.Contains(h2["fencing"].Detail, "-w 0") {
+		t.Error("h2 fencing: strings.Contains(h2[\"fencing\"].Detail, \"-w 0\") = false, want true")
 	}
 	if h2["lockspace_vol"].Status != Fail {
 		t.Errorf("h2 lockspace: %+v", h2["lockspace_vol"])

@@ -32,12 +32,18 @@ func TestRemoteNamesUnique(t *testing.T) {
 
 func TestLockConflictError(t *testing.T) {
 	err := error(&LockConflictError{VG: "vol", LV: "v1", HostID: 2})
-	if !errors.Is(err, ErrLockConflict) || ClassOf(err).RemoteName() != "LockConflict" {
-		t.Fatal("LockConflictError must be a LockConflict")
+	if !errors.Is(err, ErrLockConflict) {
+		t.Fatal("LockConflictError must be a LockConflict: errors.Is(err, ErrLockConflict) = false, want true")
+	}
+	if ClassOf(err).RemoteName() != "LockConflict" {
+		t.Fatalf("LockConflictError must be a LockConflict: ClassOf(err).RemoteName() = %q, want \"LockConflict\"", ClassOf(err).RemoteName())
 	}
 	var lc *LockConflictError
-	if !errors.As(fmt.Errorf("x: %w", err), &lc) || lc.HostID != 2 {
-		t.Fatal("holder host_id lost")
+	if !errors.As(fmt.Errorf("x: %w", err), &lc) {
+		t.Fatal("holder host_id lost: errors.As(fmt.Errorf(\"x: %%w\", err), &lc) = false, want true")
+	}
+	if lc.HostID != 2 {
+		t.Fatalf("holder host_id lost: lc.HostID = %v, want 2", lc.HostID)
 	}
 	if Errorf(ErrInvalidArgument, "bad %s", "name").Error() != "bad name" {
 		t.Fatal("Errorf message")
@@ -46,8 +52,14 @@ func TestLockConflictError(t *testing.T) {
 
 func TestLockConflictRemoteKwargs(t *testing.T) {
 	kw := (&LockConflictError{VG: "vg", LV: "lv", HostID: 4}).RemoteKwargs()
-	if kw["host_id"] != 4 || kw["vg"] != "vg" || kw["lv"] != "lv" {
-		t.Errorf("%v", kw)
+	if kw["host_id"] != 4 {
+		t.Errorf("kw[\"host_id\"] = %v, want 4", kw["host_id"])
+	}
+	if kw["vg"] != "vg" {
+		t.Errorf("kw[\"vg\"] = %q, want \"vg\"", kw["vg"])
+	}
+	if kw["lv"] != "lv" {
+		t.Errorf("kw[\"lv\"] = %q, want \"lv\"", kw["lv"])
 	}
 	if _, ok := (&LockConflictError{VG: "vg", LV: "lv"}).RemoteKwargs()["host_id"]; ok {
 		t.Error("unknown holder must not be sent as host_id")

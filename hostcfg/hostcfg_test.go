@@ -64,8 +64,11 @@ func TestPlanDebianFilesGoldenAndIdempotent(t *testing.T) {
 	}
 	golden(t, "lvm.conf.diff", changes[0].Diff())
 	golden(t, "lvmlocal.conf.diff", changes[1].Diff())
-	if !changes[2].Created || !strings.HasPrefix(changes[2].Diff(), "--- /dev/null\n+++ b/etc/multipath/conf.d/aos-agent.conf\n@@ -0,0 +1,2 @@\n") {
-		t.Errorf("new file diff:\n%s", changes[2].Diff())
+	if !changes[2].Created {
+		t.Error("new file diff:\\n: changes[2].Created = false, want true")
+	}
+	if !strings.HasPrefix(changes[2].Diff(), "--- /dev/null\n+++ b/etc/multipath/conf.d/aos-agent.conf\n@@ -0,0 +1,2 @@\n") {
+		t.Error("new file diff:\\n: strings.HasPrefix(changes[2].Diff(), \"--- /dev/null\\n+++ b/etc/multipath/conf.d/aos-agent.conf\\n@@ -0,0 +1,2 @@\\n\") = false, want true")
 	}
 	if err := Write(changes); err != nil {
 		t.Fatal(err)
@@ -104,8 +107,11 @@ func TestDiffMatchesDiffUtils(t *testing.T) {
 		}
 		res, err := (&run.Local{}).Run(context.Background(), run.Cmd{Argv: []string{"diff", "-u", "--label", "a" + c.Path, "--label", "b" + c.Path, c.file, newFile}})
 		var rerr *run.Error
-		if !errors.As(err, &rerr) || rerr.ExitCode != 1 {
-			t.Fatalf("diff: %v", err)
+		if !errors.As(err, &rerr) {
+			t.Fatal("diff: errors.As(err, &rerr) = false, want true")
+		}
+		if rerr.ExitCode != 1 {
+			t.Fatalf("diff: rerr.ExitCode = %v, want 1", rerr.ExitCode)
 		}
 		if got := c.Diff(); got != string(res.Stdout) {
 			t.Errorf("%s:\nours:\n%s\ndiff -u:\n%s", c.Path, got, res.Stdout)

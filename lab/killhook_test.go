@@ -127,8 +127,11 @@ func TestLabKillHookFences(t *testing.T) {
 				open[d.LV] = d.Open
 			}
 		}
-		if open["vm-disk"] != 1 || open["shared-disk"] != 1 {
-			t.Fatalf("dm open counts %v", open)
+		if open["vm-disk"] != 1 {
+			t.Fatalf("dm open counts: open[\"vm-disk\"] = %v, want 1", open["vm-disk"])
+		}
+		if open["shared-disk"] != 1 {
+			t.Fatalf("dm open counts: open[\"shared-disk\"] = %v, want 1", open["shared-disk"])
 		}
 		st, err := sanlock.New(r, time.Minute).Status(ctx)
 		if err != nil {
@@ -143,8 +146,14 @@ func TestLabKillHookFences(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := sanlock.Health(st, info, dump)[vg]
-		if h == nil || h.State() != sanlock.StateJoined || len(h.Locks) != 2 {
-			t.Fatalf("health of a joined VG holding ex+sh: %+v", h)
+		if h == nil {
+			t.Fatal("health of a joined VG holding ex+sh: h = nil, want non-nil")
+		}
+		if h.State() != sanlock.StateJoined {
+			t.Fatalf("health of a joined VG holding ex+sh: h.State() = %v, want %v", h.State(), sanlock.StateJoined)
+		}
+		if len(h.Locks) != 2 {
+			t.Fatalf("health of a joined VG holding ex+sh: len(h.Locks) = %v, want 2", len(h.Locks))
 		}
 		v := virt.New(r, "", time.Minute)
 		for _, dom := range []string{"vm1", "vm2"} {
@@ -392,8 +401,14 @@ func (l *labT) fenceDuringRecovery(t *testing.T, ctx context.Context, g run.Runn
 		t.Fatalf("second fence's journal: phase %s generation %d LVs %+v", j.Phase, j.Generation, j.LVs)
 	}
 	for _, lv := range j.LVs {
-		if lv.Mode == "" || lv.Outcome != "" || !lv.Fenced {
-			t.Errorf("the second fence lost track of %+v", lv)
+		if lv.Mode == "" {
+			t.Errorf("the second fence lost track of: lv.Mode = %v, want != \"\"", lv.Mode)
+		}
+		if lv.Outcome != "" {
+			t.Errorf("the second fence lost track of: lv.Outcome = %q, want \"\"", lv.Outcome)
+		}
+		if !lv.Fenced {
+			t.Error("the second fence lost track of: lv.Fenced = false, want true")
 		}
 	}
 	wantTables(true)

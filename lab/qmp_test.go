@@ -75,7 +75,10 @@ func TestQMPExecute(t *testing.T) {
 		t.Fatalf("sent %q", c)
 	}
 	err = q.Execute(ctx, "blockdev-add", map[string]any{"node-name": "lunp0"}, nil)
-	if err == nil || !strings.Contains(err.Error(), "GenericError: Duplicate nodes") {
-		t.Fatalf("QMP error not returned: %v", err)
+	if err == nil {
+		t.Fatal("QMP error not returned: err = nil, want non-nil")
+	}
+	if !strings.Contains(err.Error(), "GenericError: Duplicate nodes") {
+		t.Fatal("QMP error not returned: strings.Contains(err.Error(), \"GenericError: Duplicate nodes\") = false, want true")
 	}
 }

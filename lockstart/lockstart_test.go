@@ -154,8 +154,11 @@ func TestLvmlockdDownTimesOutNamingIt(t *testing.T) {
 		"multipathd show maps json": "multipathd-show-maps.json",
 		strings.Join(argvVGs, " "):  "vgs.vol.json",
 	}))
-	if !strings.Contains(err.Error(), "lvmlockd not running") || strings.Contains(err.Error(), "VG vol") {
-		t.Errorf("error should name lvmlockd and only it: %v", err)
+	if !strings.Contains(err.Error(), "lvmlockd not running") {
+		t.Error("error should name lvmlockd and only it: strings.Contains(err.Error(), \"lvmlockd not running\") = false, want true")
+	}
+	if strings.Contains(err.Error(), "VG vol") {
+		t.Error("error should name lvmlockd and only it: strings.Contains(err.Error(), \"VG vol\") = true, want false")
 	}
 	if !errors.Is(err, errdefs.ErrCommandTimeout) {
 		t.Error(err)
@@ -193,8 +196,11 @@ func TestLeaseNeedsRepairStopsAtOnce(t *testing.T) {
 	r := run.NewScripted(t, steps...)
 	var progress []string
 	_, err := Run(context.Background(), NewMachine(r, time.Minute), options(&progress))
-	if !errors.Is(err, ErrLeaseNeedsRepair) || !strings.Contains(err.Error(), "VG vol:") {
-		t.Errorf("got %v", err)
+	if !errors.Is(err, ErrLeaseNeedsRepair) {
+		t.Error("got: errors.Is(err, ErrLeaseNeedsRepair) = false, want true")
+	}
+	if !strings.Contains(err.Error(), "VG vol:") {
+		t.Error("got: strings.Contains(err.Error(), \"VG vol:\") = false, want true")
 	}
 }
 

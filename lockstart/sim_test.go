@@ -64,8 +64,17 @@ func TestSimulatorLUNLateRejoinAndReactivate(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 	st := c.State("h2")
-	if !st.LockspaceJoined || st.Locks["lv1"] != "ex" || st.Locks["lv2"] != "sh" || st.Locks["lv3"] != "" {
-		t.Errorf("h2 state %+v", st)
+	if !st.LockspaceJoined {
+		t.Error("h2 state: st.LockspaceJoined = false, want true")
+	}
+	if st.Locks["lv1"] != "ex" {
+		t.Errorf("h2 state: st.Locks[\"lv1\"] = %q, want \"ex\"", st.Locks["lv1"])
+	}
+	if st.Locks["lv2"] != "sh" {
+		t.Errorf("h2 state: st.Locks[\"lv2\"] = %q, want \"sh\"", st.Locks["lv2"])
+	}
+	if st.Locks["lv3"] != "" {
+		t.Errorf("h2 state: st.Locks[\"lv3\"] = %q, want \"\"", st.Locks["lv3"])
 	}
 	if !strings.Contains(progress[0], "multipath map lun0 has no active path") {
 		t.Errorf("first progress line: %q", progress[0])

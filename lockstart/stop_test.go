@@ -30,8 +30,17 @@ func TestStopReleasesIdleLVsAndLeavesTheLockspace(t *testing.T) {
 	)
 	var progress []string
 	res := Stop(context.Background(), lv, []string{"vol"}, func(s string) { progress = append(progress, s) })
-	if len(res) != 1 || !res[0].Stopped || strings.Join(res[0].Deactivated, ",") != "lv1,lv2" || res[0].Err != nil {
-		t.Fatalf("%+v", res)
+	if len(res) != 1 {
+		t.Fatalf("len(res) = %v, want 1", len(res))
+	}
+	if !res[0].Stopped {
+		t.Fatal("res[0].Stopped = false, want true")
+	}
+	if strings.Join(res[0].Deactivated, ",") != "lv1,lv2" {
+		t.Fatalf("strings.Join(res[0].Deactivated, \",\") = %q, want \"lv1,lv2\"", strings.Join(res[0].Deactivated, ","))
+	}
+	if res[0].Err != nil {
+		t.Fatalf("res[0].Err = %v, want nil", res[0].Err)
 	}
 	if progress[0] != "VG vol: deactivated 2 LVs, lockspace stopped" {
 		t.Fatalf("progress %q", progress)
@@ -47,8 +56,14 @@ func TestStopLeavesAnOpenLVAndItsLockspace(t *testing.T) {
 		run.Step{Argv: []string{"lvchange", "-an", "vol/lv2"}},
 	)
 	res := Stop(context.Background(), lv, []string{"vol"}, func(string) {})
-	if res[0].Stopped || strings.Join(res[0].LeftOpen, ",") != "lv1" || strings.Join(res[0].Deactivated, ",") != "lv2" {
-		t.Fatalf("%+v", res)
+	if res[0].Stopped {
+		t.Fatal("res[0].Stopped = true, want false")
+	}
+	if strings.Join(res[0].LeftOpen, ",") != "lv1" {
+		t.Fatalf("strings.Join(res[0].LeftOpen, \",\") = %q, want \"lv1\"", strings.Join(res[0].LeftOpen, ","))
+	}
+	if strings.Join(res[0].Deactivated, ",") != "lv2" {
+		t.Fatalf("strings.Join(res[0].Deactivated, \",\") = %q, want \"lv2\"", strings.Join(res[0].Deactivated, ","))
 	}
 }
 
@@ -57,8 +72,11 @@ func TestStopWithoutLockspace(t *testing.T) {
 	lv := stopClient(t, run.Step{Argv: argvLVs, ExitCode: 5,
 		Stderr: "  Reading VG vol without a lock.\n  VG vol lock failed: lockspace is inactive\n"})
 	res := Stop(context.Background(), lv, []string{"vol"}, func(string) {})
-	if !res[0].Stopped || res[0].Err != nil {
-		t.Fatalf("%+v", res)
+	if !res[0].Stopped {
+		t.Fatal("res[0].Stopped = false, want true")
+	}
+	if res[0].Err != nil {
+		t.Fatalf("res[0].Err = %v, want nil", res[0].Err)
 	}
 }
 
@@ -71,7 +89,13 @@ func TestStopReportsAFailedDeactivation(t *testing.T) {
 			Stderr: "  VG vol lock failed: storage failed for sanlock leases\n"},
 	)
 	res := Stop(context.Background(), lv, []string{"vol"}, func(string) {})
-	if res[0].Stopped || res[0].Err == nil || !errors.Is(res[0].Err, errdefs.ErrLockspaceLost) {
-		t.Fatalf("%+v", res)
+	if res[0].Stopped {
+		t.Fatal("res[0].Stopped = true, want false")
+	}
+	if res[0].Err == nil {
+		t.Fatal("res[0].Err = nil, want non-nil")
+	}
+	if !errors.Is(res[0].Err, errdefs.ErrLockspaceLost) {
+		t.Fatal("errors.Is(res[0].Err, errdefs.ErrLockspaceLost) = false, want true")
 	}
 }

@@ -133,8 +133,11 @@ func TestClassifyCases(t *testing.T) {
 				t.Fatalf("class %v, want %v (err: %v)", errdefs.ClassOf(err), tc.class, err)
 			}
 			var got *run.Error
-			if !errors.As(err, &got) || got != rerr {
-				t.Fatal("the *run.Error must stay in the chain")
+			if !errors.As(err, &got) {
+				t.Fatal("the *run.Error must stay in the chain: errors.As(err, &got) = false, want true")
+			}
+			if got != rerr {
+				t.Fatalf("the *run.Error must stay in the chain: got = %v, want %v", got, rerr)
 			}
 			if tc.class == errdefs.ErrUnknown && !strings.Contains(err.Error(), strings.TrimSpace(tc.stderr)) {
 				t.Fatalf("unknown error must keep the full stderr: %v", err)
@@ -174,18 +177,30 @@ func TestClassifyNonExitErrors(t *testing.T) {
 	}
 	timeout := &run.Error{Argv: []string{"lvs"}, ExitCode: -1, TimedOut: true, Err: context.DeadlineExceeded, Stderr: "  partial\n"}
 	err := Classify(timeout.Argv, timeout)
-	if errdefs.ClassOf(err) != errdefs.ErrCommandTimeout || !strings.Contains(err.Error(), "partial") {
-		t.Fatalf("timeout: %v", err)
+	if errdefs.ClassOf(err) != errdefs.ErrCommandTimeout {
+		t.Fatalf("timeout: errdefs.ClassOf(err) = %v, want %v", errdefs.ClassOf(err), errdefs.ErrCommandTimeout)
+	}
+	if !strings.Contains(err.Error(), "partial") {
+		t.Fatal("timeout: strings.Contains(err.Error(), \"partial\") = false, want true")
 	}
 	cancelled := &run.Error{Argv: []string{"lvs"}, ExitCode: -1, Err: context.Canceled}
 	err = Classify(cancelled.Argv, cancelled)
-	if errdefs.ClassOf(err) != errdefs.ErrUnknown || !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled: %v", err)
+	if errdefs.ClassOf(err) != errdefs.ErrUnknown {
+		t.Fatalf("cancelled: errdefs.ClassOf(err) = %v, want %v", errdefs.ClassOf(err), errdefs.ErrUnknown)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatal("cancelled: errors.Is(err, context.Canceled) = false, want true")
 	}
 	other := errors.New("runner broke")
 	err = Classify(nil, other)
-	if errdefs.ClassOf(err) != errdefs.ErrUnknown || !errors.Is(err, other) || !strings.Contains(err.Error(), "lvm: runner broke") {
-		t.Fatalf("plain error: %v", err)
+	if errdefs.ClassOf(err) != errdefs.ErrUnknown {
+		t.Fatalf("plain error: errdefs.ClassOf(err) = %v, want %v", errdefs.ClassOf(err), errdefs.ErrUnknown)
+	}
+	if !errors.Is(err, other) {
+		t.Fatal("plain error: errors.Is(err, other) = false, want true")
+	}
+	if !strings.Contains(err.Error(), "lvm: runner broke") {
+		t.Fatal("plain error: strings.Contains(err.Error(), \"lvm: runner broke\") = false, want true")
 	}
 }
 
@@ -196,10 +211,22 @@ func TestSplitBatchStderr(t *testing.T) {
 		"  /dev/vol/lv3: something\n" +
 		"  vol/lv10 is not requested, other/lv1 is another VG\n"
 	perLV, rest := splitBatchStderr("vol", []string{"lv1", "lv2.", "lv3", "lv4"}, stderr)
-	if len(perLV["lv1"]) != 2 || len(perLV["lv2."]) != 1 || len(perLV["lv3"]) != 1 || perLV["lv4"] != nil {
-		t.Fatalf("perLV: %q", perLV)
+	if len(perLV["lv1"]) != 2 {
+		t.Fatalf("perLV: len(perLV[\"lv1\"]) = %v, want 2", len(perLV["lv1"]))
 	}
-	if len(rest) != 2 || rest[0] != "Reading VG vol without a lock." {
-		t.Fatalf("rest: %q", rest)
+	if len(perLV["lv2."]) != 1 {
+		t.Fatalf("perLV: len(perLV[\"lv2.\"]) = %v, want 1", len(perLV["lv2."]))
+	}
+	if len(perLV["lv3"]) != 1 {
+		t.Fatalf("perLV: len(perLV[\"lv3\"]) = %v, want 1", len(perLV["lv3"]))
+	}
+	if perLV["lv4"] != nil {
+		t.Fatalf("perLV: perLV[\"lv4\"] = %v, want nil", perLV["lv4"])
+	}
+	if len(rest) != 2 {
+		t.Fatalf("rest: len(rest) = %v, want 2", len(rest))
+	}
+	if rest[0] != "Reading VG vol without a lock." {
+		t.Fatalf("rest: rest[0] = %q, want \"Reading VG vol without a lock.\"", rest[0])
 	}
 }

@@ -30,8 +30,14 @@ func FuzzParseLVs(f *testing.F) {
 			t.Fatal("rows returned with an error")
 		}
 		for _, lv := range lvs {
-			if lv.Name == "" || lv.VG == "" || len(lv.Attr.Raw) < 10 {
-				t.Fatalf("incomplete row accepted: %+v", lv)
+			if lv.Name == "" {
+				t.Fatalf("incomplete row accepted: lv.Name = %v, want != \"\"", lv.Name)
+			}
+			if lv.VG == "" {
+				t.Fatalf("incomplete row accepted: lv.VG = %v, want != \"\"", lv.VG)
+			}
+			if len(lv.Attr.Raw) < 10 {
+				t.Fatalf("incomplete row accepted: len(lv.Attr.Raw) = %v, want >= 10", len(lv.Attr.Raw))
 			}
 		}
 	})
@@ -45,8 +51,11 @@ func FuzzParseVGs(f *testing.F) {
 			t.Fatal("rows returned with an error")
 		}
 		for _, vg := range vgs {
-			if vg.Name == "" || vg.LVCount < 0 {
-				t.Fatalf("bad row accepted: %+v", vg)
+			if vg.Name == "" {
+				t.Fatalf("bad row accepted: vg.Name = %v, want != \"\"", vg.Name)
+			}
+			if vg.LVCount < 0 {
+				t.Fatalf("bad row accepted: vg.LVCount = %v, want >= 0", vg.LVCount)
 			}
 		}
 	})
@@ -60,8 +69,11 @@ func FuzzClassify(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stderr string, exit int, timedOut bool) {
 		rerr := &run.Error{Argv: []string{"lvchange", "-aey", "vol/lv1"}, ExitCode: exit, Stderr: stderr, TimedOut: timedOut}
 		err := Classify(rerr.Argv, rerr)
-		if err == nil || errdefs.ClassOf(err) == nil {
-			t.Fatal("a failure must classify")
+		if err == nil {
+			t.Fatal("a failure must classify: err = nil, want non-nil")
+		}
+		if errdefs.ClassOf(err) == nil {
+			t.Fatal("a failure must classify: errdefs.ClassOf(err) = nil, want non-nil")
 		}
 		var got *run.Error
 		if !errors.As(err, &got) {

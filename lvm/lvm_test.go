@@ -42,8 +42,11 @@ func TestVGs(t *testing.T) {
 	}
 	want := VG{Name: "vol", UUID: "efq7Ap-2Z1n-Z0PC-FHD9-SU9H-L4Mv-WYdupG", Size: 2143289344, Free: 1673527296,
 		ExtentSize: 4194304, LVCount: 3, LockType: "sanlock", LockArgs: "1.0.0:lvmlock"}
-	if len(vgs) != 1 || vgs[0] != want {
-		t.Fatalf("got %+v", vgs)
+	if len(vgs) != 1 {
+		t.Fatalf("got: len(vgs) = %v, want 1", len(vgs))
+	}
+	if vgs[0] != want {
+		t.Fatalf("got: vgs[0] = %v, want %v", vgs[0], want)
 	}
 	if _, err := c.VGs(ctx); err != nil { // every configured VG
 		t.Fatal(err)
@@ -77,8 +80,11 @@ func TestLVs(t *testing.T) {
 		t.Fatalf("lv1: %+v", lv1)
 	}
 	// lv1 is held shared, yet 2.03.16 reports it "active exclusively".
-	if !lv1.ActiveExclusively || lv1.ActiveRemotely {
-		t.Fatalf("lv1 flags: %+v", lv1)
+	if !lv1.ActiveExclusively {
+		t.Fatal("lv1 flags: lv1.ActiveExclusively = false, want true")
+	}
+	if lv1.ActiveRemotely {
+		t.Fatal("lv1 flags: lv1.ActiveRemotely = true, want false")
 	}
 	if lv3 := lvs[2]; lv3.Attr.Active() || lv3.ActiveLocally || lv3.ActiveExclusively {
 		t.Fatalf("lv3 must be inactive: %+v", lv3)
@@ -122,8 +128,20 @@ func TestRecordedReportStructure(t *testing.T) {
 		t.Fatalf("got %d", len(lvs))
 	}
 	lock := lvs[3]
-	if lock.Name != "lvmlock" || !lock.Hidden || lock.Size != 256<<20 || !lock.Attr.DeviceOpen || lock.UUID != "" {
-		t.Fatalf("[lvmlock]: %+v", lock)
+	if lock.Name != "lvmlock" {
+		t.Fatalf("[lvmlock]: lock.Name = %q, want \"lvmlock\"", lock.Name)
+	}
+	if !lock.Hidden {
+		t.Fatal("[lvmlock]: lock.Hidden = false, want true")
+	}
+	if lock.Size != 256<<20 {
+		t.Fatalf("[lvmlock]: lock.Size = %v, want %v", lock.Size, 256<<20)
+	}
+	if !lock.Attr.DeviceOpen {
+		t.Fatal("[lvmlock]: lock.Attr.DeviceOpen = false, want true")
+	}
+	if lock.UUID != "" {
+		t.Fatalf("[lvmlock]: lock.UUID = %q, want \"\"", lock.UUID)
 	}
 }
 
@@ -186,8 +204,14 @@ func TestActivateBatch(t *testing.T) {
 	if _, err := c.Activate(ctx, ActivationMode(9), "vol", "lv1"); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("bad mode: %v", err)
 	}
-	if Exclusive.String() != "exclusive" || Shared.String() != "shared" || ActivationMode(9).String() != "Mode(9)" {
-		t.Fatal("mode names")
+	if Exclusive.String() != "exclusive" {
+		t.Fatalf("mode names: Exclusive.String() = %q, want \"exclusive\"", Exclusive.String())
+	}
+	if Shared.String() != "shared" {
+		t.Fatalf("mode names: Shared.String() = %q, want \"shared\"", Shared.String())
+	}
+	if ActivationMode(9).String() != "Mode(9)" {
+		t.Fatalf("mode names: ActivationMode(9).String() = %q, want \"Mode(9)\"", ActivationMode(9).String())
 	}
 }
 
@@ -204,8 +228,11 @@ func TestActivateBatchPartialFailure(t *testing.T) {
 	if err == nil || !slices.Equal(res.Changed, []string{"lv49", "lv51"}) || len(res.Failed) != 1 {
 		t.Fatalf("%+v %v", res, err)
 	}
-	if errdefs.ClassOf(res.Failed["lv50"]) != errdefs.ErrUnknown || !strings.Contains(res.Failed["lv50"].Error(), "error -221") {
-		t.Fatalf("lv50: %v", res.Failed["lv50"])
+	if errdefs.ClassOf(res.Failed["lv50"]) != errdefs.ErrUnknown {
+		t.Fatalf("lv50: errdefs.ClassOf(res.Failed[\"lv50\"]) = %v, want %v", errdefs.ClassOf(res.Failed["lv50"]), errdefs.ErrUnknown)
+	}
+	if !strings.Contains(res.Failed["lv50"].Error(), "error -221") {
+		t.Fatal("lv50: strings.Contains(res.Failed[\"lv50\"].Error(), \"error -221\") = false, want true")
 	}
 	res, err = c.Activate(ctx, Exclusive, "vol", "lv1", "lv2")
 	var lc *errdefs.LockConflictError
@@ -264,8 +291,11 @@ func TestLockStartStopAndRefresh(t *testing.T) {
 	if !slices.EqualFunc(calls, want, slices.Equal) {
 		t.Fatalf("calls %q", calls)
 	}
-	if timeouts[0] != DefaultLockStartTimeout || timeouts[1] != time.Minute {
-		t.Fatalf("timeouts %v", timeouts)
+	if timeouts[0] != DefaultLockStartTimeout {
+		t.Fatalf("timeouts: timeouts[0] = %v, want %v", timeouts[0], DefaultLockStartTimeout)
+	}
+	if timeouts[1] != time.Minute {
+		t.Fatalf("timeouts: timeouts[1] = %v, want %v", timeouts[1], time.Minute)
 	}
 }
 

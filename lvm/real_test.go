@@ -116,8 +116,23 @@ func TestRealLVM(t *testing.T) {
 	if len(lv.Tags) != 0 {
 		t.Fatalf("untagged LV has tags %q", lv.Tags)
 	}
-	if lv.Name != "volume-1" || lv.VG != vg || lv.Size != 8<<20 || lv.UUID == "" || lv.Attr.Raw[:4] != "-wi-" || lv.Attr.Active() {
-		t.Fatalf("LV: %+v", lv)
+	if lv.Name != "volume-1" {
+		t.Fatalf("LV: lv.Name = %q, want \"volume-1\"", lv.Name)
+	}
+	if lv.VG != vg {
+		t.Fatalf("LV: lv.VG = %v, want %v", lv.VG, vg)
+	}
+	if lv.Size != 8<<20 {
+		t.Fatalf("LV: lv.Size = %v, want %v", lv.Size, 8<<20)
+	}
+	if lv.UUID == "" {
+		t.Fatalf("LV: lv.UUID = %v, want != \"\"", lv.UUID)
+	}
+	if lv.Attr.Raw[:4] != "-wi-" {
+		t.Fatalf("LV: lv.Attr.Raw[:4] = %q, want \"-wi-\"", lv.Attr.Raw[:4])
+	}
+	if lv.Attr.Active() {
+		t.Fatal("LV: lv.Attr.Active() = true, want false")
 	}
 	if _, err := c.LV(ctx, vg, "volume-9"); !errors.Is(err, errdefs.ErrVolumeNotFound) {
 		t.Fatalf("absent LV: %v", err)

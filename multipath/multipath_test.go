@@ -18,11 +18,35 @@ func TestParseMapsJSONHealthy(t *testing.T) {
 		t.Fatal(maps, err)
 	}
 	m := maps[0]
-	if m.Name != "lun0" || m.WWID != "35000c50015ea71ac" || m.Sysfs != "dm-0" || m.DMState != "active" || m.Queueing != "off" || m.ActivePathCount != 2 {
-		t.Fatalf("%+v", m)
+	if m.Name != "lun0" {
+		t.Fatalf("m.Name = %q, want \"lun0\"", m.Name)
 	}
-	if len(m.Groups) != 2 || m.Groups[1].Number != 2 || m.Groups[0].DMState != "active" || m.Groups[0].Selector != "service-time 0" {
-		t.Fatalf("groups: %+v", m.Groups)
+	if m.WWID != "35000c50015ea71ac" {
+		t.Fatalf("m.WWID = %q, want \"35000c50015ea71ac\"", m.WWID)
+	}
+	if m.Sysfs != "dm-0" {
+		t.Fatalf("m.Sysfs = %q, want \"dm-0\"", m.Sysfs)
+	}
+	if m.DMState != "active" {
+		t.Fatalf("m.DMState = %q, want \"active\"", m.DMState)
+	}
+	if m.Queueing != "off" {
+		t.Fatalf("m.Queueing = %q, want \"off\"", m.Queueing)
+	}
+	if m.ActivePathCount != 2 {
+		t.Fatalf("m.ActivePathCount = %v, want 2", m.ActivePathCount)
+	}
+	if len(m.Groups) != 2 {
+		t.Fatalf("groups: len(m.Groups) = %v, want 2", len(m.Groups))
+	}
+	if m.Groups[1].Number != 2 {
+		t.Fatalf("groups: m.Groups[1].Number = %v, want 2", m.Groups[1].Number)
+	}
+	if m.Groups[0].DMState != "active" {
+		t.Fatalf("groups: m.Groups[0].DMState = %q, want \"active\"", m.Groups[0].DMState)
+	}
+	if m.Groups[0].Selector != "service-time 0" {
+		t.Fatalf("groups: m.Groups[0].Selector = %q, want \"service-time 0\"", m.Groups[0].Selector)
 	}
 	if ps := m.ActivePaths(); len(ps) != 2 || ps[0].Dev != "sda" || ps[1].DevT != "8:16" || ps[0].Checker != "tur" || ps[0].DevState != "running" {
 		t.Fatalf("active: %+v", ps)
@@ -38,8 +62,20 @@ func TestParseMapsJSONFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := maps[0]
-	if len(m.ActivePaths()) != 0 || len(m.FailedPaths()) != 2 || m.Queueing != "on" || m.Features != "1 queue_if_no_path" || m.PathFaults != 2 {
-		t.Fatalf("%+v", m)
+	if len(m.ActivePaths()) != 0 {
+		t.Fatalf("len(m.ActivePaths()) = %v, want 0", len(m.ActivePaths()))
+	}
+	if len(m.FailedPaths()) != 2 {
+		t.Fatalf("len(m.FailedPaths()) = %v, want 2", len(m.FailedPaths()))
+	}
+	if m.Queueing != "on" {
+		t.Fatalf("m.Queueing = %q, want \"on\"", m.Queueing)
+	}
+	if m.Features != "1 queue_if_no_path" {
+		t.Fatalf("m.Features = %q, want \"1 queue_if_no_path\"", m.Features)
+	}
+	if m.PathFaults != 2 {
+		t.Fatalf("m.PathFaults = %v, want 2", m.PathFaults)
 	}
 	if p := m.FailedPaths()[0]; p.DMState != "failed" || p.CheckerState != "faulty" || p.DevState != "offline" {
 		t.Fatalf("%+v", p)

@@ -123,11 +123,26 @@ func TestFenceRecordedSequence(t *testing.T) {
 	}
 	onDisk := readJournal(t, d.StateDir)
 	for _, got := range []*Journal{j, onDisk} {
-		if got.Phase != PhaseFenced || !got.QueueingDisabled || got.FailIfNoPathMap != "lun0" || len(got.Failures) != 0 {
-			t.Fatalf("journal %+v", got)
+		if got.Phase != PhaseFenced {
+			t.Fatalf("journal: got.Phase = %v, want %v", got.Phase, PhaseFenced)
 		}
-		if len(got.LVs) != 2 || got.LVs[0] != want[0] || got.LVs[1] != want[1] {
-			t.Fatalf("LVs %+v", got.LVs)
+		if !got.QueueingDisabled {
+			t.Fatal("journal: got.QueueingDisabled = false, want true")
+		}
+		if got.FailIfNoPathMap != "lun0" {
+			t.Fatalf("journal: got.FailIfNoPathMap = %q, want \"lun0\"", got.FailIfNoPathMap)
+		}
+		if len(got.Failures) != 0 {
+			t.Fatalf("journal: len(got.Failures) = %v, want 0", len(got.Failures))
+		}
+		if len(got.LVs) != 2 {
+			t.Fatalf("LVs: len(got.LVs) = %v, want 2", len(got.LVs))
+		}
+		if got.LVs[0] != want[0] {
+			t.Fatalf("LVs: got.LVs[0] = %v, want %v", got.LVs[0], want[0])
+		}
+		if got.LVs[1] != want[1] {
+			t.Fatalf("LVs: got.LVs[1] = %v, want %v", got.LVs[1], want[1])
 		}
 	}
 	if !onDisk.Started.Equal(d.Now()) {
@@ -152,8 +167,17 @@ func TestFenceContinuesAfterHungSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A timed-out disablequeueing may have applied: recovery restores it.
-	if !j.QueueingDisabled || len(j.Failures) != 2 || !strings.HasPrefix(j.Failures[0], "multipathd disablequeueing map lun0: ") || j.QueueingMap != "lun0" {
-		t.Fatalf("%+v", j)
+	if !j.QueueingDisabled {
+		t.Fatal("j.QueueingDisabled = false, want true")
+	}
+	if len(j.Failures) != 2 {
+		t.Fatalf("len(j.Failures) = %v, want 2", len(j.Failures))
+	}
+	if !strings.HasPrefix(j.Failures[0], "multipathd disablequeueing map lun0: ") {
+		t.Fatal("strings.HasPrefix(j.Failures[0], \"multipathd disablequeueing map lun0: \") = false, want true")
+	}
+	if j.QueueingMap != "lun0" {
+		t.Fatalf("j.QueueingMap = %q, want \"lun0\"", j.QueueingMap)
 	}
 }
 
@@ -171,11 +195,20 @@ func TestFencePartialFailure(t *testing.T) {
 	)
 	d := deps(t, r)
 	j, err := Fence(context.Background(), d, "vol")
-	if !errors.Is(err, ErrNotFenced) || !strings.Contains(err.Error(), "vol-lv2") {
-		t.Fatalf("err %v", err)
+	if !errors.Is(err, ErrNotFenced) {
+		t.Fatal("err: errors.Is(err, ErrNotFenced) = false, want true")
 	}
-	if !j.LVs[0].Fenced || j.LVs[1].Fenced || j.LVs[1].Error == "" {
-		t.Fatalf("LVs %+v", j.LVs)
+	if !strings.Contains(err.Error(), "vol-lv2") {
+		t.Fatal("err: strings.Contains(err.Error(), \"vol-lv2\") = false, want true")
+	}
+	if !j.LVs[0].Fenced {
+		t.Fatal("LVs: j.LVs[0].Fenced = false, want true")
+	}
+	if j.LVs[1].Fenced {
+		t.Fatal("LVs: j.LVs[1].Fenced = true, want false")
+	}
+	if j.LVs[1].Error == "" {
+		t.Fatalf("LVs: j.LVs[1].Error = %v, want != \"\"", j.LVs[1].Error)
 	}
 	if onDisk := readJournal(t, d.StateDir); onDisk.Phase != PhaseFenceFailed {
 		t.Fatalf("phase %s", onDisk.Phase)
@@ -210,8 +243,14 @@ func TestFenceSparesLvmlockLayersAndOtherVGs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(j.LVs) != 2 || j.LVs[1].LV != "my-snap" || j.LVs[1].Mode != "" {
-		t.Fatalf("LVs %+v", j.LVs)
+	if len(j.LVs) != 2 {
+		t.Fatalf("LVs: len(j.LVs) = %v, want 2", len(j.LVs))
+	}
+	if j.LVs[1].LV != "my-snap" {
+		t.Fatalf("LVs: j.LVs[1].LV = %q, want \"my-snap\"", j.LVs[1].LV)
+	}
+	if j.LVs[1].Mode != "" {
+		t.Fatalf("LVs: j.LVs[1].Mode = %q, want \"\"", j.LVs[1].Mode)
 	}
 }
 
@@ -220,11 +259,20 @@ func TestFenceVerifyFailureIsFailure(t *testing.T) {
 		run.Step{Argv: table, Err: timedOut(table)},
 	)...)
 	j, err := Fence(context.Background(), deps(t, r), "vol")
-	if !errors.Is(err, ErrNotFenced) || !errors.Is(err, errdefs.ErrCommandTimeout) {
-		t.Fatalf("err %v", err)
+	if !errors.Is(err, ErrNotFenced) {
+		t.Fatal("err: errors.Is(err, ErrNotFenced) = false, want true")
 	}
-	if j.Phase != PhaseFenceFailed || j.LVs[0].Fenced || j.LVs[1].Fenced {
-		t.Fatalf("%+v", j)
+	if !errors.Is(err, errdefs.ErrCommandTimeout) {
+		t.Fatal("err: errors.Is(err, errdefs.ErrCommandTimeout) = false, want true")
+	}
+	if j.Phase != PhaseFenceFailed {
+		t.Fatalf("j.Phase = %v, want %v", j.Phase, PhaseFenceFailed)
+	}
+	if j.LVs[0].Fenced {
+		t.Fatal("j.LVs[0].Fenced = true, want false")
+	}
+	if j.LVs[1].Fenced {
+		t.Fatal("j.LVs[1].Fenced = true, want false")
 	}
 }
 

@@ -44,12 +44,30 @@ func TestSimRecoverAfterFence(t *testing.T) {
 	if err != nil {
 		t.Fatalf("recover: %v\n%s", err, rep)
 	}
-	if !rep.Done || len(rep.Reacquired) != 1 || rep.Reacquired[0].LV != "lv2" || len(rep.Lost) != 1 || rep.Lost[0].LV != "lv1" {
-		t.Fatalf("report %+v", rep)
+	if !rep.Done {
+		t.Fatal("report: rep.Done = false, want true")
+	}
+	if len(rep.Reacquired) != 1 {
+		t.Fatalf("report: len(rep.Reacquired) = %v, want 1", len(rep.Reacquired))
+	}
+	if rep.Reacquired[0].LV != "lv2" {
+		t.Fatalf("report: rep.Reacquired[0].LV = %q, want \"lv2\"", rep.Reacquired[0].LV)
+	}
+	if len(rep.Lost) != 1 {
+		t.Fatalf("report: len(rep.Lost) = %v, want 1", len(rep.Lost))
+	}
+	if rep.Lost[0].LV != "lv1" {
+		t.Fatalf("report: rep.Lost[0].LV = %q, want \"lv1\"", rep.Lost[0].LV)
 	}
 	st := s.c.State("h1")
-	if !st.LockspaceJoined || st.Active["lv2"] != "linear" || st.Locks["lv2"] != "sh" {
-		t.Fatalf("h1 after recovery: %+v", st)
+	if !st.LockspaceJoined {
+		t.Fatal("h1 after recovery: st.LockspaceJoined = false, want true")
+	}
+	if st.Active["lv2"] != "linear" {
+		t.Fatalf("h1 after recovery: st.Active[\"lv2\"] = %q, want \"linear\"", st.Active["lv2"])
+	}
+	if st.Locks["lv2"] != "sh" {
+		t.Fatalf("h1 after recovery: st.Locks[\"lv2\"] = %q, want \"sh\"", st.Locks["lv2"])
 	}
 	// vm1, paused on lv1, keeps the device open: it keeps the error target
 	// and no lock, so nothing here can write to h2's LV.

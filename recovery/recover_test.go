@@ -113,8 +113,11 @@ func statusDropped(t *testing.T) string {
 // all failed.
 func failedMap(t *testing.T) string {
 	maps, err := multipath.ParseMapsJSON([]byte(fixture.Text(t, "show-maps-failed.source.json")))
-	if err != nil || len(maps) != 1 {
-		t.Fatalf("failed map: %v", err)
+	if err != nil {
+		t.Fatalf("failed map: err = %v, want nil", err)
+	}
+	if len(maps) != 1 {
+		t.Fatalf("failed map: len(maps) = %v, want 1", len(maps))
 	}
 	b, err := json.Marshal(map[string]any{"map": maps[0]})
 	if err != nil {
@@ -153,8 +156,20 @@ func TestRecoverSequence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Done || len(rep.Reacquired) != 1 || rep.Reacquired[0].LV != "lv1" || len(rep.Lost) != 1 || rep.Lost[0].LV != "lv2" {
-		t.Fatalf("report %+v", rep)
+	if !rep.Done {
+		t.Fatal("report: rep.Done = false, want true")
+	}
+	if len(rep.Reacquired) != 1 {
+		t.Fatalf("report: len(rep.Reacquired) = %v, want 1", len(rep.Reacquired))
+	}
+	if rep.Reacquired[0].LV != "lv1" {
+		t.Fatalf("report: rep.Reacquired[0].LV = %q, want \"lv1\"", rep.Reacquired[0].LV)
+	}
+	if len(rep.Lost) != 1 {
+		t.Fatalf("report: len(rep.Lost) = %v, want 1", len(rep.Lost))
+	}
+	if rep.Lost[0].LV != "lv2" {
+		t.Fatalf("report: rep.Lost[0].LV = %q, want \"lv2\"", rep.Lost[0].LV)
 	}
 	if !strings.Contains(rep.String(), "LOST lv2") {
 		t.Fatalf("report text:\n%s", rep)
@@ -281,8 +296,11 @@ func TestRecoverLVStillOpen(t *testing.T) {
 		t.Fatalf("%v %+v", err, rep)
 	}
 	want := DomainOutcome{Name: "vm1", LVs: []string{"lv1"}, State: "paused (I/O error)", Outcome: DomainResumed}
-	if len(rep.Domains) != 1 || !reflect.DeepEqual(rep.Domains[0], want) {
-		t.Fatalf("domains %+v", rep.Domains)
+	if len(rep.Domains) != 1 {
+		t.Fatalf("domains: len(rep.Domains) = %v, want 1", len(rep.Domains))
+	}
+	if !reflect.DeepEqual(rep.Domains[0], want) {
+		t.Fatal("domains: reflect.DeepEqual(rep.Domains[0], want) = false, want true")
 	}
 	if !strings.Contains(rep.String(), "domain vm1 ([lv1], was paused (I/O error)): resumed") {
 		t.Fatalf("report text:\n%s", rep)
@@ -305,8 +323,14 @@ func TestRecoverInUseLVHeldElsewhereMeanwhile(t *testing.T) {
 	if err != nil || !rep.Done || rep.Reacquired[0].Refreshed || !strings.Contains(rep.Reacquired[0].Stale, "version 1 at the fence, 3 now") {
 		t.Fatalf("%v %+v", err, rep)
 	}
-	if len(rep.Domains) != 1 || rep.Domains[0].Outcome != DomainKeptPaused || !strings.Contains(rep.Domains[0].Why, "another host held it meanwhile") {
-		t.Fatalf("domains %+v", rep.Domains)
+	if len(rep.Domains) != 1 {
+		t.Fatalf("domains: len(rep.Domains) = %v, want 1", len(rep.Domains))
+	}
+	if rep.Domains[0].Outcome != DomainKeptPaused {
+		t.Fatalf("domains: rep.Domains[0].Outcome = %v, want %v", rep.Domains[0].Outcome, DomainKeptPaused)
+	}
+	if !strings.Contains(rep.Domains[0].Why, "another host held it meanwhile") {
+		t.Fatal("domains: strings.Contains(rep.Domains[0].Why, \"another host held it meanwhile\") = false, want true")
 	}
 	if s := rep.String(); !strings.Contains(s, "STALE") || !strings.Contains(s, "kept-paused") {
 		t.Fatalf("report text:\n%s", s)
@@ -348,8 +372,11 @@ func TestRecoverDomainsOfLostLVAndOperatorPause(t *testing.T) {
 	for _, d := range rep.Domains {
 		got[d.Name] = d.Outcome
 	}
-	if got["vm1"] != DomainKeptPaused || got["vm2"] != DomainLeftPaused {
-		t.Fatalf("domains %+v", rep.Domains)
+	if got["vm1"] != DomainKeptPaused {
+		t.Fatalf("domains: got[\"vm1\"] = %v, want %v", got["vm1"], DomainKeptPaused)
+	}
+	if got["vm2"] != DomainLeftPaused {
+		t.Fatalf("domains: got[\"vm2\"] = %v, want %v", got["vm2"], DomainLeftPaused)
 	}
 }
 
@@ -424,8 +451,11 @@ func TestRecoverRefreshNeedsTheLockStillHeld(t *testing.T) {
 	if rep.Reacquired[0].Refreshed {
 		t.Fatalf("lv1 refreshed without its lock: %+v", rep.Reacquired[0])
 	}
-	if len(rep.Domains) != 1 || rep.Domains[0].Outcome != DomainKeptPaused {
-		t.Fatalf("domains %+v", rep.Domains)
+	if len(rep.Domains) != 1 {
+		t.Fatalf("domains: len(rep.Domains) = %v, want 1", len(rep.Domains))
+	}
+	if rep.Domains[0].Outcome != DomainKeptPaused {
+		t.Fatalf("domains: rep.Domains[0].Outcome = %v, want %v", rep.Domains[0].Outcome, DomainKeptPaused)
 	}
 	if j := readJournal(t, d.StateDir); j.Phase != PhaseRecovering {
 		t.Fatalf("journal %+v", j)

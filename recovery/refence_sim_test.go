@@ -60,19 +60,43 @@ func TestSimSecondFenceDuringRecovery(t *testing.T) {
 		t.Fatalf("Recover across a second fence: err=%v done=%v\n%s", err, rep.Done, rep)
 	}
 	st := s.c.State("h1")
-	if st.KillRuns != 2 || st.Active["lv1"] != "error" || st.Active["lv2"] != "error" || len(st.Locks) != 0 {
-		t.Fatalf("h1 after the second fence: %+v", st)
+	if st.KillRuns != 2 {
+		t.Fatalf("h1 after the second fence: st.KillRuns = %v, want 2", st.KillRuns)
 	}
-	if st.Domains["vm1"] != "paused" || st.Domains["vm2"] != "paused" {
-		t.Fatalf("a VM resumed on a fenced host: %+v", st.Domains)
+	if st.Active["lv1"] != "error" {
+		t.Fatalf("h1 after the second fence: st.Active[\"lv1\"] = %q, want \"error\"", st.Active["lv1"])
+	}
+	if st.Active["lv2"] != "error" {
+		t.Fatalf("h1 after the second fence: st.Active[\"lv2\"] = %q, want \"error\"", st.Active["lv2"])
+	}
+	if len(st.Locks) != 0 {
+		t.Fatalf("h1 after the second fence: len(st.Locks) = %v, want 0", len(st.Locks))
+	}
+	if st.Domains["vm1"] != "paused" {
+		t.Fatalf("a VM resumed on a fenced host: st.Domains[\"vm1\"] = %q, want \"paused\"", st.Domains["vm1"])
+	}
+	if st.Domains["vm2"] != "paused" {
+		t.Fatalf("a VM resumed on a fenced host: st.Domains[\"vm2\"] = %q, want \"paused\"", st.Domains["vm2"])
 	}
 	j := readJournal(t, s.stateDir)
-	if j.Generation != 2 || j.Phase != PhaseFenced || len(j.LVs) != 2 {
-		t.Fatalf("journal of the second fence: %+v", j)
+	if j.Generation != 2 {
+		t.Fatalf("journal of the second fence: j.Generation = %v, want 2", j.Generation)
+	}
+	if j.Phase != PhaseFenced {
+		t.Fatalf("journal of the second fence: j.Phase = %v, want %v", j.Phase, PhaseFenced)
+	}
+	if len(j.LVs) != 2 {
+		t.Fatalf("journal of the second fence: len(j.LVs) = %v, want 2", len(j.LVs))
 	}
 	for _, lv := range j.LVs {
-		if lv.Mode == "" || lv.Outcome != "" || !lv.Fenced {
-			t.Fatalf("second fence lost track of %+v", lv)
+		if lv.Mode == "" {
+			t.Fatalf("second fence lost track of: lv.Mode = %v, want != \"\"", lv.Mode)
+		}
+		if lv.Outcome != "" {
+			t.Fatalf("second fence lost track of: lv.Outcome = %q, want \"\"", lv.Outcome)
+		}
+		if !lv.Fenced {
+			t.Fatal("second fence lost track of: lv.Fenced = false, want true")
 		}
 	}
 
@@ -89,11 +113,29 @@ func TestSimSecondFenceDuringRecovery(t *testing.T) {
 	if err != nil || !rep.Done {
 		t.Fatalf("recover after the second fence: %v\n%s", err, rep)
 	}
-	if len(rep.Lost) != 1 || rep.Lost[0].LV != "lv1" || len(rep.Reacquired) != 1 || rep.Reacquired[0].LV != "lv2" {
-		t.Fatalf("report %s", rep)
+	if len(rep.Lost) != 1 {
+		t.Fatalf("report: len(rep.Lost) = %v, want 1", len(rep.Lost))
+	}
+	if rep.Lost[0].LV != "lv1" {
+		t.Fatalf("report: rep.Lost[0].LV = %q, want \"lv1\"", rep.Lost[0].LV)
+	}
+	if len(rep.Reacquired) != 1 {
+		t.Fatalf("report: len(rep.Reacquired) = %v, want 1", len(rep.Reacquired))
+	}
+	if rep.Reacquired[0].LV != "lv2" {
+		t.Fatalf("report: rep.Reacquired[0].LV = %q, want \"lv2\"", rep.Reacquired[0].LV)
 	}
 	st = s.c.State("h1")
-	if st.Domains["vm1"] != "paused" || st.Domains["vm2"] != "running" || st.Active["lv1"] != "error" || st.Active["lv2"] != "linear" {
-		t.Fatalf("h1 after the final recovery: %+v", st)
+	if st.Domains["vm1"] != "paused" {
+		t.Fatalf("h1 after the final recovery: st.Domains[\"vm1\"] = %q, want \"paused\"", st.Domains["vm1"])
+	}
+	if st.Domains["vm2"] != "running" {
+		t.Fatalf("h1 after the final recovery: st.Domains[\"vm2\"] = %q, want \"running\"", st.Domains["vm2"])
+	}
+	if st.Active["lv1"] != "error" {
+		t.Fatalf("h1 after the final recovery: st.Active[\"lv1\"] = %q, want \"error\"", st.Active["lv1"])
+	}
+	if st.Active["lv2"] != "linear" {
+		t.Fatalf("h1 after the final recovery: st.Active[\"lv2\"] = %q, want \"linear\"", st.Active["lv2"])
 	}
 }

@@ -94,11 +94,26 @@ func TestSimKillHookFencesInsteadOfReset(t *testing.T) {
 	s.c.FailPaths("h1", true)
 	s.clk.Advance(8 * ioTimeout)
 	st := s.c.State("h1")
-	if st.KillRuns != 1 || st.Active["lv1"] != "error" || len(st.Locks) != 0 || st.LockspaceJoined || st.Domains["vm1"] != "paused" {
-		t.Fatalf("after the kill: %+v", st)
+	if st.KillRuns != 1 {
+		t.Fatalf("after the kill: st.KillRuns = %v, want 1", st.KillRuns)
 	}
-	if len(s.journals) != 1 || s.journals[0].Phase != PhaseFenced {
-		t.Fatalf("journals %+v", s.journals)
+	if st.Active["lv1"] != "error" {
+		t.Fatalf("after the kill: st.Active[\"lv1\"] = %q, want \"error\"", st.Active["lv1"])
+	}
+	if len(st.Locks) != 0 {
+		t.Fatalf("after the kill: len(st.Locks) = %v, want 0", len(st.Locks))
+	}
+	if st.LockspaceJoined {
+		t.Fatal("after the kill: st.LockspaceJoined = true, want false")
+	}
+	if st.Domains["vm1"] != "paused" {
+		t.Fatalf("after the kill: st.Domains[\"vm1\"] = %q, want \"paused\"", st.Domains["vm1"])
+	}
+	if len(s.journals) != 1 {
+		t.Fatalf("journals: len(s.journals) = %v, want 1", len(s.journals))
+	}
+	if s.journals[0].Phase != PhaseFenced {
+		t.Fatalf("journals: s.journals[0].Phase = %v, want %v", s.journals[0].Phase, PhaseFenced)
 	}
 	j := readJournal(t, s.stateDir)
 	if !j.QueueingDisabled || len(j.LVs) != 1 || j.LVs[0].UUID == "" || j.LVs[0].LeaseVersion != 1 ||

@@ -32,8 +32,17 @@ func TestParseLabRecordedOutputs(t *testing.T) {
 		t.Fatalf("dump: %+v", ls)
 	}
 	h := Health(st, info, dump)["vol"]
-	if h == nil || h.State() != StateJoined || h.HostID != 1 || len(h.Locks) != 2 {
-		t.Fatalf("health: %+v", h)
+	if h == nil {
+		t.Fatal("health: h = nil, want non-nil")
+	}
+	if h.State() != StateJoined {
+		t.Fatalf("health: h.State() = %v, want %v", h.State(), StateJoined)
+	}
+	if h.HostID != 1 {
+		t.Fatalf("health: h.HostID = %v, want 1", h.HostID)
+	}
+	if len(h.Locks) != 2 {
+		t.Fatalf("health: len(h.Locks) = %v, want 2", len(h.Locks))
 	}
 	var ex, sh int
 	for _, m := range h.Locks {
@@ -43,7 +52,10 @@ func TestParseLabRecordedOutputs(t *testing.T) {
 			sh++
 		}
 	}
-	if ex != 1 || sh != 1 {
-		t.Fatalf("locks %v", h.Locks)
+	if ex != 1 {
+		t.Fatalf("locks: ex = %v, want 1", ex)
+	}
+	if sh != 1 {
+		t.Fatalf("locks: sh = %v, want 1", sh)
 	}
 }

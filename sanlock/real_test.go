@@ -117,8 +117,14 @@ func TestRealSanlockDaemon(t *testing.T) {
 		}
 	}
 	ls := st.Lockspace("lvm_t")
-	if ls == nil || ls.IOTimeout() != 1 || st.Daemon.Uint("monotime") == 0 {
-		t.Fatalf("status: %+v", st)
+	if ls == nil {
+		t.Fatal("status: ls = nil, want non-nil")
+	}
+	if ls.IOTimeout() != 1 {
+		t.Fatalf("status: ls.IOTimeout() = %v, want 1", ls.IOTimeout())
+	}
+	if st.Daemon.Uint("monotime") == 0 {
+		t.Fatalf("status: st.Daemon.Uint(\"monotime\") = %v, want != 0", st.Daemon.Uint("monotime"))
 	}
 	l := Health(st, nil, nil)["t"]
 	if l.State() != StateJoined || l.Locks["EXLV"] != ModeEx || l.Locks["SHLV"] != ModeSh || l.HostID != 1 {

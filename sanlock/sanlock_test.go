@@ -78,22 +78,64 @@ func TestParseStatusRecordedPlain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.DaemonName != "d8fd7b8d-379e-4cc3-a484-643f8ea652be.lab1" || len(st.Clients) != 4 || st.Clients[2].PID != 471 || st.Clients[2].Name != "lvmlockd" {
-		t.Fatalf("daemon/clients: %+v", st)
+	if st.DaemonName != "d8fd7b8d-379e-4cc3-a484-643f8ea652be.lab1" {
+		t.Fatalf("daemon/clients: st.DaemonName = %q, want \"d8fd7b8d-379e-4cc3-a484-643f8ea652be.lab1\"", st.DaemonName)
+	}
+	if len(st.Clients) != 4 {
+		t.Fatalf("daemon/clients: len(st.Clients) = %v, want 4", len(st.Clients))
+	}
+	if st.Clients[2].PID != 471 {
+		t.Fatalf("daemon/clients: st.Clients[2].PID = %v, want 471", st.Clients[2].PID)
+	}
+	if st.Clients[2].Name != "lvmlockd" {
+		t.Fatalf("daemon/clients: st.Clients[2].Name = %q, want \"lvmlockd\"", st.Clients[2].Name)
 	}
 	ls := st.Lockspace("lvm_vol")
-	if ls == nil || ls.HostID != 1 || ls.Path != "/dev/mapper/vol-lvmlock" || ls.Offset != 0 || ls.Pending != "" {
-		t.Fatalf("lockspace: %+v", ls)
+	if ls == nil {
+		t.Fatal("lockspace: ls = nil, want non-nil")
+	}
+	if ls.HostID != 1 {
+		t.Fatalf("lockspace: ls.HostID = %v, want 1", ls.HostID)
+	}
+	if ls.Path != "/dev/mapper/vol-lvmlock" {
+		t.Fatalf("lockspace: ls.Path = %q, want \"/dev/mapper/vol-lvmlock\"", ls.Path)
+	}
+	if ls.Offset != 0 {
+		t.Fatalf("lockspace: ls.Offset = %v, want 0", ls.Offset)
+	}
+	if ls.Pending != "" {
+		t.Fatalf("lockspace: ls.Pending = %q, want \"\"", ls.Pending)
 	}
 	if len(st.Resources) != 2 {
 		t.Fatalf("resources: %+v", st.Resources)
 	}
 	sh, ex := st.Resources[0], st.Resources[1]
-	if sh.Name != shUUID || !sh.Shared || sh.Offset != 71303168 || sh.PID != 471 || sh.Lockspace != "lvm_vol" {
-		t.Fatalf("shared resource: %+v", sh)
+	if sh.Name != shUUID {
+		t.Fatalf("shared resource: sh.Name = %v, want %v", sh.Name, shUUID)
 	}
-	if ex.Name != exUUID || ex.Shared || ex.Version != 1 || ex.Path != "/dev/mapper/vol-lvmlock" {
-		t.Fatalf("exclusive resource: %+v", ex)
+	if !sh.Shared {
+		t.Fatal("shared resource: sh.Shared = false, want true")
+	}
+	if sh.Offset != 71303168 {
+		t.Fatalf("shared resource: sh.Offset = %v, want 71303168", sh.Offset)
+	}
+	if sh.PID != 471 {
+		t.Fatalf("shared resource: sh.PID = %v, want 471", sh.PID)
+	}
+	if sh.Lockspace != "lvm_vol" {
+		t.Fatalf("shared resource: sh.Lockspace = %q, want \"lvm_vol\"", sh.Lockspace)
+	}
+	if ex.Name != exUUID {
+		t.Fatalf("exclusive resource: ex.Name = %v, want %v", ex.Name, exUUID)
+	}
+	if ex.Shared {
+		t.Fatal("exclusive resource: ex.Shared = true, want false")
+	}
+	if ex.Version != 1 {
+		t.Fatalf("exclusive resource: ex.Version = %v, want 1", ex.Version)
+	}
+	if ex.Path != "/dev/mapper/vol-lvmlock" {
+		t.Fatalf("exclusive resource: ex.Path = %q, want \"/dev/mapper/vol-lvmlock\"", ex.Path)
 	}
 	if st.Lockspace("lvm_nope") != nil {
 		t.Fatal("unknown lockspace found")
@@ -113,18 +155,27 @@ func TestParseStatusRecordedDebugAfterLeaseFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, f := healthy.Lockspace("lvm_vol"), failed.Lockspace("lvm_vol")
-	if h.Fields.Bool("space_dead") || h.Fields.Int("renewal_last_result") != 1 {
-		t.Fatalf("healthy: %v", h.Fields)
+	if h.Fields.Bool("space_dead") {
+		t.Fatal("healthy: h.Fields.Bool(\"space_dead\") = true, want false")
+	}
+	if h.Fields.Int("renewal_last_result") != 1 {
+		t.Fatalf("healthy: h.Fields.Int(\"renewal_last_result\") = %v, want 1", h.Fields.Int("renewal_last_result"))
 	}
 	if !f.Fields.Bool("space_dead") || !f.Fields.Bool("killing_pids") || f.Fields.Int("renewal_last_result") != -5 ||
 		f.Fields.Uint("renewal_last_success") != 98 || f.Fields.Uint("renewal_last_attempt") != 194 {
 		t.Fatalf("failed: %v", f.Fields)
 	}
-	if failed.Resources[0].Version != 5 || failed.Resources[0].Fields["flags"] != "0" {
-		t.Fatalf("resource after takeover: %+v", failed.Resources[0])
+	if failed.Resources[0].Version != 5 {
+		t.Fatalf("resource after takeover: failed.Resources[0].Version = %v, want 5", failed.Resources[0].Version)
 	}
-	if failed.DaemonName != "" || len(failed.Clients) != 0 {
-		t.Fatal("filtered output has no daemon or client records")
+	if failed.Resources[0].Fields["flags"] != "0" {
+		t.Fatalf("resource after takeover: failed.Resources[0].Fields[\"flags\"] = %q, want \"0\"", failed.Resources[0].Fields["flags"])
+	}
+	if failed.DaemonName != "" {
+		t.Fatalf("filtered output has no daemon or client records: failed.DaemonName = %q, want \"\"", failed.DaemonName)
+	}
+	if len(failed.Clients) != 0 {
+		t.Fatalf("filtered output has no daemon or client records: len(failed.Clients) = %v, want 0", len(failed.Clients))
 	}
 }
 
@@ -166,8 +217,11 @@ func TestParseStatusFullDebugLayout(t *testing.T) {
 		t.Fatalf("daemon/client keys: %v %v", st.Daemon, st.Clients)
 	}
 	ls := st.Lockspace("lvm_vol")
-	if ls.IOTimeout() != 2 || ls.Fields.Uint("host_generation") != 3 {
-		t.Fatalf("lockspace keys: %v", ls.Fields)
+	if ls.IOTimeout() != 2 {
+		t.Fatalf("lockspace keys: ls.IOTimeout() = %v, want 2", ls.IOTimeout())
+	}
+	if ls.Fields.Uint("host_generation") != 3 {
+		t.Fatalf("lockspace keys: ls.Fields.Uint(\"host_generation\") = %v, want 3", ls.Fields.Uint("host_generation"))
 	}
 	if p := st.Lockspace("lvm_new"); p == nil || p.Pending != "ADD" {
 		t.Fatalf("pending lockspace: %+v", p)
@@ -185,18 +239,54 @@ func TestParseRealDaemonOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	ls := st.Lockspace("lvm_t")
-	if ls == nil || ls.IOTimeout() != 2 || ls.Fields["set_max_sectors_kb"] != "0" || st.Daemon["version_str"] != "3.8.5" || st.Daemon.Uint("monotime") == 0 {
-		t.Fatalf("%+v", st)
+	if ls == nil {
+		t.Fatal("ls = nil, want non-nil")
 	}
-	if len(st.Resources) != 2 || st.Resources[0].Version != 1 || !st.Resources[1].Shared || st.Resources[1].Fields["list"] != "held" {
-		t.Fatalf("resources: %+v", st.Resources)
+	if ls.IOTimeout() != 2 {
+		t.Fatalf("ls.IOTimeout() = %v, want 2", ls.IOTimeout())
+	}
+	if ls.Fields["set_max_sectors_kb"] != "0" {
+		t.Fatalf("ls.Fields[\"set_max_sectors_kb\"] = %q, want \"0\"", ls.Fields["set_max_sectors_kb"])
+	}
+	if st.Daemon["version_str"] != "3.8.5" {
+		t.Fatalf("st.Daemon[\"version_str\"] = %q, want \"3.8.5\"", st.Daemon["version_str"])
+	}
+	if st.Daemon.Uint("monotime") == 0 {
+		t.Fatalf("st.Daemon.Uint(\"monotime\") = %v, want != 0", st.Daemon.Uint("monotime"))
+	}
+	if len(st.Resources) != 2 {
+		t.Fatalf("resources: len(st.Resources) = %v, want 2", len(st.Resources))
+	}
+	if st.Resources[0].Version != 1 {
+		t.Fatalf("resources: st.Resources[0].Version = %v, want 1", st.Resources[0].Version)
+	}
+	if !st.Resources[1].Shared {
+		t.Fatal("resources: st.Resources[1].Shared = false, want true")
+	}
+	if st.Resources[1].Fields["list"] != "held" {
+		t.Fatalf("resources: st.Resources[1].Fields[\"list\"] = %q, want \"held\"", st.Resources[1].Fields["list"])
 	}
 	if p := st.Clients[2]; p.Name != "" || p.PID <= 0 {
 		t.Fatalf("unnamed client: %+v", p)
 	}
 	l := Health(st, nil, nil)["t"]
-	if l.State() != StateJoined || l.Locks["RESOURCE1"] != ModeEx || l.Locks["RES2"] != ModeSh || l.IOTimeout != 2 || l.Now != 2407 || l.RenewalAge != 0 {
-		t.Fatalf("health: %+v", l)
+	if l.State() != StateJoined {
+		t.Fatalf("health: l.State() = %v, want %v", l.State(), StateJoined)
+	}
+	if l.Locks["RESOURCE1"] != ModeEx {
+		t.Fatalf("health: l.Locks[\"RESOURCE1\"] = %v, want %v", l.Locks["RESOURCE1"], ModeEx)
+	}
+	if l.Locks["RES2"] != ModeSh {
+		t.Fatalf("health: l.Locks[\"RES2\"] = %v, want %v", l.Locks["RES2"], ModeSh)
+	}
+	if l.IOTimeout != 2 {
+		t.Fatalf("health: l.IOTimeout = %v, want 2", l.IOTimeout)
+	}
+	if l.Now != 2407 {
+		t.Fatalf("health: l.Now = %v, want 2407", l.Now)
+	}
+	if l.RenewalAge != 0 {
+		t.Fatalf("health: l.RenewalAge = %v, want 0", l.RenewalAge)
 	}
 	gs, err := ParseGets(fixture.Read(t, "gets-h1.devhost.txt"))
 	if err != nil || gs[0].Name != "lvm_t" || gs[0].Hosts[0].State != HostLive {
@@ -254,8 +344,11 @@ func TestParseStatusMalformed(t *testing.T) {
 	if err != nil || st.Lockspaces[0].Fields["k2"] != "v2" || st.Lockspaces[0].Path != "" {
 		t.Fatalf("tolerance: %+v %v", st, err)
 	}
-	if st.Lockspaces[0].Fields.Int("missing") != 0 || st.Lockspaces[0].Fields.Bool("k2") {
-		t.Fatal("missing or non-numeric keys read as 0")
+	if st.Lockspaces[0].Fields.Int("missing") != 0 {
+		t.Fatalf("missing or non-numeric keys read as 0: st.Lockspaces[0].Fields.Int(\"missing\") = %v, want 0", st.Lockspaces[0].Fields.Int("missing"))
+	}
+	if st.Lockspaces[0].Fields.Bool("k2") {
+		t.Fatal("missing or non-numeric keys read as 0: st.Lockspaces[0].Fields.Bool(\"k2\") = true, want false")
 	}
 	st, err = ParseStatus([]byte("s ls:1:/p\nr ls:res:SH p 5"))
 	if err != nil || st.Lockspaces[0].Path != "/p" || !st.Resources[0].Shared || st.Resources[0].Name != "res" {
@@ -302,12 +395,27 @@ func TestParseRenewal(t *testing.T) {
 	if err != nil || len(rs) != 3 {
 		t.Fatal(rs, err)
 	}
-	if rs[0].Timestamp != 5332 || rs[0].ReadMS != 482 || rs[0].WriteMS != 5525 || rs[2].NextTimeouts != 1 || rs[2].NextErrors != 1 {
-		t.Fatalf("%+v", rs)
+	if rs[0].Timestamp != 5332 {
+		t.Fatalf("rs[0].Timestamp = %v, want 5332", rs[0].Timestamp)
+	}
+	if rs[0].ReadMS != 482 {
+		t.Fatalf("rs[0].ReadMS = %v, want 482", rs[0].ReadMS)
+	}
+	if rs[0].WriteMS != 5525 {
+		t.Fatalf("rs[0].WriteMS = %v, want 5525", rs[0].WriteMS)
+	}
+	if rs[2].NextTimeouts != 1 {
+		t.Fatalf("rs[2].NextTimeouts = %v, want 1", rs[2].NextTimeouts)
+	}
+	if rs[2].NextErrors != 1 {
+		t.Fatalf("rs[2].NextErrors = %v, want 1", rs[2].NextErrors)
 	}
 	rs, _ = ParseRenewal([]byte("no history\ntimestamp=1 extra=2\n"))
-	if len(rs) != 1 || rs[0].Fields["extra"] != "2" {
-		t.Fatalf("tolerance: %+v", rs)
+	if len(rs) != 1 {
+		t.Fatalf("tolerance: len(rs) = %v, want 1", len(rs))
+	}
+	if rs[0].Fields["extra"] != "2" {
+		t.Fatalf("tolerance: rs[0].Fields[\"extra\"] = %q, want \"2\"", rs[0].Fields["extra"])
 	}
 }
 
@@ -316,14 +424,23 @@ func TestParseGets(t *testing.T) {
 	if err != nil || len(gs) != 2 {
 		t.Fatal(gs, err)
 	}
-	if gs[0].Name != "lvm_vol" || gs[0].Pending != "" || len(gs[0].Hosts) != 3 {
-		t.Fatalf("%+v", gs[0])
+	if gs[0].Name != "lvm_vol" {
+		t.Fatalf("gs[0].Name = %q, want \"lvm_vol\"", gs[0].Name)
+	}
+	if gs[0].Pending != "" {
+		t.Fatalf("gs[0].Pending = %q, want \"\"", gs[0].Pending)
+	}
+	if len(gs[0].Hosts) != 3 {
+		t.Fatalf("len(gs[0].Hosts) = %v, want 3", len(gs[0].Hosts))
 	}
 	if h := gs[0].Hosts[1]; h.HostID != 2 || h.Generation != 1 || h.Timestamp != 1024 || h.State != HostFail {
 		t.Fatalf("%+v", h)
 	}
-	if gs[1].Pending != "ADD" || gs[1].HostsError != "hosts not ready" {
-		t.Fatalf("%+v", gs[1])
+	if gs[1].Pending != "ADD" {
+		t.Fatalf("gs[1].Pending = %q, want \"ADD\"", gs[1].Pending)
+	}
+	if gs[1].HostsError != "hosts not ready" {
+		t.Fatalf("gs[1].HostsError = %q, want \"hosts not ready\"", gs[1].HostsError)
 	}
 	for _, in := range []string{"s lvm_vol", "s lvm_vol:x:/p:0", "s a:1\nh x gen 1 timestamp 1 LIVE", "gets error -111", "what"} {
 		if _, err := ParseGets([]byte(in)); err == nil {
@@ -338,14 +455,35 @@ func TestParseInfoRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	vg := in.VG("vol")
-	if vg == nil || vg.LockType != "sanlock" || vg.UUID != "GNAXtk-vkRx-tf0t-nnAZ-PZ1R-8Eu0-f5R3nn" || vg.Lockspace != "lvm_vol" {
-		t.Fatalf("%+v", vg)
+	if vg == nil {
+		t.Fatal("vg = nil, want non-nil")
 	}
-	if vg.VG == nil || vg.VG.Mode != ModeUn || vg.VG.Version != 6 {
-		t.Fatalf("VG lock: %+v", vg.VG)
+	if vg.LockType != "sanlock" {
+		t.Fatalf("vg.LockType = %q, want \"sanlock\"", vg.LockType)
 	}
-	if vg.LVs[exUUID] != ModeEx || vg.LVs[shUUID] != ModeSh || vg.LVs["LTl5C4-CrK7-doLV-PeyN-qTkx-5wfZ-xxcZC5"] != ModeUn {
-		t.Fatalf("LV modes: %v", vg.LVs)
+	if vg.UUID != "GNAXtk-vkRx-tf0t-nnAZ-PZ1R-8Eu0-f5R3nn" {
+		t.Fatalf("vg.UUID = %q, want \"GNAXtk-vkRx-tf0t-nnAZ-PZ1R-8Eu0-f5R3nn\"", vg.UUID)
+	}
+	if vg.Lockspace != "lvm_vol" {
+		t.Fatalf("vg.Lockspace = %q, want \"lvm_vol\"", vg.Lockspace)
+	}
+	if vg.VG == nil {
+		t.Fatal("VG lock: vg.VG = nil, want non-nil")
+	}
+	if vg.VG.Mode != ModeUn {
+		t.Fatalf("VG lock: vg.VG.Mode = %v, want %v", vg.VG.Mode, ModeUn)
+	}
+	if vg.VG.Version != 6 {
+		t.Fatalf("VG lock: vg.VG.Version = %v, want 6", vg.VG.Version)
+	}
+	if vg.LVs[exUUID] != ModeEx {
+		t.Fatalf("LV modes: vg.LVs[exUUID] = %v, want %v", vg.LVs[exUUID], ModeEx)
+	}
+	if vg.LVs[shUUID] != ModeSh {
+		t.Fatalf("LV modes: vg.LVs[shUUID] = %v, want %v", vg.LVs[shUUID], ModeSh)
+	}
+	if vg.LVs["LTl5C4-CrK7-doLV-PeyN-qTkx-5wfZ-xxcZC5"] != ModeUn {
+		t.Fatalf("LV modes: vg.LVs[\"LTl5C4-CrK7-doLV-PeyN-qTkx-5wfZ-xxcZC5\"] = %v, want %v", vg.LVs["LTl5C4-CrK7-doLV-PeyN-qTkx-5wfZ-xxcZC5"], ModeUn)
 	}
 	if in.VG("other") != nil {
 		t.Fatal("unknown VG found")
@@ -390,8 +528,20 @@ VG dlmvg lock_type=dlm uuid2
 	if vg.GL == nil || vg.GL.Mode != ModeSh || vg.GL.PID != 812 || vg.VG.Version != 7 || vg.VG.PID != 900 {
 		t.Fatalf("GL/VG: %+v %+v", vg.GL, vg.VG)
 	}
-	if len(vg.Waiting) != 1 || len(vg.Ops) != 1 || len(vg.Other) != 1 || vg.LVs["abc"] != ModeNL || ModeNL.Held() {
-		t.Fatalf("%+v", vg)
+	if len(vg.Waiting) != 1 {
+		t.Fatalf("len(vg.Waiting) = %v, want 1", len(vg.Waiting))
+	}
+	if len(vg.Ops) != 1 {
+		t.Fatalf("len(vg.Ops) = %v, want 1", len(vg.Ops))
+	}
+	if len(vg.Other) != 1 {
+		t.Fatalf("len(vg.Other) = %v, want 1", len(vg.Other))
+	}
+	if vg.LVs["abc"] != ModeNL {
+		t.Fatalf("vg.LVs[\"abc\"] = %v, want %v", vg.LVs["abc"], ModeNL)
+	}
+	if ModeNL.Held() {
+		t.Fatal("ModeNL.Held() = true, want false")
 	}
 	for _, bad := range []string{"VG", "VG v\nLK LV ex", "VG v\nLK VG ex ver x", "VG v\nLK GL ex pid x"} {
 		if _, err := ParseInfo([]byte(bad)); err == nil {
@@ -406,11 +556,29 @@ func TestParseDumpBothVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	ls := old.Lockspace("vol")
-	if ls == nil || ls.LSName() != "lvm_vol" || !ls.KillVG() || ls.DropVG() || len(ls.Resources) != 3 || len(ls.Resources[1].Locks) != 1 {
-		t.Fatalf("2.03.16: %+v", ls)
+	if ls == nil {
+		t.Fatal("2.03.16: ls = nil, want non-nil")
 	}
-	if len(old.Clients) != 1 || old.Clients[0]["name"] != "lvmlockctl" {
-		t.Fatalf("clients: %v", old.Clients)
+	if ls.LSName() != "lvm_vol" {
+		t.Fatalf("2.03.16: ls.LSName() = %q, want \"lvm_vol\"", ls.LSName())
+	}
+	if !ls.KillVG() {
+		t.Fatal("2.03.16: ls.KillVG() = false, want true")
+	}
+	if ls.DropVG() {
+		t.Fatal("2.03.16: ls.DropVG() = true, want false")
+	}
+	if len(ls.Resources) != 3 {
+		t.Fatalf("2.03.16: len(ls.Resources) = %v, want 3", len(ls.Resources))
+	}
+	if len(ls.Resources[1].Locks) != 1 {
+		t.Fatalf("2.03.16: len(ls.Resources[1].Locks) = %v, want 1", len(ls.Resources[1].Locks))
+	}
+	if len(old.Clients) != 1 {
+		t.Fatalf("clients: len(old.Clients) = %v, want 1", len(old.Clients))
+	}
+	if old.Clients[0]["name"] != "lvmlockctl" {
+		t.Fatalf("clients: old.Clients[0][\"name\"] = %q, want \"lvmlockctl\"", old.Clients[0]["name"])
 	}
 	head, _ := ParseDump(fixture.Read(t, "dump-head.source.txt"))
 	if ls := head.Lockspace("vol"); ls == nil || ls.KillVG() || ls.Fields["generation"] != "4" || ls.DropVG() {
@@ -420,8 +588,11 @@ func TestParseDumpBothVersions(t *testing.T) {
 		t.Fatal("unknown VG found")
 	}
 	orphans, _ := ParseDump([]byte("info=r name=x\ninfo=lk mode=ex\ninfo=ls vg_name=v\ninfo=lk mode=ex\ninfo=other\n"))
-	if len(orphans.Lockspaces) != 1 || len(orphans.Lockspaces[0].Resources) != 0 {
-		t.Fatalf("orphans: %+v", orphans)
+	if len(orphans.Lockspaces) != 1 {
+		t.Fatalf("orphans: len(orphans.Lockspaces) = %v, want 1", len(orphans.Lockspaces))
+	}
+	if len(orphans.Lockspaces[0].Resources) != 0 {
+		t.Fatalf("orphans: len(orphans.Lockspaces[0].Resources) = %v, want 0", len(orphans.Lockspaces[0].Resources))
 	}
 }
 
@@ -433,11 +604,20 @@ func TestHealthHealthyFromRecordedOutputs(t *testing.T) {
 	if l == nil || l.Name != "lvm_vol" || l.HostID != 1 || !l.Joined || l.State() != StateJoined {
 		t.Fatalf("%+v state %s", l, l.State())
 	}
-	if len(l.Locks) != 2 || l.Locks[exUUID] != ModeEx || l.Locks[shUUID] != ModeSh {
-		t.Fatalf("locks: %v", l.Locks)
+	if len(l.Locks) != 2 {
+		t.Fatalf("locks: len(l.Locks) = %v, want 2", len(l.Locks))
 	}
-	if l.IOTimeout != DefaultIOTimeout || l.RenewalAge != 0 {
-		t.Fatalf("timing: %+v", l)
+	if l.Locks[exUUID] != ModeEx {
+		t.Fatalf("locks: l.Locks[exUUID] = %v, want %v", l.Locks[exUUID], ModeEx)
+	}
+	if l.Locks[shUUID] != ModeSh {
+		t.Fatalf("locks: l.Locks[shUUID] = %v, want %v", l.Locks[shUUID], ModeSh)
+	}
+	if l.IOTimeout != DefaultIOTimeout {
+		t.Fatalf("timing: l.IOTimeout = %v, want %v", l.IOTimeout, DefaultIOTimeout)
+	}
+	if l.RenewalAge != 0 {
+		t.Fatalf("timing: l.RenewalAge = %v, want 0", l.RenewalAge)
 	}
 }
 
@@ -450,11 +630,20 @@ func TestHealthFailedFromRecordedOutputs(t *testing.T) {
 	if l.State() != StateFailed || !l.SpaceDead || !l.KillingPIDs || l.RenewalLastResult != -5 {
 		t.Fatalf("%+v state %s", l, l.State())
 	}
-	if l.Now != 194 || l.RenewalLastSuccess != 98 || l.RenewalAge != 96*time.Second {
-		t.Fatalf("age: %+v", l)
+	if l.Now != 194 {
+		t.Fatalf("age: l.Now = %v, want 194", l.Now)
 	}
-	if l.Locks[lv1UUID] != ModeEx || len(l.Locks) != 1 {
-		t.Fatalf("locks: %v", l.Locks)
+	if l.RenewalLastSuccess != 98 {
+		t.Fatalf("age: l.RenewalLastSuccess = %v, want 98", l.RenewalLastSuccess)
+	}
+	if l.RenewalAge != 96*time.Second {
+		t.Fatalf("age: l.RenewalAge = %v, want %v", l.RenewalAge, 96*time.Second)
+	}
+	if l.Locks[lv1UUID] != ModeEx {
+		t.Fatalf("locks: l.Locks[lv1UUID] = %v, want %v", l.Locks[lv1UUID], ModeEx)
+	}
+	if len(l.Locks) != 1 {
+		t.Fatalf("locks: len(l.Locks) = %v, want 1", len(l.Locks))
 	}
 }
 
@@ -504,20 +693,38 @@ func TestHealthTimelineAndSources(t *testing.T) {
 	h := Health(status(100, 100, ""), &Info{VGs: []VGInfo{{Name: "vol", LockType: "sanlock", LVs: map[string]LockMode{"AAA": ModeUn, "CCC": ModeEx}},
 		{Name: "dlm", LockType: "dlm"}}}, dump)
 	l := h["vol"]
-	if l.State() != StateKilled || !l.KillVG || l.Locks["CCC"] != ModeEx || l.Locks["AAA"] != "" {
-		t.Fatalf("merged: %+v", l)
+	if l.State() != StateKilled {
+		t.Fatalf("merged: l.State() = %v, want %v", l.State(), StateKilled)
+	}
+	if !l.KillVG {
+		t.Fatal("merged: l.KillVG = false, want true")
+	}
+	if l.Locks["CCC"] != ModeEx {
+		t.Fatalf("merged: l.Locks[\"CCC\"] = %v, want %v", l.Locks["CCC"], ModeEx)
+	}
+	if l.Locks["AAA"] != "" {
+		t.Fatalf("merged: l.Locks[\"AAA\"] = %q, want \"\"", l.Locks["AAA"])
 	}
 	if _, ok := h["dlm"]; ok {
 		t.Fatal("non-sanlock VG in health")
 	}
 	onlyInfo := Health(nil, &Info{VGs: []VGInfo{{Name: "gone", LVs: map[string]LockMode{}}}}, nil)
-	if onlyInfo["gone"].State() != StateAbsent || onlyInfo["gone"].Name != "lvm_gone" {
-		t.Fatalf("absent: %+v", onlyInfo["gone"])
+	if onlyInfo["gone"].State() != StateAbsent {
+		t.Fatalf("absent: onlyInfo[\"gone\"].State() = %v, want %v", onlyInfo["gone"].State(), StateAbsent)
+	}
+	if onlyInfo["gone"].Name != "lvm_gone" {
+		t.Fatalf("absent: onlyInfo[\"gone\"].Name = %q, want \"lvm_gone\"", onlyInfo["gone"].Name)
 	}
 	headDump, _ := ParseDump(fixture.Read(t, "dump-head.source.txt"))
 	h = Health(nil, nil, headDump)
-	if len(h) != 1 || h["vol"].HostID != 1 || h["vol"].State() != StateAbsent {
-		t.Fatalf("dump only: %+v", h)
+	if len(h) != 1 {
+		t.Fatalf("dump only: len(h) = %v, want 1", len(h))
+	}
+	if h["vol"].HostID != 1 {
+		t.Fatalf("dump only: h[\"vol\"].HostID = %v, want 1", h["vol"].HostID)
+	}
+	if h["vol"].State() != StateAbsent {
+		t.Fatalf("dump only: h[\"vol\"].State() = %v, want %v", h["vol"].State(), StateAbsent)
 	}
 }
 

@@ -18,8 +18,11 @@ func TestManualClockOrderAndStop(t *testing.T) {
 	})
 	clk.AfterFunc(time.Second, func() { fired = append(fired, fmt.Sprint("a@", clk.Now().Unix())) })
 	stop := clk.AfterFunc(time.Second, func() { fired = append(fired, "stopped") })
-	if !stop() || stop() {
-		t.Fatal("stop must report a pending timer once")
+	if !stop() {
+		t.Fatal("stop must report a pending timer once: stop() = false, want true")
+	}
+	if stop() {
+		t.Fatal("stop must report a pending timer once: stop() = true, want false")
 	}
 	clk.Advance(5 * time.Second)
 	if got := fmt.Sprint(fired); got != "[a@1 b@2 c@3]" {

@@ -163,13 +163,25 @@ func TestLeaseFailureWithWorkingKillCommand(t *testing.T) {
 		t.Fatalf("kill ran before 8 × io_timeout: %v", f.kills)
 	}
 	f.clk.Advance(time.Second)
-	if len(f.kills) != 1 || f.kills[0] != "h1:/usr/libexec/aos-kill vol" {
-		t.Fatalf("kills %v", f.kills)
+	if len(f.kills) != 1 {
+		t.Fatalf("kills: len(f.kills) = %v, want 1", len(f.kills))
+	}
+	if f.kills[0] != "h1:/usr/libexec/aos-kill vol" {
+		t.Fatalf("kills: f.kills[0] = %q, want \"h1:/usr/libexec/aos-kill vol\"", f.kills[0])
 	}
 	f.clk.Advance(10 * io)
 	st := f.c.State("h1")
-	if st.Resets != 0 || st.KillRuns != 1 || st.LockspaceJoined || len(st.Locks) != 0 {
-		t.Fatalf("after kill exit 0: %+v", st)
+	if st.Resets != 0 {
+		t.Fatalf("after kill exit 0: st.Resets = %v, want 0", st.Resets)
+	}
+	if st.KillRuns != 1 {
+		t.Fatalf("after kill exit 0: st.KillRuns = %v, want 1", st.KillRuns)
+	}
+	if st.LockspaceJoined {
+		t.Fatal("after kill exit 0: st.LockspaceJoined = true, want false")
+	}
+	if len(st.Locks) != 0 {
+		t.Fatalf("after kill exit 0: len(st.Locks) = %v, want 0", len(st.Locks))
 	}
 	f.ok("h2", "lvchange -aey vol/lv1")
 }
@@ -194,8 +206,17 @@ func TestLeaseFailureResetWhenNotDropped(t *testing.T) {
 	f.fails("h2", "lvchange -aey vol/lv1", 5, lockedByOther)
 	f.clk.Advance(4 * io)
 	st := f.c.State("h1")
-	if st.Resets != 1 || len(st.Active) != 0 || st.LockspaceJoined || st.KillRuns != 1 {
-		t.Fatalf("host must be reset: %+v", st)
+	if st.Resets != 1 {
+		t.Fatalf("host must be reset: st.Resets = %v, want 1", st.Resets)
+	}
+	if len(st.Active) != 0 {
+		t.Fatalf("host must be reset: len(st.Active) = %v, want 0", len(st.Active))
+	}
+	if st.LockspaceJoined {
+		t.Fatal("host must be reset: st.LockspaceJoined = true, want false")
+	}
+	if st.KillRuns != 1 {
+		t.Fatalf("host must be reset: st.KillRuns = %v, want 1", st.KillRuns)
 	}
 	// The reset released nothing on disk: h2 waits for h1's lease to expire.
 	f.fails("h2", "lvchange -aey vol/lv1", 5, lockedByOther)
@@ -267,8 +288,11 @@ func TestKillByHand(t *testing.T) {
 	f.fails("h1", "lvchange -aey vol/lv1", 5, storageFailed+"  Cannot access VG vol due to failed lock.\n")
 	f.c.SetKillCommand("h2", []string{"/k"})
 	f.ok("h2", "lvmlockctl --kill vol")
-	if len(f.kills) != 1 || f.c.State("h2").KillRuns != 1 {
-		t.Fatalf("kills %v", f.kills)
+	if len(f.kills) != 1 {
+		t.Fatalf("kills: len(f.kills) = %v, want 1", len(f.kills))
+	}
+	if f.c.State("h2").KillRuns != 1 {
+		t.Fatalf("kills: f.c.State(\"h2\").KillRuns = %v, want 1", f.c.State("h2").KillRuns)
 	}
 }
 
@@ -403,8 +427,11 @@ func TestSanlockViews(t *testing.T) {
 	f.clk.Advance(5 * io)
 	f.c.SkewClock("h2", time.Hour)
 	hs := f.ok("h1", "sanlock client host_status -D -s lvm_vol")
-	if !strings.HasPrefix(hs, "lockspace lvm_vol\n1 timestamp 50\n    last_check=50\n") || !strings.Contains(hs, "2 timestamp 3650\n") {
-		t.Fatalf("host_status:\n%s", hs)
+	if !strings.HasPrefix(hs, "lockspace lvm_vol\n1 timestamp 50\n    last_check=50\n") {
+		t.Fatal("host_status:\\n: strings.HasPrefix(hs, \"lockspace lvm_vol\\n1 timestamp 50\\n    last_check=50\\n\") = false, want true")
+	}
+	if !strings.Contains(hs, "2 timestamp 3650\n") {
+		t.Fatal("host_status:\\n: strings.Contains(hs, \"2 timestamp 3650\\n\") = false, want true")
 	}
 	st := f.ok("h1", "sanlock client status")
 	if !strings.Contains(st, ":70254592:SH p 443\n") {

@@ -22,8 +22,14 @@ func TestHeldPersistsAcrossOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := h2.List()
-	if len(got) != 2 || got[0].LV != "a" || got[1].Mode != Shared {
-		t.Fatalf("reloaded: %+v", got)
+	if len(got) != 2 {
+		t.Fatalf("reloaded: len(got) = %v, want 2", len(got))
+	}
+	if got[0].LV != "a" {
+		t.Fatalf("reloaded: got[0].LV = %q, want \"a\"", got[0].LV)
+	}
+	if got[1].Mode != Shared {
+		t.Fatalf("reloaded: got[1].Mode = %v, want %v", got[1].Mode, Shared)
 	}
 	if r, ok := h2.Get("vol", "a"); !ok || r.UUID != "u1" {
 		t.Fatal(r, ok)

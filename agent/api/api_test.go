@@ -111,8 +111,11 @@ func TestMethods(t *testing.T) {
 	if err != nil || res.(map[string]any)["refresh_broadcast"] != true {
 		t.Fatal(res, err)
 	}
-	if len(h.broadcasts) != 1 || h.broadcasts[0] != "refresh_volume volume-2" {
-		t.Fatalf("broadcasts %v", h.broadcasts)
+	if len(h.broadcasts) != 1 {
+		t.Fatalf("broadcasts: len(h.broadcasts) = %v, want 1", len(h.broadcasts))
+	}
+	if h.broadcasts[0] != "refresh_volume volume-2" {
+		t.Fatalf("broadcasts: h.broadcasts[0] = %q, want \"refresh_volume volume-2\"", h.broadcasts[0])
 	}
 	if res, err := h.call(t, "refresh_volume", `{"volume_name": "volume-2"}`); err != nil || res.(map[string]any)["refreshed"] != true {
 		t.Fatal(res, err)

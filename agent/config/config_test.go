@@ -13,14 +13,29 @@ func TestParseFullFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Host != "compute1" || c.Topic != "aos-agent" || c.ControlExchange != "openstack" {
-		t.Fatalf("defaults section: %+v", c)
+	if c.Host != "compute1" {
+		t.Fatalf("defaults section: c.Host = %q, want \"compute1\"", c.Host)
 	}
-	if len(c.LVM.VolumeGroups) != 1 || c.LVM.VolumeGroups[0] != "vol" || c.LVM.MultipathAlias != "sanlock" {
-		t.Fatalf("lvm: %+v", c.LVM)
+	if c.Topic != "aos-agent" {
+		t.Fatalf("defaults section: c.Topic = %q, want \"aos-agent\"", c.Topic)
 	}
-	if c.LVM.CommandTimeout != 60*time.Second || c.LVM.LockStartTimeout != 5*time.Minute {
-		t.Fatalf("timeouts: %+v", c.LVM)
+	if c.ControlExchange != "openstack" {
+		t.Fatalf("defaults section: c.ControlExchange = %q, want \"openstack\"", c.ControlExchange)
+	}
+	if len(c.LVM.VolumeGroups) != 1 {
+		t.Fatalf("lvm: len(c.LVM.VolumeGroups) = %v, want 1", len(c.LVM.VolumeGroups))
+	}
+	if c.LVM.VolumeGroups[0] != "vol" {
+		t.Fatalf("lvm: c.LVM.VolumeGroups[0] = %q, want \"vol\"", c.LVM.VolumeGroups[0])
+	}
+	if c.LVM.MultipathAlias != "sanlock" {
+		t.Fatalf("lvm: c.LVM.MultipathAlias = %q, want \"sanlock\"", c.LVM.MultipathAlias)
+	}
+	if c.LVM.CommandTimeout != 60*time.Second {
+		t.Fatalf("timeouts: c.LVM.CommandTimeout = %v, want %v", c.LVM.CommandTimeout, 60*time.Second)
+	}
+	if c.LVM.LockStartTimeout != 5*time.Minute {
+		t.Fatalf("timeouts: c.LVM.LockStartTimeout = %v, want %v", c.LVM.LockStartTimeout, 5*time.Minute)
 	}
 }
 
@@ -55,14 +70,44 @@ listen =
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Host != "node-7" || !c.Rabbit.DurableQueues || !c.Rabbit.QuorumQueues || c.Rabbit.AutoDelete || c.Rabbit.SSLKeyFile != "/etc/k.pem" {
-		t.Fatalf("%+v", c)
+	if c.Host != "node-7" {
+		t.Fatalf("c.Host = %q, want \"node-7\"", c.Host)
 	}
-	if strings.Join(c.LVM.VolumeGroups, "|") != "vol|vol2" || c.LVM.CommandTimeout != 90*time.Second || c.LVM.LockStartTimeout != 10*time.Minute {
-		t.Fatalf("%+v", c.LVM)
+	if !c.Rabbit.DurableQueues {
+		t.Fatal("c.Rabbit.DurableQueues = false, want true")
 	}
-	if c.Recovery.Mode != "manual" || c.Recovery.LibvirtURI != "" || c.Metrics.Listen != "" || c.LogLevel != "debug" || c.StateDir != "/srv/aos" {
-		t.Fatalf("%+v", c)
+	if !c.Rabbit.QuorumQueues {
+		t.Fatal("c.Rabbit.QuorumQueues = false, want true")
+	}
+	if c.Rabbit.AutoDelete {
+		t.Fatal("c.Rabbit.AutoDelete = true, want false")
+	}
+	if c.Rabbit.SSLKeyFile != "/etc/k.pem" {
+		t.Fatalf("c.Rabbit.SSLKeyFile = %q, want \"/etc/k.pem\"", c.Rabbit.SSLKeyFile)
+	}
+	if strings.Join(c.LVM.VolumeGroups, "|") != "vol|vol2" {
+		t.Fatalf("strings.Join(c.LVM.VolumeGroups, \"|\") = %q, want \"vol|vol2\"", strings.Join(c.LVM.VolumeGroups, "|"))
+	}
+	if c.LVM.CommandTimeout != 90*time.Second {
+		t.Fatalf("c.LVM.CommandTimeout = %v, want %v", c.LVM.CommandTimeout, 90*time.Second)
+	}
+	if c.LVM.LockStartTimeout != 10*time.Minute {
+		t.Fatalf("c.LVM.LockStartTimeout = %v, want %v", c.LVM.LockStartTimeout, 10*time.Minute)
+	}
+	if c.Recovery.Mode != "manual" {
+		t.Fatalf("c.Recovery.Mode = %q, want \"manual\"", c.Recovery.Mode)
+	}
+	if c.Recovery.LibvirtURI != "" {
+		t.Fatalf("c.Recovery.LibvirtURI = %q, want \"\"", c.Recovery.LibvirtURI)
+	}
+	if c.Metrics.Listen != "" {
+		t.Fatalf("c.Metrics.Listen = %q, want \"\"", c.Metrics.Listen)
+	}
+	if c.LogLevel != "debug" {
+		t.Fatalf("c.LogLevel = %q, want \"debug\"", c.LogLevel)
+	}
+	if c.StateDir != "/srv/aos" {
+		t.Fatalf("c.StateDir = %q, want \"/srv/aos\"", c.StateDir)
 	}
 }
 
@@ -187,7 +232,10 @@ func TestAllowedNames(t *testing.T) {
 		t.Fatalf("allowed_names %q", got)
 	}
 	_, err = Parse("t.conf", strings.NewReader("[lvm]\nvolume_groups = vol\nallowed_names = volume-[\n"))
-	if err == nil || !strings.Contains(err.Error(), "t.conf:3: [lvm] allowed_names") {
-		t.Fatalf("malformed pattern: %v", err)
+	if err == nil {
+		t.Fatal("malformed pattern: err = nil, want non-nil")
+	}
+	if !strings.Contains(err.Error(), "t.conf:3: [lvm] allowed_names") {
+		t.Fatal("malformed pattern: strings.Contains(err.Error(), \"t.conf:3: [lvm] allowed_names\") = false, want true")
 	}
 }

@@ -13,8 +13,17 @@ func TestParseTransportURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(bs) != 2 || bs[0].url != "amqp://u:p%40ss@h1:5673/" || bs[1].url != "amqp://v:q@h2:5672/" || bs[0].vhost != "cinder" {
-		t.Fatalf("%+v", bs)
+	if len(bs) != 2 {
+		t.Fatalf("len(bs) = %v, want 2", len(bs))
+	}
+	if bs[0].url != "amqp://u:p%40ss@h1:5673/" {
+		t.Fatalf("bs[0].url = %q, want \"amqp://u:p%%40ss@h1:5673/\"", bs[0].url)
+	}
+	if bs[1].url != "amqp://v:q@h2:5672/" {
+		t.Fatalf("bs[1].url = %q, want \"amqp://v:q@h2:5672/\"", bs[1].url)
+	}
+	if bs[0].vhost != "cinder" {
+		t.Fatalf("bs[0].vhost = %q, want \"cinder\"", bs[0].vhost)
 	}
 	if strings.Contains(bs[0].redacted, "ss") {
 		t.Errorf("password in %s", bs[0].redacted)

@@ -125,12 +125,24 @@ func TestIntegrationRemoteErrors(t *testing.T) {
 	f := startAgent(t, 8)
 	_, err := f.client.Call(context.Background(), "", "conflict", nil, 10*time.Second)
 	var re *RemoteError
-	if !errors.As(err, &re) || !errors.Is(err, errdefs.ErrLockConflict) || re.Kwargs["host_id"] != float64(7) {
-		t.Fatalf("got %#v", err)
+	if !errors.As(err, &re) {
+		t.Fatal("got: errors.As(err, &re) = false, want true")
+	}
+	if !errors.Is(err, errdefs.ErrLockConflict) {
+		t.Fatal("got: errors.Is(err, errdefs.ErrLockConflict) = false, want true")
+	}
+	if re.Kwargs["host_id"] != float64(7) {
+		t.Fatalf("got: re.Kwargs[\"host_id\"] = %v, want %v", re.Kwargs["host_id"], float64(7))
 	}
 	_, err = f.client.Call(context.Background(), "", "nope", nil, 10*time.Second)
-	if !errors.As(err, &re) || re.Class != "NoSuchMethod" || re.Module != dispatcherModule {
-		t.Fatalf("got %#v", err)
+	if !errors.As(err, &re) {
+		t.Fatal("got: errors.As(err, &re) = false, want true")
+	}
+	if re.Class != "NoSuchMethod" {
+		t.Fatalf("got: re.Class = %q, want \"NoSuchMethod\"", re.Class)
+	}
+	if re.Module != dispatcherModule {
+		t.Fatalf("got: re.Module = %v, want %v", re.Module, dispatcherModule)
 	}
 }
 

@@ -19,8 +19,11 @@ import (
 func tlsBroker(t *testing.T) (url, dir string) {
 	t.Helper()
 	url, dir = os.Getenv("AOS_TEST_AMQPS_URL"), os.Getenv("AOS_TEST_TLS_DIR")
-	if url == "" || dir == "" {
-		t.Fatal("AOS_TEST_AMQPS_URL/AOS_TEST_TLS_DIR not set: start the broker with AOS_RABBIT_TLS=1 scripts/rabbitmq.sh")
+	if url == "" {
+		t.Fatalf("AOS_TEST_AMQPS_URL/AOS_TEST_TLS_DIR not set: start the broker with AOS_RABBIT_TLS=1 scripts/rabbitmq.sh: url = %v, want != \"\"", url)
+	}
+	if dir == "" {
+		t.Fatalf("AOS_TEST_AMQPS_URL/AOS_TEST_TLS_DIR not set: start the broker with AOS_RABBIT_TLS=1 scripts/rabbitmq.sh: dir = %v, want != \"\"", dir)
 	}
 	return url, dir
 }
@@ -67,8 +70,11 @@ func TestIntegrationTLS(t *testing.T) {
 			if tc.cert != "" {
 				// The broker saw and verified our certificate (verify_peer).
 				out := rabbitctl(t, "list_connections", "peer_cert_subject", "peer_cert_issuer")
-				if !strings.Contains(out, "CN=client") || !strings.Contains(out, "CN=aos-test-ca") {
-					t.Fatalf("broker lists no connection with our client certificate:\n%s", out)
+				if !strings.Contains(out, "CN=client") {
+					t.Fatal("broker lists no connection with our client certificate:\\n: strings.Contains(out, \"CN=client\") = false, want true")
+				}
+				if !strings.Contains(out, "CN=aos-test-ca") {
+					t.Fatal("broker lists no connection with our client certificate:\\n: strings.Contains(out, \"CN=aos-test-ca\") = false, want true")
 				}
 			}
 		})

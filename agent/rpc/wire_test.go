@@ -108,8 +108,14 @@ func TestCapturedRepliesDecode(t *testing.T) {
 		}
 		if r.Failure != nil {
 			var re *RemoteError
-			if !errors.As(decodeFailure(*r.Failure), &re) || re.Class == "" || re.Message == "" {
-				t.Errorf("failure not decoded: %s", *r.Failure)
+			if !errors.As(decodeFailure(*r.Failure), &re) {
+				t.Error("failure not decoded: errors.As(decodeFailure(*r.Failure), &re) = false, want true")
+			}
+			if re.Class == "" {
+				t.Errorf("failure not decoded: re.Class = %v, want != \"\"", re.Class)
+			}
+			if re.Message == "" {
+				t.Errorf("failure not decoded: re.Message = %v, want != \"\"", re.Message)
 			}
 			failures++
 		} else {
@@ -140,8 +146,14 @@ func TestEnvelopeRoundTripIsDoubleEncoded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(msg["failure"]) != "null" || string(msg["ending"]) != "true" || string(msg["result"]) != `{"a":1}` {
-		t.Errorf("inner %s", msg)
+	if string(msg["failure"]) != "null" {
+		t.Errorf("inner: string(msg[\"failure\"]) = %q, want \"null\"", string(msg["failure"]))
+	}
+	if string(msg["ending"]) != "true" {
+		t.Errorf("inner: string(msg[\"ending\"]) = %q, want \"true\"", string(msg["ending"]))
+	}
+	if string(msg["result"]) != `{"a":1}` {
+		t.Errorf("inner: string(msg[\"result\"]) = %q, want `{\"a\":1}`", string(msg["result"]))
 	}
 }
 
@@ -225,8 +237,11 @@ func TestEncodeFailureLockConflictKwargs(t *testing.T) {
 	if e := json.Unmarshal([]byte(encodeFailure(err, errdefs.ClassOf(err).RemoteName(), agentModule)), &f); e != nil {
 		t.Fatal(e)
 	}
-	if f.Class != "LockConflict" || f.Kwargs["host_id"] != float64(9) {
-		t.Errorf("%+v", f)
+	if f.Class != "LockConflict" {
+		t.Errorf("f.Class = %q, want \"LockConflict\"", f.Class)
+	}
+	if f.Kwargs["host_id"] != float64(9) {
+		t.Errorf("f.Kwargs[\"host_id\"] = %v, want %v", f.Kwargs["host_id"], float64(9))
 	}
 }
 
@@ -276,8 +291,17 @@ func TestLogContextDropsToken(t *testing.T) {
 
 func TestDedupe(t *testing.T) {
 	d := newDedupe(2)
-	if !d.add("a") || d.add("a") || !d.add("b") || !d.add("c") {
-		t.Fatal("basic add")
+	if !d.add("a") {
+		t.Fatal("basic add: d.add(\"a\") = false, want true")
+	}
+	if d.add("a") {
+		t.Fatal("basic add: d.add(\"a\") = true, want false")
+	}
+	if !d.add("b") {
+		t.Fatal("basic add: d.add(\"b\") = false, want true")
+	}
+	if !d.add("c") {
+		t.Fatal("basic add: d.add(\"c\") = false, want true")
 	}
 	if !d.add("a") { // evicted by c
 		t.Error("a should have been evicted")

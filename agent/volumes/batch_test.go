@@ -46,8 +46,14 @@ func TestGroupCommitBatchesWhileBusy(t *testing.T) {
 	for i := 0; i < 11; i++ {
 		got[<-results] = true
 	}
-	if len(got) != 11 || !got["ex:first"] || !got["ex:9"] {
-		t.Fatalf("results: %v", got)
+	if len(got) != 11 {
+		t.Fatalf("results: len(got) = %v, want 11", len(got))
+	}
+	if !got["ex:first"] {
+		t.Fatal("results: got[\"ex:first\"] = false, want true")
+	}
+	if !got["ex:9"] {
+		t.Fatal("results: got[\"ex:9\"] = false, want true")
 	}
 	if len(calls) != 2 || len(calls[1]) != 10 {
 		t.Fatalf("want 2 calls (1 then a batch of 10), got %d: %v", len(calls), calls)

@@ -225,8 +225,11 @@ func TestConcurrentActivationsAreBatched(t *testing.T) {
 			t.Fatalf("%s: %v", n, err)
 		}
 	}
-	if len(calls) != 2 || len(calls[1]) != 2+len(names) {
-		t.Fatalf("want one batched lvchange for the queued LVs, got %q", calls)
+	if len(calls) != 2 {
+		t.Fatalf("want one batched lvchange for the queued LVs, got: len(calls) = %v, want 2", len(calls))
+	}
+	if len(calls[1]) != 2+len(names) {
+		t.Fatalf("want one batched lvchange for the queued LVs, got: len(calls[1]) = %v, want %v", len(calls[1]), 2+len(names))
 	}
 	if len(held.List()) != 5 {
 		t.Fatalf("held: %+v", held.List())
@@ -411,8 +414,17 @@ func TestListReadsModesFromLvmlockd(t *testing.T) {
 	if err != nil || len(vols) != 3 {
 		t.Fatal(vols, err)
 	}
-	if vols[0].Mode != Exclusive || !vols[0].ActiveHere || vols[1].Mode != Shared || vols[2].ActiveHere {
-		t.Fatalf("%+v", vols)
+	if vols[0].Mode != Exclusive {
+		t.Fatalf("vols[0].Mode = %v, want %v", vols[0].Mode, Exclusive)
+	}
+	if !vols[0].ActiveHere {
+		t.Fatal("vols[0].ActiveHere = false, want true")
+	}
+	if vols[1].Mode != Shared {
+		t.Fatalf("vols[1].Mode = %v, want %v", vols[1].Mode, Shared)
+	}
+	if vols[2].ActiveHere {
+		t.Fatal("vols[2].ActiveHere = true, want false")
 	}
 }
 

@@ -80,8 +80,14 @@ func TestSnapshotStoryOnSim(t *testing.T) {
 		t.Fatalf("clone: %+v %v", v, err)
 	}
 	st := c.State("h1")
-	if st.Locks["v1"] != "ex" || st.Active["c1"] != "" || st.Locks["c1"] != "" {
-		t.Fatalf("after the clone h1 must hold v1 only: %+v", st)
+	if st.Locks["v1"] != "ex" {
+		t.Fatalf("after the clone h1 must hold v1 only: st.Locks[\"v1\"] = %q, want \"ex\"", st.Locks["v1"])
+	}
+	if st.Active["c1"] != "" {
+		t.Fatalf("after the clone h1 must hold v1 only: st.Active[\"c1\"] = %q, want \"\"", st.Active["c1"])
+	}
+	if st.Locks["c1"] != "" {
+		t.Fatalf("after the clone h1 must hold v1 only: st.Locks[\"c1\"] = %q, want \"\"", st.Locks["c1"])
 	}
 	if ok, err := svc["h1"].DeleteSnapshot(ctx, s1); !ok || err != nil {
 		t.Fatalf("delete on the origin's host: %v %v", ok, err)

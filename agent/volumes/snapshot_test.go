@@ -177,8 +177,14 @@ func TestCloneFromSnapshotCopyFails(t *testing.T) {
 		run.Step{Argv: argv("lvchange -an vol/v1")},
 	)
 	_, err := f.svc.Clone(context.Background(), f.ref(t, "c1"), "s1", 0)
-	if err == nil || !strings.Contains(err.Error(), "copying vol/s1 to vol/c1.clone") || !strings.Contains(err.Error(), "Input/output error") {
-		t.Fatalf("%v", err)
+	if err == nil {
+		t.Fatal("err = nil, want non-nil")
+	}
+	if !strings.Contains(err.Error(), "copying vol/s1 to vol/c1.clone") {
+		t.Fatal("strings.Contains(err.Error(), \"copying vol/s1 to vol/c1.clone\") = false, want true")
+	}
+	if !strings.Contains(err.Error(), "Input/output error") {
+		t.Fatal("strings.Contains(err.Error(), \"Input/output error\") = false, want true")
 	}
 }
 

@@ -24,8 +24,14 @@ func TestHostRunCapturesOutputAndExitCode(t *testing.T) {
 	if !errors.As(err, &rerr) {
 		t.Fatalf("want *Error, got %v", err)
 	}
-	if rerr.ExitCode != 5 || res.ExitCode != 5 || rerr.TimedOut {
-		t.Fatalf("exit code: %+v", rerr)
+	if rerr.ExitCode != 5 {
+		t.Fatalf("exit code: rerr.ExitCode = %v, want 5", rerr.ExitCode)
+	}
+	if res.ExitCode != 5 {
+		t.Fatalf("exit code: res.ExitCode = %v, want 5", res.ExitCode)
+	}
+	if rerr.TimedOut {
+		t.Fatal("exit code: rerr.TimedOut = true, want false")
 	}
 	if string(res.Stdout) != "out\nC\n" || strings.TrimSpace(rerr.Stderr) != "err" {
 		t.Fatalf("output: %q / %q", res.Stdout, rerr.Stderr)
@@ -48,8 +54,14 @@ func TestHostRunPassesArgvWithoutShell(t *testing.T) {
 func TestHostRunStartFailure(t *testing.T) {
 	_, err := (&Local{}).Run(context.Background(), Cmd{Argv: []string{"/nonexistent/tool"}})
 	var rerr *Error
-	if !errors.As(err, &rerr) || rerr.ExitCode != -1 || rerr.Err == nil {
-		t.Fatalf("want start failure, got %#v", err)
+	if !errors.As(err, &rerr) {
+		t.Fatal("want start failure, got: errors.As(err, &rerr) = false, want true")
+	}
+	if rerr.ExitCode != -1 {
+		t.Fatalf("want start failure, got: rerr.ExitCode = %v, want -1", rerr.ExitCode)
+	}
+	if rerr.Err == nil {
+		t.Fatal("want start failure, got: rerr.Err = nil, want non-nil")
 	}
 }
 
@@ -60,8 +72,11 @@ func TestHostRunTimeoutKillsProcessTree(t *testing.T) {
 	script := `sh -c 'echo $$ > ` + pidFile + `; exec sleep 300' & wait`
 	_, err := (&Local{}).Run(context.Background(), Cmd{Argv: []string{"sh", "-c", script}, Timeout: 500 * time.Millisecond})
 	var rerr *Error
-	if !errors.As(err, &rerr) || !rerr.TimedOut {
-		t.Fatalf("want timeout, got %v", err)
+	if !errors.As(err, &rerr) {
+		t.Fatal("want timeout, got: errors.As(err, &rerr) = false, want true")
+	}
+	if !rerr.TimedOut {
+		t.Fatal("want timeout, got: rerr.TimedOut = false, want true")
 	}
 	if !errors.Is(err, errdefs.ErrCommandTimeout) {
 		t.Fatal("timeout must be of class CommandTimeout")

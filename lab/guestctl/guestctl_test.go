@@ -43,8 +43,17 @@ func TestNonZeroExitIsRunError(t *testing.T) {
 	c := pair(t)
 	_, err := c.Run(context.Background(), run.Cmd{Argv: []string{"ls", "/nonexistent-lab-path"}})
 	var rerr *run.Error
-	if !errors.As(err, &rerr) || rerr.ExitCode != 2 || rerr.Stderr == "" || rerr.TimedOut {
-		t.Fatalf("got %#v", err)
+	if !errors.As(err, &rerr) {
+		t.Fatal("got: errors.As(err, &rerr) = false, want true")
+	}
+	if rerr.ExitCode != 2 {
+		t.Fatalf("got: rerr.ExitCode = %v, want 2", rerr.ExitCode)
+	}
+	if rerr.Stderr == "" {
+		t.Fatalf("got: rerr.Stderr = %v, want != \"\"", rerr.Stderr)
+	}
+	if rerr.TimedOut {
+		t.Fatal("got: rerr.TimedOut = true, want false")
 	}
 }
 
@@ -52,8 +61,14 @@ func TestGuestTimeoutIsCommandTimeout(t *testing.T) {
 	c := pair(t)
 	_, err := c.Run(context.Background(), run.Cmd{Argv: []string{"sleep", "30"}, Timeout: 50 * time.Millisecond})
 	var rerr *run.Error
-	if !errors.As(err, &rerr) || !rerr.TimedOut || !errors.Is(err, errdefs.ErrCommandTimeout) {
-		t.Fatalf("got %#v", err)
+	if !errors.As(err, &rerr) {
+		t.Fatal("got: errors.As(err, &rerr) = false, want true")
+	}
+	if !rerr.TimedOut {
+		t.Fatal("got: rerr.TimedOut = false, want true")
+	}
+	if !errors.Is(err, errdefs.ErrCommandTimeout) {
+		t.Fatal("got: errors.Is(err, errdefs.ErrCommandTimeout) = false, want true")
 	}
 }
 
@@ -61,8 +76,14 @@ func TestStartFailure(t *testing.T) {
 	c := pair(t)
 	_, err := c.Run(context.Background(), run.Cmd{Argv: []string{"/nonexistent/lab-tool"}})
 	var rerr *run.Error
-	if !errors.As(err, &rerr) || rerr.ExitCode != -1 || rerr.Err == nil {
-		t.Fatalf("got %#v", err)
+	if !errors.As(err, &rerr) {
+		t.Fatal("got: errors.As(err, &rerr) = false, want true")
+	}
+	if rerr.ExitCode != -1 {
+		t.Fatalf("got: rerr.ExitCode = %v, want -1", rerr.ExitCode)
+	}
+	if rerr.Err == nil {
+		t.Fatal("got: rerr.Err = nil, want non-nil")
 	}
 }
 
