@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/multipath"
@@ -177,8 +178,16 @@ func TestRecoverSequence(t *testing.T) {
 	if _, ok, _ := ReadJournal(d.StateDir, "vol"); ok {
 		t.Fatal("journal kept")
 	}
-	if h := heldLVs(t, d.StateDir); len(h) != 1 || h[0] != (state.HeldLV{VG: "vol", LV: "lv1", UUID: lv1UUID, Mode: state.Exclusive}) {
-		t.Fatalf("held %+v", h)
+	h := heldLVs(t, d.StateDir)
+	if len(h) != 1 {
+		t.Fatalf("held %+v, want lv1 only", h)
+	}
+	if h[0].Since.IsZero() {
+		t.Error("held lv1 without the time its lock was taken")
+	}
+	h[0].Since = time.Time{}
+	if want := (state.HeldLV{VG: "vol", LV: "lv1", UUID: lv1UUID, Mode: state.Exclusive}); h[0] != want {
+		t.Fatalf("held %+v, want %+v", h[0], want)
 	}
 }
 

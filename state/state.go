@@ -14,6 +14,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // HeldMode is an LV lock mode as recorded: "ex" or "sh".
@@ -30,6 +31,10 @@ type HeldLV struct {
 	LV   string   `json:"lv"`
 	UUID string   `json:"uuid,omitempty"`
 	Mode HeldMode `json:"mode"`
+	// Since is when this host took the lock in this mode (the cluster
+	// view's "since when"); Set fills it in. Zero in files written before
+	// it existed.
+	Since time.Time `json:"since,omitzero"`
 }
 
 type heldFile struct {
@@ -171,11 +176,21 @@ func (h *Held) Get(vg, lv string) (HeldLV, bool) {
 }
 
 // Set records lvs and persists the set before returning: one write for
-// all of them (a batch of activations records its LVs together).
+// all of them (a batch of activations records its LVs together). A record
+// without Since keeps the one of the same LV in the same mode (a retried
+// activation, a re-lock after a fence), else it is now.
 func (h *Held) Set(lvs ...HeldLV) error {
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	return h.update(func(m map[string]HeldLV) {
 		for _, lv := range lvs {
-			m[lv.VG+"/"+lv.LV] = lv
+			key := lv.VG + "/" + lv.LV
+			if old, ok := m[key]; ok && lv.Since.IsZero() && old.Mode == lv.Mode {
+				lv.Since = old.Since
+			}
+			if lv.Since.IsZero() {
+				lv.Since = now
+			}
+			m[key] = lv
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHeldPersistsAcrossOpen(t *testing.T) {
@@ -109,5 +110,33 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Since is when the lock was taken in its mode: a retried activation or a
+// re-lock keeps it, a change of mode renews it.
+func TestHeldSince(t *testing.T) {
+	h, err := OpenHeld(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	if err := h.Set(HeldLV{VG: "vol", LV: "a", Mode: Exclusive, Since: taken}, HeldLV{VG: "vol", LV: "b", Mode: Shared}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := h.Get("vol", "b"); b.Since.IsZero() {
+		t.Error("b recorded without Since")
+	}
+	if err := h.Set(HeldLV{VG: "vol", LV: "a", Mode: Exclusive}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := h.Get("vol", "a"); !a.Since.Equal(taken) {
+		t.Errorf("a retried: Since = %v, want %v", a.Since, taken)
+	}
+	if err := h.Set(HeldLV{VG: "vol", LV: "a", Mode: Shared}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := h.Get("vol", "a"); !a.Since.After(taken) {
+		t.Errorf("a converted to shared: Since = %v, want later than %v", a.Since, taken)
 	}
 }
