@@ -44,6 +44,9 @@ type Options struct {
 	PollInterval time.Duration
 	// Ready, if set, is closed when the daemon reports READY.
 	Ready chan<- struct{}
+	// Now is the wall clock get_host_facts reports; nil means time.Now
+	// (the simulator plants a host whose clock is off).
+	Now func() time.Time
 }
 
 // fenceGuardWait bounds how long a refresh waits for a running fence,
@@ -164,7 +167,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	disp, err := api.New(api.Options{
-		Volumes: d.volumes, Ping: d.ping, Status: d.status, Broadcast: d.broadcast,
+		Volumes: d.volumes, Ping: d.ping, Status: d.status, Facts: d.facts, Broadcast: d.broadcast,
 		Logger: d.log.Named("api"),
 	})
 	if err != nil {
@@ -425,6 +428,13 @@ func (d *Daemon) hostID() uint64 {
 		}
 	}
 	return 0
+}
+
+func (d *Daemon) now() time.Time {
+	if d.opts.Now != nil {
+		return d.opts.Now()
+	}
+	return time.Now()
 }
 
 func (d *Daemon) ping(ctx context.Context) (any, error) {

@@ -33,6 +33,8 @@ type Snapshot struct {
 	Lockspaces map[string]*sanlock.Lockspace // every configured VG, and only those
 	Map        *multipath.Map                // nil when no alias is configured or it is missing
 	Errors     map[string]error              // by collector; nil entries are omitted
+	// SanlockVersion is the daemon's version_str ("" when status failed).
+	SanlockVersion string
 }
 
 // Hung lists, sorted, the collectors whose probe hung.
@@ -158,6 +160,9 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 	m.note(&snap, collectorLockctl, lkerr)
 	// Only configured VGs: another VG's lockspace on this host is not ours.
 	all := sanlock.Health(status, lk.info, lk.dump)
+	if status != nil {
+		snap.SanlockVersion = status.Daemon["version_str"]
+	}
 	snap.Lockspaces = make(map[string]*sanlock.Lockspace, len(m.VGs))
 	for _, vg := range m.VGs {
 		l := all[vg]

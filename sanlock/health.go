@@ -36,11 +36,14 @@ const (
 // --dump`. Plain status/info look unchanged after a lease failure; the
 // signals are space_dead/renew_fail/killing_pids, the renewal age and kill_vg.
 type Lockspace struct {
-	VG      string
-	Name    string // "lvm_" + VG
-	HostID  uint64
-	Joined  bool // in sanlock and not pending ADD/REM
-	Pending string
+	VG     string
+	Name   string // "lvm_" + VG
+	HostID uint64
+	// Generation is sanlock's host_generation: it grows each time this
+	// host_id joins the lockspace again.
+	Generation uint64
+	Joined     bool // in sanlock and not pending ADD/REM
+	Pending    string
 
 	SpaceDead          bool
 	KillingPIDs        bool
@@ -160,6 +163,7 @@ func (l *Lockspace) fromSanlock(s *SpaceStatus, daemonIO int, now uint64) {
 	l.HostID, l.Pending = s.HostID, s.Pending
 	l.Joined = s.Pending == ""
 	l.SpaceDead, l.KillingPIDs, l.RenewFail = f.Bool("space_dead"), f.Bool("killing_pids"), f.Bool("renew_fail")
+	l.Generation = f.Uint("host_generation")
 	l.RenewalLastResult = f.Int("renewal_last_result")
 	l.RenewalLastSuccess = f.Uint("renewal_last_success")
 	l.IOTimeout = s.IOTimeout()

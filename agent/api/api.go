@@ -20,6 +20,8 @@ type Options struct {
 	// Ping and Status build those replies (host facts live in the daemon).
 	Ping   func(ctx context.Context) (any, error)
 	Status func(ctx context.Context) (any, error)
+	// Facts builds get_host_facts, the cluster view's per-host reply.
+	Facts func(ctx context.Context) (any, error)
 	// Broadcast sends a fanout cast to every agent (refresh after extend).
 	Broadcast func(ctx context.Context, method string, args map[string]any) error
 	Logger    *zap.Logger
@@ -41,6 +43,7 @@ func New(o Options) (rpc.Dispatcher, error) {
 	methods := map[string]rpc.Handler{
 		"ping":              a.ping,
 		"get_status":        a.getStatus,
+		"get_host_facts":    a.getHostFacts,
 		"activate_volume":   a.activateVolume,
 		"deactivate_volume": a.deactivateVolume,
 		"refresh_volume":    a.refreshVolume,
@@ -53,8 +56,9 @@ func New(o Options) (rpc.Dispatcher, error) {
 		"clone_volume":      a.cloneVolume,
 	}
 	// Every agent may publish to the fanout exchange (the refresh after a
-	// shared extend): nothing else may arrive that way.
-	return rpc.Dispatcher{Version: Version, Methods: methods, Fanout: []string{"refresh_volume"}}, nil
+	// shared extend; the cluster view's one call to every agent, which
+	// only reads): nothing else may arrive that way.
+	return rpc.Dispatcher{Version: Version, Methods: methods, Fanout: []string{"refresh_volume", "get_host_facts"}}, nil
 }
 
 func (a *api) ping(ctx context.Context, req *rpc.Request) (any, error) {
@@ -69,6 +73,13 @@ func (a *api) getStatus(ctx context.Context, req *rpc.Request) (any, error) {
 		return nil, err
 	}
 	return a.Status(ctx)
+}
+
+func (a *api) getHostFacts(ctx context.Context, req *rpc.Request) (any, error) {
+	if err := parseArgs(req.Method, req.Args); err != nil {
+		return nil, err
+	}
+	return a.Facts(ctx)
 }
 
 // ref parses the volume_name/volume_group pair every volume method takes,

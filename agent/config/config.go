@@ -29,6 +29,9 @@ type Config struct {
 	// written, and holds the fence lock.
 	RuntimeDir string
 	LogLevel   string
+	// InitiatorNameFile is open-iscsi's initiatorname.iscsi: the cluster
+	// view compares the names across hosts (cloned images share one).
+	InitiatorNameFile string
 
 	Rabbit   Rabbit
 	LVM      LVM
@@ -81,13 +84,14 @@ type Metrics struct {
 func Default() *Config {
 	host, _ := os.Hostname()
 	return &Config{
-		Host:            host,
-		TransportURL:    "rabbit://guest:guest@127.0.0.1:5672/",
-		ControlExchange: "openstack",
-		Topic:           "aos-agent",
-		StateDir:        "/var/lib/aos-agent",
-		RuntimeDir:      "/run/aos-agent",
-		LogLevel:        "info",
+		Host:              host,
+		TransportURL:      "rabbit://guest:guest@127.0.0.1:5672/",
+		ControlExchange:   "openstack",
+		Topic:             "aos-agent",
+		StateDir:          "/var/lib/aos-agent",
+		RuntimeDir:        "/run/aos-agent",
+		InitiatorNameFile: "/etc/iscsi/initiatorname.iscsi",
+		LogLevel:          "info",
 		LVM: LVM{
 			MaxCopies:        2,
 			CommandTimeout:   60 * time.Second,
@@ -130,13 +134,14 @@ func Load(path string) (*Config, error) {
 // (usually typos) are rejected instead of silently ignored.
 var keys = map[string]map[string]func(c *Config, v string) error{
 	"DEFAULT": {
-		"host":             func(c *Config, v string) error { return setNonEmpty(&c.Host, v) },
-		"transport_url":    setTransportURL,
-		"control_exchange": func(c *Config, v string) error { return setNonEmpty(&c.ControlExchange, v) },
-		"topic":            func(c *Config, v string) error { return setNonEmpty(&c.Topic, v) },
-		"state_dir":        func(c *Config, v string) error { return setAbsPath(&c.StateDir, v) },
-		"runtime_dir":      func(c *Config, v string) error { return setAbsPath(&c.RuntimeDir, v) },
-		"log_level":        func(c *Config, v string) error { return setEnum(&c.LogLevel, v, "debug", "info", "warn", "error") },
+		"host":                func(c *Config, v string) error { return setNonEmpty(&c.Host, v) },
+		"transport_url":       setTransportURL,
+		"control_exchange":    func(c *Config, v string) error { return setNonEmpty(&c.ControlExchange, v) },
+		"topic":               func(c *Config, v string) error { return setNonEmpty(&c.Topic, v) },
+		"state_dir":           func(c *Config, v string) error { return setAbsPath(&c.StateDir, v) },
+		"runtime_dir":         func(c *Config, v string) error { return setAbsPath(&c.RuntimeDir, v) },
+		"log_level":           func(c *Config, v string) error { return setEnum(&c.LogLevel, v, "debug", "info", "warn", "error") },
+		"initiator_name_file": func(c *Config, v string) error { return setAbsPath(&c.InitiatorNameFile, v) },
 	},
 	"oslo_messaging_rabbit": {
 		"amqp_durable_queues": func(c *Config, v string) error { return setBool(&c.Rabbit.DurableQueues, v) },

@@ -212,6 +212,67 @@ func (c *Client) FanoutCast(ctx context.Context, method string, args any) error 
 	return err
 }
 
+// FanoutReply is one server's answer to a FanoutCall: a result, or Err
+// (a *RemoteError) when its method failed. Received is when it arrived.
+type FanoutReply struct {
+	Result   json.RawMessage
+	Err      error
+	Received time.Time
+}
+
+// maxFanoutReplies bounds the replies one FanoutCall buffers; more servers
+// than this answer a fanout call only in a cluster far beyond one VG's.
+const maxFanoutReplies = 4096
+
+// FanoutCall sends method to every server of the topic as one fanout
+// message that asks for replies, and gathers those arriving within wait:
+// one message out and one back per server, O(N) for N servers. A server
+// that did not answer in time is absent from replies: only the caller
+// knows whom it expected. sent is when the request left, for the caller's
+// round-trip arithmetic.
+func (c *Client) FanoutCall(ctx context.Context, method string, args any, wait time.Duration) (sent time.Time, replies []FanoutReply, err error) {
+	if err := c.ensureReplyQueueWithin(ctx, wait); err != nil {
+		return time.Time{}, nil, err
+	}
+	msgID, body, err := c.request(ctx, method, args, true, 0)
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	ch := make(chan reply, maxFanoutReplies)
+	c.mu.Lock()
+	c.pending[msgID] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, msgID)
+		c.mu.Unlock()
+	}()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	pubCtx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	sent = time.Now()
+	ex := exchangeDecl{name: c.cfg.Topic + "_fanout", kind: "fanout", autoDelete: true}
+	if _, err := c.pub.publish(pubCtx, ex, "", false, properties(body, wait)); err != nil {
+		return sent, nil, fmt.Errorf("rpc: sending %s: %w", method, err)
+	}
+	for {
+		select {
+		case r := <-ch:
+			switch {
+			case r.Failure != nil:
+				replies = append(replies, FanoutReply{Err: decodeFailure(*r.Failure), Received: time.Now()})
+			case r.Ending && len(r.Result) > 0 && string(r.Result) != "null":
+				replies = append(replies, FanoutReply{Result: r.Result, Received: time.Now()})
+			}
+		case <-deadline.C:
+			return sent, replies, nil
+		case <-ctx.Done():
+			return sent, replies, ctx.Err()
+		}
+	}
+}
+
 func decodeFailure(s string) error {
 	var f failure
 	if err := json.Unmarshal([]byte(s), &f); err != nil {

@@ -1,0 +1,124 @@
+package cluster
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/agent/volumes"
+)
+
+// host is a healthy member of VG vol's lockspace seeing peers live.
+func host(name string, id uint64, peers ...uint64) HostView {
+	ls := LockspaceFacts{VG: "vol", Lockspace: "lvm_vol", State: "joined", HostID: id, Generation: 1, IOTimeout: 10}
+	for _, p := range append([]uint64{id}, peers...) {
+		ls.Peers = append(ls.Peers, Peer{HostID: p, Generation: 1, State: "LIVE"})
+	}
+	return HostView{HostFacts: HostFacts{
+		Host: name, AgentVersion: "1.0", LVMVersion: "2.03.16(2)", SanlockVersion: "3.8.5",
+		InitiatorName: "iqn.2026-12.org.example:" + name, Ready: true, Recovery: "idle",
+		Lockspaces: []LockspaceFacts{ls},
+		Multipath:  &MultipathFacts{Alias: "lun0", Present: true, Queueing: "off", PathsTotal: 2, PathsActive: 2},
+	}, ClockUncertainty: time.Millisecond}
+}
+
+func kinds(r *Report) []string {
+	var out []string
+	for _, f := range r.Findings {
+		out = append(out, f.Kind+" "+strings.Join(f.Hosts, ","))
+	}
+	return out
+}
+
+func TestHealthyClusterHasNoFindings(t *testing.T) {
+	a, b := host("a", 1, 2), host("b", 2, 1)
+	a.Holdings = []volumes.Holding{{VG: "vol", LV: "v1", Mode: volumes.Exclusive, Active: true}}
+	b.Holdings = []volumes.Holding{{VG: "vol", LV: "v2", Mode: volumes.Shared, Active: true}}
+	a.Holdings = append(a.Holdings, volumes.Holding{VG: "vol", LV: "v2", Mode: volumes.Shared, Active: true})
+	r := Analyze([]HostView{b, a}, Options{Expect: []string{"a", "b"}})
+	if len(r.Findings) != 0 {
+		t.Fatalf("findings %q, want none", kinds(r))
+	}
+	if len(r.Owners) != 2 {
+		t.Fatalf("owners %+v, want v1 and v2", r.Owners)
+	}
+	if got := r.Owners[1]; got.LV != "v2" || len(got.Holders) != 2 || len(got.Problems) != 0 {
+		t.Errorf("v2 = %+v, want held shared by a and b, no problems", got)
+	}
+}
+
+// Every planted mistake is reported, and nothing else.
+func TestPlantedMistakes(t *testing.T) {
+	a := host("a", 1, 2, 3, 5)
+	b := host("b", 2, 1, 3, 5)
+	c := host("c", 1, 2, 3, 5) // same host_id as a
+	c.InitiatorName = a.InitiatorName
+	d := host("d", 3, 1, 2, 5)
+	d.ClockOffset = 30 * time.Second
+	d.Lockspaces[0].IOTimeout = 20
+	d.AgentVersion = "0.9"
+	// host_id 5 is live in sanlock, but its agent does not answer
+	b.Holdings = []volumes.Holding{{VG: "vol", LV: "orphan", Active: true}}
+	r := Analyze([]HostView{a, b, c, d}, Options{Expect: []string{"a", "b", "c", "d", "e"}})
+	want := []string{
+		"duplicate_host_id a,c",
+		"duplicate_initiator_name a,c",
+		"clock_offset d",
+		"timeouts_disagree a,b,c,d",
+		"mixed_versions a,b,c,d",
+		"agent_silent e",
+		"agent_silent a,b,c,d",
+		"active_without_lock b",
+	}
+	if got := kinds(r); !slices.Equal(got, want) {
+		t.Fatalf("findings\n got %q\nwant %q", got, want)
+	}
+	if !slices.Equal(r.Silent, []string{"e", "host_id 5 in the lockspace of VG vol"}) {
+		t.Errorf("silent = %q", r.Silent)
+	}
+	for _, f := range r.Findings {
+		if f.Fix == "" || f.Message == "" {
+			t.Errorf("%s without message or fix", f.Kind)
+		}
+	}
+}
+
+func TestLockConflictAndDeadLease(t *testing.T) {
+	a, b := host("a", 1, 2), host("b", 2, 1)
+	b.Lockspaces[0].State = "failed"
+	a.Holdings = []volumes.Holding{{VG: "vol", LV: "v1", Mode: volumes.Exclusive, Active: true}}
+	b.Holdings = []volumes.Holding{{VG: "vol", LV: "v1", Mode: volumes.Exclusive, Active: true}}
+	r := Analyze([]HostView{a, b}, Options{})
+	want := []string{"not_in_lockspace b", "lock_on_dead_lease a,b", "lock_conflict a,b"}
+	if got := kinds(r); !slices.Equal(got, want) {
+		t.Fatalf("findings\n got %q\nwant %q", got, want)
+	}
+	if got := r.Owners[0].Problems; !slices.Equal(got, []string{"dead-lease", "conflict"}) {
+		t.Errorf("problems = %q, want dead-lease and conflict", got)
+	}
+}
+
+// An offset within the measurement's uncertainty is not a finding.
+func TestClockOffsetWithinUncertainty(t *testing.T) {
+	a := host("a", 1)
+	a.ClockOffset, a.ClockUncertainty = 2500*time.Millisecond, time.Second
+	if r := Analyze([]HostView{a}, Options{}); len(r.Findings) != 0 {
+		t.Fatalf("findings %q, want none", kinds(r))
+	}
+}
+
+func TestPrint(t *testing.T) {
+	a := host("a", 1)
+	since := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	a.Holdings = []volumes.Holding{{VG: "vol", LV: "v1", Mode: volumes.Exclusive, Active: true, Since: &since}}
+	r := Analyze([]HostView{a}, Options{Expect: []string{"a", "z"}})
+	r.Messages = 2
+	var b strings.Builder
+	r.Print(&b, since.Add(90*time.Second))
+	for _, want := range []string{"NOT ANSWERING: z", "vol/v1  a ex for 1m30s", "[critical] agent_silent: z did not answer"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
