@@ -113,7 +113,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		ConstLabels: prometheus.Labels{"version": opts.Version}})
 	build.Set(1)
 	d.readyG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "aos_ready", Help: "1 once lockspaces are started and the RPC consumer is up."})
-	d.reg.MustRegister(build, d.readyG)
+	d.reg.MustRegister(build, d.readyG, newHostInfo(d))
 
 	interval := opts.PollInterval
 	if interval == 0 {
@@ -156,13 +156,8 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	rcfg := rpc.Config{
-		URL: cfg.TransportURL, Exchange: cfg.ControlExchange, Topic: cfg.Topic, Server: cfg.Host,
-		Durable: cfg.Rabbit.DurableQueues, AutoDelete: cfg.Rabbit.AutoDelete,
-		QuorumQueues: cfg.Rabbit.QuorumQueues, HAQueues: cfg.Rabbit.HAQueues,
-		TLS: cfg.Rabbit.SSL, CAFile: cfg.Rabbit.SSLCAFile, CertFile: cfg.Rabbit.SSLCertFile, KeyFile: cfg.Rabbit.SSLKeyFile,
-		Logger: d.log.Named("rpc"), Registerer: d.reg,
-	}
+	rcfg := cfg.RPC()
+	rcfg.Logger, rcfg.Registerer = d.log.Named("rpc"), d.reg
 	if d.client, err = rpc.NewClient(rcfg); err != nil {
 		return nil, err
 	}

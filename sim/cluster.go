@@ -19,6 +19,10 @@ type HostSpec struct {
 	// NoWatchdog models sanlock -w 0: a host whose lease expired is never
 	// reset, so it keeps its LVs active (the split brain the agent must prevent).
 	NoWatchdog bool
+	// IOTimeout is the io_timeout this host's sanlock reports, when it is
+	// configured unlike the others (0: the cluster's). Only the report
+	// differs: leases still expire on the cluster's timing.
+	IOTimeout time.Duration
 }
 
 // Options configures a Cluster. Zero values get the defaults noted.

@@ -523,7 +523,9 @@ func (h *Host) lvchange(a *args) reply {
 		if len(c.snapshotsOf(name)) > 0 {
 			lvMode = modeEx // lvm2 exits 0 but keeps an origin exclusive
 		}
-		if !h.acquire(l, lvMode) {
+		// --lockopt skiplv activates without the LV lock (lvmlockd(8)):
+		// what an operator's manual activation leaves behind.
+		if a.flags["--lock-opt"] != "skiplv" && !h.acquire(l, lvMode) {
 			out.stderr += fmt.Sprintf("  LV locked by other host: %s/%s\n  Failed to lock logical volume %s/%s.\n", c.opt.VG, name, c.opt.VG, name)
 			out.code = 5
 			continue

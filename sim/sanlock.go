@@ -15,8 +15,16 @@ func (h *Host) lsLine() string {
 	return fmt.Sprintf("s %s:%d:%s:0", h.c.lsName(), h.spec.HostID, h.c.leaseDev())
 }
 func (c *Cluster) ioSeconds() int64 { return int64(c.opt.IOTimeout.Seconds()) }
-func (h *Host) joining() bool       { return h.ls != nil && h.c.clock.Now().Before(h.ls.readyAt) }
-func (h *Host) killingPids() bool   { return h.ls != nil && h.ls.renewFailed && len(h.heldLVs()) > 0 }
+
+// reportedIO is the io_timeout h's sanlock prints for its lockspace.
+func (h *Host) reportedIO() int64 {
+	if h.spec.IOTimeout > 0 {
+		return int64(h.spec.IOTimeout.Seconds())
+	}
+	return h.c.ioSeconds()
+}
+func (h *Host) joining() bool     { return h.ls != nil && h.c.clock.Now().Before(h.ls.readyAt) }
+func (h *Host) killingPids() bool { return h.ls != nil && h.ls.renewFailed && len(h.heldLVs()) > 0 }
 func (h *Host) lastRenewalMono() int64 {
 	if h.ls != nil && !h.ls.failedAt.IsZero() {
 		return int64(h.ls.failedAt.Add(h.skew).Sub(h.c.start).Seconds())
@@ -122,7 +130,7 @@ func (h *Host) status(detail bool) string {
 			killing = 1
 		}
 		last := h.lastRenewalMono()
-		kv(&b, "list", "spaces", "space_id", 1, "io_timeout", c.ioSeconds(), "sector_size", 512, "align_size", 1048576,
+		kv(&b, "list", "spaces", "space_id", 1, "io_timeout", h.reportedIO(), "sector_size", 512, "align_size", 1048576,
 			"host_generation", 1, "renew_fail", renewFail, "space_dead", dead, "killing_pids", killing, "used_retries", 0,
 			"external_used", 0, "used_by_orphans", 0, "renewal_read_extend_sec", c.ioSeconds(), "corrupt_result", 0,
 			"acquire_last_result", 1, "renewal_last_result", result, "acquire_last_attempt", int64(h.ls.readyAt.Sub(c.start).Seconds()),

@@ -61,7 +61,8 @@ type Owner struct {
 	Holders []Holder `json:"holders"`
 	// Problems flag what must not be: "conflict" (exclusive on one host,
 	// held on another), "no-lock" (active on a host without its lock),
-	// "dead-lease" (held by a host whose lease is not healthy).
+	// "dead-lease" (held by a host whose lease is not healthy). "fenced":
+	// active without a lock on a fenced host, the fence's error table.
 	Problems []string `json:"problems"`
 }
 
@@ -73,7 +74,8 @@ type Holder struct {
 	Since  *time.Time `json:"since,omitempty"`
 	Active bool       `json:"active"`
 	// Lease is the holder's lockspace state: joined is healthy.
-	Lease string `json:"lease"`
+	Lease  string `json:"lease"`
+	fenced bool
 }
 
 // Finding is a mistake found across hosts, with what to do about it.
@@ -165,7 +167,7 @@ func (r *Report) owners() {
 				o = &Owner{VG: hd.VG, LV: hd.LV, Problems: []string{}}
 				byLV[k] = o
 			}
-			holder := Holder{Host: h.Host, Mode: string(hd.Mode), Since: hd.Since, Active: hd.Active}
+			holder := Holder{Host: h.Host, Mode: string(hd.Mode), Since: hd.Since, Active: hd.Active, fenced: h.Recovery == "fenced"}
 			if ls := h.lockspace(hd.VG); ls != nil {
 				holder.HostID, holder.Lease = ls.HostID, ls.State
 			}
@@ -176,6 +178,10 @@ func (r *Report) owners() {
 		sort.Slice(o.Holders, func(i, j int) bool { return o.Holders[i].Host < o.Holders[j].Host })
 		locked, exclusive := 0, false
 		for _, h := range o.Holders {
+			if h.Mode == "" && h.fenced {
+				o.Problems = appendOnce(o.Problems, "fenced")
+				continue
+			}
 			if h.Mode == "" {
 				o.Problems = appendOnce(o.Problems, "no-lock")
 				continue

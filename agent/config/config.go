@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aos-agent/aos-agent/agent/rpc"
 )
 
 // DefaultPath is where packages and units expect the file.
@@ -415,4 +417,15 @@ func setListen(c *Config, v string) error {
 	}
 	c.Metrics.Listen = v
 	return nil
+}
+
+// RPC is the broker connection this configuration describes, for the
+// daemon and for the commands that call agents (cluster, status).
+func (c *Config) RPC() rpc.Config {
+	return rpc.Config{
+		URL: c.TransportURL, Exchange: c.ControlExchange, Topic: c.Topic, Server: c.Host,
+		Durable: c.Rabbit.DurableQueues, AutoDelete: c.Rabbit.AutoDelete,
+		QuorumQueues: c.Rabbit.QuorumQueues, HAQueues: c.Rabbit.HAQueues,
+		TLS: c.Rabbit.SSL, CAFile: c.Rabbit.SSLCAFile, CertFile: c.Rabbit.SSLCertFile, KeyFile: c.Rabbit.SSLKeyFile,
+	}
 }

@@ -43,6 +43,17 @@ type Options struct {
 	// the device paths the agents return.
 	LVDevices string
 	PVSize    int64 // bytes of the shared LUN; default 64 GiB
+	// Setup plants a host's configuration by name (the cluster view's
+	// tests plant mistakes); hosts not named get the defaults.
+	Setup map[string]HostSetup
+}
+
+// HostSetup is one simulated host's configuration.
+type HostSetup struct {
+	HostID        int           // sanlock host_id; 0: its position + 1
+	InitiatorName string        // its initiatorname.iscsi; "": one of its own
+	ClockOffset   time.Duration // its agent's wall clock runs this far off
+	IOTimeout     time.Duration // the sanlock io_timeout it reports; 0: the cluster's
 }
 
 // Hosts of the story: two compute hosts and the cinder-volume host.
@@ -154,7 +165,10 @@ func StartCluster(ctx context.Context, o Options, hostNames []string, out io.Wri
 	clock := sim.NewScaledClock(time.Now(), 20) // 20 simulated seconds per real second
 	specs := make([]sim.HostSpec, len(hostNames))
 	for i, h := range hostNames {
-		specs[i] = sim.HostSpec{Name: h, HostID: i + 1}
+		specs[i] = sim.HostSpec{Name: h, HostID: i + 1, IOTimeout: o.Setup[h].IOTimeout}
+		if id := o.Setup[h].HostID; id != 0 {
+			specs[i].HostID = id
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	c := &Cluster{Hosts: hostNames, ctx: ctx, stop: cancel, opt: o, log: log, out: out, agents: map[string]*agentRun{}}
@@ -201,13 +215,28 @@ func (c *Cluster) StartAgent(h string) error {
 	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{o.vg()}, "lun0"
 	cfg.StateDir = filepath.Join(o.WorkDir, h)
 	cfg.RuntimeDir = cfg.StateDir // the simulated kill hook fences there too
+	cfg.InitiatorNameFile = filepath.Join(cfg.StateDir, "initiatorname.iscsi")
+	iqn := o.Setup[h].InitiatorName
+	if iqn == "" {
+		iqn = "iqn.2026-12.org.aos-agent.sim:" + h
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfg.InitiatorNameFile, []byte("## written by the simulator\nInitiatorName="+iqn+"\n"), 0o644); err != nil {
+		return err
+	}
+	var now func() time.Time
+	if off := o.Setup[h].ClockOffset; off != 0 {
+		now = func() time.Time { return time.Now().Add(off) }
+	}
 	cfg.Metrics.Listen = ""
 	if len(c.Hosts) > 0 && h == c.Hosts[0] {
 		cfg.Metrics.Listen = o.MetricsListen
 	}
 	ready := make(chan struct{})
 	d, err := agent.New(cfg, agent.Options{Version: o.Version, Runner: c.Sim.Host(h), Logger: c.log.With(zap.String("host", h)),
-		PollInterval: 200 * time.Millisecond, Ready: ready})
+		PollInterval: 200 * time.Millisecond, Ready: ready, Now: now})
 	if err != nil {
 		return err
 	}
