@@ -11,8 +11,8 @@ import (
 // Print writes the view for an operator: hosts, the lock-owner map,
 // findings with what to do.
 func (r *Report) Print(w io.Writer, now time.Time) {
-	fmt.Fprintf(w, "cluster: %d host(s) answered within %s (%d messages: one fanout request, %d replies)\n",
-		len(r.Answered), r.Elapsed, r.Messages, r.Messages-1)
+	fmt.Fprintf(w, "cluster: %d host(s) answered within %s, the last after %s (%d messages: one fanout request, %d replies)\n",
+		len(r.Answered), r.Elapsed, r.LastAnswer.Round(time.Millisecond), r.Messages, r.Messages-1)
 	for _, s := range r.Silent {
 		fmt.Fprintf(w, "  NOT ANSWERING: %s\n", s)
 	}

@@ -51,7 +51,9 @@ type Report struct {
 	// the replies (O(N) for N hosts).
 	Messages int           `json:"messages"`
 	Elapsed  time.Duration `json:"elapsed_ns"`
-	Failed   []string      `json:"failed"` // replies that were errors
+	// LastAnswer is when the slowest answer arrived after the request.
+	LastAnswer time.Duration `json:"last_answer_ns"`
+	Failed     []string      `json:"failed"` // replies that were errors
 }
 
 // Owner is one LV with every host holding it.
@@ -104,6 +106,7 @@ func Gather(ctx context.Context, c Caller, o Options) (*Report, error) {
 	}
 	var hosts []HostView
 	var failed []string
+	var last time.Duration
 	for _, r := range replies {
 		if r.Err != nil {
 			failed = append(failed, r.Err.Error())
@@ -115,13 +118,14 @@ func Gather(ctx context.Context, c Caller, o Options) (*Report, error) {
 			continue
 		}
 		rtt := r.Received.Sub(sent)
+		last = max(last, rtt)
 		mid := sent.Add(rtt / 2)
 		hosts = append(hosts, HostView{HostFacts: f, ClockOffset: f.Time().Sub(mid), ClockUncertainty: rtt/2 + time.Millisecond})
 	}
 	rep := Analyze(hosts, o)
 	rep.Failed = failed
 	rep.Messages = 1 + len(replies)
-	rep.Elapsed = o.Wait
+	rep.Elapsed, rep.LastAnswer = o.Wait, last
 	return rep, nil
 }
 

@@ -5,6 +5,8 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +72,60 @@ func TestIntegrationReplyConsumerRecovers(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("call in flight across the reply connection loss: %v", err)
+	}
+}
+
+// One fanout call reaches every server of the topic and gathers one reply
+// from each within the wait; a failing method comes back as its error.
+func TestIntegrationFanoutCallGathersEveryServer(t *testing.T) {
+	f := startAgent(t, 4)
+	cfg2 := f.cfg
+	cfg2.Server = "host2"
+	srv2, err := NewServer(cfg2, Dispatcher{Version: "1.0", Methods: map[string]Handler{
+		"echo":     func(_ context.Context, r *Request) (any, error) { return map[string]string{"from": "host2"}, nil },
+		"conflict": func(context.Context, *Request) (any, error) { return "no conflict here", nil },
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv2.Stop(context.Background())
+
+	sent, replies, err := f.client.FanoutCall(ctx, "echo", map[string]string{"from": "host1"}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range replies {
+		if r.Err != nil || r.Received.Before(sent) {
+			t.Fatalf("reply %+v (sent %v)", r, sent)
+		}
+		got = append(got, string(r.Result))
+	}
+	slices.Sort(got)
+	if want := []string{`{"from":"host1"}`, `{"from":"host2"}`}; !slices.Equal(got, want) {
+		t.Fatalf("replies %q, want %q", got, want)
+	}
+
+	_, replies, err = f.client.FanoutCall(ctx, "conflict", nil, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed, ok int
+	for _, r := range replies {
+		var re *RemoteError
+		switch {
+		case errors.As(r.Err, &re) && re.Class == "LockConflict":
+			failed++
+		case r.Err == nil:
+			ok++
+		}
+	}
+	if failed != 1 || ok != 1 {
+		t.Fatalf("conflict through fanout: %d failed with LockConflict, %d ok; want 1 and 1", failed, ok)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/aos-agent/aos-agent/recovery"
 	"github.com/aos-agent/aos-agent/sim"
 	"github.com/aos-agent/aos-agent/state"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -98,6 +99,18 @@ type Cluster struct {
 type agentRun struct {
 	cancel context.CancelFunc
 	done   chan error
+	daemon *agent.Daemon
+}
+
+// Registry is the metrics registry of host's running agent, nil when none
+// runs (the cluster view's tests scrape every agent through it).
+func (c *Cluster) Registry(host string) *prometheus.Registry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a := c.agents[host]; a != nil {
+		return a.daemon.Registry()
+	}
+	return nil
 }
 
 // Stop stops every agent, waits for them and releases the simulated
@@ -246,7 +259,7 @@ func (c *Cluster) StartAgent(h string) error {
 		return fmt.Errorf("the agent of %q runs already", h)
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
-	a := &agentRun{cancel: cancel, done: make(chan error, 1)}
+	a := &agentRun{cancel: cancel, done: make(chan error, 1), daemon: d}
 	c.agents[h] = a
 	c.mu.Unlock()
 	go func() { a.done <- d.Run(ctx) }()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# RPC against a real RabbitMQ on loopback: Go integration tests, then the
-# Python oslo.messaging RPCClient contract suite against the Go test server.
+# RPC against a real RabbitMQ on loopback: Go integration tests (the cluster
+# view's among them), then the Python oslo.messaging RPCClient contract
+# suite against the Go test server.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work=$(mktemp -d)
@@ -16,6 +17,12 @@ echo "broker: $(sed 's#://\([^:]*\):[^@]*@#://\1:***@#' <<<"$AOS_TEST_AMQP_URL")
 
 go_status=0
 go test -tags integration -race -count=1 ./agent/rpc/... 2>&1 | tee "$work/go.log" || go_status=1
+# The cluster view on simulated agents through the broker: planted mistakes
+# found by the view and by the alert rules on the agents' scrapes; its
+# cost for 32 hosts (printed).
+go test -tags integration -count=1 -v ./agent/cluster/ >"$work/cluster.log" 2>&1 || go_status=1
+grep -E '^(--- |cluster view|ok|FAIL)' "$work/cluster.log" || true
+grep -q '^ok' "$work/cluster.log" || { grep -v '^=== ' "$work/cluster.log" | tail -80; go_status=1; }
 
 go build -o "$work/rpctestserver" ./internal/rpctestserver
 py_status=0 passed=0 failed=0
