@@ -296,8 +296,9 @@ func (r *Report) findTimeouts() {
 				"sanlock io_timeout differs in the lockspace of VG %s (%s): a lease expires at 8 × io_timeout, so hosts wait for each other's expiry with different clocks, and the fence's budget differs per host", vg, strings.Join(parts, "; "))
 		}
 	}
+	// A fenced host's fence turned queueing off on purpose.
 	q := groups(r.Answered, func(h HostView) string {
-		if h.Multipath != nil && h.Multipath.Present {
+		if h.Multipath != nil && h.Multipath.Present && h.Recovery != "fenced" {
 			return h.Multipath.Queueing
 		}
 		return ""
@@ -389,6 +390,12 @@ func (r *Report) findSilent(expect []string) {
 		for _, h := range r.Answered {
 			ls := h.lockspace(vg)
 			if ls == nil || ls.State == "joined" || ls.State == "starting" {
+				continue
+			}
+			if h.Recovery == "fenced" {
+				r.add("fenced", "critical", []string{h.Host},
+					"nothing while the storage is away: the agent recovers the host by itself when its paths return (or: aos-agent recover "+vg+"); its LVs stay offline and its VMs paused until then",
+					"%s was fenced after losing the leases of VG %s (lockspace %s): its LVs carry error tables, other hosts may take their locks", h.Host, vg, ls.State)
 				continue
 			}
 			r.add("not_in_lockspace", "critical", []string{h.Host},

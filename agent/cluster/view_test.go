@@ -122,3 +122,18 @@ func TestPrint(t *testing.T) {
 		}
 	}
 }
+
+// A fenced host is reported as such, not as a stranger to the lockspace,
+// and the fence's queueing off is not a disagreement.
+func TestFencedHost(t *testing.T) {
+	a, b := host("a", 1, 2), host("b", 2, 1)
+	b.Recovery, b.Lockspaces[0].State, b.Multipath.Queueing = "fenced", "absent", "-"
+	b.Holdings = []volumes.Holding{{VG: "vol", LV: "v1", Active: true}}
+	r := Analyze([]HostView{a, b}, Options{})
+	if got, want := kinds(r), []string{"fenced b"}; !slices.Equal(got, want) {
+		t.Fatalf("findings %q, want %q", got, want)
+	}
+	if got := r.Owners[0].Problems; !slices.Equal(got, []string{"fenced"}) {
+		t.Errorf("v1 problems = %q, want fenced", got)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aos-agent/aos-agent/agent"
+	"github.com/aos-agent/aos-agent/agent/cluster"
 	"github.com/aos-agent/aos-agent/agent/config"
 	"github.com/aos-agent/aos-agent/agent/rpc"
 	"github.com/aos-agent/aos-agent/internal/run"
@@ -73,6 +74,9 @@ type step struct {
 	// after checks what the call's reply cannot show (the VMs' states);
 	// it returns what it saw and whether that is the story's.
 	after func() (string, bool)
+	// view shows `aos-agent cluster` after the step: "owners" (the lock
+	// owner map) or "findings".
+	view string
 }
 
 type outcome struct {
@@ -386,7 +390,7 @@ func (st *story) steps() []step {
 		{title: "live migration a->b: source converts volume-1 to shared", host: "compute-a", method: "activate_volume", args: vol("volume-1", "mode", "shared"), expect: "ok"},
 		{title: "live migration a->b: destination takes volume-1 shared", host: "compute-b", method: "activate_volume", args: vol("volume-1", "mode", "shared"), expect: "ok"},
 		{title: "live migration a->b: source releases volume-1 after qemu moved", host: "compute-a", method: "deactivate_volume", args: vol("volume-1"), expect: "ok"},
-		{title: "live migration a->b: destination converts volume-1 to exclusive", host: "compute-b", method: "activate_volume", args: vol("volume-1", "mode", "exclusive"), expect: "ok"},
+		{title: "live migration a->b: destination converts volume-1 to exclusive", host: "compute-b", method: "activate_volume", args: vol("volume-1", "mode", "exclusive"), expect: "ok", view: "owners"},
 		{title: "SAN blip on compute-a: one of two paths fails; locks keep working", host: "compute-a", method: "get_status", args: map[string]any{}, expect: "ok",
 			before: func() { st.cluster.FailPaths("compute-a", false) }},
 		{title: "the path returns", host: "compute-a", method: "get_status", args: map[string]any{}, expect: "ok",
@@ -403,7 +407,7 @@ func (st *story) steps() []step {
 				st.cluster.FailPaths("compute-b", true)
 				waitFor(st.ctx, func() bool { return journalExists(st.o, "compute-b") })
 			}, after: vms("paused")},
-		{title: "while fenced, compute-b refuses changes at once", host: "compute-b", method: "deactivate_volume", args: vol("volume-2"), expect: "RecoveryInProgress"},
+		{title: "while fenced, compute-b refuses changes at once", host: "compute-b", method: "deactivate_volume", args: vol("volume-2"), expect: "RecoveryInProgress", view: "findings"},
 		{title: "paths return: compute-b's agent recovers by itself, re-locks volume-1 (ex) and volume-2 (sh) and resumes the VMs", host: "compute-b", method: "get_status", args: map[string]any{}, expect: "ok",
 			before: func() {
 				st.cluster.RestorePaths("compute-b")
@@ -460,9 +464,38 @@ func (st *story) play(steps []step) (results []outcome, failed int) {
 			}
 			fmt.Fprintf(out, "     VMs: %s  [%s]\n", saw, mark)
 		}
+		if s.view != "" {
+			st.showView(s.view)
+		}
 		results = append(results, r)
 	}
 	return results, failed
+}
+
+// showView prints what `aos-agent cluster` shows at this point of the
+// story: one fanout call to every agent.
+func (st *story) showView(part string) {
+	out := st.o.Out
+	rep, err := cluster.Gather(st.ctx, st.client, cluster.Options{Wait: time.Second})
+	if err != nil {
+		fmt.Fprintf(out, "     aos-agent cluster: %v\n", err)
+		return
+	}
+	fmt.Fprintf(out, "     aos-agent cluster (%d hosts answered, %d messages):\n", len(rep.Answered), rep.Messages)
+	switch part {
+	case "owners":
+		for _, o := range rep.Owners {
+			var hs []string
+			for _, h := range o.Holders {
+				hs = append(hs, h.Host+" "+h.Mode)
+			}
+			fmt.Fprintf(out, "       %s/%s held by %s\n", o.VG, o.LV, strings.Join(hs, ", "))
+		}
+	case "findings":
+		for _, f := range rep.Findings {
+			fmt.Fprintf(out, "       [%s] %s: %s\n", f.Severity, f.Kind, f.Message)
+		}
+	}
 }
 
 // call makes one step's RPC call; got is "ok" or the remote error class.
