@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/aos-agent/aos-agent/agent/cluster"
 	"github.com/aos-agent/aos-agent/agent/volumes"
+	"github.com/aos-agent/aos-agent/hostcfg"
 	"go.uber.org/zap"
 )
 
@@ -34,6 +37,9 @@ func (d *Daemon) facts(ctx context.Context) (any, error) {
 	}
 	if f.InitiatorName, err = readInitiatorName(d.cfg.InitiatorNameFile); err != nil {
 		errs["initiator_name"] = err.Error()
+	}
+	if f.ConfiguredHostID, err = readHostID(d.cfg.LVMLocalConf); err != nil {
+		errs["lvmlocal_conf"] = err.Error()
 	}
 	for _, vg := range d.cfg.LVM.VolumeGroups {
 		l := snap.Lockspaces[vg]
@@ -67,6 +73,30 @@ func (d *Daemon) facts(ctx context.Context) (any, error) {
 	}
 	f.TimeUnixMs = d.now().UnixMilli()
 	return f, nil
+}
+
+// readHostID reads local/host_id from lvmlocal.conf; a missing file or
+// key is 0 (unset).
+func readHostID(path string) (uint64, error) {
+	if path == "" {
+		return 0, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	v, ok := hostcfg.GetLVM(b, "local", "host_id")
+	if !ok {
+		return 0, nil
+	}
+	id, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: local/host_id %q is not a number", path, v)
+	}
+	return id, nil
 }
 
 // readInitiatorName reads open-iscsi's "InitiatorName=..." line; a missing

@@ -235,6 +235,9 @@ func (c *Cluster) Host(name string) *Host {
 	return c.hosts[name]
 }
 
+// HostID is the host_id the named host's lvmlocal.conf would carry.
+func (h *Host) HostID() int { return h.spec.HostID }
+
 // Clock returns the cluster's clock.
 func (c *Cluster) Clock() Clock { return c.clock }
 

@@ -20,15 +20,18 @@ type HostFacts struct {
 	Host string `json:"host"`
 	// TimeUnixMs is the agent's wall clock when it answered: the view
 	// measures each host's clock offset from it and the call's round trip.
-	TimeUnixMs     int64            `json:"time_unix_ms"`
-	AgentVersion   string           `json:"agent_version"`
-	LVMVersion     string           `json:"lvm_version"`
-	SanlockVersion string           `json:"sanlock_version"`
-	InitiatorName  string           `json:"initiator_name"`
-	Ready          bool             `json:"ready"`
-	Recovery       string           `json:"recovery"` // idle or fenced
-	Lockspaces     []LockspaceFacts `json:"lockspaces"`
-	Multipath      *MultipathFacts  `json:"multipath"`
+	TimeUnixMs     int64  `json:"time_unix_ms"`
+	AgentVersion   string `json:"agent_version"`
+	LVMVersion     string `json:"lvm_version"`
+	SanlockVersion string `json:"sanlock_version"`
+	InitiatorName  string `json:"initiator_name"`
+	// ConfiguredHostID is lvmlocal.conf's local/host_id (0: unset), what
+	// the next lockspace join will use.
+	ConfiguredHostID uint64           `json:"configured_host_id"`
+	Ready            bool             `json:"ready"`
+	Recovery         string           `json:"recovery"` // idle or fenced
+	Lockspaces       []LockspaceFacts `json:"lockspaces"`
+	Multipath        *MultipathFacts  `json:"multipath"`
 	// Holdings are the LVs locked or active on the host, every VG.
 	Holdings        []volumes.Holding `json:"holdings"`
 	CollectorErrors map[string]string `json:"collector_errors"`

@@ -238,9 +238,13 @@ func sortedKeys(m map[string][]string) []string {
 
 func (r *Report) findDuplicates() {
 	for _, vg := range r.vgs() {
+		// The joined host_id, or the one the next join will use.
 		ids := groups(r.Answered, func(h HostView) string {
 			if ls := h.lockspace(vg); ls != nil && ls.HostID != 0 {
 				return fmt.Sprint(ls.HostID)
+			}
+			if h.ConfiguredHostID != 0 {
+				return fmt.Sprint(h.ConfiguredHostID)
 			}
 			return ""
 		})
@@ -249,6 +253,15 @@ func (r *Report) findDuplicates() {
 				r.add("duplicate_host_id", "critical", hs,
 					"give each host its own host_id (aos-agent install --host-id N writes local/host_id in lvmlocal.conf), then on the host that changed: stop its VMs, vgchange --lockstop, vgchange --lockstart",
 					"%s use host_id %s in the lockspace of VG %s: they fight over one delta lease, and a lock one takes the other holds too", strings.Join(hs, " and "), id, vg)
+			}
+		}
+	}
+	for _, h := range r.Answered {
+		for _, ls := range h.Lockspaces {
+			if ls.HostID != 0 && h.ConfiguredHostID != 0 && ls.HostID != h.ConfiguredHostID {
+				r.add("host_id_not_applied", "warning", []string{h.Host},
+					"if the new host_id is meant, restart the lockspace at a quiet moment (stop its VMs, vgchange --lockstop, --lockstart); else restore lvmlocal.conf",
+					"%s joined the lockspace of VG %s as host_id %d, but lvmlocal.conf now says %d: the next join uses %d", h.Host, ls.VG, ls.HostID, h.ConfiguredHostID, h.ConfiguredHostID)
 			}
 		}
 	}

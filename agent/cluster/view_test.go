@@ -137,3 +137,17 @@ func TestFencedHost(t *testing.T) {
 		t.Errorf("v1 problems = %q, want fenced", got)
 	}
 }
+
+// A duplicate planted in lvmlocal.conf is found before the next join
+// makes it bite, and the host that changed it is told so.
+func TestConfiguredHostID(t *testing.T) {
+	a, b := host("a", 1, 2), host("b", 2, 1)
+	a.ConfiguredHostID, b.ConfiguredHostID = 1, 1
+	c := host("c", 0)
+	c.Lockspaces[0].State, c.Lockspaces[0].Peers, c.ConfiguredHostID = "absent", nil, 2
+	r := Analyze([]HostView{a, b, c}, Options{})
+	want := []string{"duplicate_host_id b,c", "host_id_not_applied b", "not_in_lockspace c"}
+	if got := kinds(r); !slices.Equal(got, want) {
+		t.Fatalf("findings\n got %q\nwant %q", got, want)
+	}
+}

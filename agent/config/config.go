@@ -34,6 +34,9 @@ type Config struct {
 	// InitiatorNameFile is open-iscsi's initiatorname.iscsi: the cluster
 	// view compares the names across hosts (cloned images share one).
 	InitiatorNameFile string
+	// LVMLocalConf is lvmlocal.conf, whose local/host_id the cluster view
+	// compares across hosts before a lockspace join makes a duplicate bite.
+	LVMLocalConf string
 
 	Rabbit   Rabbit
 	LVM      LVM
@@ -93,6 +96,7 @@ func Default() *Config {
 		StateDir:          "/var/lib/aos-agent",
 		RuntimeDir:        "/run/aos-agent",
 		InitiatorNameFile: "/etc/iscsi/initiatorname.iscsi",
+		LVMLocalConf:      "/etc/lvm/lvmlocal.conf",
 		LogLevel:          "info",
 		LVM: LVM{
 			MaxCopies:        2,
@@ -144,6 +148,7 @@ var keys = map[string]map[string]func(c *Config, v string) error{
 		"runtime_dir":         func(c *Config, v string) error { return setAbsPath(&c.RuntimeDir, v) },
 		"log_level":           func(c *Config, v string) error { return setEnum(&c.LogLevel, v, "debug", "info", "warn", "error") },
 		"initiator_name_file": func(c *Config, v string) error { return setAbsPath(&c.InitiatorNameFile, v) },
+		"lvmlocal_conf":       func(c *Config, v string) error { return setAbsPath(&c.LVMLocalConf, v) },
 	},
 	"oslo_messaging_rabbit": {
 		"amqp_durable_queues": func(c *Config, v string) error { return setBool(&c.Rabbit.DurableQueues, v) },

@@ -243,6 +243,12 @@ func (c *Cluster) StartAgent(h string) error {
 	if err := os.WriteFile(cfg.InitiatorNameFile, []byte("## written by the simulator\nInitiatorName="+iqn+"\n"), 0o644); err != nil {
 		return err
 	}
+	// lvmlocal.conf as `aos-agent install --host-id` writes it.
+	cfg.LVMLocalConf = filepath.Join(cfg.StateDir, "lvmlocal.conf")
+	local := fmt.Sprintf("local {\n\thost_id = %d\n}\n", c.Sim.Host(h).HostID())
+	if err := os.WriteFile(cfg.LVMLocalConf, []byte(local), 0o644); err != nil {
+		return err
+	}
 	var now func() time.Time
 	if off := o.Setup[h].ClockOffset; off != 0 {
 		now = func() time.Time { return time.Now().Add(off) }
