@@ -20,7 +20,8 @@ import (
 // The lab scenarios boot one two-host cluster and run every scenario on it
 // in order (booting is the expensive part). Run with scripts/lab.sh test,
 // which builds the image and sets LAB_IMAGE. LAB_OUT keeps journals and the
-// timing tables; LAB_IO_TIMEOUT overrides lvmlockd -o.
+// timing tables; LAB_IO_TIMEOUT overrides lvmlockd -o; LAB_ONLY=a,b runs
+// only the scenarios named (for iterating on one).
 
 const vg = "vol"
 
@@ -248,6 +249,12 @@ func bootLab(t *testing.T, name string, opts Options) *labT {
 // scenario runs f as subtest name and adds it to the scenario table. A
 // failed scenario ends the test: later ones build on its end state.
 func (l *labT) scenario(t *testing.T, name string, f func(t *testing.T)) {
+	// LAB_ONLY=setup,driver-story,... runs only those scenarios, for
+	// iterating on one; CI sets nothing and runs all.
+	if only := os.Getenv("LAB_ONLY"); only != "" && !slices.Contains(strings.Split(only, ","), name) {
+		l.scenarios = append(l.scenarios, fmt.Sprintf("%-28s %-7s", name, "not run (LAB_ONLY)"))
+		return
+	}
 	start := time.Now()
 	ok := t.Run(name, f)
 	r := "ok"
@@ -367,6 +374,7 @@ func TestLab(t *testing.T) {
 	l.cowSnapshots(t, ctx)
 	l.sharedScenarios(t, ctx)
 	l.driverStory(t, brokerURL)
+	l.clusterView(t, brokerURL)
 }
 
 // milestones keeps the journal lines that mark the lease-loss timeline

@@ -400,6 +400,29 @@ func (r *Report) findSilent(expect []string) {
 					"sanlock sees %s alive (as read on %s) but no agent answered for it", name, strings.Join(live[id], ", "))
 			}
 		}
+		// The reverse: an agent whose host_id another host's sanlock does
+		// not see alive.
+		for _, h := range r.Answered {
+			ls := h.lockspace(vg)
+			if ls == nil || ls.State != "joined" || ls.HostID == 0 {
+				continue
+			}
+			var notSeen []string
+			for _, o := range r.Answered {
+				ols := o.lockspace(vg)
+				if o.Host == h.Host || ols == nil || ols.State != "joined" || len(ols.Peers) == 0 {
+					continue
+				}
+				if !slices.ContainsFunc(ols.Peers, func(p Peer) bool { return p.HostID == ls.HostID && p.State == "LIVE" }) {
+					notSeen = append(notSeen, o.Host)
+				}
+			}
+			if len(notSeen) > 0 {
+				r.add("not_seen_alive", "warning", append([]string{h.Host}, notSeen...),
+					"compare the lockspace on both (sanlock client gets -h 1): a host seen FAIL or DEAD is losing its lease storage; check its paths",
+					"%s is joined to the lockspace of VG %s as host_id %d, but sanlock on %s does not see it alive", h.Host, vg, ls.HostID, strings.Join(notSeen, ", "))
+			}
+		}
 		for _, h := range r.Answered {
 			ls := h.lockspace(vg)
 			if ls == nil || ls.State == "joined" || ls.State == "starting" {

@@ -151,3 +151,16 @@ func TestConfiguredHostID(t *testing.T) {
 		t.Fatalf("findings\n got %q\nwant %q", got, want)
 	}
 }
+
+// An agent whose host_id another host's sanlock does not see alive.
+func TestNotSeenAlive(t *testing.T) {
+	a, b := host("a", 1, 2), host("b", 2, 1)
+	a.Lockspaces[0].Peers[1].State = "FAIL" // a sees b's host_id 2 failing
+	r := Analyze([]HostView{a, b}, Options{})
+	if got, want := kinds(r), []string{"not_seen_alive a,b"}; !slices.Equal(got, want) {
+		t.Fatalf("findings %q, want %q", got, want)
+	}
+	if !strings.Contains(r.Findings[0].Message, "b is joined to the lockspace of VG vol as host_id 2, but sanlock on a does not see it alive") {
+		t.Errorf("message %q", r.Findings[0].Message)
+	}
+}

@@ -1,0 +1,214 @@
+//go:build lab
+
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aos-agent/aos-agent/agent/cluster"
+	"github.com/aos-agent/aos-agent/agent/rpc"
+	"github.com/aos-agent/aos-agent/sanlock"
+	"go.uber.org/zap"
+)
+
+// clusterView checks `aos-agent cluster`'s code against the guests
+// themselves, with the story's agents still running on both: after each
+// step of a live-migration hand-off the lock-owner map is what lvmlockd
+// (lvmlockctl --info) and sanlock (client status -D) report on each guest.
+// Then lab-h2's lvmlocal.conf is given lab-h1's host_id: the view reports
+// it before any join, and what sanlock does when lab-h2 joins with it is
+// recorded (out/cluster-view/duplicate-host-id.txt). The story's agents
+// are stopped at the end.
+func (l *labT) clusterView(t *testing.T, brokerURL string) {
+	l.scenario(t, "cluster-view", func(t *testing.T) {
+		defer func() {
+			for h := 1; h <= 2; h++ {
+				_, _ = l.cmd(h, "systemctl", "stop", "aos-agent-story.service")
+			}
+		}()
+		ctx := t.Context()
+		client, err := rpc.NewClient(rpc.Config{URL: brokerURL, Topic: "aos-agent", Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		out := filepath.Join(l.out, "cluster-view")
+		_ = os.MkdirAll(out, 0o755)
+		callOn := func(h int, method string, args map[string]any) {
+			t.Helper()
+			if _, err := client.Call(ctx, fmt.Sprintf("lab-h%d", h), method, args, 5*time.Minute); err != nil {
+				t.Fatalf("%s on lab-h%d: %v", method, h, err)
+			}
+		}
+		step := 0
+		check := func(what string, wantOwners []string) *cluster.Report {
+			t.Helper()
+			start := time.Now()
+			rep, err := cluster.Gather(ctx, client, cluster.Options{Wait: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.tm.add("cluster view (one fanout call, 10 s wait)", time.Since(start))
+			step++
+			var b strings.Builder
+			rep.Print(&b, time.Now())
+			_ = os.WriteFile(filepath.Join(out, fmt.Sprintf("%02d-%s.txt", step, what)), []byte(b.String()), 0o644)
+			if len(rep.Answered) != 2 {
+				t.Fatalf("%s: %d agents answered, want 2:\n%s", what, len(rep.Answered), b.String())
+			}
+			got := ownerLines(rep)
+			if !slices.Equal(got, wantOwners) {
+				t.Errorf("%s: owner map %q, want %q\n%s", what, got, wantOwners, b.String())
+			}
+			if guests := l.guestLocks(t); !slices.Equal(got, guests) {
+				t.Errorf("%s: owner map %q, but lvmlockd and sanlock on the guests say %q", what, got, guests)
+			}
+			return rep
+		}
+
+		callOn(1, "create_volume", map[string]any{"volume_name": "cv-1", "size": 1})
+		callOn(1, "activate_volume", map[string]any{"volume_name": "cv-1", "mode": "exclusive"})
+		// Guests under TCG keep their own time (no NTP in the image): a
+		// clock offset is reported, not failed.
+		if got := kindsBut(check("attached-on-h1", []string{"cv-1 lab-h1:ex"}), "clock_offset"); len(got) != 0 {
+			t.Errorf("findings on a healthy lab: %q", got)
+		}
+		callOn(1, "activate_volume", map[string]any{"volume_name": "cv-1", "mode": "shared"})
+		callOn(2, "activate_volume", map[string]any{"volume_name": "cv-1", "mode": "shared"})
+		check("migration-both-shared", []string{"cv-1 lab-h1:sh lab-h2:sh"})
+		callOn(1, "deactivate_volume", map[string]any{"volume_name": "cv-1"})
+		callOn(2, "activate_volume", map[string]any{"volume_name": "cv-1", "mode": "exclusive"})
+		check("migrated-to-h2", []string{"cv-1 lab-h2:ex"})
+		callOn(2, "deactivate_volume", map[string]any{"volume_name": "cv-1"})
+		callOn(1, "delete_volume", map[string]any{"volume_name": "cv-1"})
+
+		// lab-h2 gets lab-h1's host_id in lvmlocal.conf, as a copied file
+		// would give it.
+		conf := l.must(t, 2, "", "cat", "/etc/lvm/lvmlocal.conf").Stdout
+		dup := strings.Replace(string(conf), "host_id = 2", "host_id = 1", 1)
+		if dup == string(conf) {
+			t.Fatalf("lab-h2's lvmlocal.conf has no host_id = 2:\n%s", conf)
+		}
+		if err := WriteFile(ctx, l.c.Host(2), "/etc/lvm/lvmlocal.conf", dup); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = WriteFile(context.Background(), l.c.Host(2), "/etc/lvm/lvmlocal.conf", string(conf))
+		}()
+		kinds := kindsBut(check("duplicate-host-id-planted", nil), "clock_offset")
+		if want := []string{"duplicate_host_id lab-h1,lab-h2", "host_id_not_applied lab-h2"}; !slices.Equal(kinds, want) {
+			t.Errorf("findings %q, want %q", kinds, want)
+		}
+		l.duplicateJoin(t, out)
+	})
+}
+
+// duplicateJoin restarts lab-h2's lockspace with the duplicate host_id and
+// records what sanlock and lvmlockd do, on both guests, for a minute.
+func (l *labT) duplicateJoin(t *testing.T, out string) {
+	var rec strings.Builder
+	note := func(format string, a ...any) { fmt.Fprintf(&rec, format+"\n", a...) }
+	show := func(h int, argv ...string) {
+		res, err := l.cmd(h, argv...)
+		note("$ lab-h%d: %s  (err %v)\n%s%s", h, strings.Join(argv, " "), err, res.Stdout, res.Stderr)
+	}
+	defer func() {
+		_ = os.WriteFile(filepath.Join(out, "duplicate-host-id.txt"), []byte(rec.String()), 0o644)
+		t.Logf("duplicate host_id join, as recorded:\n%s", rec.String())
+	}()
+	start := time.Now()
+	show(2, "vgchange", "--lock-stop", vg)
+	show(2, "vgchange", "--lock-start", vg)
+	for time.Since(start) < time.Minute {
+		time.Sleep(10 * time.Second)
+		note("--- %s after the lock-start", time.Since(start).Round(time.Second))
+		show(1, "sanlock", "client", "gets", "-h", "1")
+		show(2, "sanlock", "client", "gets", "-h", "1")
+		show(2, "lvmlockctl", "--info")
+	}
+	show(1, "journalctl", "-b", "--since", "-3min", "--no-pager", "-o", "short-monotonic", "-t", "sanlock", "-t", "lvmlockd")
+	show(2, "journalctl", "-b", "--since", "-3min", "--no-pager", "-o", "short-monotonic", "-t", "sanlock", "-t", "lvmlockd")
+	l.tm.add("duplicate host_id: lab-h2 rejoins with lab-h1's (observed 1 min)", time.Since(start))
+}
+
+// kindsBut lists the findings as "kind hosts", leaving out those of kind skip.
+func kindsBut(rep *cluster.Report, skip string) []string {
+	var out []string
+	for _, f := range rep.Findings {
+		if f.Kind != skip {
+			out = append(out, f.Kind+" "+strings.Join(f.Hosts, ","))
+		}
+	}
+	return out
+}
+
+// ownerLines is the view's owner map as "LV host:mode ..." lines.
+func ownerLines(rep *cluster.Report) []string {
+	var out []string
+	for _, o := range rep.Owners {
+		line := o.LV
+		for _, h := range o.Holders {
+			line += " " + h.Host + ":" + map[string]string{"exclusive": "ex", "shared": "sh", "": "none"}[h.Mode]
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// guestLocks is the owner map as the guests report it: every LV lock
+// lvmlockd holds on each (lvmlockctl --info), which sanlock must hold too
+// (a resource of the lockspace named by the LV's uuid in client status -D).
+func (l *labT) guestLocks(t *testing.T) []string {
+	t.Helper()
+	names := map[string]string{} // uuid → LV name
+	for _, line := range strings.Split(string(l.must(t, 1, "", "lvs", "--noheadings", "-o", "lv_name,lv_uuid", vg).Stdout), "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			names[f[1]] = f[0]
+		}
+	}
+	holders := map[string][]string{}
+	for h := 1; h <= 2; h++ {
+		info, err := sanlock.ParseInfo(l.must(t, h, "", "lvmlockctl", "--info").Stdout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := sanlock.ParseStatus(l.must(t, h, "", "sanlock", "client", "status", "-D").Stdout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := info.VG(vg)
+		if v == nil {
+			continue
+		}
+		for uuid, mode := range v.LVs {
+			if !mode.Held() {
+				continue
+			}
+			inSanlock := false
+			for _, r := range st.Resources {
+				inSanlock = inSanlock || (r.Lockspace == sanlock.LockspacePrefix+vg && r.Name == uuid && r.Shared == (mode == sanlock.ModeSh))
+			}
+			if !inSanlock {
+				t.Errorf("lab-h%d: lvmlockd holds %s %s, sanlock has no such resource", h, uuid, mode)
+			}
+			name := names[uuid]
+			if name == "" {
+				name = uuid
+			}
+			holders[name] = append(holders[name], fmt.Sprintf("lab-h%d:%s", h, mode))
+		}
+	}
+	var out []string
+	for name, hs := range holders {
+		out = append(out, name+" "+strings.Join(hs, " "))
+	}
+	slices.Sort(out)
+	return out
+}
