@@ -175,7 +175,7 @@ func (l *labT) guestLocks(t *testing.T) []string {
 	}
 	holders := map[string][]string{}
 	for h := 1; h <= 2; h++ {
-		info, err := sanlock.ParseInfo(l.must(t, h, "", "lvmlockctl", "--info").Stdout)
+		info, err := sanlock.ParseInfo(l.lockctlInfo(t, h))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,4 +211,20 @@ func (l *labT) guestLocks(t *testing.T) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// lockctlInfo runs lvmlockctl --info on host, again while the agent's own
+// dump holds lvmlockctl's fixed dump socket ("socket error -98").
+func (l *labT) lockctlInfo(t *testing.T, host int) []byte {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		res, err := l.cmd(host, "lvmlockctl", "--info")
+		if err == nil {
+			return res.Stdout
+		}
+		if attempt == 10 || !strings.Contains(string(res.Stdout)+string(res.Stderr), "socket error -98") {
+			t.Fatalf("lab-h%d lvmlockctl --info: %v\n%s%s", host, err, res.Stdout, res.Stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

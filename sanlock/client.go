@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aos-agent/aos-agent/errdefs"
@@ -195,10 +197,44 @@ func (l *LockCtl) Drop(ctx context.Context, vg string) error {
 	return err
 }
 
+// dumpMu serialises this process's --info/--dump. lvmlockctl receives a
+// dump on an abstract socket of a fixed name (lvm2 lvmlockctl.c,
+// DUMP_SOCKET_NAME "lvmlockd-dump.sock"): two at once on a host, and the
+// second fails "socket error -98" (EADDRINUSE). Seen in the lab when a test's
+// lvmlockctl --info met the agent's poll.
+var dumpMu sync.Mutex
+
+// dumpBusy is lvmlockctl's message when another dump holds the socket.
+var dumpBusy = regexp.MustCompile(`socket error -98\b`)
+
+// dumpRetries bound the waits for another process's dump (an operator's
+// lvmlockctl, another tool) to end: each takes milliseconds.
+const dumpRetries = 5
+
 func (l *LockCtl) run(ctx context.Context, argv []string) ([]byte, error) {
+	if !slices.Contains(argv, "--info") && !slices.Contains(argv, "--dump") {
+		return l.runOnce(ctx, argv)
+	}
+	dumpMu.Lock()
+	defer dumpMu.Unlock()
+	for attempt := 1; ; attempt++ {
+		out, err := l.runOnce(ctx, argv)
+		var rerr *run.Error
+		if err == nil || attempt > dumpRetries || !errors.As(err, &rerr) || !dumpBusy.MatchString(rerr.Stderr+string(out)) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
+	}
+}
+
+func (l *LockCtl) runOnce(ctx context.Context, argv []string) ([]byte, error) {
 	res, err := l.r.Run(ctx, run.Cmd{Argv: argv, Timeout: l.timeout})
 	if err != nil {
-		return nil, classify(err, res, lvmlockdDown)
+		return res.Stdout, classify(err, res, lvmlockdDown)
 	}
 	return res.Stdout, nil
 }

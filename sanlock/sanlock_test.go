@@ -823,17 +823,23 @@ func TestClientParseErrorsPropagate(t *testing.T) {
 
 func TestLockCtlArgvAndClasses(t *testing.T) {
 	ctx := context.Background()
-	s := run.NewScripted(t,
+	steps := append([]run.Step{},
 		run.Step{Argv: []string{"lvmlockctl", "--info"}, Stdout: string(captures(t, "run-g.02-fault.sh.h1.log", "lvmlockctl --info")[0])},
 		run.Step{Argv: []string{"lvmlockctl", "--info", "--dump"}, Stdout: string(fixture.Read(t, "dump-2.03.16.source.txt"))},
 		run.Step{Argv: []string{"lvmlockctl", "--kill", "vol"}},
 		run.Step{Argv: []string{"lvmlockctl", "--drop", "vol"}},
 		run.Step{Argv: []string{"lvmlockctl", "--info"}, ExitCode: 1, Stderr: "Cannot connect to lvmlockd.\n"},
-		// Recorded on a real guest while a failed lockspace was torn down.
-		run.Step{Argv: []string{"lvmlockctl", "--info"}, ExitCode: 158, Stdout: "socket error -98\n"},
+	)
+	// Recorded on a real guest: -98 is EADDRINUSE, another lvmlockctl's dump
+	// holding the fixed dump socket. Retried, and only a lasting one fails.
+	for range dumpRetries + 1 {
+		steps = append(steps, run.Step{Argv: []string{"lvmlockctl", "--info"}, ExitCode: 158, Stdout: "socket error -98\n"})
+	}
+	steps = append(steps,
 		run.Step{Argv: []string{"lvmlockctl", "--kill", "vol"}, ExitCode: 1, Stderr: "other"},
 		run.Step{Argv: []string{"lvmlockctl", "--drop", "vol"}, Err: &run.Error{Argv: []string{"lvmlockctl"}, ExitCode: -1, TimedOut: true, Err: context.DeadlineExceeded}},
 	)
+	s := run.NewScripted(t, steps...)
 	l := NewLockCtl(s, time.Second)
 	if in, err := l.Info(ctx); err != nil || in.VG("vol") == nil {
 		t.Fatal(in, err)
@@ -865,5 +871,23 @@ func TestLockCtlArgvAndClasses(t *testing.T) {
 		if err := l.Drop(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("drop %q: %v", bad, err)
 		}
+	}
+}
+
+// A dump that meets another process's dump (the socket name is fixed) is
+// retried: the caller sees the answer, not the collision.
+func TestLockCtlRetriesABusyDumpSocket(t *testing.T) {
+	info := string(captures(t, "run-g.02-fault.sh.h1.log", "lvmlockctl --info")[0])
+	s := run.NewScripted(t,
+		run.Step{Argv: []string{"lvmlockctl", "--info"}, ExitCode: 158, Stdout: "socket error -98\n"},
+		run.Step{Argv: []string{"lvmlockctl", "--info"}, ExitCode: 158, Stdout: "socket error -98\n"},
+		run.Step{Argv: []string{"lvmlockctl", "--info"}, Stdout: info},
+	)
+	in, err := NewLockCtl(s, time.Second).Info(context.Background())
+	if err != nil {
+		t.Fatalf("Info after two busy sockets: %v", err)
+	}
+	if in.VG("vol") == nil {
+		t.Fatalf("Info = %+v, want VG vol", in)
 	}
 }
