@@ -238,16 +238,20 @@ func sortedKeys(m map[string][]string) []string {
 
 func (r *Report) findDuplicates() {
 	for _, vg := range r.vgs() {
-		// The joined host_id, or the one the next join will use.
-		ids := groups(r.Answered, func(h HostView) string {
+		// The joined host_id, and the one the next join will use.
+		ids := map[string][]string{}
+		for _, h := range r.Answered {
+			var mine []uint64
 			if ls := h.lockspace(vg); ls != nil && ls.HostID != 0 {
-				return fmt.Sprint(ls.HostID)
+				mine = append(mine, ls.HostID)
 			}
-			if h.ConfiguredHostID != 0 {
-				return fmt.Sprint(h.ConfiguredHostID)
+			if h.ConfiguredHostID != 0 && !slices.Contains(mine, h.ConfiguredHostID) {
+				mine = append(mine, h.ConfiguredHostID)
 			}
-			return ""
-		})
+			for _, id := range mine {
+				ids[fmt.Sprint(id)] = append(ids[fmt.Sprint(id)], h.Host)
+			}
+		}
 		for _, id := range sortedKeys(ids) {
 			if hs := ids[id]; len(hs) > 1 {
 				r.add("duplicate_host_id", "critical", hs,

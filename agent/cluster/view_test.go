@@ -146,7 +146,8 @@ func TestConfiguredHostID(t *testing.T) {
 	c := host("c", 0)
 	c.Lockspaces[0].State, c.Lockspaces[0].Peers, c.ConfiguredHostID = "absent", nil, 2
 	r := Analyze([]HostView{a, b, c}, Options{})
-	want := []string{"duplicate_host_id b,c", "host_id_not_applied b", "not_in_lockspace c"}
+	// b runs as 2 (c's) and will join as 1 (a's).
+	want := []string{"duplicate_host_id a,b", "duplicate_host_id b,c", "host_id_not_applied b", "not_in_lockspace c"}
 	if got := kinds(r); !slices.Equal(got, want) {
 		t.Fatalf("findings\n got %q\nwant %q", got, want)
 	}
