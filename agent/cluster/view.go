@@ -256,7 +256,7 @@ func (r *Report) findDuplicates() {
 			if hs := ids[id]; len(hs) > 1 {
 				r.add("duplicate_host_id", "critical", hs,
 					"give each host its own host_id (aos-agent install --host-id N writes local/host_id in lvmlocal.conf), then on the host that changed: stop its VMs, vgchange --lockstop, vgchange --lockstart",
-					"%s use host_id %s in the lockspace of VG %s: they fight over one delta lease, and a lock one takes the other holds too", strings.Join(hs, " and "), id, vg)
+					"%s use host_id %s in the lockspace of VG %s: sanlock lets only one of them join (the other's join fails, host_id busy: seen in the lab), so whichever starts second can take no lock", strings.Join(hs, " and "), id, vg)
 			}
 		}
 	}
