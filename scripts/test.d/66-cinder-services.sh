@@ -32,7 +32,7 @@ trap cleanup EXIT
 
 missing=()
 [ "$(id -u)" = 0 ] || missing+=("root (loop devices for the simulated LVs)")
-for tool in pyflakes3 losetup openstack cinder cinder-manage /usr/bin/cinder-api /usr/bin/cinder-scheduler /usr/bin/cinder-volume; do
+for tool in pyflakes3 losetup /usr/bin/openstack /usr/bin/cinder /usr/bin/cinder-manage /usr/bin/cinder-api /usr/bin/cinder-scheduler /usr/bin/cinder-volume; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 [ -r /etc/cinder/api-paste.ini ] || missing+=("/etc/cinder/api-paste.ini (cinder-common)")

@@ -136,7 +136,7 @@ lock_path = %(dir)s/lock
             f.write(SEED_DEFAULT + needed + section)
 
     def start(self, timeout=180):
-        subprocess.run(['cinder-manage', '--config-file', self.conf,
+        subprocess.run(['/usr/bin/cinder-manage', '--config-file', self.conf,
                         'db', 'sync'], cwd=self.dir, env=self.env,
                        check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.PIPE, timeout=300)
@@ -249,7 +249,7 @@ lock_path = %(dir)s/lock
 
     def openstack(self, *args, check=True):
         """The operator's `openstack ...`; parsed JSON when -f json."""
-        argv = ['openstack', '--os-auth-type', 'admin_token',
+        argv = ['/usr/bin/openstack', '--os-auth-type', 'admin_token',
                 '--os-token', '%s:%s' % (USER, PROJECT),
                 '--os-endpoint', '%s/v3/%s' % (self.endpoint, PROJECT),
                 '--os-volume-api-version', API_VERSION] + list(args)
@@ -265,8 +265,9 @@ lock_path = %(dir)s/lock
     def cinder(self, *args):
         """The `cinder` CLI (python3-cinderclient) with its noauth plugin:
         for what the seed's deployment runs with it."""
-        argv = ['cinder', '--os-auth-type', 'noauth', '--os-user-id', USER,
-                '--os-project-id', PROJECT, '--os-endpoint',
+        argv = ['/usr/bin/cinder', '--os-auth-type', 'noauth',
+                '--os-user-id', USER, '--os-project-id', PROJECT,
+                '--os-endpoint',
                 self.endpoint + '/v3', '--os-volume-api-version',
                 API_VERSION] + list(args)
         r = subprocess.run(argv, env=self.env, cwd=self.dir,

@@ -59,7 +59,8 @@ class Story(base.ServicesTestCase):
         att = self.api.attachments.create(vol.id, None, str(uuid.uuid4()))
         self.assertEqual('reserved', self.api.volumes.get(vol.id).status)
         self.assertModes(vol.id)
-        self.api.attachments.update(att['id'], base.nova_connector('compute-b'))
+        self.api.attachments.update(att['id'],
+                                    base.nova_connector('compute-b'))
         self.assertModes(vol.id, compute_b='exclusive')
         self.api.attachments.complete(att['id'])
         self.assertAttached(vol.id, 'compute-b')
@@ -131,23 +132,25 @@ class Story(base.ServicesTestCase):
         self.assertEqual(2 * 1024 ** 3,
                          self.cluster.lv('volume-' + vol.id)['size_bytes'])
         self.assertModes(vol.id)
-        # In use: the driver reports online_extend_support = False, so
-        # cinder refuses it (the scheduler finds no backend for it, and the
-        # volume goes back to in-use at its size with a user message).
+        # In use: the API accepts it (microversion >= 3.42), and cinder's
+        # scheduler refuses it because the driver reports
+        # online_extend_support = False: the volume goes back to in-use at
+        # its size, with a user message saying why.
         att = self.attach(vol.id, 'compute-a')
-        r = self.openstack('volume', 'set', '--size', '3', vol.id,
-                           check=False)
+        self.openstack('volume', 'set', '--size', '3', vol.id)
         deadline = time.monotonic() + 60
-        while self.api.volumes.get(vol.id).status == 'extending':
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.3)
-        v = self.api.volumes.get(vol.id)
-        self.assertEqual(('in-use', 2), (v.status, v.size),
-                         'openstack volume set --size: %s' % r.stderr)
-        if r.returncode == 0:
-            msgs = [m.user_message for m in self.api.messages.list()
+        while True:
+            msgs = [m for m in self.api.messages.list()
                     if m.resource_uuid == vol.id]
-            self.assertTrue(any('extend' in m for m in msgs), msgs)
+            v = self.api.volumes.get(vol.id)
+            if msgs and v.status != 'extending':
+                break
+            self.assertLess(time.monotonic(), deadline, (v.status, msgs))
+            time.sleep(0.3)
+        self.assertEqual(('in-use', 2), (v.status, v.size))
+        # extend volume (007): no backend available (003).
+        self.assertEqual('VOLUME_VOLUME_007_003', msgs[0].event_id,
+                         msgs[0].user_message)
         self.assertEqual(2 * 1024 ** 3,
                          self.cluster.lv('volume-' + vol.id)['size_bytes'])
         self.assertModes(vol.id, compute_a='exclusive')
