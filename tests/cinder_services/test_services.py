@@ -162,8 +162,8 @@ class Story(base.ServicesTestCase):
         snap = self.openstack('volume', 'snapshot', 'create', '--volume',
                               vol.id, 's-' + vol.id[:6], '-f', 'json')
         self.wait_snapshot(snap['id'])
-        self.assertIsNotNone(self.cluster.lv('_snapshot-' + snap['id'])
-                             or self.cluster.lv('snapshot-' + snap['id']))
+        # The snapshot's LV (the driver's _snapshot-<id>), on the shared VG.
+        self.assertIsNotNone(self.cluster.lv('_snapshot-' + snap['id']))
         self.assertModes(vol.id)
         from_snap = self.create_volume(
             size=0, extra=('--snapshot', snap['id']))
@@ -183,9 +183,11 @@ class Story(base.ServicesTestCase):
         self.assertModes(vol.id, compute_a='exclusive')
         self.assertAttached(vol.id, 'compute-a')
         self.detach(att)
+        self.assertIsNotNone(self.cluster.lv('_snapshot-' + snap2['id']))
         for s in (snap['id'], snap2['id']):
             self.openstack('volume', 'snapshot', 'delete', s)
             self.wait_gone(self.api.volume_snapshots.get, s)
+            self.assertIsNone(self.cluster.lv('_snapshot-' + s))
         for v in (from_snap.id, clone.id, vol.id):
             self.delete_volume(v)
 
@@ -209,10 +211,14 @@ class Story(base.ServicesTestCase):
             search_opts={'group_snapshot_id': gs['ID']})
         self.assertEqual(sorted(v.id for v in vols),
                          sorted(s.volume_id for s in snaps))
+        for sn in snaps:
+            self.assertIsNotNone(self.cluster.lv('_snapshot-' + sn.id))
         for v in vols:
             self.assertModes(v.id)
         self.openstack('volume', 'group', 'snapshot', 'delete', gs['ID'])
         self.wait_gone(self.api.group_snapshots.get, gs['ID'])
+        for sn in snaps:
+            self.assertIsNone(self.cluster.lv('_snapshot-' + sn.id))
         self.openstack('volume', 'group', 'delete', '--force', g['ID'])
         self.wait_gone(self.api.groups.get, g['ID'])
         for v in vols:
