@@ -11,10 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export AOS_RABBIT_DIR=${AOS_RABBIT_DIR:-/tmp/aos-rabbit-66-cinder-services}
-# The simulator: `$AOS_SIM_BIN simulate` (aos-agent today; aos-lab once the
-# simulator moves there: change these two lines).
-sim_pkg=./cmd/aos-agent
-sim_name=aos-agent
+# The simulator, run as `$AOS_SIM_BIN simulate`, built from ./cmd/$sim
+# (aos-agent today; sim=aos-lab once the simulator moves there).
+sim=aos-agent
 work=$(mktemp -d)
 # Processes of this run (cinder's services, the simulator) all name $work on
 # their command line; a test killed by its timeout leaves them running, so
@@ -55,8 +54,8 @@ if [ -n "$system" ]; then
 fi
 
 AOS_TEST_AMQP_URL=$(bash scripts/rabbitmq.sh start | tail -n 1)
-go build -o "$work/$sim_name" "$sim_pkg"
-export AOS_TEST_AMQP_URL AOS_SIM_BIN=$work/$sim_name AOS_TEST_WORK=$work
+go build -o "$work/$sim" "./cmd/$sim"
+export AOS_TEST_AMQP_URL AOS_SIM_BIN=$work/$sim AOS_TEST_WORK=$work
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 
 # One process per module: each starts its own cluster and control plane.
