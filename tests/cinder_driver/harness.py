@@ -19,16 +19,12 @@ from cinder.tests.unit import test  # noqa: F401 -- first: eventlet patching
 
 import atexit
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import uuid
 
 import fixtures
 from os_brick import privileged as brick_privileged
 from oslo_config import cfg
-import oslo_messaging
 
 from cinder.api.v3 import attachments as v3_attachments
 from cinder import context
@@ -42,101 +38,30 @@ from cinder.volume import configuration
 
 from cinder_sharedlvm_driver import driver as sharedlvm
 
+import simcluster
+
 CONF = cfg.CONF
 
 URL = os.environ['AOS_TEST_AMQP_URL']
 SIM_BIN = os.environ['AOS_SIM_BIN']
-HOSTS = ('compute-a', 'compute-b', 'cinder-1')
+HOSTS = simcluster.HOSTS
 BACKEND = 'sanlock'
 SERVICE_HOST = 'cinder-1@' + BACKEND
 
 # The seed deployment's backend section, verbatim (docs/cinder-driver.md).
-SEED_SECTION = """\
-[sanlock]
-volume_driver = cinder_sharedlvm_driver.driver.SharedLVMDriver
-agent_transport_url = amqp://aos:password@controller:5672/aos
-volume_group = vol
-lvm_type = default
-lvm_mirrors = 0
-target_protocol = iscsi
-target_helper = tgtadm
-volume_backend_name=sanlock
-volume_clear=none
-volume_clear_size=100
-agent_response_timeout = 2888
-"""
+SEED_SECTION = simcluster.SEED_SECTION
 
 
-class Cluster(object):
+class Cluster(simcluster.Cluster):
     """One `aos-lab simulate` process: three hosts, one VG of its own;
-    with devices, its LVs are block devices."""
+    with devices, its LVs are block devices (simcluster.py)."""
 
     def __init__(self, devices=True):
-        run = uuid.uuid4().hex[:8]
-        self.topic = 'aos-cinder-' + run
-        self.vg = 'aos-ct-' + run
         # Not under the per-test temporary directory cinder's TestCase sets:
         # the cluster outlives the test that started it.
-        self.work = tempfile.mkdtemp(prefix='aos-cinder-driver-',
-                                     dir=os.environ.get('AOS_TEST_WORK',
-                                                        '/tmp'))
-        argv = [SIM_BIN, 'simulate', '--transport-url', URL,
-                '--topic', self.topic, '--hosts', ','.join(HOSTS),
-                '--vg', self.vg, '--pv-size-gib', '256',
-                '--work-dir', os.path.join(self.work, 'agents')]
-        if devices:
-            data = os.path.join(self.work, 'lv-data')
-            os.mkdir(data)
-            argv += ['--lv-devices', data]
-        self.log = os.path.join(self.work, 'simulate.log')
-        with open(self.log, 'w') as log:
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith('READY'):
-            raise RuntimeError('agents did not start: %r; log %s'
-                               % (line, self.log))
-        self.transport = oslo_messaging.get_rpc_transport(CONF, url=URL)
-        target = oslo_messaging.Target(topic=self.topic, version='1.0',
-                                       exchange='openstack')
-        self.client = oslo_messaging.get_rpc_client(self.transport, target)
-
-    def call(self, host, method, **kwargs):
-        """Calls an agent directly (the test's own view, not the driver's)."""
-        return self.client.prepare(server=host, timeout=60).call(
-            {}, method, **kwargs)
-
-    def modes(self, lv_name):
-        """The lock mode lvmlockd holds for the LV on each host."""
-        out = {}
-        for host in HOSTS:
-            out[host] = 'none'
-            for v in self.call(host, 'list_volumes'):
-                if v['volume_name'] == lv_name:
-                    out[host] = v.get('mode', 'none')
-        return out
-
-    def lv(self, lv_name):
-        for v in self.call('cinder-1', 'list_volumes'):
-            if v['volume_name'] == lv_name:
-                return v
-        return None
-
-    def control(self, line):
-        """Stops or starts one host's agent ("stop HOST", "start HOST")."""
-        self.proc.stdin.write(line + '\n')
-        self.proc.stdin.flush()
-        reply = self.proc.stdout.readline().strip()
-        if reply != 'OK':
-            raise RuntimeError('%s: %s' % (line, reply))
-
-    def close(self):
-        self.transport.cleanup()
-        self.proc.terminate()
-        self.proc.wait(60)
-        shutil.rmtree(self.work, ignore_errors=True)
+        super().__init__(URL, SIM_BIN, devices=devices, hosts=HOSTS,
+                         prefix='aos-cinder-driver',
+                         work_dir=os.environ.get('AOS_TEST_WORK', '/tmp'))
 
 
 _cluster = None
@@ -150,12 +75,7 @@ def cluster():
     return _cluster
 
 
-def nova_connector(host):
-    """What nova's get_volume_connector sends for a compute host."""
-    return {'platform': 'x86_64', 'os_type': 'linux', 'ip': '192.0.2.%d'
-            % (len(host) + 10), 'host': host, 'multipath': False,
-            'initiator': 'iqn.1993-08.org.debian:01:%s' % host,
-            'do_local_attach': False, 'system uuid': str(uuid.uuid4())}
+nova_connector = simcluster.nova_connector
 
 
 class SharedLVMTestCase(test.TestCase):
