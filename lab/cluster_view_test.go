@@ -51,11 +51,11 @@ func (l *labT) clusterView(t *testing.T, brokerURL string) {
 		check := func(what string, wantOwners []string) *cluster.Report {
 			t.Helper()
 			start := time.Now()
-			rep, err := cluster.Gather(ctx, client, cluster.Options{Wait: 10 * time.Second})
+			rep, err := cluster.Gather(ctx, client, cluster.Options{Wait: 6 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
-			l.tm.add("cluster view (one fanout call, 10 s wait)", time.Since(start))
+			l.tm.add("cluster view (one fanout call, 6 s wait)", time.Since(start))
 			step++
 			var b strings.Builder
 			rep.Print(&b, time.Now())
