@@ -82,8 +82,20 @@ func TestDaemonRecoversAutomaticallyWhenPathsReturn(t *testing.T) {
 
 	c.FailPaths("h1", true)
 	clock.Advance(8 * ioTimeout) // renewal fails: lvmlockctl runs the kill hook
-	if st := c.State("h1"); st.KillRuns != 1 || st.Active["a1"] != "error" || st.Active["a2"] != "error" || st.LockspaceJoined {
-		t.Fatalf("h1 not fenced: %+v", st)
+	{
+		st := c.State("h1")
+		if st.KillRuns != 1 {
+			t.Fatalf("h1 not fenced: st.KillRuns = %v, want 1", st.KillRuns)
+		}
+		if st.Active["a1"] != "error" {
+			t.Fatalf("h1 not fenced: st.Active[\"a1\"] = %q, want \"error\"", st.Active["a1"])
+		}
+		if st.Active["a2"] != "error" {
+			t.Fatalf("h1 not fenced: st.Active[\"a2\"] = %q, want \"error\"", st.Active["a2"])
+		}
+		if st.LockspaceJoined {
+			t.Fatal("h1 not fenced: st.LockspaceJoined = true, want false")
+		}
 	}
 	clock.Advance(60 * time.Second) // h1's lease expires (the fence could not release it on disk)
 	mustRun(t, c, "h2", "lvchange", "-aey", "vol/a1")
@@ -156,8 +168,17 @@ func TestDaemonRecoversAutomaticallyWhenPathsReturn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lvs := held.List(); len(lvs) != 2 || lvs[0].LV != "a2" || lvs[1].LV != "a3" {
-		t.Fatalf("held.json after recovery: %+v", lvs)
+	{
+		lvs := held.List()
+		if len(lvs) != 2 {
+			t.Fatalf("held.json after recovery: len(lvs) = %v, want 2", len(lvs))
+		}
+		if lvs[0].LV != "a2" {
+			t.Fatalf("held.json after recovery: lvs[0].LV = %q, want \"a2\"", lvs[0].LV)
+		}
+		if lvs[1].LV != "a3" {
+			t.Fatalf("held.json after recovery: lvs[1].LV = %q, want \"a3\"", lvs[1].LV)
+		}
 	}
 	poll() // nothing left to do
 	if n := testutil.CollectAndCount(d.auto.runs); n != 1 {
@@ -201,8 +222,14 @@ func TestAutoRecoveryBackoffAndOperatorPhases(t *testing.T) {
 		a.wait()
 		return testutil.ToFloat64(a.runs.WithLabelValues("vol", recoveryFailed))
 	}
-	if n := attempt(); n != 1 || calls != 1 {
-		t.Fatalf("first attempt: %v failed runs, %d commands", n, calls)
+	{
+		n := attempt()
+		if n != 1 {
+			t.Fatalf("first attempt: n = %v, want 1", n)
+		}
+		if calls != 1 {
+			t.Fatalf("first attempt: calls = %v, want 1", calls)
+		}
 	}
 	if n := attempt(); n != 1 {
 		t.Fatal("retried before the backoff")
@@ -280,7 +307,16 @@ func TestWatchdogFollowsTheAgentNotTheSAN(t *testing.T) {
 	}
 	c.CrashDaemon("h1", "sanlock") // the lockspace goes with it
 	d.health(ctx, d.monitor.Poll(ctx))
-	if got := messages(); len(got) != 2 || got[0] != "WATCHDOG=1" || !strings.HasPrefix(got[1], "STATUS=degraded: lockspace vol") {
-		t.Fatalf("sanlock and lockspace gone: %q", got)
+	{
+		got := messages()
+		if len(got) != 2 {
+			t.Fatalf("sanlock and lockspace gone: len(got) = %v, want 2", len(got))
+		}
+		if got[0] != "WATCHDOG=1" {
+			t.Fatalf("sanlock and lockspace gone: got[0] = %q, want \"WATCHDOG=1\"", got[0])
+		}
+		if !strings.HasPrefix(got[1], "STATUS=degraded: lockspace vol") {
+			t.Fatalf("sanlock and lockspace gone: got[1] = %q, want it to start with \"STATUS=degraded: lockspace vol\"", got[1])
+		}
 	}
 }

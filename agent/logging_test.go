@@ -48,8 +48,11 @@ func TestLoggerPlainAndSamplingCounted(t *testing.T) {
 		log.Info("same message")
 	}
 	log.Debug("hidden")
-	if strings.HasPrefix(buf.String(), "<") || strings.Contains(buf.String(), "hidden") {
-		t.Fatalf("unexpected output: %.80s", buf.String())
+	if strings.HasPrefix(buf.String(), "<") {
+		t.Fatalf("unexpected output: buf.String() = %q, want it not to start with \"<\"", buf.String())
+	}
+	if strings.Contains(buf.String(), "hidden") {
+		t.Fatalf("unexpected output: buf.String() = %q, want it not to contain \"hidden\"", buf.String())
 	}
 	got := testutil.ToFloat64(mustCounter(t, reg))
 	if got < 1 {
@@ -64,8 +67,11 @@ func TestLoggerPlainAndSamplingCounted(t *testing.T) {
 func mustCounter(t *testing.T, reg *prometheus.Registry) prometheus.Collector {
 	t.Helper()
 	mfs, err := reg.Gather()
-	if err != nil || len(mfs) != 1 {
-		t.Fatalf("gather: %v %d", err, len(mfs))
+	if err != nil {
+		t.Fatalf("gather: err = %v, want nil", err)
+	}
+	if len(mfs) != 1 {
+		t.Fatalf("gather: len(mfs) = %v, want 1", len(mfs))
 	}
 	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 {
 		return mfs[0].GetMetric()[0].GetCounter().GetValue()

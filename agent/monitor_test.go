@@ -115,8 +115,14 @@ aos_collector_success{collector="sanlock"} 1
 	if mp.PathsActive != len(snap.Map.ActivePaths()) {
 		t.Fatalf("multipath: mp.PathsActive = %v, want %v", mp.PathsActive, len(snap.Map.ActivePaths()))
 	}
-	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) != 0 {
-		t.Fatalf("lint: %v %v", problems, err)
+	{
+		problems, err := testutil.GatherAndLint(reg)
+		if err != nil {
+			t.Fatalf("lint: err = %v, want nil", err)
+		}
+		if len(problems) != 0 {
+			t.Fatalf("lint: len(problems) = %v, want 0", len(problems))
+		}
 	}
 }
 

@@ -15,8 +15,11 @@ import (
 func recordedTables(t testing.TB) map[string][]byte {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("testdata", "table.recorded-*.txt"))
-	if err != nil || len(files) == 0 {
-		t.Fatal("no recorded tables", err)
+	if err != nil {
+		t.Fatalf("no recorded tables: err = %v, want nil", err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no recorded tables: len(files) = %v, want != 0", len(files))
 	}
 	out := map[string][]byte{}
 	for _, f := range files {
@@ -32,8 +35,11 @@ func recordedTables(t testing.TB) map[string][]byte {
 func TestParseTablesEveryRecordedCapture(t *testing.T) {
 	for name, b := range recordedTables(t) {
 		ts, err := ParseTables(b)
-		if err != nil || len(ts) == 0 {
-			t.Fatalf("%s: %v", name, err)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if len(ts) == 0 {
+			t.Fatalf("len(ts) = %v, want != 0", len(ts))
 		}
 		for _, tb := range ts {
 			if len(tb.Segments) != 1 || tb.Segments[0].Length == 0 {
@@ -79,8 +85,20 @@ func TestParseTablesErrorTargets(t *testing.T) {
 
 func TestParseTablesMultiSegmentAndErrors(t *testing.T) {
 	ts, err := ParseTables([]byte("a-b: 0 10 linear 8:0 0\na-b: 10 20 linear 8:16 0\nc: 0 5 error\nNo devices found\n"))
-	if err != nil || len(ts) != 2 || len(ts[0].Segments) != 2 || ts[0].Segments[1].Start != 10 || ts[1].Segments[0].Target != "error" {
-		t.Fatalf("%+v %v", ts, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(ts) != 2 {
+		t.Fatalf("len(ts) = %v, want 2", len(ts))
+	}
+	if len(ts[0].Segments) != 2 {
+		t.Fatalf("len(ts[0].Segments) = %v, want 2", len(ts[0].Segments))
+	}
+	if ts[0].Segments[1].Start != 10 {
+		t.Fatalf("ts[0].Segments[1].Start = %v, want 10", ts[0].Segments[1].Start)
+	}
+	if ts[1].Segments[0].Target != "error" {
+		t.Fatalf("ts[1].Segments[0].Target = %q, want \"error\"", ts[1].Segments[0].Target)
 	}
 	for _, bad := range []string{"no colon", ": 0 1 linear", "a: 0 1", "a: x 1 linear", "a: 0 y linear"} {
 		if _, err := ParseTables([]byte(bad)); err == nil {
@@ -125,28 +143,76 @@ func TestParseInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds, err := ParseInfo(b)
-	if err != nil || len(ds) != 6 {
-		t.Fatal(ds, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
 	}
-	if d := ds[0]; d.Name != "lun0" || d.Open != 1 || d.VG != "" || d.UUID != "mpath-35000c50015ea71ac" {
-		t.Fatalf("%+v", d)
+	if len(ds) != 6 {
+		t.Fatalf("len(ds) = %v, want 6", len(ds))
 	}
-	if d := ds[1]; d.VG != "vol" || d.LV != "lv1" || d.Open != 2 || d.Attr != "L--w" {
-		t.Fatalf("%+v", d)
+	{
+		d := ds[0]
+		if d.Name != "lun0" {
+			t.Fatalf("d.Name = %q, want \"lun0\"", d.Name)
+		}
+		if d.Open != 1 {
+			t.Fatalf("d.Open = %v, want 1", d.Open)
+		}
+		if d.VG != "" {
+			t.Fatalf("d.VG = %q, want \"\"", d.VG)
+		}
+		if d.UUID != "mpath-35000c50015ea71ac" {
+			t.Fatalf("d.UUID = %q, want \"mpath-35000c50015ea71ac\"", d.UUID)
+		}
 	}
-	if d := ds[4]; d.VG != "my-vg" || d.LV != "my-lv" || d.Layer != "real" {
-		t.Fatalf("%+v", d)
+	{
+		d := ds[1]
+		if d.VG != "vol" {
+			t.Fatalf("d.VG = %q, want \"vol\"", d.VG)
+		}
+		if d.LV != "lv1" {
+			t.Fatalf("d.LV = %q, want \"lv1\"", d.LV)
+		}
+		if d.Open != 2 {
+			t.Fatalf("d.Open = %v, want 2", d.Open)
+		}
+		if d.Attr != "L--w" {
+			t.Fatalf("d.Attr = %q, want \"L--w\"", d.Attr)
+		}
 	}
-	if d := ds[5]; d.Name != "plain:dev" || d.UUID != "" {
-		t.Fatalf("name with separator: %+v", d)
+	{
+		d := ds[4]
+		if d.VG != "my-vg" {
+			t.Fatalf("d.VG = %q, want \"my-vg\"", d.VG)
+		}
+		if d.LV != "my-lv" {
+			t.Fatalf("d.LV = %q, want \"my-lv\"", d.LV)
+		}
+		if d.Layer != "real" {
+			t.Fatalf("d.Layer = %q, want \"real\"", d.Layer)
+		}
+	}
+	{
+		d := ds[5]
+		if d.Name != "plain:dev" {
+			t.Fatalf("name with separator: d.Name = %q, want \"plain:dev\"", d.Name)
+		}
+		if d.UUID != "" {
+			t.Fatalf("name with separator: d.UUID = %q, want \"\"", d.UUID)
+		}
 	}
 	for _, bad := range []string{"1:L--w:uuid", "x:L--w:u:n", "1:L--w:u:"} {
 		if _, err := ParseInfo([]byte(bad)); err == nil {
 			t.Errorf("%q: want error", bad)
 		}
 	}
-	if ds, err := ParseInfo([]byte("No devices found\n")); err != nil || len(ds) != 0 {
-		t.Fatal(ds, err)
+	{
+		ds, err := ParseInfo([]byte("No devices found\n"))
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if len(ds) != 0 {
+			t.Fatalf("len(ds) = %v, want 0", len(ds))
+		}
 	}
 }
 
@@ -163,11 +229,23 @@ func TestClientArgv(t *testing.T) {
 		run.Step{Argv: []string{"dmsetup", "info", "-c", "--noheadings", "--separator", ":", "-o", "open,attr,uuid,name"}, ExitCode: 1},
 	)
 	c := New(s, time.Second)
-	if ts, err := c.Tables(ctx); err != nil || len(ts) == 0 {
-		t.Fatal(ts, err)
+	{
+		ts, err := c.Tables(ctx)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if len(ts) == 0 {
+			t.Fatalf("len(ts) = %v, want != 0", len(ts))
+		}
 	}
-	if ds, err := c.Info(ctx); err != nil || ds[0].LV != "lv1" {
-		t.Fatal(ds, err)
+	{
+		ds, err := c.Info(ctx)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if ds[0].LV != "lv1" {
+			t.Fatalf("ds[0].LV = %q, want \"lv1\"", ds[0].LV)
+		}
 	}
 	if err := c.WipeTable(ctx, "vol-lv1"); err != nil {
 		t.Fatal(err)

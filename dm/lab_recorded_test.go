@@ -14,8 +14,11 @@ func TestParseLabRecordedOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	devs, err := ParseInfo(b)
-	if err != nil || len(devs) != 4 {
-		t.Fatalf("%+v %v", devs, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(devs) != 4 {
+		t.Fatalf("len(devs) = %v, want 4", len(devs))
 	}
 	open := map[string]int{}
 	for _, d := range devs {
@@ -36,8 +39,11 @@ func TestParseLabRecordedOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	tables, err := ParseTables(b)
-	if err != nil || len(tables) != 4 {
-		t.Fatalf("%+v %v", tables, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(tables) != 4 {
+		t.Fatalf("len(tables) = %v, want 4", len(tables))
 	}
 	errored := map[string]bool{}
 	for i := range tables {

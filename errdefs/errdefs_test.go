@@ -33,7 +33,7 @@ func TestRemoteNamesUnique(t *testing.T) {
 func TestLockConflictError(t *testing.T) {
 	err := error(&LockConflictError{VG: "vol", LV: "v1", HostID: 2})
 	if !errors.Is(err, ErrLockConflict) {
-		t.Fatal("LockConflictError must be a LockConflict: errors.Is(err, ErrLockConflict) = false, want true")
+		t.Fatalf("LockConflictError must be a LockConflict: err = %v, want ErrLockConflict", err)
 	}
 	if ClassOf(err).RemoteName() != "LockConflict" {
 		t.Fatalf("LockConflictError must be a LockConflict: ClassOf(err).RemoteName() = %q, want \"LockConflict\"", ClassOf(err).RemoteName())

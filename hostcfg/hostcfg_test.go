@@ -161,8 +161,14 @@ func TestLVMSettingsNeedsTheFile(t *testing.T) {
 
 func TestParseLVMVersion(t *testing.T) {
 	v, err := ParseLVMVersion(fixture.Read(t, "lvm-version.2.03.16.txt"))
-	if err != nil || v != (LVMVersion{2, 3, 16}) || v.String() != "2.03.16" {
-		t.Fatalf("%v %v", v, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if v != (LVMVersion{2, 3, 16}) {
+		t.Fatalf("v = %v, want %v", v, (LVMVersion{2, 3, 16}))
+	}
+	if v.String() != "2.03.16" {
+		t.Fatalf("v.String() = %q, want \"2.03.16\"", v.String())
 	}
 	if !v.AtLeast(KillCommandSince) || (LVMVersion{2, 3, 11}).AtLeast(KillCommandSince) || !(LVMVersion{3, 0, 0}).AtLeast(KillCommandSince) {
 		t.Error("AtLeast")
@@ -174,8 +180,11 @@ func TestParseLVMVersion(t *testing.T) {
 
 func TestBinaryChangeIsSummarised(t *testing.T) {
 	changes, err := Plan(t.TempDir(), Edit{Path: "/usr/local/sbin/x", Mode: 0o755, Binary: true, Apply: func([]byte) ([]byte, error) { return []byte{0, 1, 2}, nil }})
-	if err != nil || len(changes) != 1 {
-		t.Fatal(changes, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(changes) != 1 {
+		t.Fatalf("len(changes) = %v, want 1", len(changes))
 	}
 	if got := changes[0].Diff(); got != "Binary file /usr/local/sbin/x changed (0 -> 3 bytes)\n" {
 		t.Errorf("got %q", got)

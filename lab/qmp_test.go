@@ -64,8 +64,14 @@ func TestQMPExecute(t *testing.T) {
 		t.Fatalf("first command %q", c)
 	}
 	var st struct{ Status string }
-	if err := q.Execute(ctx, "query-status", nil, &st); err != nil || st.Status != "running" {
-		t.Fatalf("query-status: %+v %v", st, err)
+	{
+		err := q.Execute(ctx, "query-status", nil, &st)
+		if err != nil {
+			t.Fatalf("query-status: err = %v, want nil", err)
+		}
+		if st.Status != "running" {
+			t.Fatalf("query-status: st.Status = %q, want \"running\"", st.Status)
+		}
 	}
 	<-got
 	if err := q.Execute(ctx, "device_add", map[string]any{"driver": "scsi-hd", "wwn": uint64(0x5000c50015ea71ac)}, nil); err != nil {
@@ -79,6 +85,6 @@ func TestQMPExecute(t *testing.T) {
 		t.Fatal("QMP error not returned: err = nil, want non-nil")
 	}
 	if !strings.Contains(err.Error(), "GenericError: Duplicate nodes") {
-		t.Fatal("QMP error not returned: strings.Contains(err.Error(), \"GenericError: Duplicate nodes\") = false, want true")
+		t.Fatalf("QMP error not returned: err.Error() = %q, want it to contain \"GenericError: Duplicate nodes\"", err.Error())
 	}
 }

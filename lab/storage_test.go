@@ -86,8 +86,14 @@ func TestCreateSharedVGChecksTheLockspace(t *testing.T) {
 	}
 	r = run.NewScripted(t, run.Step{Argv: vgcreate.Argv, ExitCode: 5})
 	var rerr *run.Error
-	if err := CreateSharedVG(context.Background(), r, "vol"); !errors.As(err, &rerr) || rerr.ExitCode != 5 {
-		t.Fatalf("got %v", err)
+	{
+		err := CreateSharedVG(context.Background(), r, "vol")
+		if !errors.As(err, &rerr) {
+			t.Fatal("got: errors.As(err, &rerr) = false, want true")
+		}
+		if rerr.ExitCode != 5 {
+			t.Fatalf("got: rerr.ExitCode = %v, want 5", rerr.ExitCode)
+		}
 	}
 }
 

@@ -96,6 +96,6 @@ func TestStopReportsAFailedDeactivation(t *testing.T) {
 		t.Fatal("res[0].Err = nil, want non-nil")
 	}
 	if !errors.Is(res[0].Err, errdefs.ErrLockspaceLost) {
-		t.Fatal("errors.Is(res[0].Err, errdefs.ErrLockspaceLost) = false, want true")
+		t.Fatalf("res[0].Err = %v, want errdefs.ErrLockspaceLost", res[0].Err)
 	}
 }

@@ -129,8 +129,11 @@ func TestClassifyCases(t *testing.T) {
 			argv := []string{"lvchange", "-aey", "vol/lv1"}
 			rerr := &run.Error{Argv: argv, ExitCode: tc.exit, Stderr: tc.stderr}
 			err := Classify(argv, rerr)
-			if !errors.Is(err, tc.class) || errdefs.ClassOf(err) != tc.class {
-				t.Fatalf("class %v, want %v (err: %v)", errdefs.ClassOf(err), tc.class, err)
+			if !errors.Is(err, tc.class) {
+				t.Fatalf("class: err = %v, want tc.class", err)
+			}
+			if errdefs.ClassOf(err) != tc.class {
+				t.Fatalf("class: errdefs.ClassOf(err) = %v, want %v", errdefs.ClassOf(err), tc.class)
 			}
 			var got *run.Error
 			if !errors.As(err, &got) {
@@ -156,8 +159,14 @@ func TestClassifyLockConflictHolder(t *testing.T) {
 		if !errors.As(err, &lc) {
 			t.Fatalf("%q: want *LockConflictError, got %T %v", stderr, err, err)
 		}
-		if lc.VG != want.VG || lc.LV != want.LV || lc.HostID != want.HostID {
-			t.Fatalf("%q: got %+v", stderr, lc)
+		if lc.VG != want.VG {
+			t.Fatalf("lc.VG = %v, want %v", lc.VG, want.VG)
+		}
+		if lc.LV != want.LV {
+			t.Fatalf("lc.LV = %v, want %v", lc.LV, want.LV)
+		}
+		if lc.HostID != want.HostID {
+			t.Fatalf("lc.HostID = %v, want %v", lc.HostID, want.HostID)
 		}
 	}
 	// A VG lock conflict names no LV: a plain LockConflict class.
@@ -181,7 +190,7 @@ func TestClassifyNonExitErrors(t *testing.T) {
 		t.Fatalf("timeout: errdefs.ClassOf(err) = %v, want %v", errdefs.ClassOf(err), errdefs.ErrCommandTimeout)
 	}
 	if !strings.Contains(err.Error(), "partial") {
-		t.Fatal("timeout: strings.Contains(err.Error(), \"partial\") = false, want true")
+		t.Fatalf("timeout: err.Error() = %q, want it to contain \"partial\"", err.Error())
 	}
 	cancelled := &run.Error{Argv: []string{"lvs"}, ExitCode: -1, Err: context.Canceled}
 	err = Classify(cancelled.Argv, cancelled)
@@ -189,7 +198,7 @@ func TestClassifyNonExitErrors(t *testing.T) {
 		t.Fatalf("cancelled: errdefs.ClassOf(err) = %v, want %v", errdefs.ClassOf(err), errdefs.ErrUnknown)
 	}
 	if !errors.Is(err, context.Canceled) {
-		t.Fatal("cancelled: errors.Is(err, context.Canceled) = false, want true")
+		t.Fatalf("cancelled: err = %v, want context.Canceled", err)
 	}
 	other := errors.New("runner broke")
 	err = Classify(nil, other)
@@ -197,10 +206,10 @@ func TestClassifyNonExitErrors(t *testing.T) {
 		t.Fatalf("plain error: errdefs.ClassOf(err) = %v, want %v", errdefs.ClassOf(err), errdefs.ErrUnknown)
 	}
 	if !errors.Is(err, other) {
-		t.Fatal("plain error: errors.Is(err, other) = false, want true")
+		t.Fatalf("plain error: err = %v, want other", err)
 	}
 	if !strings.Contains(err.Error(), "lvm: runner broke") {
-		t.Fatal("plain error: strings.Contains(err.Error(), \"lvm: runner broke\") = false, want true")
+		t.Fatalf("plain error: err.Error() = %q, want it to contain \"lvm: runner broke\"", err.Error())
 	}
 }
 

@@ -112,8 +112,11 @@ func FuzzBatchStderr(f *testing.F) {
 		}
 		argv := []string{"lvchange", "-aey", "vol/" + lv, "vol/lv1", "vol/lv50"}
 		res, err := batchResult(argv, "vol", lvs, &run.Error{Argv: argv, ExitCode: 5, Stderr: stderr})
-		if err == nil || len(res.Changed)+len(res.Failed) < 2 {
-			t.Fatalf("batch result %+v %v", res, err)
+		if err == nil {
+			t.Fatal("batch result: err = nil, want non-nil")
+		}
+		if len(res.Changed)+len(res.Failed) < 2 {
+			t.Fatalf("batch result: len(res.Changed)+len(res.Failed) = %v, want >= 2", len(res.Changed)+len(res.Failed))
 		}
 	})
 }

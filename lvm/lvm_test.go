@@ -86,12 +86,24 @@ func TestLVs(t *testing.T) {
 	if lv1.ActiveRemotely {
 		t.Fatal("lv1 flags: lv1.ActiveRemotely = true, want false")
 	}
-	if lv3 := lvs[2]; lv3.Attr.Active() || lv3.ActiveLocally || lv3.ActiveExclusively {
-		t.Fatalf("lv3 must be inactive: %+v", lv3)
+	{
+		lv3 := lvs[2]
+		if lv3.Attr.Active() {
+			t.Fatal("lv3 must be inactive: lv3.Attr.Active() = true, want false")
+		}
+		if lv3.ActiveLocally {
+			t.Fatal("lv3 must be inactive: lv3.ActiveLocally = true, want false")
+		}
+		if lv3.ActiveExclusively {
+			t.Fatal("lv3 must be inactive: lv3.ActiveExclusively = true, want false")
+		}
 	}
 	lv, err := c.LV(ctx, "vol", "lv1")
-	if err != nil || lv.Name != "lv1" {
-		t.Fatalf("LV: %+v %v", lv, err)
+	if err != nil {
+		t.Fatalf("LV: err = %v, want nil", err)
+	}
+	if lv.Name != "lv1" {
+		t.Fatalf("LV: lv.Name = %q, want \"lv1\"", lv.Name)
 	}
 	if _, err := c.LV(ctx, "vol", "lv9"); !errors.Is(err, errdefs.ErrVolumeNotFound) {
 		t.Fatalf("want not found, got %v", err)
@@ -106,12 +118,24 @@ func TestLVs(t *testing.T) {
 
 func TestRecordedReportsWithoutByteUnitsAreRefused(t *testing.T) {
 	for _, name := range []string{"lvs.01-basic.after-lvcreate.recorded.json", "lvs.01-basic.lv1-sh-lv2-sh.recorded.json"} {
-		if _, err := ParseLVs([]byte(fixture.Text(t, name))); err == nil || !strings.Contains(err.Error(), `lv_size "64.00m"`) {
-			t.Fatalf("%s: want a size error, got %v", name, err)
+		{
+			_, err := ParseLVs([]byte(fixture.Text(t, name)))
+			if err == nil {
+				t.Fatal("err = nil, want non-nil")
+			}
+			if !strings.Contains(err.Error(), `lv_size "64.00m"`) {
+				t.Fatalf("err.Error() = %q, want it to contain `lv_size \"64.00m\"`", err.Error())
+			}
 		}
 	}
-	if _, err := ParseVGs([]byte(fixture.Text(t, "vgs.01-basic.after-lvcreate.recorded.json"))); err == nil || !strings.Contains(err.Error(), `"<2.00g"`) {
-		t.Fatalf("vgs: want a size error, got %v", err)
+	{
+		_, err := ParseVGs([]byte(fixture.Text(t, "vgs.01-basic.after-lvcreate.recorded.json")))
+		if err == nil {
+			t.Fatal("vgs: want a size error, got: err = nil, want non-nil")
+		}
+		if !strings.Contains(err.Error(), `"<2.00g"`) {
+			t.Fatalf("vgs: want a size error, got: err.Error() = %q, want it to contain `\"<2.00g\"`", err.Error())
+		}
 	}
 }
 
@@ -192,8 +216,14 @@ func TestActivateBatch(t *testing.T) {
 		run.Step{Argv: []string{"lvchange", "-an", "vol/lv1", "vol/lv2"}},
 	)
 	res, err := c.Activate(ctx, Exclusive, "vol", "lv1", "lv2", "lv1")
-	if err != nil || !slices.Equal(res.Changed, []string{"lv1", "lv2"}) || len(res.Failed) != 0 {
-		t.Fatalf("%+v %v", res, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if !slices.Equal(res.Changed, []string{"lv1", "lv2"}) {
+		t.Fatal("slices.Equal(res.Changed, []string{\"lv1\", \"lv2\"}) = false, want true")
+	}
+	if len(res.Failed) != 0 {
+		t.Fatalf("len(res.Failed) = %v, want 0", len(res.Failed))
 	}
 	if _, err := c.Activate(ctx, Shared, "vol", "lv1"); err != nil {
 		t.Fatal(err)
@@ -225,19 +255,31 @@ func TestActivateBatchPartialFailure(t *testing.T) {
 			Stderr: "  LV locked by other host: vol/lv1\n  Failed to lock logical volume vol/lv1.\n"},
 	)
 	res, err := c.Activate(ctx, Exclusive, "vol", "lv49", "lv50", "lv51")
-	if err == nil || !slices.Equal(res.Changed, []string{"lv49", "lv51"}) || len(res.Failed) != 1 {
-		t.Fatalf("%+v %v", res, err)
+	if err == nil {
+		t.Fatal("err = nil, want non-nil")
+	}
+	if !slices.Equal(res.Changed, []string{"lv49", "lv51"}) {
+		t.Fatal("slices.Equal(res.Changed, []string{\"lv49\", \"lv51\"}) = false, want true")
+	}
+	if len(res.Failed) != 1 {
+		t.Fatalf("len(res.Failed) = %v, want 1", len(res.Failed))
 	}
 	if errdefs.ClassOf(res.Failed["lv50"]) != errdefs.ErrUnknown {
 		t.Fatalf("lv50: errdefs.ClassOf(res.Failed[\"lv50\"]) = %v, want %v", errdefs.ClassOf(res.Failed["lv50"]), errdefs.ErrUnknown)
 	}
 	if !strings.Contains(res.Failed["lv50"].Error(), "error -221") {
-		t.Fatal("lv50: strings.Contains(res.Failed[\"lv50\"].Error(), \"error -221\") = false, want true")
+		t.Fatalf("lv50: res.Failed[\"lv50\"].Error() = %q, want it to contain \"error -221\"", res.Failed["lv50"].Error())
 	}
 	res, err = c.Activate(ctx, Exclusive, "vol", "lv1", "lv2")
 	var lc *errdefs.LockConflictError
-	if !errors.As(err, &lc) || lc.LV != "lv1" || !slices.Equal(res.Changed, []string{"lv2"}) {
-		t.Fatalf("%+v %v", res, err)
+	if !errors.As(err, &lc) {
+		t.Fatal("errors.As(err, &lc) = false, want true")
+	}
+	if lc.LV != "lv1" {
+		t.Fatalf("lc.LV = %q, want \"lv1\"", lc.LV)
+	}
+	if !slices.Equal(res.Changed, []string{"lv2"}) {
+		t.Fatal("slices.Equal(res.Changed, []string{\"lv2\"}) = false, want true")
 	}
 	if !errors.Is(res.Failed["lv1"], errdefs.ErrLockConflict) {
 		t.Fatalf("lv1: %v", res.Failed["lv1"])
@@ -253,12 +295,21 @@ func TestActivateBatchWholeFailure(t *testing.T) {
 		run.Step{Argv: []string{"lvchange", "-an", "vol/lv1", "vol/lv2"}, Err: timeout},
 	)
 	res, err := c.Activate(ctx, Exclusive, "vol", "lv1", "lv2")
-	if !errors.Is(err, errdefs.ErrLockStartInProgress) || len(res.Changed) != 0 || !errors.Is(res.Failed["lv2"], errdefs.ErrLockStartInProgress) {
-		t.Fatalf("%+v %v", res, err)
+	if !errors.Is(err, errdefs.ErrLockStartInProgress) {
+		t.Fatalf("err = %v, want errdefs.ErrLockStartInProgress", err)
+	}
+	if len(res.Changed) != 0 {
+		t.Fatalf("len(res.Changed) = %v, want 0", len(res.Changed))
+	}
+	if !errors.Is(res.Failed["lv2"], errdefs.ErrLockStartInProgress) {
+		t.Fatalf("res.Failed[\"lv2\"] = %v, want errdefs.ErrLockStartInProgress", res.Failed["lv2"])
 	}
 	res, err = c.Deactivate(ctx, "vol", "lv1", "lv2")
-	if !errors.Is(err, errdefs.ErrCommandTimeout) || len(res.Failed) != 2 {
-		t.Fatalf("%+v %v", res, err)
+	if !errors.Is(err, errdefs.ErrCommandTimeout) {
+		t.Fatalf("err = %v, want errdefs.ErrCommandTimeout", err)
+	}
+	if len(res.Failed) != 2 {
+		t.Fatalf("len(res.Failed) = %v, want 2", len(res.Failed))
 	}
 }
 

@@ -14,8 +14,11 @@ import (
 
 func TestParseMapsJSONHealthy(t *testing.T) {
 	maps, err := ParseMapsJSON(fixture.Read(t, "show-maps-json.healthy.source.json"))
-	if err != nil || len(maps) != 1 {
-		t.Fatal(maps, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(maps) != 1 {
+		t.Fatalf("len(maps) = %v, want 1", len(maps))
 	}
 	m := maps[0]
 	if m.Name != "lun0" {
@@ -48,8 +51,23 @@ func TestParseMapsJSONHealthy(t *testing.T) {
 	if m.Groups[0].Selector != "service-time 0" {
 		t.Fatalf("groups: m.Groups[0].Selector = %q, want \"service-time 0\"", m.Groups[0].Selector)
 	}
-	if ps := m.ActivePaths(); len(ps) != 2 || ps[0].Dev != "sda" || ps[1].DevT != "8:16" || ps[0].Checker != "tur" || ps[0].DevState != "running" {
-		t.Fatalf("active: %+v", ps)
+	{
+		ps := m.ActivePaths()
+		if len(ps) != 2 {
+			t.Fatalf("active: len(ps) = %v, want 2", len(ps))
+		}
+		if ps[0].Dev != "sda" {
+			t.Fatalf("active: ps[0].Dev = %q, want \"sda\"", ps[0].Dev)
+		}
+		if ps[1].DevT != "8:16" {
+			t.Fatalf("active: ps[1].DevT = %q, want \"8:16\"", ps[1].DevT)
+		}
+		if ps[0].Checker != "tur" {
+			t.Fatalf("active: ps[0].Checker = %q, want \"tur\"", ps[0].Checker)
+		}
+		if ps[0].DevState != "running" {
+			t.Fatalf("active: ps[0].DevState = %q, want \"running\"", ps[0].DevState)
+		}
 	}
 	if len(m.FailedPaths()) != 0 {
 		t.Fatal("no failed paths expected")
@@ -77,12 +95,24 @@ func TestParseMapsJSONFailed(t *testing.T) {
 	if m.PathFaults != 2 {
 		t.Fatalf("m.PathFaults = %v, want 2", m.PathFaults)
 	}
-	if p := m.FailedPaths()[0]; p.DMState != "failed" || p.CheckerState != "faulty" || p.DevState != "offline" {
-		t.Fatalf("%+v", p)
+	{
+		p := m.FailedPaths()[0]
+		if p.DMState != "failed" {
+			t.Fatalf("p.DMState = %q, want \"failed\"", p.DMState)
+		}
+		if p.CheckerState != "faulty" {
+			t.Fatalf("p.CheckerState = %q, want \"faulty\"", p.CheckerState)
+		}
+		if p.DevState != "offline" {
+			t.Fatalf("p.DevState = %q, want \"offline\"", p.DevState)
+		}
 	}
 	empty, err := ParseMapsJSON(fixture.Read(t, "show-maps-json.empty.source.json"))
-	if err != nil || len(empty) != 0 {
-		t.Fatal(empty, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(empty) != 0 {
+		t.Fatalf("len(empty) = %v, want 0", len(empty))
 	}
 	if _, err := ParseMapsJSON([]byte("fail\n")); err == nil {
 		t.Fatal("non-JSON must fail")
@@ -108,8 +138,14 @@ func TestPathActive(t *testing.T) {
 
 func TestParseMapJSON(t *testing.T) {
 	m, err := ParseMapJSON(fixture.Read(t, "show-map-json.lun0.source.json"))
-	if err != nil || m.Name != "lun0" || len(m.Paths()) != 2 {
-		t.Fatal(m, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if m.Name != "lun0" {
+		t.Fatalf("m.Name = %q, want \"lun0\"", m.Name)
+	}
+	if len(m.Paths()) != 2 {
+		t.Fatalf("len(m.Paths()) = %v, want 2", len(m.Paths()))
 	}
 	if _, err := ParseMapJSON([]byte(`{"major_version": 0}`)); err == nil {
 		t.Fatal("missing map must fail")
@@ -121,14 +157,41 @@ func TestParseMapJSON(t *testing.T) {
 
 func TestParsePaths(t *testing.T) {
 	ps, err := ParsePaths(fixture.Read(t, "show-paths-raw.source.txt"))
-	if err != nil || len(ps) != 3 {
-		t.Fatal(ps, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
 	}
-	if p := ps[0]; p.Dev != "sda" || p.DevT != "8:0" || !p.Active() || p.Map != "lun0" || p.WWID != "35000c50015ea71ac" || p.HCIL != "2:0:0:0" {
-		t.Fatalf("%+v", p)
+	if len(ps) != 3 {
+		t.Fatalf("len(ps) = %v, want 3", len(ps))
 	}
-	if p := ps[1]; p.CheckerState != "i/o pending" || p.Active() {
-		t.Fatalf("%+v", p)
+	{
+		p := ps[0]
+		if p.Dev != "sda" {
+			t.Fatalf("p.Dev = %q, want \"sda\"", p.Dev)
+		}
+		if p.DevT != "8:0" {
+			t.Fatalf("p.DevT = %q, want \"8:0\"", p.DevT)
+		}
+		if !p.Active() {
+			t.Fatal("p.Active() = false, want true")
+		}
+		if p.Map != "lun0" {
+			t.Fatalf("p.Map = %q, want \"lun0\"", p.Map)
+		}
+		if p.WWID != "35000c50015ea71ac" {
+			t.Fatalf("p.WWID = %q, want \"35000c50015ea71ac\"", p.WWID)
+		}
+		if p.HCIL != "2:0:0:0" {
+			t.Fatalf("p.HCIL = %q, want \"2:0:0:0\"", p.HCIL)
+		}
+	}
+	{
+		p := ps[1]
+		if p.CheckerState != "i/o pending" {
+			t.Fatalf("p.CheckerState = %q, want \"i/o pending\"", p.CheckerState)
+		}
+		if p.Active() {
+			t.Fatal("p.Active() = true, want false")
+		}
 	}
 	if ps[2].Map != "[orphan]" {
 		t.Fatalf("%+v", ps[2])
@@ -159,17 +222,35 @@ func TestClientArgv(t *testing.T) {
 		run.Step{Argv: []string{"multipathd", "show", "map", "lun0", "json"}, Stdout: "{}"},
 	)
 	c := New(s, time.Second)
-	if maps, err := c.Maps(ctx); err != nil || len(maps) != 1 {
-		t.Fatal(maps, err)
+	{
+		maps, err := c.Maps(ctx)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if len(maps) != 1 {
+			t.Fatalf("len(maps) = %v, want 1", len(maps))
+		}
 	}
-	if m, err := c.Map(ctx, "lun0"); err != nil || m.WWID != "35000c50015ea71ac" {
-		t.Fatal(m, err)
+	{
+		m, err := c.Map(ctx, "lun0")
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if m.WWID != "35000c50015ea71ac" {
+			t.Fatalf("m.WWID = %q, want \"35000c50015ea71ac\"", m.WWID)
+		}
 	}
 	if _, err := c.Map(ctx, "nope"); !errors.Is(err, ErrMapNotFound) {
 		t.Fatalf("missing map: %v", err)
 	}
-	if ps, err := c.Paths(ctx); err != nil || len(ps) != 3 {
-		t.Fatal(ps, err)
+	{
+		ps, err := c.Paths(ctx)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if len(ps) != 3 {
+			t.Fatalf("len(ps) = %v, want 3", len(ps))
+		}
 	}
 	if err := c.DisableQueueing(ctx, "lun0"); err != nil {
 		t.Fatal(err)
@@ -192,14 +273,29 @@ func TestClientArgv(t *testing.T) {
 	if err := c.DisableQueueing(ctx, "lun0"); !errors.Is(err, errdefs.ErrCommandTimeout) {
 		t.Fatalf("daemon timeout: %v", err)
 	}
-	if err := c.RestoreQueueing(ctx, "lun0"); err == nil || errors.Is(err, ErrNotRunning) {
-		t.Fatalf("fail answer: %v", err)
+	{
+		err := c.RestoreQueueing(ctx, "lun0")
+		if err == nil {
+			t.Fatal("fail answer: err = nil, want non-nil")
+		}
+		if errors.Is(err, ErrNotRunning) {
+			t.Fatalf("fail answer: err = %v, want anything but ErrNotRunning", err)
+		}
 	}
 	if _, err := c.Paths(ctx); !errors.Is(err, errdefs.ErrCommandTimeout) {
 		t.Fatalf("runner timeout: %v", err)
 	}
-	if _, err := c.Map(ctx, "lun0"); err == nil || errors.Is(err, ErrMapNotFound) || errors.Is(err, ErrNotRunning) {
-		t.Fatalf("other failure: %v", err)
+	{
+		_, err := c.Map(ctx, "lun0")
+		if err == nil {
+			t.Fatal("other failure: err = nil, want non-nil")
+		}
+		if errors.Is(err, ErrMapNotFound) {
+			t.Fatalf("other failure: err = %v, want anything but ErrMapNotFound", err)
+		}
+		if errors.Is(err, ErrNotRunning) {
+			t.Fatalf("other failure: err = %v, want anything but ErrNotRunning", err)
+		}
 	}
 	if _, err := c.Maps(ctx); err == nil {
 		t.Fatal("garbage must fail")

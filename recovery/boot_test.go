@@ -32,8 +32,14 @@ func TestSettleEarlierBoot(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, kept := os.Stat(EarlierBootPath(dir, "vol"))
-		if (got != nil) != tc.settled || stays == tc.settled || (kept == nil) != tc.settled {
-			t.Fatalf("%s: settled %v, journal stays %v, kept aside %v; want settled %v", tc.name, got != nil, stays, kept == nil, tc.settled)
+		if (got != nil) != tc.settled {
+			t.Fatalf("(got != nil) = %v, want %v", (got != nil), tc.settled)
+		}
+		if stays == tc.settled {
+			t.Fatalf("stays = %v, want != tc.settled", stays)
+		}
+		if (kept == nil) != tc.settled {
+			t.Fatalf("(kept == nil) = %v, want %v", (kept == nil), tc.settled)
 		}
 	}
 }
@@ -41,8 +47,14 @@ func TestSettleEarlierBoot(t *testing.T) {
 // Nothing to settle without a journal, and never without the boot's id.
 func TestSettleEarlierBootNothingToDo(t *testing.T) {
 	dir := t.TempDir()
-	if j, err := SettleEarlierBoot(dir, "", "vol", "boot-2"); j != nil || err != nil {
-		t.Fatalf("no journal: %v %v", j, err)
+	{
+		j, err := SettleEarlierBoot(dir, "", "vol", "boot-2")
+		if j != nil {
+			t.Fatalf("no journal: j = %v, want nil", j)
+		}
+		if err != nil {
+			t.Fatalf("no journal: err = %v, want nil", err)
+		}
 	}
 	if _, err := SettleEarlierBoot(dir, "", "vol", ""); err == nil {
 		t.Fatal("settled without knowing the running boot")

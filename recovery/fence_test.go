@@ -80,8 +80,11 @@ func deps(t *testing.T, r run.Runner) Deps {
 func readJournal(t *testing.T, dir string) *Journal {
 	t.Helper()
 	j, ok, err := ReadJournal(dir, "vol")
-	if err != nil || !ok {
-		t.Fatalf("journal: ok=%v err=%v", ok, err)
+	if err != nil {
+		t.Fatalf("journal: ok: err = %v, want nil", err)
+	}
+	if !ok {
+		t.Fatal("journal: ok: ok = false, want true")
 	}
 	return j
 }
@@ -174,7 +177,7 @@ func TestFenceContinuesAfterHungSteps(t *testing.T) {
 		t.Fatalf("len(j.Failures) = %v, want 2", len(j.Failures))
 	}
 	if !strings.HasPrefix(j.Failures[0], "multipathd disablequeueing map lun0: ") {
-		t.Fatal("strings.HasPrefix(j.Failures[0], \"multipathd disablequeueing map lun0: \") = false, want true")
+		t.Fatalf("j.Failures[0] = %q, want it to start with \"multipathd disablequeueing map lun0: \"", j.Failures[0])
 	}
 	if j.QueueingMap != "lun0" {
 		t.Fatalf("j.QueueingMap = %q, want \"lun0\"", j.QueueingMap)
@@ -196,10 +199,10 @@ func TestFencePartialFailure(t *testing.T) {
 	d := deps(t, r)
 	j, err := Fence(context.Background(), d, "vol")
 	if !errors.Is(err, ErrNotFenced) {
-		t.Fatal("err: errors.Is(err, ErrNotFenced) = false, want true")
+		t.Fatalf("err: err = %v, want ErrNotFenced", err)
 	}
 	if !strings.Contains(err.Error(), "vol-lv2") {
-		t.Fatal("err: strings.Contains(err.Error(), \"vol-lv2\") = false, want true")
+		t.Fatalf("err: err.Error() = %q, want it to contain \"vol-lv2\"", err.Error())
 	}
 	if !j.LVs[0].Fenced {
 		t.Fatal("LVs: j.LVs[0].Fenced = false, want true")
@@ -260,10 +263,10 @@ func TestFenceVerifyFailureIsFailure(t *testing.T) {
 	)...)
 	j, err := Fence(context.Background(), deps(t, r), "vol")
 	if !errors.Is(err, ErrNotFenced) {
-		t.Fatal("err: errors.Is(err, ErrNotFenced) = false, want true")
+		t.Fatalf("err: err = %v, want ErrNotFenced", err)
 	}
 	if !errors.Is(err, errdefs.ErrCommandTimeout) {
-		t.Fatal("err: errors.Is(err, errdefs.ErrCommandTimeout) = false, want true")
+		t.Fatalf("err: err = %v, want errdefs.ErrCommandTimeout", err)
 	}
 	if j.Phase != PhaseFenceFailed {
 		t.Fatalf("j.Phase = %v, want %v", j.Phase, PhaseFenceFailed)
@@ -284,8 +287,11 @@ func TestFenceListFailureWipesNothing(t *testing.T) {
 		run.Step{Argv: table, ExitCode: 1, Stderr: "Command failed.\n"},
 	)
 	j, err := Fence(context.Background(), deps(t, r), "vol")
-	if !errors.Is(err, ErrNotFenced) || j.Phase != PhaseFenceFailed {
-		t.Fatalf("err %v, %+v", err, j)
+	if !errors.Is(err, ErrNotFenced) {
+		t.Fatalf("err: err = %v, want ErrNotFenced", err)
+	}
+	if j.Phase != PhaseFenceFailed {
+		t.Fatalf("err: j.Phase = %v, want %v", j.Phase, PhaseFenceFailed)
 	}
 }
 
@@ -295,8 +301,17 @@ func TestFenceLVAppearingDuringFenceIsFailure(t *testing.T) {
 		run.Step{Argv: table, Stdout: fixture.Text(t, "table-after-fence.txt") + "vol-lv3: 0 131072 linear 253:0 788480\n"},
 	)...)
 	j, err := Fence(context.Background(), deps(t, r), "vol")
-	if !errors.Is(err, ErrNotFenced) || len(j.LVs) != 3 || j.LVs[2].LV != "lv3" || j.LVs[2].Fenced {
-		t.Fatalf("err %v, %+v", err, j.LVs)
+	if !errors.Is(err, ErrNotFenced) {
+		t.Fatalf("err: err = %v, want ErrNotFenced", err)
+	}
+	if len(j.LVs) != 3 {
+		t.Fatalf("err: len(j.LVs) = %v, want 3", len(j.LVs))
+	}
+	if j.LVs[2].LV != "lv3" {
+		t.Fatalf("err: j.LVs[2].LV = %q, want \"lv3\"", j.LVs[2].LV)
+	}
+	if j.LVs[2].Fenced {
+		t.Fatal("err: j.LVs[2].Fenced = true, want false")
 	}
 }
 
@@ -314,8 +329,14 @@ func TestFenceNothingActive(t *testing.T) {
 	d := deps(t, r)
 	d.MultipathAlias = ""
 	j, err := Fence(context.Background(), d, "vol")
-	if err != nil || len(j.LVs) != 0 || j.Phase != PhaseFenced {
-		t.Fatalf("err %v, %+v", err, j)
+	if err != nil {
+		t.Fatalf("err: err = %v, want nil", err)
+	}
+	if len(j.LVs) != 0 {
+		t.Fatalf("err: len(j.LVs) = %v, want 0", len(j.LVs))
+	}
+	if j.Phase != PhaseFenced {
+		t.Fatalf("err: j.Phase = %v, want %v", j.Phase, PhaseFenced)
 	}
 }
 
@@ -331,14 +352,29 @@ func TestFenceRemovedDeviceCountsAsOffline(t *testing.T) {
 		run.Step{Argv: table, Stdout: strings.Replace(fixture.Text(t, "table-after-fence.txt"), "vol-lv2: 0 131072 error \n", "", 1)},
 	)
 	j, err := Fence(context.Background(), deps(t, r), "vol")
-	if err != nil || !j.LVs[1].Fenced || j.LVs[1].Error != "" {
-		t.Fatalf("err %v, %+v", err, j.LVs)
+	if err != nil {
+		t.Fatalf("err: err = %v, want nil", err)
+	}
+	if !j.LVs[1].Fenced {
+		t.Fatal("err: j.LVs[1].Fenced = false, want true")
+	}
+	if j.LVs[1].Error != "" {
+		t.Fatalf("err: j.LVs[1].Error = %q, want \"\"", j.LVs[1].Error)
 	}
 }
 
 func TestReadJournalMissing(t *testing.T) {
-	if j, ok, err := ReadJournal(t.TempDir(), "vol"); j != nil || ok || err != nil {
-		t.Fatalf("%v %v %v", j, ok, err)
+	{
+		j, ok, err := ReadJournal(t.TempDir(), "vol")
+		if j != nil {
+			t.Fatalf("j = %v, want nil", j)
+		}
+		if ok {
+			t.Fatal("ok = true, want false")
+		}
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
 	}
 }
 
@@ -362,8 +398,11 @@ func TestFenceWipeBudget(t *testing.T) {
 	}))
 	d.StepTimeout = time.Millisecond
 	j, err := Fence(context.Background(), d, "vol")
-	if !errors.Is(err, ErrNotFenced) || j.LVs[1].Error != "not attempted: wipe budget spent" {
-		t.Fatalf("err %v, %+v", err, j.LVs)
+	if !errors.Is(err, ErrNotFenced) {
+		t.Fatalf("err: err = %v, want ErrNotFenced", err)
+	}
+	if j.LVs[1].Error != "not attempted: wipe budget spent" {
+		t.Fatalf("err: j.LVs[1].Error = %q, want \"not attempted: wipe budget spent\"", j.LVs[1].Error)
 	}
 }
 
@@ -388,8 +427,14 @@ func TestFenceGoesOnWithoutAHeldFenceLock(t *testing.T) {
 	if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "fencing without it") }) {
 		t.Fatalf("no word of the lock in the log:\n%s", strings.Join(lines, "\n"))
 	}
-	if j := readJournal(t, d.StateDir); j.Phase != PhaseFenced || j.Generation != 1 {
-		t.Fatalf("journal %+v", j)
+	{
+		j := readJournal(t, d.StateDir)
+		if j.Phase != PhaseFenced {
+			t.Fatalf("journal: j.Phase = %v, want %v", j.Phase, PhaseFenced)
+		}
+		if j.Generation != 1 {
+			t.Fatalf("journal: j.Generation = %v, want 1", j.Generation)
+		}
 	}
 }
 
@@ -420,8 +465,11 @@ func TestFenceFollowsAnUnfinishedRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.Generation != 2 || j.Started.Equal(prev.Started) {
-		t.Fatalf("generation %d started %v: want 2 and a new start", j.Generation, j.Started)
+	if j.Generation != 2 {
+		t.Fatalf("generation: j.Generation = %v, want 2", j.Generation)
+	}
+	if j.Started.Equal(prev.Started) {
+		t.Fatal("generation: j.Started.Equal(prev.Started) = true, want false")
 	}
 	want := []FencedLV{
 		{LV: "lv1", Device: "vol-lv1", Mode: state.Exclusive, UUID: lv1UUID, Fenced: true, LeaseVersion: 1},
@@ -463,8 +511,17 @@ func TestFenceJournalWhenTheStateDirCannotBeWritten(t *testing.T) {
 			t.Fatalf("journal in the runtime dir only: %v", err)
 		}
 		j, ok, err := FindJournal(d.StateDir, d.RuntimeDir, "vol")
-		if err != nil || !ok || j.Phase != PhaseFenced || len(j.LVs) != 2 {
-			t.Fatalf("FindJournal: ok=%v err=%v journal=%+v", ok, err, j)
+		if err != nil {
+			t.Fatalf("FindJournal: ok: err = %v, want nil", err)
+		}
+		if !ok {
+			t.Fatal("FindJournal: ok: ok = false, want true")
+		}
+		if j.Phase != PhaseFenced {
+			t.Fatalf("FindJournal: ok: j.Phase = %v, want %v", j.Phase, PhaseFenced)
+		}
+		if len(j.LVs) != 2 {
+			t.Fatalf("FindJournal: ok: len(j.LVs) = %v, want 2", len(j.LVs))
 		}
 	}
 }

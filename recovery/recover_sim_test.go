@@ -27,8 +27,17 @@ func TestSimRecoverAfterFence(t *testing.T) {
 
 	s.c.FailPaths("h1", true)
 	s.clk.Advance(8 * ioTimeout)
-	if st := s.c.State("h1"); st.KillRuns != 1 || st.Active["lv1"] != "error" || st.Active["lv2"] != "error" {
-		t.Fatalf("not fenced: %+v", st)
+	{
+		st := s.c.State("h1")
+		if st.KillRuns != 1 {
+			t.Fatalf("not fenced: st.KillRuns = %v, want 1", st.KillRuns)
+		}
+		if st.Active["lv1"] != "error" {
+			t.Fatalf("not fenced: st.Active[\"lv1\"] = %q, want \"error\"", st.Active["lv1"])
+		}
+		if st.Active["lv2"] != "error" {
+			t.Fatalf("not fenced: st.Active[\"lv2\"] = %q, want \"error\"", st.Active["lv2"])
+		}
 	}
 	s.clk.Advance(6 * ioTimeout) // h1's lease expires: h2 may take lv1
 	s.ok("h2", "lvchange -aey vol/lv1")
@@ -71,11 +80,26 @@ func TestSimRecoverAfterFence(t *testing.T) {
 	}
 	// vm1, paused on lv1, keeps the device open: it keeps the error target
 	// and no lock, so nothing here can write to h2's LV.
-	if st.Active["lv1"] != "error" || st.Locks["lv1"] != "" || st.Domains["vm1"] != "paused" || s.c.State("h2").Locks["lv1"] != "ex" {
-		t.Fatalf("lv1 must stay with h2: h1 %+v h2 %+v", st, s.c.State("h2"))
+	if st.Active["lv1"] != "error" {
+		t.Fatalf("lv1 must stay with h2: h1: st.Active[\"lv1\"] = %q, want \"error\"", st.Active["lv1"])
 	}
-	if _, ok, err := ReadJournal(s.stateDir, "vol"); ok || err != nil {
-		t.Fatalf("journal still there: ok=%v err=%v", ok, err)
+	if st.Locks["lv1"] != "" {
+		t.Fatalf("lv1 must stay with h2: h1: st.Locks[\"lv1\"] = %q, want \"\"", st.Locks["lv1"])
+	}
+	if st.Domains["vm1"] != "paused" {
+		t.Fatalf("lv1 must stay with h2: h1: st.Domains[\"vm1\"] = %q, want \"paused\"", st.Domains["vm1"])
+	}
+	if s.c.State("h2").Locks["lv1"] != "ex" {
+		t.Fatalf("lv1 must stay with h2: h1: s.c.State(\"h2\").Locks[\"lv1\"] = %q, want \"ex\"", s.c.State("h2").Locks["lv1"])
+	}
+	{
+		_, ok, err := ReadJournal(s.stateDir, "vol")
+		if ok {
+			t.Fatal("journal still there: ok: ok = true, want false")
+		}
+		if err != nil {
+			t.Fatalf("journal still there: ok: err = %v, want nil", err)
+		}
 	}
 	held, err = state.OpenHeld(s.stateDir)
 	if err != nil {
@@ -93,8 +117,14 @@ func TestSimRecoverAfterFence(t *testing.T) {
 	}
 
 	// Nothing left to do: a re-run is a no-op.
-	if rep, err := Recover(context.Background(), d, "vol"); err != nil || !rep.Done {
-		t.Fatalf("re-run: %v %+v", err, rep)
+	{
+		rep, err := Recover(context.Background(), d, "vol")
+		if err != nil {
+			t.Fatalf("re-run: err = %v, want nil", err)
+		}
+		if !rep.Done {
+			t.Fatal("re-run: rep.Done = false, want true")
+		}
 	}
 }
 
@@ -109,8 +139,14 @@ func TestSimRecoverResumesOnlyUnchangedDomains(t *testing.T) {
 		d := Deps{Runner: s.c.Host("h1"), StateDir: s.stateDir, MultipathAlias: "lun0", Log: t.Logf, LibvirtURI: "qemu:///system"}
 		s.c.FailPaths("h1", true)
 		s.clk.Advance(8 * ioTimeout)
-		if st := s.c.State("h1"); st.Active["lv1"] != "error" || st.Domains["vm1"] != "paused" {
-			t.Fatalf("not fenced: %+v", st)
+		{
+			st := s.c.State("h1")
+			if st.Active["lv1"] != "error" {
+				t.Fatalf("not fenced: st.Active[\"lv1\"] = %q, want \"error\"", st.Active["lv1"])
+			}
+			if st.Domains["vm1"] != "paused" {
+				t.Fatalf("not fenced: st.Domains[\"vm1\"] = %q, want \"paused\"", st.Domains["vm1"])
+			}
 		}
 		s.clk.Advance(6 * ioTimeout)
 		if heldElsewhere {
@@ -119,8 +155,17 @@ func TestSimRecoverResumesOnlyUnchangedDomains(t *testing.T) {
 		}
 		s.c.RestorePaths("h1")
 		rep, err := Recover(context.Background(), d, "vol")
-		if err != nil || !rep.Done || len(rep.Reacquired) != 1 || len(rep.Domains) != 1 {
-			t.Fatalf("held elsewhere %v: %v\n%s", heldElsewhere, err, rep)
+		if err != nil {
+			t.Fatalf("held elsewhere: err = %v, want nil", err)
+		}
+		if !rep.Done {
+			t.Fatal("held elsewhere: rep.Done = false, want true")
+		}
+		if len(rep.Reacquired) != 1 {
+			t.Fatalf("held elsewhere: len(rep.Reacquired) = %v, want 1", len(rep.Reacquired))
+		}
+		if len(rep.Domains) != 1 {
+			t.Fatalf("held elsewhere: len(rep.Domains) = %v, want 1", len(rep.Domains))
 		}
 		st := s.c.State("h1")
 		if st.Locks["lv1"] != "ex" {
@@ -130,8 +175,14 @@ func TestSimRecoverResumesOnlyUnchangedDomains(t *testing.T) {
 		if heldElsewhere {
 			wantTable, wantDom, wantOutcome = "error", "paused", DomainKeptPaused
 		}
-		if st.Active["lv1"] != wantTable || st.Domains["vm1"] != wantDom || rep.Domains[0].Outcome != wantOutcome {
-			t.Fatalf("held elsewhere %v: h1 %+v\n%s", heldElsewhere, st, rep)
+		if st.Active["lv1"] != wantTable {
+			t.Fatalf("held elsewhere: st.Active[\"lv1\"] = %v, want %v", st.Active["lv1"], wantTable)
+		}
+		if st.Domains["vm1"] != wantDom {
+			t.Fatalf("held elsewhere: st.Domains[\"vm1\"] = %v, want %v", st.Domains["vm1"], wantDom)
+		}
+		if rep.Domains[0].Outcome != wantOutcome {
+			t.Fatalf("held elsewhere: rep.Domains[0].Outcome = %v, want %v", rep.Domains[0].Outcome, wantOutcome)
 		}
 	}
 }
@@ -151,8 +202,17 @@ func TestSimRecoverAfterTheLVWasDeleted(t *testing.T) {
 		s.ok("h2", "lvremove -y vol/lv1")
 		s.c.RestorePaths("h1")
 		rep, err := Recover(context.Background(), d, "vol")
-		if err != nil || !rep.Done || len(rep.Gone) != 1 || rep.Gone[0].LV != "lv1" {
-			t.Fatalf("with VM %v: %v\n%s", withVM, err, rep)
+		if err != nil {
+			t.Fatalf("with VM: err = %v, want nil", err)
+		}
+		if !rep.Done {
+			t.Fatal("with VM: rep.Done = false, want true")
+		}
+		if len(rep.Gone) != 1 {
+			t.Fatalf("with VM: len(rep.Gone) = %v, want 1", len(rep.Gone))
+		}
+		if rep.Gone[0].LV != "lv1" {
+			t.Fatalf("with VM: rep.Gone[0].LV = %q, want \"lv1\"", rep.Gone[0].LV)
 		}
 		// (The simulator drops a removed LV's device on every host; a real
 		// kernel keeps h1's, which recovery removes unless a VM holds it.)

@@ -199,8 +199,14 @@ func TestRecoverRefusesWithoutPaths(t *testing.T) {
 	if _, err := Recover(context.Background(), d, "vol"); !errors.Is(err, ErrPathsDown) {
 		t.Fatalf("err %v", err)
 	}
-	if j := readJournal(t, d.StateDir); j.Phase != PhaseFenced || !j.QueueingDisabled {
-		t.Fatalf("journal %+v", j)
+	{
+		j := readJournal(t, d.StateDir)
+		if j.Phase != PhaseFenced {
+			t.Fatalf("journal: j.Phase = %v, want %v", j.Phase, PhaseFenced)
+		}
+		if !j.QueueingDisabled {
+			t.Fatal("journal: j.QueueingDisabled = false, want true")
+		}
 	}
 }
 
@@ -241,15 +247,39 @@ func TestRecoverFailureKeepsJournalAndReRunConverges(t *testing.T) {
 	d := deps(t, r)
 	withJournal(t, d, PhaseFenced)
 	rep, err := Recover(context.Background(), d, "vol")
-	if !errors.Is(err, ErrIncomplete) || rep.Done || len(rep.Pending) != 1 || rep.Pending[0].LV != "lv1" {
-		t.Fatalf("first run: %v %+v", err, rep)
+	if !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("first run: err = %v, want ErrIncomplete", err)
 	}
-	if j := readJournal(t, d.StateDir); j.Phase != PhaseRecovering || j.QueueingDisabled || j.LVs[1].Outcome != OutcomeReacquired {
-		t.Fatalf("journal %+v", j)
+	if rep.Done {
+		t.Fatal("first run: rep.Done = true, want false")
+	}
+	if len(rep.Pending) != 1 {
+		t.Fatalf("first run: len(rep.Pending) = %v, want 1", len(rep.Pending))
+	}
+	if rep.Pending[0].LV != "lv1" {
+		t.Fatalf("first run: rep.Pending[0].LV = %q, want \"lv1\"", rep.Pending[0].LV)
+	}
+	{
+		j := readJournal(t, d.StateDir)
+		if j.Phase != PhaseRecovering {
+			t.Fatalf("journal: j.Phase = %v, want %v", j.Phase, PhaseRecovering)
+		}
+		if j.QueueingDisabled {
+			t.Fatal("journal: j.QueueingDisabled = true, want false")
+		}
+		if j.LVs[1].Outcome != OutcomeReacquired {
+			t.Fatalf("journal: j.LVs[1].Outcome = %v, want %v", j.LVs[1].Outcome, OutcomeReacquired)
+		}
 	}
 	rep, err = Recover(context.Background(), d, "vol")
-	if err != nil || !rep.Done || len(rep.Reacquired) != 2 {
-		t.Fatalf("re-run: %v %+v", err, rep)
+	if err != nil {
+		t.Fatalf("re-run: err = %v, want nil", err)
+	}
+	if !rep.Done {
+		t.Fatal("re-run: rep.Done = false, want true")
+	}
+	if len(rep.Reacquired) != 2 {
+		t.Fatalf("re-run: len(rep.Reacquired) = %v, want 2", len(rep.Reacquired))
 	}
 	if h := heldLVs(t, d.StateDir); len(h) != 2 {
 		t.Fatalf("held %+v", h)
@@ -278,8 +308,14 @@ func TestRecoverStopsOnLiveTableAfterDeactivate(t *testing.T) {
 // No journal: nothing was fenced, nothing runs.
 func TestRecoverWithoutJournal(t *testing.T) {
 	d := deps(t, run.NewScripted(t))
-	if rep, err := Recover(context.Background(), d, "vol"); err != nil || !rep.Done {
-		t.Fatalf("%v %+v", err, rep)
+	{
+		rep, err := Recover(context.Background(), d, "vol")
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if !rep.Done {
+			t.Fatal("rep.Done = false, want true")
+		}
 	}
 }
 
@@ -301,8 +337,23 @@ func TestRecoverLVStillOpen(t *testing.T) {
 	d.LibvirtURI = "qemu:///system"
 	withJournal(t, d, PhaseFenced)
 	rep, err := Recover(context.Background(), d, "vol")
-	if err != nil || !rep.Done || len(rep.Reacquired) != 2 || !rep.Reacquired[0].InUse || !rep.Reacquired[0].Refreshed || rep.Reacquired[1].InUse {
-		t.Fatalf("%v %+v", err, rep)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if !rep.Done {
+		t.Fatal("rep.Done = false, want true")
+	}
+	if len(rep.Reacquired) != 2 {
+		t.Fatalf("len(rep.Reacquired) = %v, want 2", len(rep.Reacquired))
+	}
+	if !rep.Reacquired[0].InUse {
+		t.Fatal("rep.Reacquired[0].InUse = false, want true")
+	}
+	if !rep.Reacquired[0].Refreshed {
+		t.Fatal("rep.Reacquired[0].Refreshed = false, want true")
+	}
+	if rep.Reacquired[1].InUse {
+		t.Fatal("rep.Reacquired[1].InUse = true, want false")
 	}
 	want := DomainOutcome{Name: "vm1", LVs: []string{"lv1"}, State: "paused (I/O error)", Outcome: DomainResumed}
 	if len(rep.Domains) != 1 {
@@ -329,8 +380,17 @@ func TestRecoverInUseLVHeldElsewhereMeanwhile(t *testing.T) {
 	d.LibvirtURI = "qemu:///system"
 	withJournal(t, d, PhaseFenced)
 	rep, err := Recover(context.Background(), d, "vol")
-	if err != nil || !rep.Done || rep.Reacquired[0].Refreshed || !strings.Contains(rep.Reacquired[0].Stale, "version 1 at the fence, 3 now") {
-		t.Fatalf("%v %+v", err, rep)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if !rep.Done {
+		t.Fatal("rep.Done = false, want true")
+	}
+	if rep.Reacquired[0].Refreshed {
+		t.Fatal("rep.Reacquired[0].Refreshed = true, want false")
+	}
+	if !strings.Contains(rep.Reacquired[0].Stale, "version 1 at the fence, 3 now") {
+		t.Fatalf("rep.Reacquired[0].Stale = %q, want it to contain \"version 1 at the fence, 3 now\"", rep.Reacquired[0].Stale)
 	}
 	if len(rep.Domains) != 1 {
 		t.Fatalf("domains: len(rep.Domains) = %v, want 1", len(rep.Domains))
@@ -339,10 +399,16 @@ func TestRecoverInUseLVHeldElsewhereMeanwhile(t *testing.T) {
 		t.Fatalf("domains: rep.Domains[0].Outcome = %v, want %v", rep.Domains[0].Outcome, DomainKeptPaused)
 	}
 	if !strings.Contains(rep.Domains[0].Why, "another host held it meanwhile") {
-		t.Fatal("domains: strings.Contains(rep.Domains[0].Why, \"another host held it meanwhile\") = false, want true")
+		t.Fatalf("domains: rep.Domains[0].Why = %q, want it to contain \"another host held it meanwhile\"", rep.Domains[0].Why)
 	}
-	if s := rep.String(); !strings.Contains(s, "STALE") || !strings.Contains(s, "kept-paused") {
-		t.Fatalf("report text:\n%s", s)
+	{
+		s := rep.String()
+		if !strings.Contains(s, "STALE") {
+			t.Fatalf("report text:\\n: s = %q, want it to contain \"STALE\"", s)
+		}
+		if !strings.Contains(s, "kept-paused") {
+			t.Fatalf("report text:\\n: s = %q, want it to contain \"kept-paused\"", s)
+		}
 	}
 }
 
@@ -374,8 +440,17 @@ func TestRecoverDomainsOfLostLVAndOperatorPause(t *testing.T) {
 	d.LibvirtURI = "qemu:///system"
 	withJournal(t, d, PhaseFenced)
 	rep, err := Recover(context.Background(), d, "vol")
-	if err != nil || len(rep.Lost) != 1 || len(rep.Reacquired) != 1 || !rep.Reacquired[0].Refreshed {
-		t.Fatalf("%v %+v", err, rep)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(rep.Lost) != 1 {
+		t.Fatalf("len(rep.Lost) = %v, want 1", len(rep.Lost))
+	}
+	if len(rep.Reacquired) != 1 {
+		t.Fatalf("len(rep.Reacquired) = %v, want 1", len(rep.Reacquired))
+	}
+	if !rep.Reacquired[0].Refreshed {
+		t.Fatal("rep.Reacquired[0].Refreshed = false, want true")
 	}
 	got := map[string]string{}
 	for _, d := range rep.Domains {
@@ -408,12 +483,27 @@ func TestRecoverRetriesDomainsWhenLibvirtIsDown(t *testing.T) {
 	d.LibvirtURI = "qemu:///system"
 	withJournal(t, d, PhaseFenced)
 	rep, err := Recover(context.Background(), d, "vol")
-	if !errors.Is(err, ErrIncomplete) || !errors.Is(err, virt.ErrUnavailable) || rep.Done {
-		t.Fatalf("%v %+v", err, rep)
+	if !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("err = %v, want ErrIncomplete", err)
+	}
+	if !errors.Is(err, virt.ErrUnavailable) {
+		t.Fatalf("err = %v, want virt.ErrUnavailable", err)
+	}
+	if rep.Done {
+		t.Fatal("rep.Done = true, want false")
 	}
 	rep, err = Recover(context.Background(), d, "vol")
-	if err != nil || !rep.Done || len(rep.Domains) != 1 || rep.Domains[0].Outcome != DomainResumed {
-		t.Fatalf("re-run: %v %+v", err, rep)
+	if err != nil {
+		t.Fatalf("re-run: err = %v, want nil", err)
+	}
+	if !rep.Done {
+		t.Fatal("re-run: rep.Done = false, want true")
+	}
+	if len(rep.Domains) != 1 {
+		t.Fatalf("re-run: len(rep.Domains) = %v, want 1", len(rep.Domains))
+	}
+	if rep.Domains[0].Outcome != DomainResumed {
+		t.Fatalf("re-run: rep.Domains[0].Outcome = %v, want %v", rep.Domains[0].Outcome, DomainResumed)
 	}
 }
 
@@ -454,8 +544,14 @@ func TestRecoverRefreshNeedsTheLockStillHeld(t *testing.T) {
 	d.LibvirtURI = "qemu:///system"
 	withJournal(t, d, PhaseFenced)
 	rep, err := Recover(context.Background(), d, "vol")
-	if !errors.Is(err, ErrIncomplete) || !errors.Is(err, ErrNotLocked) || rep.Done {
-		t.Fatalf("got %v, done=%v; want ErrIncomplete and ErrNotLocked, journal kept", err, rep.Done)
+	if !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("got: err = %v, want ErrIncomplete", err)
+	}
+	if !errors.Is(err, ErrNotLocked) {
+		t.Fatalf("got: err = %v, want ErrNotLocked", err)
+	}
+	if rep.Done {
+		t.Fatal("got: rep.Done = true, want false")
 	}
 	if rep.Reacquired[0].Refreshed {
 		t.Fatalf("lv1 refreshed without its lock: %+v", rep.Reacquired[0])
@@ -494,8 +590,14 @@ func TestRecoverLVsDeletedDuringTheOutage(t *testing.T) {
 	d := deps(t, r)
 	withJournal(t, d, PhaseFenced)
 	rep, err := Recover(context.Background(), d, "vol")
-	if err != nil || !rep.Done || len(rep.Gone) != 2 {
-		t.Fatalf("got %v, report:\n%s", err, rep)
+	if err != nil {
+		t.Fatalf("got: err = %v, want nil", err)
+	}
+	if !rep.Done {
+		t.Fatal("got: rep.Done = false, want true")
+	}
+	if len(rep.Gone) != 2 {
+		t.Fatalf("got: len(rep.Gone) = %v, want 2", len(rep.Gone))
 	}
 	if !strings.Contains(rep.String(), "GONE lv1: deleted by another host") {
 		t.Fatalf("report text:\n%s", rep)

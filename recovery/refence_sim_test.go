@@ -32,8 +32,14 @@ func TestSimSecondFenceDuringRecovery(t *testing.T) {
 	s.ok("h1", "virsh start vm2")
 	s.c.FailPaths("h1", true)
 	s.clk.Advance(8 * ioTimeout)
-	if j := readJournal(t, s.stateDir); j.Phase != PhaseFenced || j.Generation != 1 {
-		t.Fatalf("first fence: %+v", j)
+	{
+		j := readJournal(t, s.stateDir)
+		if j.Phase != PhaseFenced {
+			t.Fatalf("first fence: j.Phase = %v, want %v", j.Phase, PhaseFenced)
+		}
+		if j.Generation != 1 {
+			t.Fatalf("first fence: j.Generation = %v, want 1", j.Generation)
+		}
 	}
 	s.c.RestorePaths("h1")
 
@@ -56,8 +62,11 @@ func TestSimSecondFenceDuringRecovery(t *testing.T) {
 	if !refenced {
 		t.Fatal("the second fault was never injected")
 	}
-	if !errors.Is(err, ErrFencedAgain) || rep.Done {
-		t.Fatalf("Recover across a second fence: err=%v done=%v\n%s", err, rep.Done, rep)
+	if !errors.Is(err, ErrFencedAgain) {
+		t.Fatalf("Recover across a second fence: err: err = %v, want ErrFencedAgain", err)
+	}
+	if rep.Done {
+		t.Fatal("Recover across a second fence: err: rep.Done = true, want false")
 	}
 	st := s.c.State("h1")
 	if st.KillRuns != 2 {
@@ -110,8 +119,11 @@ func TestSimSecondFenceDuringRecovery(t *testing.T) {
 	s.c.RestorePaths("h1")
 	d.Runner = h1
 	rep, err = Recover(context.Background(), d, "vol")
-	if err != nil || !rep.Done {
-		t.Fatalf("recover after the second fence: %v\n%s", err, rep)
+	if err != nil {
+		t.Fatalf("recover after the second fence: err = %v, want nil", err)
+	}
+	if !rep.Done {
+		t.Fatal("recover after the second fence: rep.Done = false, want true")
 	}
 	if len(rep.Lost) != 1 {
 		t.Fatalf("report: len(rep.Lost) = %v, want 1", len(rep.Lost))

@@ -132,8 +132,14 @@ func TestSimWithoutKillHookHostIsReset(t *testing.T) {
 	s := newSimCluster(t, false, false)
 	s.c.FailPaths("h1", true)
 	s.clk.Advance(12 * ioTimeout)
-	if st := s.c.State("h1"); st.Resets != 1 || len(st.Active) != 0 {
-		t.Fatalf("want a reset: %+v", st)
+	{
+		st := s.c.State("h1")
+		if st.Resets != 1 {
+			t.Fatalf("want a reset: st.Resets = %v, want 1", st.Resets)
+		}
+		if len(st.Active) != 0 {
+			t.Fatalf("want a reset: len(st.Active) = %v, want 0", len(st.Active))
+		}
 	}
 }
 
@@ -144,11 +150,29 @@ func TestSimHungMultipathdStillFences(t *testing.T) {
 	s.c.HangCommands("h1", "multipathd")
 	s.c.FailPaths("h1", true)
 	s.clk.Advance(12 * ioTimeout)
-	if st := s.c.State("h1"); st.Resets != 0 || st.Active["lv1"] != "error" || len(st.Locks) != 0 {
-		t.Fatalf("%+v", st)
+	{
+		st := s.c.State("h1")
+		if st.Resets != 0 {
+			t.Fatalf("st.Resets = %v, want 0", st.Resets)
+		}
+		if st.Active["lv1"] != "error" {
+			t.Fatalf("st.Active[\"lv1\"] = %q, want \"error\"", st.Active["lv1"])
+		}
+		if len(st.Locks) != 0 {
+			t.Fatalf("len(st.Locks) = %v, want 0", len(st.Locks))
+		}
 	}
-	if j := s.journals[0]; j.Phase != PhaseFenced || len(j.Failures) != 1 || !strings.HasPrefix(j.Failures[0], "multipathd disablequeueing map lun0") {
-		t.Fatalf("journal %+v", j)
+	{
+		j := s.journals[0]
+		if j.Phase != PhaseFenced {
+			t.Fatalf("journal: j.Phase = %v, want %v", j.Phase, PhaseFenced)
+		}
+		if len(j.Failures) != 1 {
+			t.Fatalf("journal: len(j.Failures) = %v, want 1", len(j.Failures))
+		}
+		if !strings.HasPrefix(j.Failures[0], "multipathd disablequeueing map lun0") {
+			t.Fatalf("journal: j.Failures[0] = %q, want it to start with \"multipathd disablequeueing map lun0\"", j.Failures[0])
+		}
 	}
 }
 
@@ -160,8 +184,17 @@ func TestSimFenceFailureLeavesHostToWatchdog(t *testing.T) {
 	s.c.HangCommands("h1", "dmsetup table")
 	s.c.FailPaths("h1", true)
 	s.clk.Advance(8 * ioTimeout)
-	if st := s.c.State("h1"); st.KillRuns != 1 || len(st.Locks) != 1 || s.journals[0].Phase != PhaseFenceFailed {
-		t.Fatalf("%+v", st)
+	{
+		st := s.c.State("h1")
+		if st.KillRuns != 1 {
+			t.Fatalf("st.KillRuns = %v, want 1", st.KillRuns)
+		}
+		if len(st.Locks) != 1 {
+			t.Fatalf("len(st.Locks) = %v, want 1", len(st.Locks))
+		}
+		if s.journals[0].Phase != PhaseFenceFailed {
+			t.Fatalf("s.journals[0].Phase = %v, want %v", s.journals[0].Phase, PhaseFenceFailed)
+		}
 	}
 	s.clk.Advance(4 * ioTimeout)
 	if st := s.c.State("h1"); st.Resets != 1 {
@@ -187,8 +220,11 @@ func TestSimSplitBrainPreventedByKillHook(t *testing.T) {
 			s.clk.Advance(time.Second)
 		}
 		h1 := s.c.State("h1")
-		if h2Got == 0 || s.c.State("h2").Locks["lv1"] != "ex" {
-			t.Fatalf("hook=%v: h2 never got lv1", hook)
+		if h2Got == 0 {
+			t.Fatalf("hook: h2Got = %v, want != 0", h2Got)
+		}
+		if s.c.State("h2").Locks["lv1"] != "ex" {
+			t.Fatalf("hook: s.c.State(\"h2\").Locks[\"lv1\"] = %q, want \"ex\"", s.c.State("h2").Locks["lv1"])
 		}
 		if !hook && (h1.Active["lv1"] != "linear" || h2Got != 14*ioTimeout) {
 			t.Fatalf("without the hook want the split brain at 14 × io_timeout, got h2 at %v and h1 %+v", h2Got, h1)

@@ -28,8 +28,17 @@ func TestParseLabRecordedOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ls := dump.Lockspace("vol"); ls == nil || ls.KillVG() || ls.Fields.Uint("host_id") != 1 {
-		t.Fatalf("dump: %+v", ls)
+	{
+		ls := dump.Lockspace("vol")
+		if ls == nil {
+			t.Fatal("dump: ls = nil, want non-nil")
+		}
+		if ls.KillVG() {
+			t.Fatal("dump: ls.KillVG() = true, want false")
+		}
+		if ls.Fields.Uint("host_id") != 1 {
+			t.Fatalf("dump: ls.Fields.Uint(\"host_id\") = %v, want 1", ls.Fields.Uint("host_id"))
+		}
 	}
 	h := Health(st, info, dump)["vol"]
 	if h == nil {

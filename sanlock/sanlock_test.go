@@ -213,8 +213,14 @@ func TestParseStatusFullDebugLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Daemon.Uint("monotime") != 2150 || st.Daemon["version_str"] != "3.8.5" || st.Clients[1].Fields.Int("restricted") != 1 {
-		t.Fatalf("daemon/client keys: %v %v", st.Daemon, st.Clients)
+	if st.Daemon.Uint("monotime") != 2150 {
+		t.Fatalf("daemon/client keys: st.Daemon.Uint(\"monotime\") = %v, want 2150", st.Daemon.Uint("monotime"))
+	}
+	if st.Daemon["version_str"] != "3.8.5" {
+		t.Fatalf("daemon/client keys: st.Daemon[\"version_str\"] = %q, want \"3.8.5\"", st.Daemon["version_str"])
+	}
+	if st.Clients[1].Fields.Int("restricted") != 1 {
+		t.Fatalf("daemon/client keys: st.Clients[1].Fields.Int(\"restricted\") = %v, want 1", st.Clients[1].Fields.Int("restricted"))
 	}
 	ls := st.Lockspace("lvm_vol")
 	if ls.IOTimeout() != 2 {
@@ -223,11 +229,26 @@ func TestParseStatusFullDebugLayout(t *testing.T) {
 	if ls.Fields.Uint("host_generation") != 3 {
 		t.Fatalf("lockspace keys: ls.Fields.Uint(\"host_generation\") = %v, want 3", ls.Fields.Uint("host_generation"))
 	}
-	if p := st.Lockspace("lvm_new"); p == nil || p.Pending != "ADD" {
-		t.Fatalf("pending lockspace: %+v", p)
+	{
+		p := st.Lockspace("lvm_new")
+		if p == nil {
+			t.Fatal("pending lockspace: p = nil, want non-nil")
+		}
+		if p.Pending != "ADD" {
+			t.Fatalf("pending lockspace: p.Pending = %q, want \"ADD\"", p.Pending)
+		}
 	}
-	if r := st.Resources[1]; r.Version != 7 || r.Pending != "ADD" || r.Fields["lver"] != "7" {
-		t.Fatalf("resource: %+v", r)
+	{
+		r := st.Resources[1]
+		if r.Version != 7 {
+			t.Fatalf("resource: r.Version = %v, want 7", r.Version)
+		}
+		if r.Pending != "ADD" {
+			t.Fatalf("resource: r.Pending = %q, want \"ADD\"", r.Pending)
+		}
+		if r.Fields["lver"] != "7" {
+			t.Fatalf("resource: r.Fields[\"lver\"] = %q, want \"7\"", r.Fields["lver"])
+		}
 	}
 }
 
@@ -266,8 +287,14 @@ func TestParseRealDaemonOutputs(t *testing.T) {
 	if st.Resources[1].Fields["list"] != "held" {
 		t.Fatalf("resources: st.Resources[1].Fields[\"list\"] = %q, want \"held\"", st.Resources[1].Fields["list"])
 	}
-	if p := st.Clients[2]; p.Name != "" || p.PID <= 0 {
-		t.Fatalf("unnamed client: %+v", p)
+	{
+		p := st.Clients[2]
+		if p.Name != "" {
+			t.Fatalf("unnamed client: p.Name = %q, want \"\"", p.Name)
+		}
+		if p.PID <= 0 {
+			t.Fatalf("unnamed client: p.PID = %v, want > 0", p.PID)
+		}
 	}
 	l := Health(st, nil, nil)["t"]
 	if l.State() != StateJoined {
@@ -289,16 +316,34 @@ func TestParseRealDaemonOutputs(t *testing.T) {
 		t.Fatalf("health: l.RenewalAge = %v, want 0", l.RenewalAge)
 	}
 	gs, err := ParseGets(fixture.Read(t, "gets-h1.devhost.txt"))
-	if err != nil || gs[0].Name != "lvm_t" || gs[0].Hosts[0].State != HostLive {
-		t.Fatalf("gets: %+v %v", gs, err)
+	if err != nil {
+		t.Fatalf("gets: err = %v, want nil", err)
+	}
+	if gs[0].Name != "lvm_t" {
+		t.Fatalf("gets: gs[0].Name = %q, want \"lvm_t\"", gs[0].Name)
+	}
+	if gs[0].Hosts[0].State != HostLive {
+		t.Fatalf("gets: gs[0].Hosts[0].State = %v, want %v", gs[0].Hosts[0].State, HostLive)
 	}
 	hs, err := ParseHostStatus(fixture.Read(t, "host_status-D-s.devhost.txt"))
-	if err != nil || len(hs) != 1 || hs[0].Hosts[0].Fields.Int("io_timeout") != 2 {
-		t.Fatalf("host_status: %+v %v", hs, err)
+	if err != nil {
+		t.Fatalf("host_status: err = %v, want nil", err)
+	}
+	if len(hs) != 1 {
+		t.Fatalf("host_status: len(hs) = %v, want 1", len(hs))
+	}
+	if hs[0].Hosts[0].Fields.Int("io_timeout") != 2 {
+		t.Fatalf("host_status: hs[0].Hosts[0].Fields.Int(\"io_timeout\") = %v, want 2", hs[0].Hosts[0].Fields.Int("io_timeout"))
 	}
 	rs, err := ParseRenewal(fixture.Read(t, "renewal.devhost.txt"))
-	if err != nil || len(rs) < 5 || rs[0].Timestamp == 0 {
-		t.Fatalf("renewal: %+v %v", rs, err)
+	if err != nil {
+		t.Fatalf("renewal: err = %v, want nil", err)
+	}
+	if len(rs) < 5 {
+		t.Fatalf("renewal: len(rs) = %v, want >= 5", len(rs))
+	}
+	if rs[0].Timestamp == 0 {
+		t.Fatalf("renewal: rs[0].Timestamp = %v, want != 0", rs[0].Timestamp)
 	}
 }
 
@@ -326,8 +371,20 @@ func TestHealthRealLeaseFailureSequence(t *testing.T) {
 		}
 	}
 	st, _ := ParseStatus(fixture.Read(t, "status-D.devhost-fault-2-dead.txt"))
-	if l := Health(st, nil, nil)["f"]; !l.SpaceDead || !l.RenewFail || !l.KillingPIDs || l.RenewalLastResult != -90 {
-		t.Fatalf("flags: %+v", l)
+	{
+		l := Health(st, nil, nil)["f"]
+		if !l.SpaceDead {
+			t.Fatal("flags: l.SpaceDead = false, want true")
+		}
+		if !l.RenewFail {
+			t.Fatal("flags: l.RenewFail = false, want true")
+		}
+		if !l.KillingPIDs {
+			t.Fatal("flags: l.KillingPIDs = false, want true")
+		}
+		if l.RenewalLastResult != -90 {
+			t.Fatalf("flags: l.RenewalLastResult = %v, want -90", l.RenewalLastResult)
+		}
 	}
 }
 
@@ -341,8 +398,14 @@ func TestParseStatusMalformed(t *testing.T) {
 		}
 	}
 	st, err := ParseStatus([]byte("future thing\n    k=v\ns ls:1\n    junk k2=v2\n"))
-	if err != nil || st.Lockspaces[0].Fields["k2"] != "v2" || st.Lockspaces[0].Path != "" {
-		t.Fatalf("tolerance: %+v %v", st, err)
+	if err != nil {
+		t.Fatalf("tolerance: err = %v, want nil", err)
+	}
+	if st.Lockspaces[0].Fields["k2"] != "v2" {
+		t.Fatalf("tolerance: st.Lockspaces[0].Fields[\"k2\"] = %q, want \"v2\"", st.Lockspaces[0].Fields["k2"])
+	}
+	if st.Lockspaces[0].Path != "" {
+		t.Fatalf("tolerance: st.Lockspaces[0].Path = %q, want \"\"", st.Lockspaces[0].Path)
 	}
 	if st.Lockspaces[0].Fields.Int("missing") != 0 {
 		t.Fatalf("missing or non-numeric keys read as 0: st.Lockspaces[0].Fields.Int(\"missing\") = %v, want 0", st.Lockspaces[0].Fields.Int("missing"))
@@ -351,16 +414,40 @@ func TestParseStatusMalformed(t *testing.T) {
 		t.Fatal("missing or non-numeric keys read as 0: st.Lockspaces[0].Fields.Bool(\"k2\") = true, want false")
 	}
 	st, err = ParseStatus([]byte("s ls:1:/p\nr ls:res:SH p 5"))
-	if err != nil || st.Lockspaces[0].Path != "/p" || !st.Resources[0].Shared || st.Resources[0].Name != "res" {
-		t.Fatalf("short references: %+v %v", st, err)
+	if err != nil {
+		t.Fatalf("short references: err = %v, want nil", err)
+	}
+	if st.Lockspaces[0].Path != "/p" {
+		t.Fatalf("short references: st.Lockspaces[0].Path = %q, want \"/p\"", st.Lockspaces[0].Path)
+	}
+	if !st.Resources[0].Shared {
+		t.Fatal("short references: st.Resources[0].Shared = false, want true")
+	}
+	if st.Resources[0].Name != "res" {
+		t.Fatalf("short references: st.Resources[0].Name = %q, want \"res\"", st.Resources[0].Name)
 	}
 }
 
 func TestParseHostStatusRecorded(t *testing.T) {
 	plain := captures(t, "run-twohost.03-twohost.sh.h1.log", "sanlock client host_status")[0]
 	hs, err := ParseHostStatus(plain)
-	if err != nil || len(hs) != 1 || hs[0].Lockspace != "lvm_vol" || len(hs[0].Hosts) != 2 || hs[0].Hosts[1].HostID != 2 || hs[0].Hosts[1].Timestamp != 77 {
-		t.Fatalf("plain: %+v %v", hs, err)
+	if err != nil {
+		t.Fatalf("plain: err = %v, want nil", err)
+	}
+	if len(hs) != 1 {
+		t.Fatalf("plain: len(hs) = %v, want 1", len(hs))
+	}
+	if hs[0].Lockspace != "lvm_vol" {
+		t.Fatalf("plain: hs[0].Lockspace = %q, want \"lvm_vol\"", hs[0].Lockspace)
+	}
+	if len(hs[0].Hosts) != 2 {
+		t.Fatalf("plain: len(hs[0].Hosts) = %v, want 2", len(hs[0].Hosts))
+	}
+	if hs[0].Hosts[1].HostID != 2 {
+		t.Fatalf("plain: hs[0].Hosts[1].HostID = %v, want 2", hs[0].Hosts[1].HostID)
+	}
+	if hs[0].Hosts[1].Timestamp != 77 {
+		t.Fatalf("plain: hs[0].Hosts[1].Timestamp = %v, want 77", hs[0].Hosts[1].Timestamp)
 	}
 	hs, err = ParseHostStatus(fixture.Read(t, "host_status-D.twohost-h2.txt"))
 	if err != nil {
@@ -380,8 +467,17 @@ func TestParseHostStatusRecorded(t *testing.T) {
 	}
 	// sanlock 3.8.5 with -s prints no "lockspace" header (seen on this
 	// host's real daemon).
-	if hs, err := ParseHostStatus([]byte("1 timestamp 2357\n    io_timeout=2\n")); err != nil || hs[0].Lockspace != "" || hs[0].Hosts[0].Fields.Int("io_timeout") != 2 {
-		t.Fatalf("headerless: %+v %v", hs, err)
+	{
+		hs, err := ParseHostStatus([]byte("1 timestamp 2357\n    io_timeout=2\n"))
+		if err != nil {
+			t.Fatalf("headerless: err = %v, want nil", err)
+		}
+		if hs[0].Lockspace != "" {
+			t.Fatalf("headerless: hs[0].Lockspace = %q, want \"\"", hs[0].Lockspace)
+		}
+		if hs[0].Hosts[0].Fields.Int("io_timeout") != 2 {
+			t.Fatalf("headerless: hs[0].Hosts[0].Fields.Int(\"io_timeout\") = %v, want 2", hs[0].Hosts[0].Fields.Int("io_timeout"))
+		}
 	}
 	for _, in := range []string{"lockspace a\nx timestamp 5", "lockspace a\n1 timestamp x", "garbage"} {
 		if _, err := ParseHostStatus([]byte(in)); err == nil {
@@ -392,8 +488,11 @@ func TestParseHostStatusRecorded(t *testing.T) {
 
 func TestParseRenewal(t *testing.T) {
 	rs, err := ParseRenewal(fixture.Read(t, "renewal.source.txt"))
-	if err != nil || len(rs) != 3 {
-		t.Fatal(rs, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(rs) != 3 {
+		t.Fatalf("len(rs) = %v, want 3", len(rs))
 	}
 	if rs[0].Timestamp != 5332 {
 		t.Fatalf("rs[0].Timestamp = %v, want 5332", rs[0].Timestamp)
@@ -421,8 +520,11 @@ func TestParseRenewal(t *testing.T) {
 
 func TestParseGets(t *testing.T) {
 	gs, err := ParseGets(fixture.Read(t, "gets-h1.source.txt"))
-	if err != nil || len(gs) != 2 {
-		t.Fatal(gs, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(gs) != 2 {
+		t.Fatalf("len(gs) = %v, want 2", len(gs))
 	}
 	if gs[0].Name != "lvm_vol" {
 		t.Fatalf("gs[0].Name = %q, want \"lvm_vol\"", gs[0].Name)
@@ -433,8 +535,20 @@ func TestParseGets(t *testing.T) {
 	if len(gs[0].Hosts) != 3 {
 		t.Fatalf("len(gs[0].Hosts) = %v, want 3", len(gs[0].Hosts))
 	}
-	if h := gs[0].Hosts[1]; h.HostID != 2 || h.Generation != 1 || h.Timestamp != 1024 || h.State != HostFail {
-		t.Fatalf("%+v", h)
+	{
+		h := gs[0].Hosts[1]
+		if h.HostID != 2 {
+			t.Fatalf("h.HostID = %v, want 2", h.HostID)
+		}
+		if h.Generation != 1 {
+			t.Fatalf("h.Generation = %v, want 1", h.Generation)
+		}
+		if h.Timestamp != 1024 {
+			t.Fatalf("h.Timestamp = %v, want 1024", h.Timestamp)
+		}
+		if h.State != HostFail {
+			t.Fatalf("h.State = %v, want %v", h.State, HostFail)
+		}
 	}
 	if gs[1].Pending != "ADD" {
 		t.Fatalf("gs[1].Pending = %q, want \"ADD\"", gs[1].Pending)
@@ -525,8 +639,20 @@ VG dlmvg lock_type=dlm uuid2
 		t.Fatal(err)
 	}
 	vg := in.VGs[0]
-	if vg.GL == nil || vg.GL.Mode != ModeSh || vg.GL.PID != 812 || vg.VG.Version != 7 || vg.VG.PID != 900 {
-		t.Fatalf("GL/VG: %+v %+v", vg.GL, vg.VG)
+	if vg.GL == nil {
+		t.Fatal("GL/VG: vg.GL = nil, want non-nil")
+	}
+	if vg.GL.Mode != ModeSh {
+		t.Fatalf("GL/VG: vg.GL.Mode = %v, want %v", vg.GL.Mode, ModeSh)
+	}
+	if vg.GL.PID != 812 {
+		t.Fatalf("GL/VG: vg.GL.PID = %v, want 812", vg.GL.PID)
+	}
+	if vg.VG.Version != 7 {
+		t.Fatalf("GL/VG: vg.VG.Version = %v, want 7", vg.VG.Version)
+	}
+	if vg.VG.PID != 900 {
+		t.Fatalf("GL/VG: vg.VG.PID = %v, want 900", vg.VG.PID)
 	}
 	if len(vg.Waiting) != 1 {
 		t.Fatalf("len(vg.Waiting) = %v, want 1", len(vg.Waiting))
@@ -581,8 +707,20 @@ func TestParseDumpBothVersions(t *testing.T) {
 		t.Fatalf("clients: old.Clients[0][\"name\"] = %q, want \"lvmlockctl\"", old.Clients[0]["name"])
 	}
 	head, _ := ParseDump(fixture.Read(t, "dump-head.source.txt"))
-	if ls := head.Lockspace("vol"); ls == nil || ls.KillVG() || ls.Fields["generation"] != "4" || ls.DropVG() {
-		t.Fatalf("HEAD: %+v", ls)
+	{
+		ls := head.Lockspace("vol")
+		if ls == nil {
+			t.Fatal("HEAD: ls = nil, want non-nil")
+		}
+		if ls.KillVG() {
+			t.Fatal("HEAD: ls.KillVG() = true, want false")
+		}
+		if ls.Fields["generation"] != "4" {
+			t.Fatalf("HEAD: ls.Fields[\"generation\"] = %q, want \"4\"", ls.Fields["generation"])
+		}
+		if ls.DropVG() {
+			t.Fatal("HEAD: ls.DropVG() = true, want false")
+		}
 	}
 	if head.Lockspace("missing") != nil {
 		t.Fatal("unknown VG found")
@@ -601,8 +739,20 @@ func TestHealthHealthyFromRecordedOutputs(t *testing.T) {
 	in, _ := ParseInfo(captures(t, "run-g.02-fault.sh.h1.log", "lvmlockctl --info")[0])
 	h := Health(st, in, nil)
 	l := h["vol"]
-	if l == nil || l.Name != "lvm_vol" || l.HostID != 1 || !l.Joined || l.State() != StateJoined {
-		t.Fatalf("%+v state %s", l, l.State())
+	if l == nil {
+		t.Fatal("l = nil, want non-nil")
+	}
+	if l.Name != "lvm_vol" {
+		t.Fatalf("l.Name = %q, want \"lvm_vol\"", l.Name)
+	}
+	if l.HostID != 1 {
+		t.Fatalf("l.HostID = %v, want 1", l.HostID)
+	}
+	if !l.Joined {
+		t.Fatal("l.Joined = false, want true")
+	}
+	if l.State() != StateJoined {
+		t.Fatalf("l.State() = %v, want %v", l.State(), StateJoined)
 	}
 	if len(l.Locks) != 2 {
 		t.Fatalf("locks: len(l.Locks) = %v, want 2", len(l.Locks))
@@ -627,8 +777,17 @@ func TestHealthFailedFromRecordedOutputs(t *testing.T) {
 	st, _ := ParseStatus(lastCapture(t, "run-twohost.03-twohost.sh.h1.log", "sanlock client status -D"))
 	in, _ := ParseInfo(lastCapture(t, "run-twohost.03-twohost.sh.h1.log", "lvmlockctl --info"))
 	l := Health(st, in, nil)["vol"]
-	if l.State() != StateFailed || !l.SpaceDead || !l.KillingPIDs || l.RenewalLastResult != -5 {
-		t.Fatalf("%+v state %s", l, l.State())
+	if l.State() != StateFailed {
+		t.Fatalf("l.State() = %v, want %v", l.State(), StateFailed)
+	}
+	if !l.SpaceDead {
+		t.Fatal("l.SpaceDead = false, want true")
+	}
+	if !l.KillingPIDs {
+		t.Fatal("l.KillingPIDs = false, want true")
+	}
+	if l.RenewalLastResult != -5 {
+		t.Fatalf("l.RenewalLastResult = %v, want -5", l.RenewalLastResult)
 	}
 	if l.Now != 194 {
 		t.Fatalf("age: l.Now = %v, want 194", l.Now)
@@ -686,8 +845,17 @@ func TestHealthTimelineAndSources(t *testing.T) {
 	// Just after add_lockspace (real sanlock 3.8.5, io_timeout 1): no
 	// renewal attempted since the join's acquire 20 s ago — not late.
 	fresh, _ := ParseStatus([]byte("daemon d\n    monotime=2813\ns lvm_f:1:/p:0\n    io_timeout=1 renewal_last_attempt=2793 renewal_last_success=2793\n"))
-	if l := Health(fresh, nil, nil)["f"]; l.State() != StateJoined || l.RenewalAge != 20*time.Second || l.RenewalFailing {
-		t.Fatalf("fresh join: %s %+v", l.State(), l)
+	{
+		l := Health(fresh, nil, nil)["f"]
+		if l.State() != StateJoined {
+			t.Fatalf("fresh join: l.State() = %v, want %v", l.State(), StateJoined)
+		}
+		if l.RenewalAge != 20*time.Second {
+			t.Fatalf("fresh join: l.RenewalAge = %v, want %v", l.RenewalAge, 20*time.Second)
+		}
+		if l.RenewalFailing {
+			t.Fatal("fresh join: l.RenewalFailing = true, want false")
+		}
 	}
 	dump, _ := ParseDump(fixture.Read(t, "dump-2.03.16.source.txt"))
 	h := Health(status(100, 100, ""), &Info{VGs: []VGInfo{{Name: "vol", LockType: "sanlock", LVs: map[string]LockMode{"AAA": ModeUn, "CCC": ModeEx}},
@@ -748,20 +916,44 @@ func TestClientArgvAndClasses(t *testing.T) {
 		run.Step{Argv: []string{"sanlock", "client", "renewal", "-s", "lvm_vol"}, Err: &run.Error{Argv: []string{"sanlock"}, ExitCode: -1, Err: errors.New("exec: not found")}},
 	)
 	c := New(s, time.Second)
-	if st, err := c.Status(ctx); err != nil || st.Lockspace("lvm_vol") == nil {
-		t.Fatal(st, err)
+	{
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if st.Lockspace("lvm_vol") == nil {
+			t.Fatal("st.Lockspace(\"lvm_vol\") = nil, want non-nil")
+		}
 	}
-	if hs, err := c.HostStatus(ctx, "lvm_vol"); err != nil || len(hs.Hosts) != 2 {
-		t.Fatal(hs, err)
+	{
+		hs, err := c.HostStatus(ctx, "lvm_vol")
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if len(hs.Hosts) != 2 {
+			t.Fatalf("len(hs.Hosts) = %v, want 2", len(hs.Hosts))
+		}
 	}
 	if _, err := c.HostStatus(ctx, "lvm_other"); !errors.Is(err, errdefs.ErrLockspaceNotStarted) {
 		t.Fatalf("missing lockspace: %v", err)
 	}
-	if rs, err := c.Renewal(ctx, "lvm_vol"); err != nil || len(rs) != 3 {
-		t.Fatal(rs, err)
+	{
+		rs, err := c.Renewal(ctx, "lvm_vol")
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if len(rs) != 3 {
+			t.Fatalf("len(rs) = %v, want 3", len(rs))
+		}
 	}
-	if gs, err := c.Gets(ctx); err != nil || len(gs) != 2 {
-		t.Fatal(gs, err)
+	{
+		gs, err := c.Gets(ctx)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if len(gs) != 2 {
+			t.Fatalf("len(gs) = %v, want 2", len(gs))
+		}
 	}
 	if _, err := c.Status(ctx); !errors.Is(err, errdefs.ErrLockManagerDown) {
 		t.Fatalf("silent failure: %v", err)
@@ -769,14 +961,26 @@ func TestClientArgvAndClasses(t *testing.T) {
 	if _, err := c.Gets(ctx); !errors.Is(err, errdefs.ErrLockManagerDown) {
 		t.Fatalf("connection refused: %v", err)
 	}
-	if _, err := c.Status(ctx); !errors.Is(err, errdefs.ErrCommandTimeout) || errors.Is(err, errdefs.ErrLockManagerDown) {
-		t.Fatalf("timeout: %v", err)
+	{
+		_, err := c.Status(ctx)
+		if !errors.Is(err, errdefs.ErrCommandTimeout) {
+			t.Fatalf("timeout: err = %v, want errdefs.ErrCommandTimeout", err)
+		}
+		if errors.Is(err, errdefs.ErrLockManagerDown) {
+			t.Fatalf("timeout: err = %v, want anything but errdefs.ErrLockManagerDown", err)
+		}
 	}
 	if _, err := c.Renewal(ctx, "lvm_vol"); !errors.Is(err, errdefs.ErrLockManagerDown) {
 		t.Fatalf("failure with daemon down: %v", err)
 	}
-	if _, err := c.Renewal(ctx, "lvm_vol"); err == nil || errdefs.ClassOf(err) != errdefs.ErrUnknown {
-		t.Fatalf("start failure: %v", err)
+	{
+		_, err := c.Renewal(ctx, "lvm_vol")
+		if err == nil {
+			t.Fatal("start failure: err = nil, want non-nil")
+		}
+		if errdefs.ClassOf(err) != errdefs.ErrUnknown {
+			t.Fatalf("start failure: errdefs.ClassOf(err) = %v, want %v", errdefs.ClassOf(err), errdefs.ErrUnknown)
+		}
 	}
 	for _, bad := range []string{"", "-s", "a:b", "a b", strings.Repeat("x", 49)} {
 		if _, err := c.HostStatus(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
@@ -841,11 +1045,23 @@ func TestLockCtlArgvAndClasses(t *testing.T) {
 	)
 	s := run.NewScripted(t, steps...)
 	l := NewLockCtl(s, time.Second)
-	if in, err := l.Info(ctx); err != nil || in.VG("vol") == nil {
-		t.Fatal(in, err)
+	{
+		in, err := l.Info(ctx)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if in.VG("vol") == nil {
+			t.Fatal("in.VG(\"vol\") = nil, want non-nil")
+		}
 	}
-	if d, err := l.Dump(ctx); err != nil || !d.Lockspace("vol").KillVG() {
-		t.Fatal(d, err)
+	{
+		d, err := l.Dump(ctx)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if !d.Lockspace("vol").KillVG() {
+			t.Fatal("d.Lockspace(\"vol\").KillVG() = false, want true")
+		}
 	}
 	if err := l.Kill(ctx, "vol"); err != nil {
 		t.Fatal(err)
@@ -858,8 +1074,14 @@ func TestLockCtlArgvAndClasses(t *testing.T) {
 			t.Fatalf("daemon down %d: %v", i, err)
 		}
 	}
-	if err := l.Kill(ctx, "vol"); err == nil || errors.Is(err, errdefs.ErrLockManagerDown) {
-		t.Fatalf("plain failure: %v", err)
+	{
+		err := l.Kill(ctx, "vol")
+		if err == nil {
+			t.Fatal("plain failure: err = nil, want non-nil")
+		}
+		if errors.Is(err, errdefs.ErrLockManagerDown) {
+			t.Fatalf("plain failure: err = %v, want anything but errdefs.ErrLockManagerDown", err)
+		}
 	}
 	if err := l.Drop(ctx, "vol"); !errors.Is(err, errdefs.ErrCommandTimeout) {
 		t.Fatalf("timeout: %v", err)

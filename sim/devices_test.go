@@ -42,8 +42,11 @@ func TestRealDevices(t *testing.T) {
 	f.ok("h1", "lvchange -asy vol/lv1")
 	f.ok("h2", "lvchange -asy vol/lv1")
 	st, err := os.Stat(link("lv1"))
-	if err != nil || st.Mode()&os.ModeDevice == 0 {
-		t.Fatalf("lv1 device: %v %v", st, err)
+	if err != nil {
+		t.Fatalf("lv1 device: err = %v, want nil", err)
+	}
+	if st.Mode()&os.ModeDevice == 0 {
+		t.Fatalf("lv1 device: st.Mode()&os.ModeDevice = %v, want != 0", st.Mode()&os.ModeDevice)
 	}
 	f.ok("h2", "lvchange -an vol/lv1")
 	if _, err := os.Stat(link("lv1")); err != nil {
@@ -77,8 +80,11 @@ func TestRealDevices(t *testing.T) {
 	}
 	// A failing dd is dd's own failure.
 	_, stderr, rc := f.run("h1", "dd if=/nonexistent of=/dev/vol/lv2 status=none")
-	if rc != 1 || !strings.Contains(stderr, "/nonexistent") {
-		t.Fatalf("dd of a missing file: rc %d %q", rc, stderr)
+	if rc != 1 {
+		t.Fatalf("dd of a missing file: rc: rc = %v, want 1", rc)
+	}
+	if !strings.Contains(stderr, "/nonexistent") {
+		t.Fatalf("dd of a missing file: rc: stderr = %q, want it to contain \"/nonexistent\"", stderr)
 	}
 
 	// lvextend grows the device.
@@ -89,8 +95,11 @@ func TestRealDevices(t *testing.T) {
 	}
 	size, err := fd.Seek(0, 2)
 	fd.Close()
-	if err != nil || size != 16<<20 {
-		t.Fatalf("lv2 device size %d %v, want 16 MiB", size, err)
+	if err != nil {
+		t.Fatalf("lv2 device size: err = %v, want nil", err)
+	}
+	if size != 16<<20 {
+		t.Fatalf("lv2 device size: size = %v, want %v", size, 16<<20)
 	}
 
 	// lvremove of the origin takes its snapshot along, files and links too.

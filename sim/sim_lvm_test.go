@@ -46,19 +46,37 @@ func TestProductionLVMClientOnSim(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := h2.Activate(ctx, lvm.Exclusive, "vol", "volume-a", "volume-b")
-	if !errors.Is(err, errdefs.ErrLockConflict) || len(res.Changed) != 1 || res.Changed[0] != "volume-b" {
-		t.Fatalf("batch with one conflict: %+v %v", res, err)
+	if !errors.Is(err, errdefs.ErrLockConflict) {
+		t.Fatalf("batch with one conflict: err = %v, want errdefs.ErrLockConflict", err)
+	}
+	if len(res.Changed) != 1 {
+		t.Fatalf("batch with one conflict: len(res.Changed) = %v, want 1", len(res.Changed))
+	}
+	if res.Changed[0] != "volume-b" {
+		t.Fatalf("batch with one conflict: res.Changed[0] = %q, want \"volume-b\"", res.Changed[0])
 	}
 	lv, err := h1.LV(ctx, "vol", "volume-a")
-	if err != nil || lv.Size != 64<<20 || !lv.ActiveLocally || lv.LockArgs != "1.0.0:70254592" {
-		t.Fatalf("LV: %+v %v", lv, err)
+	if err != nil {
+		t.Fatalf("LV: err = %v, want nil", err)
+	}
+	if lv.Size != 64<<20 {
+		t.Fatalf("LV: lv.Size = %v, want %v", lv.Size, 64<<20)
+	}
+	if !lv.ActiveLocally {
+		t.Fatal("LV: lv.ActiveLocally = false, want true")
+	}
+	if lv.LockArgs != "1.0.0:70254592" {
+		t.Fatalf("LV: lv.LockArgs = %q, want \"1.0.0:70254592\"", lv.LockArgs)
 	}
 	if _, err := h1.LV(ctx, "vol", "volume-zzz"); !errors.Is(err, errdefs.ErrVolumeNotFound) {
 		t.Fatalf("missing LV: %v", err)
 	}
 	vgs, err := h1.VGs(ctx, "vol")
-	if err != nil || len(vgs) != 1 {
-		t.Fatalf("VGs: %+v %v", vgs, err)
+	if err != nil {
+		t.Fatalf("VGs: err = %v, want nil", err)
+	}
+	if len(vgs) != 1 {
+		t.Fatalf("VGs: len(vgs) = %v, want 1", len(vgs))
 	}
 	// extend while shared on both hosts, then refresh the other one
 	if _, err := h1.Activate(ctx, lvm.Shared, "vol", "volume-a"); err != nil {
@@ -118,12 +136,24 @@ func TestProductionLeaseFailureViewsOnSim(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths, err := mp.Paths(ctx)
-	if err != nil || len(paths) != 2 || paths[0].CheckerState != "faulty" || paths[1].Map != "lun0" {
-		t.Fatalf("paths: %+v %v", paths, err)
+	if err != nil {
+		t.Fatalf("paths: err = %v, want nil", err)
+	}
+	if len(paths) != 2 {
+		t.Fatalf("paths: len(paths) = %v, want 2", len(paths))
+	}
+	if paths[0].CheckerState != "faulty" {
+		t.Fatalf("paths: paths[0].CheckerState = %q, want \"faulty\"", paths[0].CheckerState)
+	}
+	if paths[1].Map != "lun0" {
+		t.Fatalf("paths: paths[1].Map = %q, want \"lun0\"", paths[1].Map)
 	}
 	m, err := mp.Map(ctx, "lun0")
-	if err != nil || m.ActivePathCount != 0 {
-		t.Fatalf("map: %+v %v", m, err)
+	if err != nil {
+		t.Fatalf("map: err = %v, want nil", err)
+	}
+	if m.ActivePathCount != 0 {
+		t.Fatalf("map: m.ActivePathCount = %v, want 0", m.ActivePathCount)
 	}
 	if _, err := mp.Map(ctx, "nope"); !errors.Is(err, multipath.ErrMapNotFound) {
 		t.Fatalf("missing map: %v", err)
@@ -131,17 +161,35 @@ func TestProductionLeaseFailureViewsOnSim(t *testing.T) {
 	clk.Advance(80 * time.Second)
 
 	st, err := sanlock.New(h1, time.Second).Status(ctx)
-	if err != nil || len(st.Lockspaces) != 1 || st.Lockspaces[0].Fields.Int("space_dead") != 1 || len(st.Resources) != 1 {
-		t.Fatalf("status: %+v %v", st, err)
+	if err != nil {
+		t.Fatalf("status: err = %v, want nil", err)
+	}
+	if len(st.Lockspaces) != 1 {
+		t.Fatalf("status: len(st.Lockspaces) = %v, want 1", len(st.Lockspaces))
+	}
+	if st.Lockspaces[0].Fields.Int("space_dead") != 1 {
+		t.Fatalf("status: st.Lockspaces[0].Fields.Int(\"space_dead\") = %v, want 1", st.Lockspaces[0].Fields.Int("space_dead"))
+	}
+	if len(st.Resources) != 1 {
+		t.Fatalf("status: len(st.Resources) = %v, want 1", len(st.Resources))
 	}
 	hs, err := sanlock.New(h1, time.Second).HostStatus(ctx, "lvm_vol")
-	if err != nil || len(hs.Hosts) != 1 {
-		t.Fatalf("host_status: %+v %v", hs, err)
+	if err != nil {
+		t.Fatalf("host_status: err = %v, want nil", err)
+	}
+	if len(hs.Hosts) != 1 {
+		t.Fatalf("host_status: len(hs.Hosts) = %v, want 1", len(hs.Hosts))
 	}
 	ctl := sanlock.NewLockCtl(h1, time.Second)
 	dump, err := ctl.Dump(ctx)
-	if err != nil || len(dump.Lockspaces) != 1 || !dump.Lockspaces[0].KillVG() {
-		t.Fatalf("dump: %+v %v", dump, err)
+	if err != nil {
+		t.Fatalf("dump: err = %v, want nil", err)
+	}
+	if len(dump.Lockspaces) != 1 {
+		t.Fatalf("dump: len(dump.Lockspaces) = %v, want 1", len(dump.Lockspaces))
+	}
+	if !dump.Lockspaces[0].KillVG() {
+		t.Fatal("dump: dump.Lockspaces[0].KillVG() = false, want true")
 	}
 	if _, err := l.Activate(ctx, lvm.Exclusive, "vol", "volume-a"); !errors.Is(err, errdefs.ErrLockspaceLost) {
 		t.Fatalf("activate after kill: %v", err)
@@ -157,8 +205,14 @@ func TestProductionLeaseFailureViewsOnSim(t *testing.T) {
 		t.Fatal(err)
 	}
 	info, err := ctl.Info(ctx)
-	if err != nil || len(info.VGs) != 1 || info.VGs[0].Lockspace != "lvm_vol" {
-		t.Fatalf("info: %+v %v", info, err)
+	if err != nil {
+		t.Fatalf("info: err = %v, want nil", err)
+	}
+	if len(info.VGs) != 1 {
+		t.Fatalf("info: len(info.VGs) = %v, want 1", len(info.VGs))
+	}
+	if info.VGs[0].Lockspace != "lvm_vol" {
+		t.Fatalf("info: info.VGs[0].Lockspace = %q, want \"lvm_vol\"", info.VGs[0].Lockspace)
 	}
 	if st := c.State("h1"); st.Resets != 0 {
 		t.Fatalf("%+v", st)

@@ -105,11 +105,23 @@ func TestBatchIsNotAtomic(t *testing.T) {
 	f.ok("h1", "lvcreate -an -n lv2 -L 64m vol")
 	f.ok("h2", "lvchange -aey vol/lv1")
 	_, errOut, rc := f.run("h1", "lvchange -aey vol/lv1 vol/lv2 vol/nope")
-	if rc != 5 || errOut != lockedByOther+"  Failed to find logical volume \"vol/nope\"\n" {
-		t.Fatalf("rc %d stderr %q", rc, errOut)
+	if rc != 5 {
+		t.Fatalf("rc: rc = %v, want 5", rc)
 	}
-	if st := f.c.State("h1"); st.Locks["lv2"] != "ex" || st.Active["lv2"] != "linear" || st.Locks["lv1"] != "" {
-		t.Fatalf("lv2 must be activated although lv1 failed: %+v", st)
+	if errOut != lockedByOther+"  Failed to find logical volume \"vol/nope\"\n" {
+		t.Fatalf("rc: errOut = %v, want %v", errOut, lockedByOther+"  Failed to find logical volume \"vol/nope\"\n")
+	}
+	{
+		st := f.c.State("h1")
+		if st.Locks["lv2"] != "ex" {
+			t.Fatalf("lv2 must be activated although lv1 failed: st.Locks[\"lv2\"] = %q, want \"ex\"", st.Locks["lv2"])
+		}
+		if st.Active["lv2"] != "linear" {
+			t.Fatalf("lv2 must be activated although lv1 failed: st.Active[\"lv2\"] = %q, want \"linear\"", st.Active["lv2"])
+		}
+		if st.Locks["lv1"] != "" {
+			t.Fatalf("lv2 must be activated although lv1 failed: st.Locks[\"lv1\"] = %q, want \"\"", st.Locks["lv1"])
+		}
 	}
 }
 
@@ -137,8 +149,14 @@ func TestLockspaceStates(t *testing.T) {
 	f.c.CrashDaemon("h2", "sanlock")
 	f.ok("h2", "vgchange --lock-stop vol")
 	f.fails("h2", "vgchange --lock-start vol", 5, "  Skipping global lock: lockspace not found or started\n  VG vol start failed: lock manager sanlock is not running\n")
-	if out, _, rc := f.run("h2", "systemctl is-active sanlock"); out != "failed\n" || rc != 3 {
-		t.Fatalf("is-active %q %d", out, rc)
+	{
+		out, _, rc := f.run("h2", "systemctl is-active sanlock")
+		if out != "failed\n" {
+			t.Fatalf("is-active: out = %q, want \"failed\\n\"", out)
+		}
+		if rc != 3 {
+			t.Fatalf("is-active: rc = %v, want 3", rc)
+		}
 	}
 	f.ok("h2", "systemctl start sanlock")
 	f.ok("h2", "vgchange --lock-start vol")
@@ -241,8 +259,17 @@ func TestSplitBrainWithoutWatchdog(t *testing.T) {
 	f.fails("h2", "lvchange -aey vol/lv1", 5, lockedByOther)
 	f.clk.Advance(time.Second)
 	f.ok("h2", "lvchange -aey vol/lv1")
-	if a, b := f.c.State("h1"), f.c.State("h2"); a.Active["lv1"] != "linear" || b.Active["lv1"] != "linear" || a.Resets != 0 {
-		t.Fatalf("want lv1 active on both: %+v %+v", a, b)
+	{
+		a, b := f.c.State("h1"), f.c.State("h2")
+		if a.Active["lv1"] != "linear" {
+			t.Fatalf("want lv1 active on both: a.Active[\"lv1\"] = %q, want \"linear\"", a.Active["lv1"])
+		}
+		if b.Active["lv1"] != "linear" {
+			t.Fatalf("want lv1 active on both: b.Active[\"lv1\"] = %q, want \"linear\"", b.Active["lv1"])
+		}
+		if a.Resets != 0 {
+			t.Fatalf("want lv1 active on both: a.Resets = %v, want 0", a.Resets)
+		}
 	}
 	if out := f.ok("h2", "sanlock client gets -h 1"); !strings.Contains(out, "h 1 gen 1 timestamp 0 DEAD") {
 		t.Fatalf("gets:\n%s", out)
@@ -258,8 +285,14 @@ func TestRecoveryAfterPathsReturn(t *testing.T) {
 	f.c.FailPaths("h1", true)
 	f.clk.Advance(8 * io)
 	f.ok("h1", "dmsetup wipe_table vol-lv1")
-	if st := f.c.State("h1"); st.Domains["vm1"] != "paused" || st.Active["lv1"] != "error" {
-		t.Fatalf("%+v", st)
+	{
+		st := f.c.State("h1")
+		if st.Domains["vm1"] != "paused" {
+			t.Fatalf("st.Domains[\"vm1\"] = %q, want \"paused\"", st.Domains["vm1"])
+		}
+		if st.Active["lv1"] != "error" {
+			t.Fatalf("st.Active[\"lv1\"] = %q, want \"error\"", st.Active["lv1"])
+		}
 	}
 	if out := f.ok("h1", "dmsetup table"); !strings.Contains(out, "vol-lv1: 0 131072 error\n") {
 		t.Fatalf("table:\n%s", out)
@@ -273,8 +306,14 @@ func TestRecoveryAfterPathsReturn(t *testing.T) {
 	f.ok("h1", "lvmlockctl --drop vol")
 	f.ok("h1", "vgchange --lock-start vol")
 	f.ok("h1", "lvchange -aey vol/lv1")
-	if st := f.c.State("h1"); st.Resets != 0 || st.Locks["lv1"] != "ex" {
-		t.Fatalf("%+v", st)
+	{
+		st := f.c.State("h1")
+		if st.Resets != 0 {
+			t.Fatalf("st.Resets = %v, want 0", st.Resets)
+		}
+		if st.Locks["lv1"] != "ex" {
+			t.Fatalf("st.Locks[\"lv1\"] = %q, want \"ex\"", st.Locks["lv1"])
+		}
 	}
 }
 
@@ -282,8 +321,11 @@ func TestKillByHand(t *testing.T) {
 	f := newFixture(t)
 	f.ok("h1", "lvcreate -an -n lv1 -L 64m vol")
 	out, errOut, _ := f.run("h1", "lvmlockctl --kill vol")
-	if !strings.HasPrefix(out, "lvmlockd lost access to locks in VG vol.\n") || !strings.Contains(errOut, "lvmlockctl_kill_command") {
-		t.Fatalf("%q %q", out, errOut)
+	if !strings.HasPrefix(out, "lvmlockd lost access to locks in VG vol.\n") {
+		t.Fatalf("out = %q, want it to start with \"lvmlockd lost access to locks in VG vol.\\n\"", out)
+	}
+	if !strings.Contains(errOut, "lvmlockctl_kill_command") {
+		t.Fatalf("errOut = %q, want it to contain \"lvmlockctl_kill_command\"", errOut)
 	}
 	f.fails("h1", "lvchange -aey vol/lv1", 5, storageFailed+"  Cannot access VG vol due to failed lock.\n")
 	f.c.SetKillCommand("h2", []string{"/k"})
@@ -361,8 +403,14 @@ func TestMultipathAndDomains(t *testing.T) {
 	if out != "dev dm_st  chk_st\nsda active ready\nsdb failed faulty\n" {
 		t.Fatalf("%q", out)
 	}
-	if js := f.ok("h1", "multipathd show maps json"); !strings.Contains(js, `"paths" : 1`) || !strings.Contains(js, `"chk_st" : "faulty"`) {
-		t.Fatalf("%s", js)
+	{
+		js := f.ok("h1", "multipathd show maps json")
+		if !strings.Contains(js, `"paths" : 1`) {
+			t.Fatalf("js = %q, want it to contain `\"paths\" : 1`", js)
+		}
+		if !strings.Contains(js, `"chk_st" : "faulty"`) {
+			t.Fatalf("js = %q, want it to contain `\"chk_st\" : \"faulty\"`", js)
+		}
 	}
 	f.c.RestorePaths("h1")
 	f.ok("h1", "lvcreate -an -n lv1 -L 8m vol")
@@ -405,8 +453,14 @@ func TestHangsAndTimeouts(t *testing.T) {
 	}
 	f.ok("h1", "vgchange --lock-stop vol")
 	f.ok("h1", "systemctl stop lvmlockd")
-	if _, errOut, rc := f.run("h1", "lvmlockctl --info"); rc != 1 || errOut != "socket error -111\n" {
-		t.Fatalf("%d %q", rc, errOut)
+	{
+		_, errOut, rc := f.run("h1", "lvmlockctl --info")
+		if rc != 1 {
+			t.Fatalf("rc = %v, want 1", rc)
+		}
+		if errOut != "socket error -111\n" {
+			t.Fatalf("errOut = %q, want \"socket error -111\\n\"", errOut)
+		}
 	}
 }
 
@@ -428,10 +482,10 @@ func TestSanlockViews(t *testing.T) {
 	f.c.SkewClock("h2", time.Hour)
 	hs := f.ok("h1", "sanlock client host_status -D -s lvm_vol")
 	if !strings.HasPrefix(hs, "lockspace lvm_vol\n1 timestamp 50\n    last_check=50\n") {
-		t.Fatal("host_status:\\n: strings.HasPrefix(hs, \"lockspace lvm_vol\\n1 timestamp 50\\n    last_check=50\\n\") = false, want true")
+		t.Fatalf("host_status:\\\\n: hs = %q, want it to start with \"lockspace lvm_vol\\n1 timestamp 50\\n    last_check=50\\n\"", hs)
 	}
 	if !strings.Contains(hs, "2 timestamp 3650\n") {
-		t.Fatal("host_status:\\n: strings.Contains(hs, \"2 timestamp 3650\\n\") = false, want true")
+		t.Fatalf("host_status:\\\\n: hs = %q, want it to contain \"2 timestamp 3650\\n\"", hs)
 	}
 	st := f.ok("h1", "sanlock client status")
 	if !strings.Contains(st, ":70254592:SH p 443\n") {
@@ -441,8 +495,14 @@ func TestSanlockViews(t *testing.T) {
 		t.Fatalf("renewal:\n%s", r)
 	}
 	f.c.CrashDaemon("h1", "sanlock")
-	if out, _, rc := f.run("h1", "sanlock client status"); rc != 1 || out != "status error -111\n" {
-		t.Fatalf("%q %d", out, rc)
+	{
+		out, _, rc := f.run("h1", "sanlock client status")
+		if rc != 1 {
+			t.Fatalf("rc = %v, want 1", rc)
+		}
+		if out != "status error -111\n" {
+			t.Fatalf("out = %q, want \"status error -111\\n\"", out)
+		}
 	}
 }
 
@@ -479,8 +539,14 @@ func TestDroppedLeasesBarOthersUntilExpiry(t *testing.T) {
 	f.c.SetKillCommand("h1", []string{"/bin/fence"})
 	f.c.FailPaths("h1", true)
 	f.clk.Advance(8 * io)
-	if st := f.c.State("h1"); st.LockspaceJoined || len(st.Locks) != 0 {
-		t.Fatalf("locks not dropped: %+v", st)
+	{
+		st := f.c.State("h1")
+		if st.LockspaceJoined {
+			t.Fatal("locks not dropped: st.LockspaceJoined = true, want false")
+		}
+		if len(st.Locks) != 0 {
+			t.Fatalf("locks not dropped: len(st.Locks) = %v, want 0", len(st.Locks))
+		}
 	}
 	f.fails("h2", "lvchange -aey vol/lv1", 5, lockedByOther)
 	f.clk.Advance(watchdogFire - time.Second)
@@ -522,7 +588,16 @@ func TestShortIOStall(t *testing.T) {
 		t.Fatalf("lvchange did not wait for the resume: %v", waited)
 	}
 	time.Sleep(10 * io / 1000) // past 8 × io_timeout in sim time
-	if st := c.State("h1"); !st.LockspaceJoined || st.KillVG || st.Locks["lv1"] != "ex" {
-		t.Fatalf("after a short stall: %+v", st)
+	{
+		st := c.State("h1")
+		if !st.LockspaceJoined {
+			t.Fatal("after a short stall: st.LockspaceJoined = false, want true")
+		}
+		if st.KillVG {
+			t.Fatal("after a short stall: st.KillVG = true, want false")
+		}
+		if st.Locks["lv1"] != "ex" {
+			t.Fatalf("after a short stall: st.Locks[\"lv1\"] = %q, want \"ex\"", st.Locks["lv1"])
+		}
 	}
 }

@@ -11,8 +11,11 @@ import (
 func TestHeldPersistsAcrossOpen(t *testing.T) {
 	dir := t.TempDir()
 	h, err := OpenHeld(dir)
-	if err != nil || len(h.List()) != 0 {
-		t.Fatal(err, h.List())
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(h.List()) != 0 {
+		t.Fatalf("len(h.List()) = %v, want 0", len(h.List()))
 	}
 	must(t, h.Set(HeldLV{VG: "vol", LV: "b", UUID: "u2", Mode: Shared}))
 	must(t, h.Set(HeldLV{VG: "vol", LV: "a", UUID: "u1", Mode: Exclusive}))
@@ -32,8 +35,14 @@ func TestHeldPersistsAcrossOpen(t *testing.T) {
 	if got[1].Mode != Shared {
 		t.Fatalf("reloaded: got[1].Mode = %v, want %v", got[1].Mode, Shared)
 	}
-	if r, ok := h2.Get("vol", "a"); !ok || r.UUID != "u1" {
-		t.Fatal(r, ok)
+	{
+		r, ok := h2.Get("vol", "a")
+		if !ok {
+			t.Fatal("ok = false, want true")
+		}
+		if r.UUID != "u1" {
+			t.Fatalf("r.UUID = %q, want \"u1\"", r.UUID)
+		}
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {

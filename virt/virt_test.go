@@ -38,13 +38,25 @@ func TestParseStateRecorded(t *testing.T) {
 
 func TestParseBlkListRecorded(t *testing.T) {
 	disks, err := ParseBlkList(fixture.Read(t, "domblklist.lab.txt"))
-	if err != nil || len(disks) != 1 || disks[0] != (Disk{"vda", "/dev/vol/vm-disk"}) {
-		t.Fatalf("%+v %v", disks, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(disks) != 1 {
+		t.Fatalf("len(disks) = %v, want 1", len(disks))
+	}
+	if disks[0] != (Disk{"vda", "/dev/vol/vm-disk"}) {
+		t.Fatalf("disks[0] = %v, want %v", disks[0], (Disk{"vda", "/dev/vol/vm-disk"}))
 	}
 	two := " Target   Source\n------------------------\n vda      /dev/mapper/vol-lv--1\n hdc      -\n\n"
 	disks, err = ParseBlkList([]byte(two))
-	if err != nil || len(disks) != 2 || disks[1].Source != "-" {
-		t.Fatalf("%+v %v", disks, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(disks) != 2 {
+		t.Fatalf("len(disks) = %v, want 2", len(disks))
+	}
+	if disks[1].Source != "-" {
+		t.Fatalf("disks[1].Source = %q, want \"-\"", disks[1].Source)
 	}
 	for _, bad := range []string{"", " Target Source\n vda /x\n", "---\n vda\n"} {
 		if _, err := ParseBlkList([]byte(bad)); err == nil {
@@ -93,14 +105,38 @@ func TestClientArgvAndErrors(t *testing.T) {
 		run.Step{Argv: append(v, "list", "--all", "--name"), Err: &run.Error{Argv: []string{"virsh"}, ExitCode: -1, Err: exec.ErrNotFound}},
 	)
 	c := New(r, "", time.Minute)
-	if names, err := c.Domains(ctx); err != nil || len(names) != 1 || names[0] != "vm1" {
-		t.Fatalf("Domains: %v %v", names, err)
+	{
+		names, err := c.Domains(ctx)
+		if err != nil {
+			t.Fatalf("Domains: err = %v, want nil", err)
+		}
+		if len(names) != 1 {
+			t.Fatalf("Domains: len(names) = %v, want 1", len(names))
+		}
+		if names[0] != "vm1" {
+			t.Fatalf("Domains: names[0] = %q, want \"vm1\"", names[0])
+		}
 	}
-	if st, err := c.State(ctx, "vm1"); err != nil || !st.PausedOnIOError() || st.String() != "paused (I/O error)" {
-		t.Fatalf("State: %v %v", st, err)
+	{
+		st, err := c.State(ctx, "vm1")
+		if err != nil {
+			t.Fatalf("State: err = %v, want nil", err)
+		}
+		if !st.PausedOnIOError() {
+			t.Fatal("State: st.PausedOnIOError() = false, want true")
+		}
+		if st.String() != "paused (I/O error)" {
+			t.Fatalf("State: st.String() = %q, want \"paused (I/O error)\"", st.String())
+		}
 	}
-	if d, err := c.Disks(ctx, "vm1"); err != nil || len(d) != 1 {
-		t.Fatalf("Disks: %v %v", d, err)
+	{
+		d, err := c.Disks(ctx, "vm1")
+		if err != nil {
+			t.Fatalf("Disks: err = %v, want nil", err)
+		}
+		if len(d) != 1 {
+			t.Fatalf("Disks: len(d) = %v, want 1", len(d))
+		}
 	}
 	if err := c.Resume(ctx, "vm1"); err != nil {
 		t.Fatal(err)
@@ -119,7 +155,13 @@ func TestClientArgvAndErrors(t *testing.T) {
 	if _, err := c.Domains(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("libvirtd down: %v", err)
 	}
-	if _, err := c.Domains(ctx); !errors.Is(err, ErrUnavailable) || !errors.Is(err, exec.ErrNotFound) {
-		t.Fatalf("no virsh: %v", err)
+	{
+		_, err := c.Domains(ctx)
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("no virsh: err = %v, want ErrUnavailable", err)
+		}
+		if !errors.Is(err, exec.ErrNotFound) {
+			t.Fatalf("no virsh: err = %v, want exec.ErrNotFound", err)
+		}
 	}
 }

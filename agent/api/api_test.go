@@ -101,15 +101,24 @@ func TestMethods(t *testing.T) {
 		run.Step{Argv: strings.Fields("lvchange -an vol/volume-1"), ExitCode: 5, Stderr: "  Logical volume vol/volume-1 in use.\n"},
 	)
 	res, err := h.call(t, "activate_volume", `{"volume_name": "volume-1"}`)
-	if err != nil || res.(volumes.Activation).DevicePath != "/dev/vol/volume-1" || res.(volumes.Activation).Mode != volumes.Exclusive {
-		t.Fatal(res, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if res.(volumes.Activation).DevicePath != "/dev/vol/volume-1" {
+		t.Fatalf("res.(volumes.Activation).DevicePath = %q, want \"/dev/vol/volume-1\"", res.(volumes.Activation).DevicePath)
+	}
+	if res.(volumes.Activation).Mode != volumes.Exclusive {
+		t.Fatalf("res.(volumes.Activation).Mode = %v, want %v", res.(volumes.Activation).Mode, volumes.Exclusive)
 	}
 	if _, err := h.call(t, "activate_volume", `{"volume_name": "volume-2", "mode": "shared", "volume_group": "vol"}`); err != nil {
 		t.Fatal(err)
 	}
 	res, err = h.call(t, "extend_volume", `{"volume_name": "volume-2", "new_size": 2}`)
-	if err != nil || res.(map[string]any)["refresh_broadcast"] != true {
-		t.Fatal(res, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if res.(map[string]any)["refresh_broadcast"] != true {
+		t.Fatalf("res.(map[string]any)[\"refresh_broadcast\"] = %v, want true", res.(map[string]any)["refresh_broadcast"])
 	}
 	if len(h.broadcasts) != 1 {
 		t.Fatalf("broadcasts: len(h.broadcasts) = %v, want 1", len(h.broadcasts))
@@ -117,15 +126,27 @@ func TestMethods(t *testing.T) {
 	if h.broadcasts[0] != "refresh_volume volume-2" {
 		t.Fatalf("broadcasts: h.broadcasts[0] = %q, want \"refresh_volume volume-2\"", h.broadcasts[0])
 	}
-	if res, err := h.call(t, "refresh_volume", `{"volume_name": "volume-2"}`); err != nil || res.(map[string]any)["refreshed"] != true {
-		t.Fatal(res, err)
+	{
+		res, err := h.call(t, "refresh_volume", `{"volume_name": "volume-2"}`)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if res.(map[string]any)["refreshed"] != true {
+			t.Fatalf("res.(map[string]any)[\"refreshed\"] = %v, want true", res.(map[string]any)["refreshed"])
+		}
 	}
 	_, err = h.call(t, "deactivate_volume", `{"volume_name": "volume-1"}`)
 	if !errors.Is(err, errdefs.ErrVolumeInUse) {
 		t.Fatal(err)
 	}
-	if res, err := h.call(t, "ping", `{}`); err != nil || res.(map[string]any)["host"] != "c1" {
-		t.Fatal(res, err)
+	{
+		res, err := h.call(t, "ping", `{}`)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if res.(map[string]any)["host"] != "c1" {
+			t.Fatalf("res.(map[string]any)[\"host\"] = %q, want \"c1\"", res.(map[string]any)["host"])
+		}
 	}
 	if _, err := h.call(t, "get_status", `{}`); err != nil {
 		t.Fatal(err)
@@ -141,7 +162,13 @@ func TestNullOptionalArgumentMeansDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := res.(volumes.Activation); a.Mode != volumes.Exclusive || a.VG != "vol" {
-		t.Fatalf("activation %+v: want exclusive in vol", a)
+	{
+		a := res.(volumes.Activation)
+		if a.Mode != volumes.Exclusive {
+			t.Fatalf("activation: a.Mode = %v, want %v", a.Mode, volumes.Exclusive)
+		}
+		if a.VG != "vol" {
+			t.Fatalf("activation: a.VG = %q, want \"vol\"", a.VG)
+		}
 	}
 }

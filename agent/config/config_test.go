@@ -236,6 +236,6 @@ func TestAllowedNames(t *testing.T) {
 		t.Fatal("malformed pattern: err = nil, want non-nil")
 	}
 	if !strings.Contains(err.Error(), "t.conf:3: [lvm] allowed_names") {
-		t.Fatal("malformed pattern: strings.Contains(err.Error(), \"t.conf:3: [lvm] allowed_names\") = false, want true")
+		t.Fatalf("malformed pattern: err.Error() = %q, want it to contain \"t.conf:3: [lvm] allowed_names\"", err.Error())
 	}
 }

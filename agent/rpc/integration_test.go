@@ -129,7 +129,7 @@ func TestIntegrationRemoteErrors(t *testing.T) {
 		t.Fatal("got: errors.As(err, &re) = false, want true")
 	}
 	if !errors.Is(err, errdefs.ErrLockConflict) {
-		t.Fatal("got: errors.Is(err, errdefs.ErrLockConflict) = false, want true")
+		t.Fatalf("got: err = %v, want errdefs.ErrLockConflict", err)
 	}
 	if re.Kwargs["host_id"] != float64(7) {
 		t.Fatalf("got: re.Kwargs[\"host_id\"] = %v, want %v", re.Kwargs["host_id"], float64(7))

@@ -71,10 +71,10 @@ func TestIntegrationTLS(t *testing.T) {
 				// The broker saw and verified our certificate (verify_peer).
 				out := rabbitctl(t, "list_connections", "peer_cert_subject", "peer_cert_issuer")
 				if !strings.Contains(out, "CN=client") {
-					t.Fatal("broker lists no connection with our client certificate:\\n: strings.Contains(out, \"CN=client\") = false, want true")
+					t.Fatalf("broker lists no connection with our client certificate:\\\\n: out = %q, want it to contain \"CN=client\"", out)
 				}
 				if !strings.Contains(out, "CN=aos-test-ca") {
-					t.Fatal("broker lists no connection with our client certificate:\\n: strings.Contains(out, \"CN=aos-test-ca\") = false, want true")
+					t.Fatalf("broker lists no connection with our client certificate:\\\\n: out = %q, want it to contain \"CN=aos-test-ca\"", out)
 				}
 			}
 		})

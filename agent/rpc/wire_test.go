@@ -122,8 +122,11 @@ func TestCapturedRepliesDecode(t *testing.T) {
 			results++
 		}
 	}
-	if failures == 0 || results == 0 {
-		t.Fatalf("capture gave %d failures and %d results", failures, results)
+	if failures == 0 {
+		t.Fatalf("capture gave: failures = %v, want != 0", failures)
+	}
+	if results == 0 {
+		t.Fatalf("capture gave: results = %v, want != 0", results)
 	}
 }
 
@@ -189,8 +192,17 @@ func TestLegacyBodyAccepted(t *testing.T) {
 		t.Fatal(err)
 	}
 	req, replyQ, timeout, err := decodeRequest(msg)
-	if err != nil || req.Method != "echo" || replyQ != "reply_x" || timeout != 4 {
-		t.Fatalf("%+v %s %d %v", req, replyQ, timeout, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if req.Method != "echo" {
+		t.Fatalf("req.Method = %q, want \"echo\"", req.Method)
+	}
+	if replyQ != "reply_x" {
+		t.Fatalf("replyQ = %q, want \"reply_x\"", replyQ)
+	}
+	if timeout != 4 {
+		t.Fatalf("timeout = %v, want 4", timeout)
 	}
 }
 

@@ -55,8 +55,11 @@ func TestGroupCommitBatchesWhileBusy(t *testing.T) {
 	if !got["ex:9"] {
 		t.Fatal("results: got[\"ex:9\"] = false, want true")
 	}
-	if len(calls) != 2 || len(calls[1]) != 10 {
-		t.Fatalf("want 2 calls (1 then a batch of 10), got %d: %v", len(calls), calls)
+	if len(calls) != 2 {
+		t.Fatalf("want 2 calls (1 then a batch of 10), got: len(calls) = %v, want 2", len(calls))
+	}
+	if len(calls[1]) != 10 {
+		t.Fatalf("want 2 calls (1 then a batch of 10), got: len(calls[1]) = %v, want 10", len(calls[1]))
 	}
 }
 
@@ -147,8 +150,14 @@ func TestBatchHeldRecordFailure(t *testing.T) {
 	if _, err := svc.Activate(ctx, Ref{VG: "vol", LV: "lv1"}, Exclusive); err != nil {
 		t.Fatal(err)
 	}
-	if h, ok := held.Get("vol", "lv1"); !ok || h.Mode != state.Exclusive {
-		t.Fatalf("lv1 not recorded: %+v", held.List())
+	{
+		h, ok := held.Get("vol", "lv1")
+		if !ok {
+			t.Fatal("lv1 not recorded: ok = false, want true")
+		}
+		if h.Mode != state.Exclusive {
+			t.Fatalf("lv1 not recorded: h.Mode = %v, want %v", h.Mode, state.Exclusive)
+		}
 	}
 	// The state dir becomes unwritable (a regular file where it was).
 	if err := os.RemoveAll(dir); err != nil {
@@ -157,8 +166,14 @@ func TestBatchHeldRecordFailure(t *testing.T) {
 	if err := os.WriteFile(dir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Activate(ctx, Ref{VG: "vol", LV: "lv2"}, Exclusive); err == nil || !strings.Contains(err.Error(), "activated in VG vol but not recorded") {
-		t.Fatalf("activation whose record failed: %v", err)
+	{
+		_, err := svc.Activate(ctx, Ref{VG: "vol", LV: "lv2"}, Exclusive)
+		if err == nil {
+			t.Fatal("activation whose record failed: err = nil, want non-nil")
+		}
+		if !strings.Contains(err.Error(), "activated in VG vol but not recorded") {
+			t.Fatalf("activation whose record failed: err.Error() = %q, want it to contain \"activated in VG vol but not recorded\"", err.Error())
+		}
 	}
 	if err := svc.Deactivate(ctx, Ref{VG: "vol", LV: "lv2"}); !errors.Is(err, errdefs.ErrVolumeInUse) {
 		t.Fatalf("deactivation of an open LV: %v", err)

@@ -45,22 +45,37 @@ func TestRefreshAfterFenceLoadsNothing(t *testing.T) {
 		t.Fatalf("h2 takes v1: %v", err)
 	}
 	refreshed, err := svc["h1"].Refresh(ctx, v1)
-	if refreshed || !errors.Is(err, errdefs.ErrLockspaceNotStarted) {
-		t.Fatalf("refresh on the fenced host: refreshed=%v err=%v, want LockspaceNotStarted", refreshed, err)
+	if refreshed {
+		t.Fatal("refresh on the fenced host: refreshed: refreshed = true, want false")
+	}
+	if !errors.Is(err, errdefs.ErrLockspaceNotStarted) {
+		t.Fatalf("refresh on the fenced host: refreshed: err = %v, want errdefs.ErrLockspaceNotStarted", err)
 	}
 	if got := c.State("h1").Active["v1"]; got != "error" {
 		t.Fatalf("h1's v1 table is %q while h2 holds v1, want error", got)
 	}
 	// Where the lock is held the refresh runs; where the LV is not active
 	// there is nothing to do.
-	if refreshed, err := svc["h2"].Refresh(ctx, v1); err != nil || !refreshed {
-		t.Fatalf("refresh on the holder: refreshed=%v err=%v", refreshed, err)
+	{
+		refreshed, err := svc["h2"].Refresh(ctx, v1)
+		if err != nil {
+			t.Fatalf("refresh on the holder: refreshed: err = %v, want nil", err)
+		}
+		if !refreshed {
+			t.Fatal("refresh on the holder: refreshed: refreshed = false, want true")
+		}
 	}
 	if _, err := svc["h2"].Create(ctx, Ref{VG: "vol", LV: "v2"}, 1); err != nil {
 		t.Fatal(err)
 	}
-	if refreshed, err := svc["h2"].Refresh(ctx, Ref{VG: "vol", LV: "v2"}); err != nil || refreshed {
-		t.Fatalf("refresh of an inactive LV: refreshed=%v err=%v", refreshed, err)
+	{
+		refreshed, err := svc["h2"].Refresh(ctx, Ref{VG: "vol", LV: "v2"})
+		if err != nil {
+			t.Fatalf("refresh of an inactive LV: refreshed: err = %v, want nil", err)
+		}
+		if refreshed {
+			t.Fatal("refresh of an inactive LV: refreshed: refreshed = true, want false")
+		}
 	}
 }
 

@@ -148,15 +148,27 @@ func TestActivateRecordsModeAndConverts(t *testing.T) {
 	r := f.ref(t, "v1")
 	for i := 0; i < 2; i++ {
 		a, err := f.svc.Activate(ctx, r, Exclusive)
-		if err != nil || a.DevicePath != "/dev/vol/v1" || a.Mode != Exclusive {
-			t.Fatal(a, err)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if a.DevicePath != "/dev/vol/v1" {
+			t.Fatalf("a.DevicePath = %q, want \"/dev/vol/v1\"", a.DevicePath)
+		}
+		if a.Mode != Exclusive {
+			t.Fatalf("a.Mode = %v, want %v", a.Mode, Exclusive)
 		}
 	}
 	if _, err := f.svc.Activate(ctx, r, Shared); err != nil {
 		t.Fatal(err)
 	}
-	if h, ok := f.held.Get("vol", "v1"); !ok || h.Mode != state.Shared {
-		t.Fatalf("held: %+v %v", h, ok)
+	{
+		h, ok := f.held.Get("vol", "v1")
+		if !ok {
+			t.Fatal("held: ok = false, want true")
+		}
+		if h.Mode != state.Shared {
+			t.Fatalf("held: h.Mode = %v, want %v", h.Mode, state.Shared)
+		}
 	}
 }
 
@@ -285,14 +297,26 @@ func TestRefreshOnlyWhenLockedHere(t *testing.T) {
 	)...)
 	ctx := context.Background()
 	r := f.ref(t, "v1")
-	if ok, err := f.svc.Refresh(ctx, r); ok || err != nil {
-		t.Fatalf("inactive LV: refreshed=%v err=%v, want false and no error", ok, err)
+	{
+		ok, err := f.svc.Refresh(ctx, r)
+		if ok {
+			t.Fatal("inactive LV: refreshed: ok = true, want false")
+		}
+		if err != nil {
+			t.Fatalf("inactive LV: refreshed: err = %v, want nil", err)
+		}
 	}
 	if _, err := f.svc.Activate(ctx, r, Shared); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := f.svc.Refresh(ctx, r); !ok || err != nil {
-		t.Fatalf("LV held shared: refreshed=%v err=%v", ok, err)
+	{
+		ok, err := f.svc.Refresh(ctx, r)
+		if !ok {
+			t.Fatal("LV held shared: refreshed: ok = false, want true")
+		}
+		if err != nil {
+			t.Fatalf("LV held shared: refreshed: err = %v, want nil", err)
+		}
 	}
 	// Recorded as active here, but lvmlockd holds no lock on it any more.
 	ok, err := f.svc.Refresh(ctx, r)
@@ -317,8 +341,17 @@ func TestCreateIsIdempotent(t *testing.T) {
 	r := f.ref(t, "v1")
 	for i := 0; i < 2; i++ {
 		v, err := f.svc.Create(ctx, r, 1)
-		if err != nil || v.UUID != "U1" || v.SizeBytes != GiB || v.ActiveHere {
-			t.Fatal(v, err)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if v.UUID != "U1" {
+			t.Fatalf("v.UUID = %q, want \"U1\"", v.UUID)
+		}
+		if v.SizeBytes != GiB {
+			t.Fatalf("v.SizeBytes = %v, want %v", v.SizeBytes, GiB)
+		}
+		if v.ActiveHere {
+			t.Fatal("v.ActiveHere = true, want false")
 		}
 	}
 	_, err := f.svc.Create(ctx, r, 2)
@@ -349,16 +382,34 @@ func TestDelete(t *testing.T) {
 		run.Step{Argv: lvsArgv("vol/snap1"), Stdout: strings.Replace(lvsJSON([3]string{"snap1", "U5", "33554432"}), "-wi-------", "swi---s---", 1)},
 	)
 	ctx := context.Background()
-	if ok, err := f.svc.Delete(ctx, f.ref(t, "gone"), ClearNone, 0); ok || err != nil {
-		t.Fatal("missing volume:", ok, err)
+	{
+		ok, err := f.svc.Delete(ctx, f.ref(t, "gone"), ClearNone, 0)
+		if ok {
+			t.Fatal("missing volume: ok = true, want false")
+		}
+		if err != nil {
+			t.Fatalf("missing volume: err = %v, want nil", err)
+		}
 	}
-	if ok, err := f.svc.Delete(ctx, f.ref(t, "v1"), ClearZero, 10<<20); !ok || err != nil {
-		t.Fatal(ok, err)
+	{
+		ok, err := f.svc.Delete(ctx, f.ref(t, "v1"), ClearZero, 10<<20)
+		if !ok {
+			t.Fatal("ok = false, want true")
+		}
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
 	}
 	_, err := f.svc.Delete(ctx, f.ref(t, "v2"), ClearZero, 0)
 	wantClass(t, err, errdefs.ErrLockConflict)
-	if ok, err := f.svc.Delete(ctx, f.ref(t, "v3"), ClearShred, 0); !ok || err != nil {
-		t.Fatal(ok, err)
+	{
+		ok, err := f.svc.Delete(ctx, f.ref(t, "v3"), ClearShred, 0)
+		if !ok {
+			t.Fatal("ok = false, want true")
+		}
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
 	}
 	for _, name := range []string{"orig", "snap1"} {
 		_, err = f.svc.Delete(ctx, f.ref(t, name), ClearNone, 0)
@@ -389,18 +440,48 @@ func TestExtend(t *testing.T) {
 	f.svc.opts.Gate = nil
 	_, err := f.svc.Extend(ctx, r, 0)
 	wantClass(t, err, errdefs.ErrInvalidArgument)
-	if e, err := f.svc.Extend(ctx, r, 1); err != nil || e.SizeBytes != GiB || e.RefreshOthers {
-		t.Fatal(e, err)
+	{
+		e, err := f.svc.Extend(ctx, r, 1)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if e.SizeBytes != GiB {
+			t.Fatalf("e.SizeBytes = %v, want %v", e.SizeBytes, GiB)
+		}
+		if e.RefreshOthers {
+			t.Fatal("e.RefreshOthers = true, want false")
+		}
 	}
-	if e, err := f.svc.Extend(ctx, r, 2); err != nil || e.RefreshOthers {
-		t.Fatal(e, err)
+	{
+		e, err := f.svc.Extend(ctx, r, 2)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if e.RefreshOthers {
+			t.Fatal("e.RefreshOthers = true, want false")
+		}
 	}
-	if e, err := f.svc.Extend(ctx, r, 2); err != nil || !e.RefreshOthers {
-		t.Fatal(e, err)
+	{
+		e, err := f.svc.Extend(ctx, r, 2)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if !e.RefreshOthers {
+			t.Fatal("e.RefreshOthers = false, want true")
+		}
 	}
 	f.svc.Activate(ctx, r, Shared)
-	if e, err := f.svc.Extend(ctx, r, 3); err != nil || !e.RefreshOthers || e.SizeBytes != 3*GiB {
-		t.Fatal(e, err)
+	{
+		e, err := f.svc.Extend(ctx, r, 3)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if !e.RefreshOthers {
+			t.Fatal("e.RefreshOthers = false, want true")
+		}
+		if e.SizeBytes != 3*GiB {
+			t.Fatalf("e.SizeBytes = %v, want %v", e.SizeBytes, 3*GiB)
+		}
 	}
 }
 
@@ -411,8 +492,11 @@ func TestListReadsModesFromLvmlockd(t *testing.T) {
 		run.Step{Argv: argv("lvmlockctl --info"), Stdout: info},
 	)
 	vols, err := f.svc.List(context.Background(), "")
-	if err != nil || len(vols) != 3 {
-		t.Fatal(vols, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if len(vols) != 3 {
+		t.Fatalf("len(vols) = %v, want 3", len(vols))
 	}
 	if vols[0].Mode != Exclusive {
 		t.Fatalf("vols[0].Mode = %v, want %v", vols[0].Mode, Exclusive)

@@ -55,8 +55,14 @@ func TestSnapshotStoryOnSim(t *testing.T) {
 	if _, err := svc["h2"].CreateSnapshot(ctx, s1, "v1", 1); err != nil {
 		t.Fatal(err)
 	}
-	if st := c.State("h2"); len(st.Locks) != 0 || len(st.Active) != 0 {
-		t.Fatalf("h2 keeps something: %+v", st)
+	{
+		st := c.State("h2")
+		if len(st.Locks) != 0 {
+			t.Fatalf("h2 keeps something: len(st.Locks) = %v, want 0", len(st.Locks))
+		}
+		if len(st.Active) != 0 {
+			t.Fatalf("h2 keeps something: len(st.Active) = %v, want 0", len(st.Active))
+		}
 	}
 	// Attached on h1: multi-attach is refused up front, snapshots from h2 too.
 	if _, err := svc["h1"].Activate(ctx, v1, Exclusive); err != nil {
@@ -76,8 +82,14 @@ func TestSnapshotStoryOnSim(t *testing.T) {
 	}
 	// h1 clones the snapshot (1 GiB of COW space for a 2 GiB origin: the
 	// clone has the origin's size) while its VM writes the origin.
-	if v, err := svc["h1"].Clone(ctx, c1, "s1", 0); err != nil || v.SizeBytes != 2<<30 {
-		t.Fatalf("clone: %+v %v", v, err)
+	{
+		v, err := svc["h1"].Clone(ctx, c1, "s1", 0)
+		if err != nil {
+			t.Fatalf("clone: err = %v, want nil", err)
+		}
+		if v.SizeBytes != 2<<30 {
+			t.Fatalf("clone: v.SizeBytes = %v, want %v", v.SizeBytes, 2<<30)
+		}
 	}
 	st := c.State("h1")
 	if st.Locks["v1"] != "ex" {
@@ -89,11 +101,23 @@ func TestSnapshotStoryOnSim(t *testing.T) {
 	if st.Locks["c1"] != "" {
 		t.Fatalf("after the clone h1 must hold v1 only: st.Locks[\"c1\"] = %q, want \"\"", st.Locks["c1"])
 	}
-	if ok, err := svc["h1"].DeleteSnapshot(ctx, s1); !ok || err != nil {
-		t.Fatalf("delete on the origin's host: %v %v", ok, err)
+	{
+		ok, err := svc["h1"].DeleteSnapshot(ctx, s1)
+		if !ok {
+			t.Fatal("delete on the origin's host: ok = false, want true")
+		}
+		if err != nil {
+			t.Fatalf("delete on the origin's host: err = %v, want nil", err)
+		}
 	}
-	if st := c.State("h1"); st.Locks["v1"] != "ex" || st.Active["s1"] != "" {
-		t.Fatalf("the origin's lock must stay: %+v", st)
+	{
+		st := c.State("h1")
+		if st.Locks["v1"] != "ex" {
+			t.Fatalf("the origin's lock must stay: st.Locks[\"v1\"] = %q, want \"ex\"", st.Locks["v1"])
+		}
+		if st.Active["s1"] != "" {
+			t.Fatalf("the origin's lock must stay: st.Active[\"s1\"] = %q, want \"\"", st.Active["s1"])
+		}
 	}
 	// Detached: the clone is an ordinary volume, shareable.
 	if err := svc["h1"].Deactivate(ctx, v1); err != nil {

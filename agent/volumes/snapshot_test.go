@@ -61,16 +61,25 @@ func TestCreateSnapshot(t *testing.T) {
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
 		snap, err := f.svc.CreateSnapshot(ctx, f.ref(t, "s1"), "v1", 1)
-		if err != nil || snap != (Snapshot{VG: "vol", Name: "s1", Origin: "v1", UUID: "S1", SizeBytes: 1 << 30, COWBytes: 1 << 30}) {
-			t.Fatalf("round %d: %+v %v", i, snap, err)
+		if err != nil {
+			t.Fatalf("round: err = %v, want nil", err)
+		}
+		if snap != (Snapshot{VG: "vol", Name: "s1", Origin: "v1", UUID: "S1", SizeBytes: 1 << 30, COWBytes: 1 << 30}) {
+			t.Fatalf("round: snap = %v, want %v", snap, (Snapshot{VG: "vol", Name: "s1", Origin: "v1", UUID: "S1", SizeBytes: 1 << 30, COWBytes: 1 << 30}))
 		}
 	}
 	if _, err := f.svc.CreateSnapshot(ctx, f.ref(t, "s2"), "v1", 1); !errors.Is(err, errdefs.ErrVolumeExists) {
 		t.Fatalf("name taken: %v", err)
 	}
 	var conflict *errdefs.LockConflictError
-	if _, err := f.svc.CreateSnapshot(ctx, f.ref(t, "s3"), "v1", 1); !errors.As(err, &conflict) || conflict.LV != "v1" {
-		t.Fatalf("origin held elsewhere: %v", err)
+	{
+		_, err := f.svc.CreateSnapshot(ctx, f.ref(t, "s3"), "v1", 1)
+		if !errors.As(err, &conflict) {
+			t.Fatal("origin held elsewhere: errors.As(err, &conflict) = false, want true")
+		}
+		if conflict.LV != "v1" {
+			t.Fatalf("origin held elsewhere: conflict.LV = %q, want \"v1\"", conflict.LV)
+		}
 	}
 	if _, err := f.svc.CreateSnapshot(ctx, f.ref(t, "s4"), "s1", 1); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("snapshot of a snapshot: %v", err)
@@ -110,14 +119,26 @@ func TestDeleteSnapshotTakesTheOriginExclusive(t *testing.T) {
 		run.Step{Argv: argv("lvchange -aey vol/v1"), ExitCode: 5, Stderr: "  LV locked by other host: vol/v1\n  Failed to lock logical volume vol/v1.\n"},
 	)
 	ctx := context.Background()
-	if ok, err := f.svc.DeleteSnapshot(ctx, f.ref(t, "gone")); ok || err != nil {
-		t.Fatalf("missing: %v %v", ok, err)
+	{
+		ok, err := f.svc.DeleteSnapshot(ctx, f.ref(t, "gone"))
+		if ok {
+			t.Fatal("missing: ok = true, want false")
+		}
+		if err != nil {
+			t.Fatalf("missing: err = %v, want nil", err)
+		}
 	}
 	if _, err := f.svc.DeleteSnapshot(ctx, f.ref(t, "v1")); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("not a snapshot: %v", err)
 	}
-	if ok, err := f.svc.DeleteSnapshot(ctx, f.ref(t, "s1")); !ok || err != nil {
-		t.Fatalf("delete: %v %v", ok, err)
+	{
+		ok, err := f.svc.DeleteSnapshot(ctx, f.ref(t, "s1"))
+		if !ok {
+			t.Fatal("delete: ok = false, want true")
+		}
+		if err != nil {
+			t.Fatalf("delete: err = %v, want nil", err)
+		}
 	}
 	if _, err := f.svc.DeleteSnapshot(ctx, f.ref(t, "s2")); !errors.Is(err, errdefs.ErrLockConflict) {
 		t.Fatalf("origin held elsewhere: %v", err)
@@ -131,8 +152,14 @@ func TestDeleteSnapshotOfOriginHeldHere(t *testing.T) {
 	if err := f.held.Set(state.HeldLV{VG: "vol", LV: "v1", Mode: state.Exclusive}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := f.svc.DeleteSnapshot(context.Background(), f.ref(t, "s1")); !ok || err != nil {
-		t.Fatalf("%v %v", ok, err)
+	{
+		ok, err := f.svc.DeleteSnapshot(context.Background(), f.ref(t, "s1"))
+		if !ok {
+			t.Fatal("ok = false, want true")
+		}
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
 	}
 }
 
@@ -156,8 +183,11 @@ func TestCloneVolume(t *testing.T) {
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
 		v, err := f.svc.Clone(ctx, f.ref(t, "c1"), "v1", 2)
-		if err != nil || v != (Volume{VG: "vol", LV: "c1", UUID: "C1", SizeBytes: 2 << 30}) {
-			t.Fatalf("round %d: %+v %v", i, v, err)
+		if err != nil {
+			t.Fatalf("round: err = %v, want nil", err)
+		}
+		if v != (Volume{VG: "vol", LV: "c1", UUID: "C1", SizeBytes: 2 << 30}) {
+			t.Fatalf("round: v = %v, want %v", v, (Volume{VG: "vol", LV: "c1", UUID: "C1", SizeBytes: 2 << 30}))
 		}
 	}
 }
@@ -181,10 +211,10 @@ func TestCloneFromSnapshotCopyFails(t *testing.T) {
 		t.Fatal("err = nil, want non-nil")
 	}
 	if !strings.Contains(err.Error(), "copying vol/s1 to vol/c1.clone") {
-		t.Fatal("strings.Contains(err.Error(), \"copying vol/s1 to vol/c1.clone\") = false, want true")
+		t.Fatalf("err.Error() = %q, want it to contain \"copying vol/s1 to vol/c1.clone\"", err.Error())
 	}
 	if !strings.Contains(err.Error(), "Input/output error") {
-		t.Fatal("strings.Contains(err.Error(), \"Input/output error\") = false, want true")
+		t.Fatalf("err.Error() = %q, want it to contain \"Input/output error\"", err.Error())
 	}
 }
 

@@ -26,11 +26,29 @@ func TestParseHelp(t *testing.T) {
 		t.Fatalf("call:\n got  %+v\n want %+v", got, want)
 	}
 	recover := "usage: aos-agent recover [--config PATH] [--wait DURATION] VG\n  -dry-run\n    \tchange nothing\n"
-	if got := parseHelp("recover", recover); got.Args != "VG" || len(got.Flags) != 1 || got.Flags[0] != (flagDoc{"dry-run", "", "change nothing"}) {
-		t.Fatalf("recover: %+v", got)
+	{
+		got := parseHelp("recover", recover)
+		if got.Args != "VG" {
+			t.Fatalf("recover: got.Args = %q, want \"VG\"", got.Args)
+		}
+		if len(got.Flags) != 1 {
+			t.Fatalf("recover: len(got.Flags) = %v, want 1", len(got.Flags))
+		}
+		if got.Flags[0] != (flagDoc{"dry-run", "", "change nothing"}) {
+			t.Fatalf("recover: got.Flags[0] = %v, want %v", got.Flags[0], (flagDoc{"dry-run", "", "change nothing"}))
+		}
 	}
-	if got := parseHelp("run", "Usage of run:\n  -config string\n    \tconfiguration file\n"); got.Args != "" || got.Notes != nil || len(got.Flags) != 1 {
-		t.Fatalf("run: %+v", got)
+	{
+		got := parseHelp("run", "Usage of run:\n  -config string\n    \tconfiguration file\n")
+		if got.Args != "" {
+			t.Fatalf("run: got.Args = %q, want \"\"", got.Args)
+		}
+		if got.Notes != nil {
+			t.Fatalf("run: got.Notes = %v, want nil", got.Notes)
+		}
+		if len(got.Flags) != 1 {
+			t.Fatalf("run: len(got.Flags) = %v, want 1", len(got.Flags))
+		}
 	}
 }
 
@@ -69,8 +87,11 @@ func TestDocsForEveryCommand(t *testing.T) {
 		}
 	}
 	main, err := os.ReadFile(filepath.Join(dir, "aos-agent.8"))
-	if err != nil || !strings.Contains(string(main), ".BR aos\\-agent\\-install (8)") {
-		t.Fatalf("main page: %v\n%s", err, main)
+	if err != nil {
+		t.Fatalf("main page: err = %v, want nil", err)
+	}
+	if !strings.Contains(string(main), ".BR aos\\-agent\\-install (8)") {
+		t.Fatalf("main page: string(main) = %q, want it to contain \".BR aos\\\\-agent\\\\-install (8)\"", string(main))
 	}
 	for name := range descriptions {
 		if !commands.Has(name) {
@@ -83,7 +104,13 @@ func TestDocsForEveryCommand(t *testing.T) {
 	commands = cli.New("aos-agent")
 	commands.Register("call", saved.Summary("call"), runCall)
 	defer func() { commands = saved }()
-	if _, err := describeCommands(context.Background(), ran, "/x/aos-agent"); err == nil || !strings.Contains(err.Error(), "want its usage and exit 2") {
-		t.Fatalf("a command that ran on -h: %v", err)
+	{
+		_, err := describeCommands(context.Background(), ran, "/x/aos-agent")
+		if err == nil {
+			t.Fatal("a command that ran on -h: err = nil, want non-nil")
+		}
+		if !strings.Contains(err.Error(), "want its usage and exit 2") {
+			t.Fatalf("a command that ran on -h: err.Error() = %q, want it to contain \"want its usage and exit 2\"", err.Error())
+		}
 	}
 }

@@ -77,14 +77,35 @@ func killHookFencesSimulatedHost(t *testing.T, cfg, stateDir string) {
 	c.FailPaths("h1", true)
 	clk.Advance(12 * 10 * time.Second)
 	st := c.State("h1")
-	if len(exits) != 1 || exits[0] != 0 || st.Resets != 0 || st.Active["lv1"] != "error" || len(st.Locks) != 0 {
-		t.Fatalf("exits %v, state %+v\n%s", exits, st, stderr.String())
+	if len(exits) != 1 {
+		t.Fatalf("exits: len(exits) = %v, want 1", len(exits))
+	}
+	if exits[0] != 0 {
+		t.Fatalf("exits: exits[0] = %v, want 0", exits[0])
+	}
+	if st.Resets != 0 {
+		t.Fatalf("exits: st.Resets = %v, want 0", st.Resets)
+	}
+	if st.Active["lv1"] != "error" {
+		t.Fatalf("exits: st.Active[\"lv1\"] = %q, want \"error\"", st.Active["lv1"])
+	}
+	if len(st.Locks) != 0 {
+		t.Fatalf("exits: len(st.Locks) = %v, want 0", len(st.Locks))
 	}
 	if !strings.Contains(stderr.String(), "dmsetup wipe_table vol-lv1: ok") {
 		t.Fatalf("stderr:\n%s", stderr.String())
 	}
-	if j, ok, err := recovery.ReadJournal(stateDir, "vol"); err != nil || !ok || j.Phase != recovery.PhaseFenced {
-		t.Fatalf("journal %+v %v %v", j, ok, err)
+	{
+		j, ok, err := recovery.ReadJournal(stateDir, "vol")
+		if err != nil {
+			t.Fatalf("journal: err = %v, want nil", err)
+		}
+		if !ok {
+			t.Fatal("journal: ok = false, want true")
+		}
+		if j.Phase != recovery.PhaseFenced {
+			t.Fatalf("journal: j.Phase = %v, want %v", j.Phase, recovery.PhaseFenced)
+		}
 	}
 }
 
@@ -105,8 +126,14 @@ func TestKillHookRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			if code := killHook(context.Background(), tc.args, run.NewScripted(t), &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.msg) {
-				t.Fatalf("exit %d, stderr %q", code, stderr.String())
+			{
+				code := killHook(context.Background(), tc.args, run.NewScripted(t), &stderr)
+				if code != tc.code {
+					t.Fatalf("exit: code = %v, want %v", code, tc.code)
+				}
+				if !strings.Contains(stderr.String(), tc.msg) {
+					t.Fatalf("exit: stderr.String() = %q, want it to contain tc.msg", stderr.String())
+				}
 			}
 		})
 	}

@@ -60,8 +60,17 @@ func TestRecoverCommandOnSimulator(t *testing.T) {
 		!strings.Contains(stdout.String(), "re-acquired lv1 (ex)") {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
-	if st := c.State("h1"); st.Active["lv1"] != "linear" || st.Locks["lv1"] != "ex" || !st.LockspaceJoined {
-		t.Fatalf("after recover: %+v", st)
+	{
+		st := c.State("h1")
+		if st.Active["lv1"] != "linear" {
+			t.Fatalf("after recover: st.Active[\"lv1\"] = %q, want \"linear\"", st.Active["lv1"])
+		}
+		if st.Locks["lv1"] != "ex" {
+			t.Fatalf("after recover: st.Locks[\"lv1\"] = %q, want \"ex\"", st.Locks["lv1"])
+		}
+		if !st.LockspaceJoined {
+			t.Fatal("after recover: st.LockspaceJoined = false, want true")
+		}
 	}
 	if code := recoverVG(context.Background(), []string{"--config", cfg}, h1, &stdout, &stderr, 0); code != 2 {
 		t.Fatalf("without a VG: exit %d", code)

@@ -54,8 +54,14 @@ func TestRestartCheck(t *testing.T) {
 			}
 			r := run.NewScripted(t, run.Step{Argv: showAgent, Stdout: c.show})
 			var out strings.Builder
-			if code := restartCheck(context.Background(), []string{"--config", cfg}, r, &out); code != c.code || !strings.Contains(out.String(), c.reason) {
-				t.Fatalf("exit %d, want %d with %q:\n%s", code, c.code, c.reason, out.String())
+			{
+				code := restartCheck(context.Background(), []string{"--config", cfg}, r, &out)
+				if code != c.code {
+					t.Fatalf("exit: code = %v, want %v", code, c.code)
+				}
+				if !strings.Contains(out.String(), c.reason) {
+					t.Fatalf("exit: out.String() = %q, want it to contain c.reason", out.String())
+				}
 			}
 		})
 	}

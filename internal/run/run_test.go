@@ -33,8 +33,11 @@ func TestHostRunCapturesOutputAndExitCode(t *testing.T) {
 	if rerr.TimedOut {
 		t.Fatal("exit code: rerr.TimedOut = true, want false")
 	}
-	if string(res.Stdout) != "out\nC\n" || strings.TrimSpace(rerr.Stderr) != "err" {
-		t.Fatalf("output: %q / %q", res.Stdout, rerr.Stderr)
+	if string(res.Stdout) != "out\nC\n" {
+		t.Fatalf("output: string(res.Stdout) = %q, want \"out\\nC\\n\"", string(res.Stdout))
+	}
+	if strings.TrimSpace(rerr.Stderr) != "err" {
+		t.Fatalf("output: strings.TrimSpace(rerr.Stderr) = %q, want \"err\"", strings.TrimSpace(rerr.Stderr))
 	}
 	if !strings.Contains(err.Error(), "exit status 5: err") {
 		t.Fatalf("message: %v", err)
@@ -192,15 +195,24 @@ func TestHostRunCapsOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(string(res.Stdout), "y\ny\ny\ny\ny\n") || !strings.Contains(string(res.Stdout), "truncated") || len(res.Stdout) > 40 {
-		t.Fatalf("not capped: %d bytes", len(res.Stdout))
+	if !strings.HasPrefix(string(res.Stdout), "y\ny\ny\ny\ny\n") {
+		t.Fatalf("not capped: string(res.Stdout) = %q, want it to start with \"y\\ny\\ny\\ny\\ny\\n\"", string(res.Stdout))
+	}
+	if !strings.Contains(string(res.Stdout), "truncated") {
+		t.Fatalf("not capped: string(res.Stdout) = %q, want it to contain \"truncated\"", string(res.Stdout))
+	}
+	if len(res.Stdout) > 40 {
+		t.Fatalf("not capped: len(res.Stdout) = %v, want <= 40", len(res.Stdout))
 	}
 }
 
 func TestHostRunStdin(t *testing.T) {
 	res, err := (&Local{}).Run(context.Background(), Cmd{Argv: []string{"cat"}, Stdin: []byte("hello")})
-	if err != nil || string(res.Stdout) != "hello" {
-		t.Fatalf("%q %v", res.Stdout, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if string(res.Stdout) != "hello" {
+		t.Fatalf("string(res.Stdout) = %q, want \"hello\"", string(res.Stdout))
 	}
 }
 
@@ -222,20 +234,38 @@ func TestScripted(t *testing.T) {
 	tb := &recordingTB{}
 	s := NewScripted(tb, Step{Argv: []string{"lvs"}, Stdout: "x"}, Step{Argv: []string{"lvchange"}, ExitCode: 5, Stderr: "boom"})
 	res, err := s.Run(context.Background(), Cmd{Argv: []string{"lvs"}})
-	if err != nil || string(res.Stdout) != "x" {
-		t.Fatal(res, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if string(res.Stdout) != "x" {
+		t.Fatalf("string(res.Stdout) = %q, want \"x\"", string(res.Stdout))
 	}
 	_, err = s.Run(context.Background(), Cmd{Argv: []string{"lvchange"}})
 	var rerr *Error
-	if !errors.As(err, &rerr) || rerr.ExitCode != 5 || rerr.Stderr != "boom" {
-		t.Fatal(err)
+	if !errors.As(err, &rerr) {
+		t.Fatal("errors.As(err, &rerr) = false, want true")
 	}
-	if _, err := s.Run(context.Background(), Cmd{Argv: []string{"extra"}}); err == nil || len(tb.errs) != 1 {
-		t.Fatal("unexpected command must fail the test")
+	if rerr.ExitCode != 5 {
+		t.Fatalf("rerr.ExitCode = %v, want 5", rerr.ExitCode)
+	}
+	if rerr.Stderr != "boom" {
+		t.Fatalf("rerr.Stderr = %q, want \"boom\"", rerr.Stderr)
+	}
+	{
+		_, err := s.Run(context.Background(), Cmd{Argv: []string{"extra"}})
+		if err == nil {
+			t.Fatal("unexpected command must fail the test: err = nil, want non-nil")
+		}
+		if len(tb.errs) != 1 {
+			t.Fatalf("unexpected command must fail the test: len(tb.errs) = %v, want 1", len(tb.errs))
+		}
 	}
 	s.Expect(Step{Argv: []string{"never"}})
-	if s.String() != "1 steps left" || len(s.Calls()) != 3 {
-		t.Fatal(s.String(), s.Calls())
+	if s.String() != "1 steps left" {
+		t.Fatalf("s.String() = %q, want \"1 steps left\"", s.String())
+	}
+	if len(s.Calls()) != 3 {
+		t.Fatalf("len(s.Calls()) = %v, want 3", len(s.Calls()))
 	}
 	tb.finish()
 	if len(tb.errs) != 2 {
@@ -243,8 +273,14 @@ func TestScripted(t *testing.T) {
 	}
 	tb2 := &recordingTB{}
 	s2 := NewScripted(tb2, Step{Argv: []string{"a"}})
-	if _, err := s2.Run(context.Background(), Cmd{Argv: []string{"b"}}); err == nil || len(tb2.errs) != 1 {
-		t.Fatal("argv mismatch must fail the test")
+	{
+		_, err := s2.Run(context.Background(), Cmd{Argv: []string{"b"}})
+		if err == nil {
+			t.Fatal("argv mismatch must fail the test: err = nil, want non-nil")
+		}
+		if len(tb2.errs) != 1 {
+			t.Fatalf("argv mismatch must fail the test: len(tb2.errs) = %v, want 1", len(tb2.errs))
+		}
 	}
 }
 

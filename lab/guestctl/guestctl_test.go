@@ -34,8 +34,11 @@ func TestRunReturnsOutputAndStdin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(res.Stdout) != "hello\n" || res.ExitCode != 0 {
-		t.Fatalf("got %q rc %d", res.Stdout, res.ExitCode)
+	if string(res.Stdout) != "hello\n" {
+		t.Fatalf("got: string(res.Stdout) = %q, want \"hello\\n\"", string(res.Stdout))
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("got: res.ExitCode = %v, want 0", res.ExitCode)
 	}
 }
 
@@ -68,7 +71,7 @@ func TestGuestTimeoutIsCommandTimeout(t *testing.T) {
 		t.Fatal("got: rerr.TimedOut = false, want true")
 	}
 	if !errors.Is(err, errdefs.ErrCommandTimeout) {
-		t.Fatal("got: errors.Is(err, errdefs.ErrCommandTimeout) = false, want true")
+		t.Fatalf("got: err = %v, want errdefs.ErrCommandTimeout", err)
 	}
 }
 
