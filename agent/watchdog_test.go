@@ -115,8 +115,14 @@ func TestHungProbeIsReportedAndThePollStillPets(t *testing.T) {
 		if snap.Map == nil {
 			t.Error("multipath map missing while only sanlock hung")
 		}
-		if l := snap.Lockspaces["vol"]; l == nil || l.HostID != 1 {
-			t.Errorf("lvmlockctl's view of vol missing while only sanlock hung: %+v", l)
+		{
+			l := snap.Lockspaces["vol"]
+			if l == nil {
+				t.Fatal("lvmlockctl's view of vol missing while only sanlock hung: l = nil, want non-nil")
+			}
+			if l.HostID != 1 {
+				t.Errorf("lvmlockctl's view of vol missing while only sanlock hung: l.HostID = %v, want 1", l.HostID)
+			}
 		}
 		want := `
 # HELP aos_collector_hung 1 when the collector's last probe got no answer in time: its daemon is hung, not down.

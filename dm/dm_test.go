@@ -42,8 +42,11 @@ func TestParseTablesEveryRecordedCapture(t *testing.T) {
 			t.Fatalf("len(ts) = %v, want != 0", len(ts))
 		}
 		for _, tb := range ts {
-			if len(tb.Segments) != 1 || tb.Segments[0].Length == 0 {
-				t.Errorf("%s: %+v", name, tb)
+			if len(tb.Segments) != 1 {
+				t.Fatalf("%s: len(tb.Segments) = %v, want 1", name, len(tb.Segments))
+			}
+			if tb.Segments[0].Length == 0 {
+				t.Errorf("%s: tb.Segments[0].Length = %v, want != 0", name, tb.Segments[0].Length)
 			}
 		}
 	}
@@ -125,14 +128,32 @@ func TestSplitLVMName(t *testing.T) {
 		{"a-b-c-d", "", "", "", false},
 	} {
 		vg, lv, layer, ok := SplitLVMName(c.name)
-		if vg != c.vg || lv != c.lv || layer != c.layer || ok != c.ok {
-			t.Errorf("%q: %q %q %q %v", c.name, vg, lv, layer, ok)
+		if vg != c.vg {
+			t.Errorf("%q: vg = %v, want %v", c.name, vg, c.vg)
+		}
+		if lv != c.lv {
+			t.Errorf("%q: lv = %v, want %v", c.name, lv, c.lv)
+		}
+		if layer != c.layer {
+			t.Errorf("%q: layer = %v, want %v", c.name, layer, c.layer)
+		}
+		if ok != c.ok {
+			t.Errorf("%q: ok = %v, want %v", c.name, ok, c.ok)
 		}
 	}
 	for _, c := range [][2]string{{"vol", "lv1"}, {"my-vg", "volume-1-2"}, {"a--", "b-"}} {
 		vg, lv, layer, ok := SplitLVMName(LVMName(c[0], c[1]))
-		if !ok || vg != c[0] || lv != c[1] || layer != "" {
-			t.Errorf("round trip %q: %q %q %q %v", c, vg, lv, layer, ok)
+		if !ok {
+			t.Errorf("round trip %q: ok = false, want true", c)
+		}
+		if vg != c[0] {
+			t.Errorf("round trip %q: vg = %v, want %v", c, vg, c[0])
+		}
+		if lv != c[1] {
+			t.Errorf("round trip %q: lv = %v, want %v", c, lv, c[1])
+		}
+		if layer != "" {
+			t.Errorf("round trip %q: layer = %q, want \"\"", c, layer)
 		}
 	}
 }

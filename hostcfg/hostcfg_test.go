@@ -81,11 +81,23 @@ func TestPlanDebianFilesGoldenAndIdempotent(t *testing.T) {
 		t.Errorf("second run changes %s:\n%s", c.Path, c.Diff())
 	}
 	conf, _ := os.ReadFile(filepath.Join(root, "etc/lvm/lvm.conf"))
-	if v, ok := GetLVM(conf, "global", "lvmlockctl_kill_command"); !ok || v != "/usr/local/sbin/aos-agent kill-hook" {
-		t.Errorf("kill command read back as %q %v", v, ok)
+	{
+		v, ok := GetLVM(conf, "global", "lvmlockctl_kill_command")
+		if !ok {
+			t.Error("kill command read back as: ok = false, want true")
+		}
+		if v != "/usr/local/sbin/aos-agent kill-hook" {
+			t.Errorf("kill command read back as: v = %q, want \"/usr/local/sbin/aos-agent kill-hook\"", v)
+		}
 	}
-	if v, ok := GetLVM(conf, "global", "use_lvmlockd"); !ok || v != "1" {
-		t.Errorf("use_lvmlockd read back as %q %v", v, ok)
+	{
+		v, ok := GetLVM(conf, "global", "use_lvmlockd")
+		if !ok {
+			t.Error("use_lvmlockd read back as: ok = false, want true")
+		}
+		if v != "1" {
+			t.Errorf("use_lvmlockd read back as: v = %q, want \"1\"", v)
+		}
 	}
 	if _, ok := GetLVM(conf, "global", "thin_check_executable"); ok {
 		t.Error("a commented default read as set")
@@ -154,8 +166,14 @@ func TestSetLVMRefusesAmbiguousFiles(t *testing.T) {
 }
 
 func TestLVMSettingsNeedsTheFile(t *testing.T) {
-	if _, err := Plan(t.TempDir(), edits()[0]); err == nil || !strings.Contains(err.Error(), "is lvm2 installed") {
-		t.Errorf("got %v", err)
+	{
+		_, err := Plan(t.TempDir(), edits()[0])
+		if err == nil {
+			t.Fatal("got: err = nil, want non-nil")
+		}
+		if !strings.Contains(err.Error(), "is lvm2 installed") {
+			t.Errorf("got: err.Error() = %q, want it to contain \"is lvm2 installed\"", err.Error())
+		}
 	}
 }
 

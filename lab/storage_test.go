@@ -18,8 +18,11 @@ func TestActivePathsFromRecordedStatus(t *testing.T) {
 	} {
 		r := run.NewScripted(t, run.Step{Argv: []string{"dmsetup", "status", "lun0"}, Stdout: fixture.Text(t, file)})
 		got, err := ActivePaths(context.Background(), r)
-		if err != nil || got != want {
-			t.Errorf("%s: got %d, %v; want %d", file, got, err, want)
+		if err != nil {
+			t.Fatalf("%s: err = %v, want nil", file, err)
+		}
+		if got != want {
+			t.Errorf("%s: got = %v, want %v", file, got, want)
 		}
 	}
 }
@@ -110,7 +113,13 @@ func TestQemuArgsPresentTheLUNOnTwoPathsWithOneWWN(t *testing.T) {
 	if !slices.Contains(args, "virtserialport,bus=vser0.0,chardev=ctl,name=aos-lab") {
 		t.Error("no aos-lab virtio-serial port")
 	}
-	if i := slices.Index(args, "-cpu"); i < 0 || args[i+1] != "max" {
-		t.Errorf("-cpu for tcg: %v", args)
+	{
+		i := slices.Index(args, "-cpu")
+		if i < 0 {
+			t.Errorf("-cpu for tcg: i = %v, want >= 0", i)
+		}
+		if args[i+1] != "max" {
+			t.Errorf("-cpu for tcg: args[i+1] = %q, want \"max\"", args[i+1])
+		}
 	}
 }

@@ -72,8 +72,17 @@ func TestLUNAppearsLateThenJoinAndReactivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Activated) != 2 || res.Activated[0].LV != "lv1" || res.Activated[1].LV != "lv2" || len(res.Conflicts) != 0 {
-		t.Errorf("result %+v", res)
+	if len(res.Activated) != 2 {
+		t.Fatalf("result: len(res.Activated) = %v, want 2", len(res.Activated))
+	}
+	if res.Activated[0].LV != "lv1" {
+		t.Errorf("result: res.Activated[0].LV = %q, want \"lv1\"", res.Activated[0].LV)
+	}
+	if res.Activated[1].LV != "lv2" {
+		t.Errorf("result: res.Activated[1].LV = %q, want \"lv2\"", res.Activated[1].LV)
+	}
+	if len(res.Conflicts) != 0 {
+		t.Errorf("result: len(res.Conflicts) = %v, want 0", len(res.Conflicts))
 	}
 	want := []string{
 		"waiting for: multipath map lun0 (",
@@ -219,8 +228,11 @@ func TestStartInProgressAndAlreadyStarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Conflicts) != 1 || res.Conflicts[0].LV != "lv2" {
-		t.Errorf("conflicts %+v", res.Conflicts)
+	if len(res.Conflicts) != 1 {
+		t.Fatalf("conflicts: len(res.Conflicts) = %v, want 1", len(res.Conflicts))
+	}
+	if res.Conflicts[0].LV != "lv2" {
+		t.Errorf("conflicts: res.Conflicts[0].LV = %q, want \"lv2\"", res.Conflicts[0].LV)
 	}
 	if !strings.Contains(strings.Join(progress, "\n"), "lockspace of VG vol start in progress") {
 		t.Errorf("progress:\n%s", strings.Join(progress, "\n"))
@@ -258,8 +270,11 @@ func TestActivationFailureFails(t *testing.T) {
 		run.Step{Argv: argvActivate("-aey", "lv1"), Stderr: "  Failed to find logical volume \"vol/lv1\"\n", ExitCode: 5},
 	)
 	_, err := Run(context.Background(), NewMachine(r, time.Minute), o)
-	if err == nil || !strings.Contains(err.Error(), "vol/lv1 (ex)") {
-		t.Errorf("got %v", err)
+	if err == nil {
+		t.Fatal("got: err = nil, want non-nil")
+	}
+	if !strings.Contains(err.Error(), "vol/lv1 (ex)") {
+		t.Errorf("got: err.Error() = %q, want it to contain \"vol/lv1 (ex)\"", err.Error())
 	}
 }
 

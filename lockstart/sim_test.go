@@ -60,8 +60,14 @@ func TestSimulatorLUNLateRejoinAndReactivate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("h2: %v\nprogress:\n%s", err, strings.Join(progress, "\n"))
 	}
-	if len(res.Activated) != 2 || len(res.Conflicts) != 1 || res.Conflicts[0].LV != "lv3" {
-		t.Errorf("result %+v", res)
+	if len(res.Activated) != 2 {
+		t.Fatalf("result: len(res.Activated) = %v, want 2", len(res.Activated))
+	}
+	if len(res.Conflicts) != 1 {
+		t.Fatalf("result: len(res.Conflicts) = %v, want 1", len(res.Conflicts))
+	}
+	if res.Conflicts[0].LV != "lv3" {
+		t.Errorf("result: res.Conflicts[0].LV = %q, want \"lv3\"", res.Conflicts[0].LV)
 	}
 	st := c.State("h2")
 	if !st.LockspaceJoined {
@@ -89,8 +95,14 @@ func TestSimulatorLvmlockdDown(t *testing.T) {
 	c.CrashDaemon("h1", "lvmlockd")
 	_, err := Run(context.Background(), NewMachine(c.Host("h1"), 5*time.Second),
 		Options{VolumeGroups: []string{"vol"}, MultipathAlias: "lun0", Timeout: 300 * time.Millisecond, Poll: time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "lvmlockd not running") || strings.Contains(err.Error(), "sanlock not running") {
-		t.Errorf("got %v", err)
+	if err == nil {
+		t.Fatal("got: err = nil, want non-nil")
+	}
+	if !strings.Contains(err.Error(), "lvmlockd not running") {
+		t.Fatalf("got: err.Error() = %q, want it to contain \"lvmlockd not running\"", err.Error())
+	}
+	if strings.Contains(err.Error(), "sanlock not running") {
+		t.Errorf("got: err.Error() = %q, want it not to contain \"sanlock not running\"", err.Error())
 	}
 	if c.State("h1").LockspaceJoined {
 		t.Error("lockspace joined without lvmlockd")

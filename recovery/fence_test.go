@@ -102,8 +102,14 @@ func TestFenceRecordedSequence(t *testing.T) {
 			wipes++
 			if wipes == 1 {
 				j := readJournal(t, d.StateDir)
-				if j.Phase != PhaseFencing || !j.QueueingDisabled || len(j.LVs) != 2 {
-					t.Errorf("journal before the first wipe: %+v", j)
+				if j.Phase != PhaseFencing {
+					t.Errorf("journal before the first wipe: j.Phase = %v, want %v", j.Phase, PhaseFencing)
+				}
+				if !j.QueueingDisabled {
+					t.Error("journal before the first wipe: j.QueueingDisabled = false, want true")
+				}
+				if len(j.LVs) != 2 {
+					t.Errorf("journal before the first wipe: len(j.LVs) = %v, want 2", len(j.LVs))
 				}
 			}
 		}

@@ -366,8 +366,17 @@ func TestHealthRealLeaseFailureSequence(t *testing.T) {
 			t.Fatal(err)
 		}
 		l := Health(st, nil, nil)["f"]
-		if l.State() != c.want || l.RenewalAge != c.age || l.IOTimeout != 1 || l.Locks["EXLV"] != ModeEx {
-			t.Errorf("%s: state %s, %+v", c.file, l.State(), l)
+		if l.State() != c.want {
+			t.Errorf("%s: l.State() = %v, want %v", c.file, l.State(), c.want)
+		}
+		if l.RenewalAge != c.age {
+			t.Errorf("%s: l.RenewalAge = %v, want %v", c.file, l.RenewalAge, c.age)
+		}
+		if l.IOTimeout != 1 {
+			t.Errorf("%s: l.IOTimeout = %v, want 1", c.file, l.IOTimeout)
+		}
+		if l.Locks["EXLV"] != ModeEx {
+			t.Errorf("%s: l.Locks[\"EXLV\"] = %v, want %v", c.file, l.Locks["EXLV"], ModeEx)
 		}
 	}
 	st, _ := ParseStatus(fixture.Read(t, "status-D.devhost-fault-2-dead.txt"))
@@ -838,8 +847,14 @@ func TestHealthTimelineAndSources(t *testing.T) {
 		if got := l.State(); got != c.want {
 			t.Errorf("now %d success %d%s: %s, want %s", c.now, c.success, c.extra, got, c.want)
 		}
-		if l.Locks["AAA"] != ModeSh || len(l.Locks) != 1 || l.IOTimeout != 10 {
-			t.Errorf("locks from sanlock resources: %v io %d", l.Locks, l.IOTimeout)
+		if l.Locks["AAA"] != ModeSh {
+			t.Errorf("locks from sanlock resources: l.Locks[\"AAA\"] = %v, want %v", l.Locks["AAA"], ModeSh)
+		}
+		if len(l.Locks) != 1 {
+			t.Fatalf("locks from sanlock resources: len(l.Locks) = %v, want 1", len(l.Locks))
+		}
+		if l.IOTimeout != 10 {
+			t.Errorf("locks from sanlock resources: l.IOTimeout = %v, want 10", l.IOTimeout)
 		}
 	}
 	// Just after add_lockspace (real sanlock 3.8.5, io_timeout 1): no

@@ -468,8 +468,11 @@ func TestUnknownCommandsAreLoud(t *testing.T) {
 	f := newFixture(t)
 	for _, cmd := range []string{"rm -rf /", "lvchange --bogus vol/lv1", "sanlock direct dump", "multipathd show config", "dmsetup status", "virsh reboot"} {
 		_, errOut, rc := f.run("h1", cmd)
-		if rc == 0 || errOut == "" {
-			t.Errorf("%s: rc %d stderr %q", cmd, rc, errOut)
+		if rc == 0 {
+			t.Errorf("%s: rc = %v, want != 0", cmd, rc)
+		}
+		if errOut == "" {
+			t.Errorf("%s: errOut = %v, want != \"\"", cmd, errOut)
 		}
 	}
 }

@@ -81,8 +81,14 @@ func TestWatchdogInterval(t *testing.T) {
 	}
 	t.Setenv("WATCHDOG_USEC", "30000000")
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	if d, ok := n.WatchdogInterval(); !ok || d != 15*time.Second {
-		t.Errorf("got %v %v, want 15s true", d, ok)
+	{
+		d, ok := n.WatchdogInterval()
+		if !ok {
+			t.Error("got: ok = false, want true")
+		}
+		if d != 15*time.Second {
+			t.Errorf("got: d = %v, want %v", d, 15*time.Second)
+		}
 	}
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()+1))
 	if _, ok := n.WatchdogInterval(); ok {

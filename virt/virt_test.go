@@ -19,15 +19,27 @@ func TestParseStateRecorded(t *testing.T) {
 		"domstate-unpaused.lab.txt": {"running", "unpaused"},
 	} {
 		got, err := ParseState(fixture.Read(t, file))
-		if err != nil || got != want {
-			t.Errorf("%s: %+v %v, want %+v", file, got, err, want)
+		if err != nil {
+			t.Fatalf("%s: err = %v, want nil", file, err)
+		}
+		if got != want {
+			t.Errorf("%s: got = %v, want %v", file, got, want)
 		}
 		if got.PausedOnIOError() != (file == "domstate-ioerror.lab.txt") {
 			t.Errorf("%s: PausedOnIOError %v", file, got.PausedOnIOError())
 		}
 	}
-	if s, err := ParseState([]byte("shut off\n\n")); err != nil || s.State != "shut off" || s.Reason != "" {
-		t.Errorf("without reason: %+v %v", s, err)
+	{
+		s, err := ParseState([]byte("shut off\n\n"))
+		if err != nil {
+			t.Fatalf("without reason: err = %v, want nil", err)
+		}
+		if s.State != "shut off" {
+			t.Errorf("without reason: s.State = %q, want \"shut off\"", s.State)
+		}
+		if s.Reason != "" {
+			t.Errorf("without reason: s.Reason = %q, want \"\"", s.Reason)
+		}
 	}
 	for _, bad := range []string{"", "\n\n", "paused (I/O error"} {
 		if _, err := ParseState([]byte(bad)); err == nil {

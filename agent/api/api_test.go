@@ -78,8 +78,11 @@ func TestArgumentValidationBeforeAnyCommand(t *testing.T) {
 		{"list_volumes", `{"volume_group": 3}`, "volume_group must be a string"},
 	} {
 		_, err := h.call(t, c.method, c.args)
-		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s %s: got %v, want InvalidArgument containing %q", c.method, c.args, err, c.want)
+		if !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Fatalf("%s %s: err = %v, want errdefs.ErrInvalidArgument", c.method, c.args, err)
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: err.Error() = %q, want it to contain %q", c.method, c.args, err.Error(), c.want)
 		}
 	}
 }

@@ -43,8 +43,17 @@ func TestHealthyClusterHasNoFindings(t *testing.T) {
 	if len(r.Owners) != 2 {
 		t.Fatalf("owners %+v, want v1 and v2", r.Owners)
 	}
-	if got := r.Owners[1]; got.LV != "v2" || len(got.Holders) != 2 || len(got.Problems) != 0 {
-		t.Errorf("v2 = %+v, want held shared by a and b, no problems", got)
+	{
+		got := r.Owners[1]
+		if got.LV != "v2" {
+			t.Errorf("v2: got.LV = %q, want \"v2\"", got.LV)
+		}
+		if len(got.Holders) != 2 {
+			t.Fatalf("v2: len(got.Holders) = %v, want 2", len(got.Holders))
+		}
+		if len(got.Problems) != 0 {
+			t.Errorf("v2: len(got.Problems) = %v, want 0", len(got.Problems))
+		}
 	}
 }
 

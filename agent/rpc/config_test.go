@@ -30,13 +30,22 @@ func TestParseTransportURL(t *testing.T) {
 	}
 	for raw, vhost := range map[string]string{"rabbit://h": "/", "rabbit://h/": "/", "rabbit://h//": "/", "amqp://h/%2Fx": "/x", "rabbit://h/v?heartbeat_timeout_threshold=10": "v"} {
 		bs, err := parseTransportURL(raw, false)
-		if err != nil || bs[0].vhost != vhost {
-			t.Errorf("%s: %+v %v", raw, bs, err)
+		if err != nil {
+			t.Fatalf("%s: err = %v, want nil", raw, err)
+		}
+		if bs[0].vhost != vhost {
+			t.Errorf("%s: bs[0].vhost = %v, want %v", raw, bs[0].vhost, vhost)
 		}
 	}
 	bs, err = parseTransportURL("amqps://u:p@h/", false)
-	if err != nil || !bs[0].tls || bs[0].url != "amqps://u:p@h:5671/" {
-		t.Errorf("amqps: %+v %v", bs, err)
+	if err != nil {
+		t.Fatalf("amqps: err = %v, want nil", err)
+	}
+	if !bs[0].tls {
+		t.Error("amqps: bs[0].tls = false, want true")
+	}
+	if bs[0].url != "amqps://u:p@h:5671/" {
+		t.Errorf("amqps: bs[0].url = %q, want \"amqps://u:p@h:5671/\"", bs[0].url)
 	}
 	for _, bad := range []string{"h:5672", "kafka://h", "rabbit:///v", "rabbit://u:secret@h:port/"} {
 		_, err := parseTransportURL(bad, false)
@@ -88,8 +97,11 @@ func TestQueueOptionsFollowOslo(t *testing.T) {
 		t.Error("quorum and HA queues together must be refused, as oslo does")
 	}
 	cfg, err := (Config{}).withDefaults().tlsConfig()
-	if err != nil || cfg != nil {
-		t.Errorf("plain connections need no TLS config: %v %v", cfg, err)
+	if err != nil {
+		t.Fatalf("plain connections need no TLS config: err = %v, want nil", err)
+	}
+	if cfg != nil {
+		t.Errorf("plain connections need no TLS config: cfg = %v, want nil", cfg)
 	}
 	if cfg, err = (Config{CAFile: "testdata/none.pem"}).tlsConfig(); err == nil {
 		t.Errorf("missing CA accepted: %+v", cfg)
@@ -116,8 +128,14 @@ func TestTransportURLErrorsRedactPassword(t *testing.T) {
 			t.Errorf("%s: got error %v, want a *TransportURLError", raw, err)
 			continue
 		}
-		if msg := err.Error(); strings.Contains(msg, "PW1") || strings.Contains(msg, "PW2") {
-			t.Errorf("%s: error leaks the password: %s", raw, msg)
+		{
+			msg := err.Error()
+			if strings.Contains(msg, "PW1") {
+				t.Errorf("%s: msg = %q, want it not to contain \"PW1\"", raw, msg)
+			}
+			if strings.Contains(msg, "PW2") {
+				t.Errorf("%s: msg = %q, want it not to contain \"PW2\"", raw, msg)
+			}
 		}
 	}
 }
@@ -151,13 +169,19 @@ func TestTLSOptionsNeedTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, want := range []string{"amqps://u:p@h1:5671/", "amqps://u:p@h2:5673/"} {
-		if !bs[i].tls || bs[i].url != want {
-			t.Errorf("host %d with TLS: got %+v, want tls and url %s", i+1, bs[i], want)
+		if !bs[i].tls {
+			t.Errorf("host %d with TLS: bs[i].tls = false, want true", i+1)
+		}
+		if bs[i].url != want {
+			t.Errorf("host %d with TLS: bs[i].url = %v, want %v", i+1, bs[i].url, want)
 		}
 	}
 	// ... and uses the files: a missing CA is reported, not skipped.
 	_, err = NewClient(Config{URL: "rabbit://u:p@h/", Topic: "t", TLS: true, CAFile: "testdata/none.pem"})
-	if err == nil || !strings.Contains(err.Error(), "rpc TLS CA") {
-		t.Errorf("TLS with a missing CA file: got %v, want the CA read error", err)
+	if err == nil {
+		t.Fatal("TLS with a missing CA file: err = nil, want non-nil")
+	}
+	if !strings.Contains(err.Error(), "rpc TLS CA") {
+		t.Errorf("TLS with a missing CA file: err.Error() = %q, want it to contain \"rpc TLS CA\"", err.Error())
 	}
 }

@@ -83,11 +83,26 @@ func TestCapturedFirstCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if req.Method != "ping" || req.MsgID != "43f1c64d13ac45bcb4f69220d8aa24f8" || replyQ != "reply_307f599a36e44f4cbbbb20fc22f7e4cc" || timeout != 0 {
-		t.Errorf("got %+v replyQ=%s timeout=%d", req, replyQ, timeout)
+	if req.Method != "ping" {
+		t.Errorf("got: req.Method = %q, want \"ping\"", req.Method)
 	}
-	if string(req.Args["vol"]) != `"volume-1"` || req.Context["request_id"] != "req-0f1e2d3c" || req.Context["is_admin"] != true {
-		t.Errorf("args/context: %v %v", req.Args, req.Context)
+	if req.MsgID != "43f1c64d13ac45bcb4f69220d8aa24f8" {
+		t.Errorf("got: req.MsgID = %q, want \"43f1c64d13ac45bcb4f69220d8aa24f8\"", req.MsgID)
+	}
+	if replyQ != "reply_307f599a36e44f4cbbbb20fc22f7e4cc" {
+		t.Errorf("got: replyQ = %q, want \"reply_307f599a36e44f4cbbbb20fc22f7e4cc\"", replyQ)
+	}
+	if timeout != 0 {
+		t.Errorf("got: timeout = %v, want 0", timeout)
+	}
+	if string(req.Args["vol"]) != `"volume-1"` {
+		t.Errorf("args/context: string(req.Args[\"vol\"]) = %q, want `\"volume-1\"`", string(req.Args["vol"]))
+	}
+	if req.Context["request_id"] != "req-0f1e2d3c" {
+		t.Errorf("args/context: req.Context[\"request_id\"] = %q, want \"req-0f1e2d3c\"", req.Context["request_id"])
+	}
+	if req.Context["is_admin"] != true {
+		t.Errorf("args/context: req.Context[\"is_admin\"] = %v, want true", req.Context["is_admin"])
 	}
 }
 
@@ -296,8 +311,14 @@ func TestDispatcherVersions(t *testing.T) {
 func TestLogContextDropsToken(t *testing.T) {
 	r := &Request{Context: map[string]any{"auth_token": "secret", "request_id": "req-1", "roles": []any{"admin"}}}
 	lc := r.LogContext()
-	if _, leaked := lc["auth_token"]; leaked || lc["request_id"] != "req-1" {
-		t.Errorf("%v", lc)
+	{
+		_, leaked := lc["auth_token"]
+		if leaked {
+			t.Error("leaked = true, want false")
+		}
+		if lc["request_id"] != "req-1" {
+			t.Errorf("lc[\"request_id\"] = %q, want \"req-1\"", lc["request_id"])
+		}
 	}
 }
 
@@ -334,8 +355,11 @@ func TestParseArg(t *testing.T) {
 		"size=10": "10", "name=vol-1": `"vol-1"`, `o={"a":1}`: `{"a":1}`, "b=true": "true", "e=": `""`, "s=a=b": `"a=b"`,
 	} {
 		_, v, err := ParseArg(in)
-		if err != nil || string(v) != want {
-			t.Errorf("%s: %s %v", in, v, err)
+		if err != nil {
+			t.Fatalf("%s: err = %v, want nil", in, err)
+		}
+		if string(v) != want {
+			t.Errorf("%s: string(v) = %v, want %v", in, string(v), want)
 		}
 	}
 	if _, _, err := ParseArg("novalue"); err == nil {
@@ -351,12 +375,24 @@ func TestPeekIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := messageIDs{MsgID: "m1", ReplyQ: "reply_1", UniqueID: "u1"}
-	if ids, ok := peekIDs(body); !ok || ids != want {
-		t.Errorf("enveloped: %+v %v", ids, ok)
+	{
+		ids, ok := peekIDs(body)
+		if !ok {
+			t.Error("enveloped: ok = false, want true")
+		}
+		if ids != want {
+			t.Errorf("enveloped: ids = %v, want %v", ids, want)
+		}
 	}
 	legacy, _ := json.Marshal(inner)
-	if ids, ok := peekIDs(legacy); !ok || ids != want {
-		t.Errorf("legacy: %+v %v", ids, ok)
+	{
+		ids, ok := peekIDs(legacy)
+		if !ok {
+			t.Error("legacy: ok = false, want true")
+		}
+		if ids != want {
+			t.Errorf("legacy: ids = %v, want %v", ids, want)
+		}
 	}
 	for _, bad := range []string{`not json`, `{"oslo.message": "{", "oslo.version": "2.0"}`, `[1]`} {
 		if ids, ok := peekIDs([]byte(bad)); ok {

@@ -551,8 +551,14 @@ func TestAllowedNamesBeforeAnyCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"root", "swap", "volume", "x.clone"} {
-		if _, err := svc.Resolve("", name); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "allowed_names") {
-			t.Errorf("%s: got %v, want InvalidArgument naming allowed_names", name, err)
+		{
+			_, err := svc.Resolve("", name)
+			if !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("%s: err = %v, want errdefs.ErrInvalidArgument", name, err)
+			}
+			if !strings.Contains(err.Error(), "allowed_names") {
+				t.Errorf("%s: err.Error() = %q, want it to contain \"allowed_names\"", name, err.Error())
+			}
 		}
 	}
 	for _, name := range []string{"volume-1f2e", "_snapshot-7"} {

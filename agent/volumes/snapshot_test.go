@@ -305,8 +305,23 @@ func TestCloneCancelledMidCopyReleasesEverything(t *testing.T) {
 		if argv[0] != "dd" {
 			return
 		}
-		if got := f.transient.List(); len(got) != 2 || got[0].LV != "c1.clone" || got[0].Mode != state.Exclusive || got[1].LV != "v1" || got[1].Mode != state.Shared {
-			t.Errorf("transient during the copy: %+v, want c1.clone ex and v1 sh", got)
+		{
+			got := f.transient.List()
+			if len(got) != 2 {
+				t.Fatalf("transient during the copy: len(got) = %v, want 2", len(got))
+			}
+			if got[0].LV != "c1.clone" {
+				t.Errorf("transient during the copy: got[0].LV = %q, want \"c1.clone\"", got[0].LV)
+			}
+			if got[0].Mode != state.Exclusive {
+				t.Errorf("transient during the copy: got[0].Mode = %v, want %v", got[0].Mode, state.Exclusive)
+			}
+			if got[1].LV != "v1" {
+				t.Errorf("transient during the copy: got[1].LV = %q, want \"v1\"", got[1].LV)
+			}
+			if got[1].Mode != state.Shared {
+				t.Errorf("transient during the copy: got[1].Mode = %v, want %v", got[1].Mode, state.Shared)
+			}
 		}
 		cancel() // shutdown gave up waiting for the request
 	}

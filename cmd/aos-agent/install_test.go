@@ -44,8 +44,11 @@ func TestInstallEditsPackagedOrNot(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := `lvmlockctl_kill_command = "` + map[bool]string{true: packagedAgentPath, false: localAgentPath}[packaged] + ` kill-hook"`
-		if len(changes) != 1 || !strings.Contains(changes[0].Diff(), want) {
-			t.Errorf("packaged=%v: lvm.conf diff lacks %s:\n%v", packaged, want, changes)
+		if len(changes) != 1 {
+			t.Fatalf("packaged=%v: len(changes) = %v, want 1", packaged, len(changes))
+		}
+		if !strings.Contains(changes[0].Diff(), want) {
+			t.Errorf("packaged=%v: changes[0].Diff() = %q, want it to contain %q", packaged, changes[0].Diff(), want)
 		}
 	}
 }

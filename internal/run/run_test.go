@@ -131,8 +131,11 @@ func TestHostRunReturnsWhenTheChildOutlivesItsKill(t *testing.T) {
 		close(release)
 		t.Fatalf("got %#v, want an unkillable timeout *Error with the pid", err)
 	}
-	if !errors.Is(err, errdefs.ErrCommandTimeout) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("got %v, want class CommandTimeout wrapping the deadline", err)
+	if !errors.Is(err, errdefs.ErrCommandTimeout) {
+		t.Errorf("got: err = %v, want errdefs.ErrCommandTimeout", err)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got: err = %v, want context.DeadlineExceeded", err)
 	}
 	if want := fmt.Sprintf("sleep: killed (context deadline exceeded) but pid %d did not exit after SIGKILL", rerr.Pid); !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("message %q, want it to start with %q", err, want)
@@ -298,8 +301,14 @@ func TestScriptedAnyOrder(t *testing.T) {
 	if want := []string{"b=", "a=a1", "a=a2"}; !slices.Equal(got, want) {
 		t.Errorf("answers: got %q, want %q", got, want)
 	}
-	if _, err := s.Run(context.Background(), Cmd{Argv: []string{"a"}}); err == nil || len(tb.errs) != 1 {
-		t.Errorf("a command with no step left: got err %v and %d test errors, want an error and 1", err, len(tb.errs))
+	{
+		_, err := s.Run(context.Background(), Cmd{Argv: []string{"a"}})
+		if err == nil {
+			t.Fatal("a command with no step left: err = nil, want non-nil")
+		}
+		if len(tb.errs) != 1 {
+			t.Errorf("a command with no step left: len(tb.errs) = %v, want 1", len(tb.errs))
+		}
 	}
 	s.Expect(Step{Argv: []string{"never"}})
 	tb.finish()
