@@ -181,12 +181,18 @@ func TestLabBoot(t *testing.T) {
 		}
 		l.wantMode(t, 1, "volume-boot", "ex")
 		l.must(t, 1, "", "dmsetup", "info", vg+"-volume--boot")
-		if l.unitState(t, "nova-compute.service") != "active" || l.activeSince(t, "nova-compute.service") != novaBefore {
-			t.Error("nova-compute was stopped or restarted by the agent's crash")
+		if l.unitState(t, "nova-compute.service") != "active" {
+			t.Errorf("nova-compute was stopped or restarted by the agent's crash: l.unitState(t, \"nova-compute.service\") = %q, want \"active\"", l.unitState(t, "nova-compute.service"))
+		}
+		if l.activeSince(t, "nova-compute.service") != novaBefore {
+			t.Errorf("nova-compute was stopped or restarted by the agent's crash: l.activeSince(t, \"nova-compute.service\") = %v, want %v", l.activeSince(t, "nova-compute.service"), novaBefore)
 		}
 		raw, err := client.Call(ctx, "lab-h1", "list_volumes", map[string]any{}, 2*time.Minute)
-		if err != nil || !strings.Contains(string(raw), `"volume-boot"`) {
-			t.Fatalf("list_volumes after the restart: %s %v", raw, err)
+		if err != nil {
+			t.Fatalf("list_volumes after the restart: err = %v, want nil", err)
+		}
+		if !strings.Contains(string(raw), `"volume-boot"`) {
+			t.Fatalf("list_volumes after the restart: string(raw) = %q, want it to contain `\"volume-boot\"`", string(raw))
 		}
 	})
 }
@@ -253,8 +259,11 @@ func (l *labT) unitState(t *testing.T, unit string) string {
 func (l *labT) activeSince(t *testing.T, unit string) float64 {
 	t.Helper()
 	us, err := strconv.ParseInt(l.unitProp(t, unit, "ActiveEnterTimestampMonotonic"), 10, 64)
-	if err != nil || us == 0 {
-		t.Fatalf("%s never became active (%v)", unit, err)
+	if err != nil {
+		t.Fatalf("err = %v, want nil", err)
+	}
+	if us == 0 {
+		t.Fatalf("us = %v, want != 0", us)
 	}
 	return float64(us) / 1e6
 }

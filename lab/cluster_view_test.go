@@ -230,8 +230,11 @@ func (l *labT) lockctlInfo(t *testing.T, host int) []byte {
 		if err == nil {
 			return res.Stdout
 		}
-		if attempt == 10 || !strings.Contains(string(res.Stdout)+string(res.Stderr), "socket error -98") {
-			t.Fatalf("lab-h%d lvmlockctl --info: %v\n%s%s", host, err, res.Stdout, res.Stderr)
+		if attempt == 10 {
+			t.Fatalf("lab-h: attempt = %v, want != 10", attempt)
+		}
+		if !strings.Contains(string(res.Stdout)+string(res.Stderr), "socket error -98") {
+			t.Fatalf("lab-h: string(res.Stdout)+string(res.Stderr) = %q, want it to contain \"socket error -98\"", string(res.Stdout)+string(res.Stderr))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -108,14 +108,29 @@ func TestLabKillHookFences(t *testing.T) {
 	l.scenario(t, "real-outputs-healthy", func(t *testing.T) {
 		r := recorder(g, recDir, "healthy")
 		m, err := multipath.New(r, time.Minute).Map(ctx, LUNMap)
-		if err != nil || len(m.ActivePaths()) != 2 {
-			t.Fatalf("multipath map: %+v %v", m, err)
+		if err != nil {
+			t.Fatalf("multipath map: err = %v, want nil", err)
 		}
-		if paths, err := multipath.New(r, time.Minute).Paths(ctx); err != nil || len(paths) < 2 {
-			t.Fatalf("paths: %+v %v", paths, err)
+		if len(m.ActivePaths()) != 2 {
+			t.Fatalf("multipath map: len(m.ActivePaths()) = %v, want 2", len(m.ActivePaths()))
 		}
-		if maps, err := multipath.New(r, time.Minute).Maps(ctx); err != nil || len(maps) != 1 {
-			t.Fatalf("maps: %+v %v", maps, err)
+		{
+			paths, err := multipath.New(r, time.Minute).Paths(ctx)
+			if err != nil {
+				t.Fatalf("paths: err = %v, want nil", err)
+			}
+			if len(paths) < 2 {
+				t.Fatalf("paths: len(paths) = %v, want >= 2", len(paths))
+			}
+		}
+		{
+			maps, err := multipath.New(r, time.Minute).Maps(ctx)
+			if err != nil {
+				t.Fatalf("maps: err = %v, want nil", err)
+			}
+			if len(maps) != 1 {
+				t.Fatalf("maps: len(maps) = %v, want 1", len(maps))
+			}
 		}
 		devs, err := dm.New(r, time.Minute).Info(ctx)
 		if err != nil {
@@ -157,8 +172,14 @@ func TestLabKillHookFences(t *testing.T) {
 		}
 		v := virt.New(r, "", time.Minute)
 		for _, dom := range []string{"vm1", "vm2"} {
-			if st, err := v.State(ctx, dom); err != nil || st.State != "running" {
-				t.Fatalf("%s: %v %v", dom, st, err)
+			{
+				st, err := v.State(ctx, dom)
+				if err != nil {
+					t.Fatalf("err = %v, want nil", err)
+				}
+				if st.State != "running" {
+					t.Fatalf("st.State = %q, want \"running\"", st.State)
+				}
 			}
 			if _, err := v.Disks(ctx, dom); err != nil {
 				t.Fatal(err)
@@ -214,19 +235,37 @@ func TestLabKillHookFences(t *testing.T) {
 		}
 		res := l.must(t, 1, "", "cat", recovery.JournalPath("/var/lib/aos-agent", vg))
 		var j recovery.Journal
-		if err := json.Unmarshal(res.Stdout, &j); err != nil || j.Phase != recovery.PhaseFenced || len(j.LVs) != 2 {
-			t.Fatalf("journal: %s (%v)", res.Stdout, err)
+		{
+			err := json.Unmarshal(res.Stdout, &j)
+			if err != nil {
+				t.Fatalf("journal: err = %v, want nil", err)
+			}
+			if j.Phase != recovery.PhaseFenced {
+				t.Fatalf("journal: j.Phase = %v, want %v", j.Phase, recovery.PhaseFenced)
+			}
+			if len(j.LVs) != 2 {
+				t.Fatalf("journal: len(j.LVs) = %v, want 2", len(j.LVs))
+			}
 		}
 		// The hook read the exclusive lease's version while sanlock still
 		// listed it: recovery compares it with the version it gets back.
 		for _, lv := range j.LVs {
-			if (lv.LV == "vm-disk") != (lv.LeaseVersion > 0) || lv.UUID == "" {
-				t.Errorf("journal LV %+v: want a lease version for the exclusive vm-disk only", lv)
+			if (lv.LV == "vm-disk") != (lv.LeaseVersion > 0) {
+				t.Errorf("journal LV %+v: lv.LV = %v, want != \"vm-disk\") != (lv.LeaseVersion > 0", lv, lv.LV)
+			}
+			if lv.UUID == "" {
+				t.Errorf("journal LV %+v: lv.UUID = %v, want != \"\"", lv, lv.UUID)
 			}
 		}
 		for _, dom := range []string{"vm1", "vm2"} {
-			if st, err := DomainState(ctx, g, dom); err != nil || st != "paused (I/O error)" {
-				t.Errorf("%s after the fence: %q %v", dom, st, err)
+			{
+				st, err := DomainState(ctx, g, dom)
+				if err != nil {
+					t.Fatalf("%s after the fence: err = %v, want nil", dom, err)
+				}
+				if st != "paused (I/O error)" {
+					t.Errorf("%s after the fence: st = %q, want \"paused (I/O error)\"", dom, st)
+				}
 			}
 		}
 		l.record(t, 1, "journal-kill-hook", "journalctl", "-b", "-o", "short-monotonic", "--no-pager", "-t", "lvmlockctl", "-t", "sanlock", "-t", "aos-agent")
@@ -275,20 +314,35 @@ func TestLabKillHookFences(t *testing.T) {
 			if !strings.Contains(log, "resumed domain "+dom) {
 				t.Errorf("no 'resumed domain %s' in the agent's journal", dom)
 			}
-			if st, err := DomainState(ctx, g, dom); err != nil || st != "running (unpaused)" {
-				t.Errorf("%s after recovery: %q %v", dom, st, err)
+			{
+				st, err := DomainState(ctx, g, dom)
+				if err != nil {
+					t.Fatalf("%s after recovery: err = %v, want nil", dom, err)
+				}
+				if st != "running (unpaused)" {
+					t.Errorf("%s after recovery: st = %q, want \"running (unpaused)\"", dom, st)
+				}
 			}
 		}
 		time.Sleep(3 * time.Second) // a few SeaBIOS reboots, each reading the disk
 		for _, dom := range []string{"vm1", "vm2"} {
-			if st, err := DomainState(ctx, g, dom); err != nil || st != "running (unpaused)" {
-				t.Errorf("%s a few disk reads after the resume: %q %v", dom, st, err)
+			{
+				st, err := DomainState(ctx, g, dom)
+				if err != nil {
+					t.Fatalf("%s a few disk reads after the resume: err = %v, want nil", dom, err)
+				}
+				if st != "running (unpaused)" {
+					t.Errorf("%s a few disk reads after the resume: st = %q, want \"running (unpaused)\"", dom, st)
+				}
 			}
 		}
 		// The operator's command finds nothing left to do.
 		res, err := g.Run(ctx, run.Cmd{Argv: []string{guestAgent, "recover", vg}, Timeout: 5 * time.Minute})
-		if err != nil || !strings.Contains(string(res.Stdout), "recovered") {
-			t.Fatalf("aos-agent recover after the automatic one: %v\n%s%s", err, res.Stdout, res.Stderr)
+		if err != nil {
+			t.Fatalf("aos-agent recover after the automatic one: err = %v, want nil", err)
+		}
+		if !strings.Contains(string(res.Stdout), "recovered") {
+			t.Fatalf("aos-agent recover after the automatic one: string(res.Stdout) = %q, want it to contain \"recovered\"", string(res.Stdout))
 		}
 		l.wantMode(t, 1, "vm-disk", "ex")
 		l.wantMode(t, 1, "shared-disk", "sh")
@@ -373,8 +427,14 @@ func (l *labT) fenceDuringRecovery(t *testing.T, ctx context.Context, g run.Runn
 	start := time.Now()
 	l.must(t, 1, "", "lvmlockctl", "--kill", vg) // runs the kill hook: fence 1
 	l.tm.add("lvmlockctl --kill -> hook fenced, locks dropped", time.Since(start))
-	if j := readJournal(); j.Phase != recovery.PhaseFenced || j.Generation != 1 {
-		t.Fatalf("first fence: phase %s generation %d", j.Phase, j.Generation)
+	{
+		j := readJournal()
+		if j.Phase != recovery.PhaseFenced {
+			t.Fatalf("first fence: phase: j.Phase = %v, want %v", j.Phase, recovery.PhaseFenced)
+		}
+		if j.Generation != 1 {
+			t.Fatalf("first fence: phase: j.Generation = %v, want 1", j.Generation)
+		}
 	}
 	waitPaused()
 
@@ -391,14 +451,23 @@ func (l *labT) fenceDuringRecovery(t *testing.T, ctx context.Context, g run.Runn
 	if _, ferr := l.cmd(1, "test", "-e", "/usr/local/lib/aos-inject/fired"); ferr != nil {
 		t.Fatalf("the second fault was never injected:\n%s", out)
 	}
-	if err == nil || !strings.Contains(out, "fenced again during recovery") {
-		t.Fatalf("recovery across a second fence: %v\n%s", err, out)
+	if err == nil {
+		t.Fatal("recovery across a second fence: err = nil, want non-nil")
+	}
+	if !strings.Contains(out, "fenced again during recovery") {
+		t.Fatalf("recovery across a second fence: out = %q, want it to contain \"fenced again during recovery\"", out)
 	}
 	// Nothing of the first recovery survived the second fence: both LVs on
 	// the error target, both VMs paused, no lock, the new journal kept.
 	j := readJournal()
-	if j.Phase != recovery.PhaseFenced || j.Generation != 2 || len(j.LVs) != 2 {
-		t.Fatalf("second fence's journal: phase %s generation %d LVs %+v", j.Phase, j.Generation, j.LVs)
+	if j.Phase != recovery.PhaseFenced {
+		t.Fatalf("second fence's journal: phase: j.Phase = %v, want %v", j.Phase, recovery.PhaseFenced)
+	}
+	if j.Generation != 2 {
+		t.Fatalf("second fence's journal: phase: j.Generation = %v, want 2", j.Generation)
+	}
+	if len(j.LVs) != 2 {
+		t.Fatalf("second fence's journal: phase: len(j.LVs) = %v, want 2", len(j.LVs))
 	}
 	for _, lv := range j.LVs {
 		if lv.Mode == "" {
@@ -418,14 +487,23 @@ func (l *labT) fenceDuringRecovery(t *testing.T, ctx context.Context, g run.Runn
 
 	start = time.Now()
 	res, err = l.cmd(1, guestAgent, "recover", vg)
-	if err != nil || !strings.Contains(string(res.Stdout), "recovered") {
-		t.Fatalf("recover after the second fence: %v\n%s%s", err, res.Stdout, res.Stderr)
+	if err != nil {
+		t.Fatalf("recover after the second fence: err = %v, want nil", err)
+	}
+	if !strings.Contains(string(res.Stdout), "recovered") {
+		t.Fatalf("recover after the second fence: string(res.Stdout) = %q, want it to contain \"recovered\"", string(res.Stdout))
 	}
 	l.tm.add("recover after the second fence", time.Since(start))
 	wantTables(false)
 	for _, dom := range []string{"vm1", "vm2"} {
-		if st, err := DomainState(ctx, g, dom); err != nil || st != "running (unpaused)" {
-			t.Errorf("%s after the final recovery: %q %v", dom, st, err)
+		{
+			st, err := DomainState(ctx, g, dom)
+			if err != nil {
+				t.Fatalf("%s after the final recovery: err = %v, want nil", dom, err)
+			}
+			if st != "running (unpaused)" {
+				t.Errorf("%s after the final recovery: st = %q, want \"running (unpaused)\"", dom, st)
+			}
 		}
 	}
 	l.wantMode(t, 1, "vm-disk", "ex")

@@ -100,8 +100,14 @@ func (l *labT) refused(t *testing.T, host int, op, wantStderr string, argv ...st
 	start := time.Now()
 	_, err := l.cmd(host, argv...)
 	var rerr *run.Error
-	if !errors.As(err, &rerr) || rerr.ExitCode != 5 || !strings.Contains(rerr.Stderr, wantStderr) {
-		t.Fatalf("h%d %s: want rc 5 with %q, got %v", host, strings.Join(argv, " "), wantStderr, err)
+	if !errors.As(err, &rerr) {
+		t.Fatal("h: errors.As(err, &rerr) = false, want true")
+	}
+	if rerr.ExitCode != 5 {
+		t.Fatalf("h: rerr.ExitCode = %v, want 5", rerr.ExitCode)
+	}
+	if !strings.Contains(rerr.Stderr, wantStderr) {
+		t.Fatalf("h: rerr.Stderr = %q, want it to contain %q", rerr.Stderr, wantStderr)
 	}
 	l.tm.add(op, time.Since(start))
 }

@@ -60,8 +60,11 @@ func (l *labT) cowSnapshots(t *testing.T, ctx context.Context) {
 		// snapshot and lvmlockd lets it. If a later lvm2 refuses, this
 		// fails and docs/rpc.md can be revisited.
 		res, err := h2.Run(ctx, run.Cmd{Argv: []string{"lvremove", "-y", vg + "/cow-snap"}, Timeout: 2 * time.Minute})
-		if err != nil || !strings.Contains(string(res.Stdout), `"cow-snap" successfully removed`) {
-			t.Fatalf("lvremove of a snapshot whose origin another host holds: %v %s (lvm2 now guards it?)", err, res.Stdout)
+		if err != nil {
+			t.Fatalf("lvremove of a snapshot whose origin another host holds: err = %v, want nil", err)
+		}
+		if !strings.Contains(string(res.Stdout), `"cow-snap" successfully removed`) {
+			t.Fatalf("lvremove of a snapshot whose origin another host holds: string(res.Stdout) = %q, want it to contain `\"cow-snap\" successfully removed`", string(res.Stdout))
 		}
 		info, err := sanlock.NewLockCtl(h1, time.Minute).Info(ctx)
 		if err != nil {
@@ -152,8 +155,14 @@ func (l *labT) cowSnapshots(t *testing.T, ctx context.Context) {
 			t.Logf("%s: %v", c.name, c.err)
 		}
 		start = time.Now()
-		if v, err := svc[1].Clone(ctx, clone, snap.LV, 0); err != nil || v.SizeBytes != 2<<30 {
-			t.Fatalf("clone_volume from the snapshot on h1: %+v %v", v, err)
+		{
+			v, err := svc[1].Clone(ctx, clone, snap.LV, 0)
+			if err != nil {
+				t.Fatalf("clone_volume from the snapshot on h1: err = %v, want nil", err)
+			}
+			if v.SizeBytes != 2<<30 {
+				t.Fatalf("clone_volume from the snapshot on h1: v.SizeBytes = %v, want %v", v.SizeBytes, 2<<30)
+			}
 		}
 		l.tm.add("clone_volume of a 2 GiB snapshot (dd)", time.Since(start))
 		if _, err := svc[2].Activate(ctx, clone, volumes.Shared); err != nil {
@@ -166,8 +175,14 @@ func (l *labT) cowSnapshots(t *testing.T, ctx context.Context) {
 		if err := svc[2].Deactivate(ctx, clone); err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := svc[1].DeleteSnapshot(ctx, snap); !ok || err != nil {
-			t.Fatalf("delete_snapshot on the origin's host: %v %v", ok, err)
+		{
+			ok, err := svc[1].DeleteSnapshot(ctx, snap)
+			if !ok {
+				t.Fatal("delete_snapshot on the origin's host: ok = false, want true")
+			}
+			if err != nil {
+				t.Fatalf("delete_snapshot on the origin's host: err = %v, want nil", err)
+			}
 		}
 		l.wantMode(t, 1, origin.LV, "ex")
 		if err := svc[1].Deactivate(ctx, origin); err != nil {

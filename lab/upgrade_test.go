@@ -205,15 +205,27 @@ func TestLabUpgrade(t *testing.T) {
 		if v := strings.TrimSpace(string(l.must(t, 1, "", guestAgent, "version").Stdout)); v != "aos-agent "+versionB {
 			t.Errorf("aos-agent version: %s", v)
 		}
-		if pid := l.unitProp(t, "aos-agent.service", "MainPID"); pid == agentPID || l.unitState(t, "aos-agent.service") != "active" {
-			t.Errorf("aos-agent.service not restarted and active: pid %s (was %s), %s", pid, agentPID, l.unitState(t, "aos-agent.service"))
+		{
+			pid := l.unitProp(t, "aos-agent.service", "MainPID")
+			if pid == agentPID {
+				t.Errorf("aos-agent.service not restarted and active: pid = %v, want != agentPID", pid)
+			}
+			if l.unitState(t, "aos-agent.service") != "active" {
+				t.Errorf("aos-agent.service not restarted and active: l.unitState(t, \"aos-agent.service\") = %q, want \"active\"", l.unitState(t, "aos-agent.service"))
+			}
 		}
 		if after := lockHolders(t); after != before {
 			t.Errorf("a lock holder restarted: before %+v, after %+v", before, after)
 		}
 		l.wantMode(t, 1, lv, "ex")
-		if r := lease(t); r.Version != leaseBefore.Version || r.PID != leaseBefore.PID {
-			t.Errorf("the LV's lease changed: before version %d pid %d, after version %d pid %d", leaseBefore.Version, leaseBefore.PID, r.Version, r.PID)
+		{
+			r := lease(t)
+			if r.Version != leaseBefore.Version {
+				t.Errorf("the LV's lease changed: r.Version = %v, want %v", r.Version, leaseBefore.Version)
+			}
+			if r.PID != leaseBefore.PID {
+				t.Errorf("the LV's lease changed: r.PID = %v, want %v", r.PID, leaseBefore.PID)
+			}
 		}
 		l.must(t, 1, "", "dmsetup", "info", vg+"-volume--up")
 
@@ -249,8 +261,14 @@ func TestLabUpgrade(t *testing.T) {
 func (l *labT) monotonicProp(t *testing.T, unit, prop string) float64 {
 	t.Helper()
 	var us int64
-	if _, err := fmt.Sscan(l.unitProp(t, unit, prop), &us); err != nil || us == 0 {
-		t.Fatalf("%s %s: %q", unit, prop, l.unitProp(t, unit, prop))
+	{
+		_, err := fmt.Sscan(l.unitProp(t, unit, prop), &us)
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if us == 0 {
+			t.Fatalf("us = %v, want != 0", us)
+		}
 	}
 	return float64(us) / 1e6
 }

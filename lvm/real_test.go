@@ -103,8 +103,17 @@ func TestRealLVM(t *testing.T) {
 	if err := c.Create(ctx, vg, "volume-t", 4<<20, "aos_agent_clone_copy"); err != nil {
 		t.Fatal(err)
 	}
-	if lv, err := c.LV(ctx, vg, "volume-t"); err != nil || !lv.HasTag("aos_agent_clone_copy") || len(lv.Tags) != 1 {
-		t.Fatalf("tagged LV: %+v %v", lv, err)
+	{
+		lv, err := c.LV(ctx, vg, "volume-t")
+		if err != nil {
+			t.Fatalf("tagged LV: err = %v, want nil", err)
+		}
+		if !lv.HasTag("aos_agent_clone_copy") {
+			t.Fatal("tagged LV: lv.HasTag(\"aos_agent_clone_copy\") = false, want true")
+		}
+		if len(lv.Tags) != 1 {
+			t.Fatalf("tagged LV: len(lv.Tags) = %v, want 1", len(lv.Tags))
+		}
 	}
 	if err := c.Remove(ctx, vg, "volume-t"); err != nil {
 		t.Fatal(err)
@@ -151,8 +160,14 @@ func TestRealLVM(t *testing.T) {
 		t.Fatalf("shrink: %v", err)
 	}
 	lvs, err := c.LVs(ctx, vg)
-	if err != nil || len(lvs) != 1 || lvs[0].Size != 12<<20 {
-		t.Fatalf("LVs after extend: %+v %v", lvs, err)
+	if err != nil {
+		t.Fatalf("LVs after extend: err = %v, want nil", err)
+	}
+	if len(lvs) != 1 {
+		t.Fatalf("LVs after extend: len(lvs) = %v, want 1", len(lvs))
+	}
+	if lvs[0].Size != 12<<20 {
+		t.Fatalf("LVs after extend: lvs[0].Size = %v, want %v", lvs[0].Size, 12<<20)
 	}
 
 	if err := c.Remove(ctx, vg, "volume-1"); err != nil {

@@ -127,8 +127,17 @@ func TestRealSanlockDaemon(t *testing.T) {
 		t.Fatalf("status: st.Daemon.Uint(\"monotime\") = %v, want != 0", st.Daemon.Uint("monotime"))
 	}
 	l := Health(st, nil, nil)["t"]
-	if l.State() != StateJoined || l.Locks["EXLV"] != ModeEx || l.Locks["SHLV"] != ModeSh || l.HostID != 1 {
-		t.Fatalf("health: %+v state %s", l, l.State())
+	if l.State() != StateJoined {
+		t.Fatalf("health: l.State() = %v, want %v", l.State(), StateJoined)
+	}
+	if l.Locks["EXLV"] != ModeEx {
+		t.Fatalf("health: l.Locks[\"EXLV\"] = %v, want %v", l.Locks["EXLV"], ModeEx)
+	}
+	if l.Locks["SHLV"] != ModeSh {
+		t.Fatalf("health: l.Locks[\"SHLV\"] = %v, want %v", l.Locks["SHLV"], ModeSh)
+	}
+	if l.HostID != 1 {
+		t.Fatalf("health: l.HostID = %v, want 1", l.HostID)
 	}
 
 	// Right after add_lockspace sanlock answers "hosts not ready" until it
@@ -139,16 +148,40 @@ func TestRealSanlockDaemon(t *testing.T) {
 			break
 		}
 	}
-	if err != nil || len(gs) != 1 || gs[0].Name != "lvm_t" || len(gs[0].Hosts) != 1 || gs[0].Hosts[0].State != HostLive {
-		t.Fatalf("gets: %+v %v", gs, err)
+	if err != nil {
+		t.Fatalf("gets: err = %v, want nil", err)
+	}
+	if len(gs) != 1 {
+		t.Fatalf("gets: len(gs) = %v, want 1", len(gs))
+	}
+	if gs[0].Name != "lvm_t" {
+		t.Fatalf("gets: gs[0].Name = %q, want \"lvm_t\"", gs[0].Name)
+	}
+	if len(gs[0].Hosts) != 1 {
+		t.Fatalf("gets: len(gs[0].Hosts) = %v, want 1", len(gs[0].Hosts))
+	}
+	if gs[0].Hosts[0].State != HostLive {
+		t.Fatalf("gets: gs[0].Hosts[0].State = %v, want %v", gs[0].Hosts[0].State, HostLive)
 	}
 	hs, err := c.HostStatus(ctx, "lvm_t")
-	if err != nil || hs.Lockspace != "lvm_t" || len(hs.Hosts) != 1 || hs.Hosts[0].Fields.Int("io_timeout") != 1 {
-		t.Fatalf("host_status: %+v %v", hs, err)
+	if err != nil {
+		t.Fatalf("host_status: err = %v, want nil", err)
+	}
+	if hs.Lockspace != "lvm_t" {
+		t.Fatalf("host_status: hs.Lockspace = %q, want \"lvm_t\"", hs.Lockspace)
+	}
+	if len(hs.Hosts) != 1 {
+		t.Fatalf("host_status: len(hs.Hosts) = %v, want 1", len(hs.Hosts))
+	}
+	if hs.Hosts[0].Fields.Int("io_timeout") != 1 {
+		t.Fatalf("host_status: hs.Hosts[0].Fields.Int(\"io_timeout\") = %v, want 1", hs.Hosts[0].Fields.Int("io_timeout"))
 	}
 	rs, err := c.Renewal(ctx, "lvm_t")
-	if err != nil || len(rs) == 0 {
-		t.Fatalf("renewal: %+v %v", rs, err)
+	if err != nil {
+		t.Fatalf("renewal: err = %v, want nil", err)
+	}
+	if len(rs) == 0 {
+		t.Fatalf("renewal: len(rs) = %v, want != 0", len(rs))
 	}
 	if _, err := c.HostStatus(ctx, "lvm_nope"); !errors.Is(err, errdefs.ErrLockspaceNotStarted) {
 		t.Fatalf("unknown lockspace: %v", err)
@@ -213,8 +246,14 @@ func TestRealSanlockLeaseFailure(t *testing.T) {
 	}
 	// No bound on RenewalAge: a truncated lease file can fail renewal at
 	// once (renewal_last_result -223) rather than after 8 × io_timeout.
-	if l.State() != StateFailed || !l.RenewFail || l.RenewalLastResult >= 0 {
-		t.Fatalf("after the fault: %s %+v", l.State(), l)
+	if l.State() != StateFailed {
+		t.Fatalf("after the fault: l.State() = %v, want %v", l.State(), StateFailed)
+	}
+	if !l.RenewFail {
+		t.Fatal("after the fault: l.RenewFail = false, want true")
+	}
+	if l.RenewalLastResult >= 0 {
+		t.Fatalf("after the fault: l.RenewalLastResult = %v, want < 0", l.RenewalLastResult)
 	}
 }
 

@@ -260,8 +260,11 @@ func TestViewCostFor32Hosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Answered) != 32 || rep.Messages != 33 {
-		t.Fatalf("%d hosts answered with %d messages, want 32 and 33", len(rep.Answered), rep.Messages)
+	if len(rep.Answered) != 32 {
+		t.Fatalf("len(rep.Answered) = %v, want 32", len(rep.Answered))
+	}
+	if rep.Messages != 33 {
+		t.Fatalf("rep.Messages = %v, want 33", rep.Messages)
 	}
 	if len(rep.Findings) != 0 {
 		t.Errorf("findings on a healthy cluster: %+v", rep.Findings)

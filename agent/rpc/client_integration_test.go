@@ -17,8 +17,11 @@ func TestIntegrationCallMonitorKeepsLongCallAlive(t *testing.T) {
 	// 5 s of work, 2 s of allowed silence: the server's heartbeat every 1 s
 	// (_timeout/2) keeps the call alive.
 	res, err := f.client.Call(context.Background(), "", "sleep", map[string]int{"ms": 5000}, 2*time.Second)
-	if err != nil || string(res) != `"slept"` {
-		t.Fatalf("5 s call with a 2 s monitor timeout: %s %v", res, err)
+	if err != nil {
+		t.Fatalf("5 s call with a 2 s monitor timeout: err = %v, want nil", err)
+	}
+	if string(res) != `"slept"` {
+		t.Fatalf("5 s call with a 2 s monitor timeout: string(res) = %q, want `\"slept\"`", string(res))
 	}
 }
 
@@ -30,13 +33,25 @@ func TestIntegrationCallerContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got map[string]any
-	if err := json.Unmarshal(res, &got); err != nil || got["request_id"] != "req-abc" || got["user_id"] != "u1" {
-		t.Fatalf("server saw context %s (%v)", res, err)
+	{
+		err := json.Unmarshal(res, &got)
+		if err != nil {
+			t.Fatalf("server saw context: err = %v, want nil", err)
+		}
+		if got["request_id"] != "req-abc" {
+			t.Fatalf("server saw context: got[\"request_id\"] = %q, want \"req-abc\"", got["request_id"])
+		}
+		if got["user_id"] != "u1" {
+			t.Fatalf("server saw context: got[\"user_id\"] = %q, want \"u1\"", got["user_id"])
+		}
 	}
 	// Without a caller context a fresh request id is still sent.
 	res, err = f.client.Call(context.Background(), "", "context", nil, 10*time.Second)
-	if err != nil || !strings.Contains(string(res), `"request_id":"req-`) {
-		t.Fatalf("default context %s %v", res, err)
+	if err != nil {
+		t.Fatalf("default context: err = %v, want nil", err)
+	}
+	if !strings.Contains(string(res), `"request_id":"req-`) {
+		t.Fatalf("default context: string(res) = %q, want it to contain `\"request_id\":\"req-`", string(res))
 	}
 }
 
@@ -101,8 +116,11 @@ func TestIntegrationFanoutCallGathersEveryServer(t *testing.T) {
 	}
 	var got []string
 	for _, r := range replies {
-		if r.Err != nil || r.Received.Before(sent) {
-			t.Fatalf("reply %+v (sent %v)", r, sent)
+		if r.Err != nil {
+			t.Fatalf("reply: r.Err = %v, want nil", r.Err)
+		}
+		if r.Received.Before(sent) {
+			t.Fatal("reply: r.Received.Before(sent) = true, want false")
 		}
 		got = append(got, string(r.Result))
 	}
@@ -125,7 +143,10 @@ func TestIntegrationFanoutCallGathersEveryServer(t *testing.T) {
 			ok++
 		}
 	}
-	if failed != 1 || ok != 1 {
-		t.Fatalf("conflict through fanout: %d failed with LockConflict, %d ok; want 1 and 1", failed, ok)
+	if failed != 1 {
+		t.Fatalf("conflict through fanout: failed = %v, want 1", failed)
+	}
+	if ok != 1 {
+		t.Fatalf("conflict through fanout: ok = %v, want 1", ok)
 	}
 }

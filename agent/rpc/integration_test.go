@@ -94,11 +94,20 @@ func TestIntegrationCallCastFanout(t *testing.T) {
 	f := startAgent(t, 8)
 	ctx := context.Background()
 	res, err := f.client.Call(ctx, "", "echo", map[string]any{"a": 1}, 10*time.Second)
-	if err != nil || string(res) != `{"a":1}` {
-		t.Fatalf("call: %s %v", res, err)
+	if err != nil {
+		t.Fatalf("call: err = %v, want nil", err)
 	}
-	if res, err = f.client.Call(ctx, "host1", "echo", nil, 10*time.Second); err != nil || string(res) != `{}` {
-		t.Fatalf("server call: %s %v", res, err)
+	if string(res) != `{"a":1}` {
+		t.Fatalf("call: string(res) = %q, want `{\"a\":1}`", string(res))
+	}
+	{
+		res, err = f.client.Call(ctx, "host1", "echo", nil, 10*time.Second)
+		if err != nil {
+			t.Fatalf("server call: err = %v, want nil", err)
+		}
+		if string(res) != `{}` {
+			t.Fatalf("server call: string(res) = %q, want `{}`", string(res))
+		}
 	}
 	if err := f.client.Cast(ctx, "host1", "refresh", nil); err != nil {
 		t.Fatal(err)

@@ -43,8 +43,11 @@ func TestIntegrationTLS(t *testing.T) {
 			cfg := Config{URL: url, Topic: "go-tls-" + newID()[:8], Server: "host1", Logger: zaptest.NewLogger(t),
 				CAFile: tc.ca, CertFile: tc.cert, KeyFile: tc.key, ShutdownTimeout: 5 * time.Second}
 			tcfg, err := cfg.withDefaults().tlsConfig()
-			if err != nil || tcfg.InsecureSkipVerify {
-				t.Fatalf("tls config %+v %v: verification must be on by default", tcfg, err)
+			if err != nil {
+				t.Fatalf("tls config: err = %v, want nil", err)
+			}
+			if tcfg.InsecureSkipVerify {
+				t.Fatal("tls config: tcfg.InsecureSkipVerify = true, want false")
 			}
 			srv, err := NewServer(cfg, Dispatcher{Version: "1.0", Methods: map[string]Handler{
 				"echo": func(_ context.Context, r *Request) (any, error) { return r.Args, nil },
@@ -64,8 +67,11 @@ func TestIntegrationTLS(t *testing.T) {
 			}
 			defer client.Close()
 			res, err := client.Call(ctx, "host1", "echo", map[string]string{"over": "tls"}, 10*time.Second)
-			if err != nil || string(res) != `{"over":"tls"}` {
-				t.Fatalf("call over amqps: %s %v", res, err)
+			if err != nil {
+				t.Fatalf("call over amqps: err = %v, want nil", err)
+			}
+			if string(res) != `{"over":"tls"}` {
+				t.Fatalf("call over amqps: string(res) = %q, want `{\"over\":\"tls\"}`", string(res))
 			}
 			if tc.cert != "" {
 				// The broker saw and verified our certificate (verify_peer).
@@ -115,8 +121,11 @@ func TestIntegrationTLSRefused(t *testing.T) {
 			}
 			defer client.Close()
 			_, err = client.Call(context.Background(), "", "echo", nil, 10*time.Second)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("want an error containing %q, got %v", tc.want, err)
+			if err == nil {
+				t.Fatal("want an error containing: err = nil, want non-nil")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an error containing: err.Error() = %q, want it to contain %q", err.Error(), tc.want)
 			}
 			if strings.Contains(err.Error(), pass) {
 				t.Fatalf("error leaks the password: %v", err)
