@@ -49,7 +49,9 @@ func TestParseLabRecordedOutputs(t *testing.T) {
 	for i := range tables {
 		errored[tables[i].Name] = tables[i].Errored()
 	}
-	if !errored["vol-vm--disk"] || !errored["vol-shared--disk"] || errored["vol-lvmlock"] || errored["lun0"] {
-		t.Fatalf("errored %v", errored)
+	for name, want := range map[string]bool{"vol-vm--disk": true, "vol-shared--disk": true, "vol-lvmlock": false, "lun0": false} {
+		if errored[name] != want {
+			t.Errorf("%s errored = %v, want %v", name, errored[name], want)
+		}
 	}
 }

@@ -220,7 +220,13 @@ func TestOutputFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back []Check
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back) != 2 || back[1].Fix != "do x" {
-		t.Errorf("json %s %v", js.String(), err)
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatalf("json %s: %v", js.String(), err)
+	}
+	if len(back) != 2 {
+		t.Fatalf("json: %d checks, want 2: %s", len(back), js.String())
+	}
+	if back[1].Fix != "do x" {
+		t.Errorf("json: back[1].Fix = %q, want \"do x\"", back[1].Fix)
 	}
 }

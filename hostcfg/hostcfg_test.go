@@ -188,8 +188,13 @@ func TestParseLVMVersion(t *testing.T) {
 	if v.String() != "2.03.16" {
 		t.Fatalf("v.String() = %q, want \"2.03.16\"", v.String())
 	}
-	if !v.AtLeast(KillCommandSince) || (LVMVersion{2, 3, 11}).AtLeast(KillCommandSince) || !(LVMVersion{3, 0, 0}).AtLeast(KillCommandSince) {
-		t.Error("AtLeast")
+	for _, c := range []struct {
+		v    LVMVersion
+		want bool
+	}{{v, true}, {LVMVersion{2, 3, 11}, false}, {LVMVersion{3, 0, 0}, true}} {
+		if got := c.v.AtLeast(KillCommandSince); got != c.want {
+			t.Errorf("%s.AtLeast(%s) = %v, want %v", c.v, KillCommandSince, got, c.want)
+		}
 	}
 	if _, err := ParseLVMVersion([]byte("garbage")); err == nil {
 		t.Error("garbage parsed")

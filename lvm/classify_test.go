@@ -172,8 +172,11 @@ func TestClassifyLockConflictHolder(t *testing.T) {
 	// A VG lock conflict names no LV: a plain LockConflict class.
 	err := Classify([]string{"lvcreate"}, &run.Error{ExitCode: 5, Stderr: "  VG vol lock failed: held by other host (host_id 3)\n"})
 	var lc *errdefs.LockConflictError
-	if errors.As(err, &lc) || !errors.Is(err, errdefs.ErrLockConflict) {
-		t.Fatalf("VG conflict: %T %v", err, err)
+	if errors.As(err, &lc) {
+		t.Fatalf("VG conflict: got a %T naming an LV (%v), want the plain class", lc, err)
+	}
+	if !errors.Is(err, errdefs.ErrLockConflict) {
+		t.Fatalf("VG conflict: err = %v, want errdefs.ErrLockConflict", err)
 	}
 	if !strings.Contains(err.Error(), "VG vol lock failed: held by other host (host_id 3)") {
 		t.Fatalf("message must carry lvm's line: %v", err)

@@ -192,17 +192,26 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseLVAttr(t *testing.T) {
-	a, err := ParseLVAttr("owi-aos---")
-	if err != nil {
-		t.Fatal(err)
+	// What the tools read of an attr string, comparable in one go.
+	type facts struct {
+		VolumeType, AllocationPolicy, TargetType               byte
+		Writable, FixedMinor, Active, Suspended, DeviceOpen    bool
+		Zeroing, Partial, SkipActivation, IsOrigin, IsSnapshot bool
 	}
-	if a.VolumeType != 'o' || !a.Writable() || a.AllocationPolicy != 'i' || a.FixedMinor || !a.Active() || a.Suspended() ||
-		!a.DeviceOpen || a.TargetType != 's' || a.Zeroing || a.Partial() || a.SkipActivation || !(LV{Attr: a}).IsOrigin() || (LV{Attr: a}).IsSnapshot() {
-		t.Fatalf("%+v", a)
-	}
-	a, _ = ParseLVAttr("-rimsot-pk")
-	if !a.Suspended() || !a.Active() || a.Writable() || !a.Partial() || !a.SkipActivation || !a.FixedMinor || (LV{Attr: a}).IsOrigin() || (LV{Attr: a}).IsSnapshot() {
-		t.Fatalf("%+v", a)
+	for attr, want := range map[string]facts{
+		"owi-aos---": {VolumeType: 'o', AllocationPolicy: 'i', TargetType: 's', Writable: true, Active: true, DeviceOpen: true, IsOrigin: true},
+		"-rimsot-pk": {VolumeType: '-', AllocationPolicy: 'i', TargetType: 't', FixedMinor: true, Active: true, Suspended: true,
+			DeviceOpen: true, Partial: true, SkipActivation: true},
+	} {
+		a, err := ParseLVAttr(attr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := facts{a.VolumeType, a.AllocationPolicy, a.TargetType, a.Writable(), a.FixedMinor, a.Active(), a.Suspended(),
+			a.DeviceOpen, a.Zeroing, a.Partial(), a.SkipActivation, (LV{Attr: a}).IsOrigin(), (LV{Attr: a}).IsSnapshot()}
+		if got != want {
+			t.Errorf("ParseLVAttr(%q):\n got %+v\nwant %+v", attr, got, want)
+		}
 	}
 	if _, err := ParseLVAttr("-wi-a"); err == nil {
 		t.Fatal("short attr must fail")
