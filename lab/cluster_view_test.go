@@ -23,9 +23,9 @@ import (
 // step of a live-migration hand-off the lock-owner map is what lvmlockd
 // (lvmlockctl --info) and sanlock (client status -D) report on each guest.
 // Then lab-h2's lvmlocal.conf is given lab-h1's host_id: the view reports
-// it before any join, and what sanlock does when lab-h2 joins with it is
-// recorded (out/cluster-view/duplicate-host-id.txt). The story's agents
-// are stopped at the end.
+// it before any join; with LAB_DUPLICATE_JOIN=1, lab-h2 then joins with it
+// and what sanlock does is recorded (out/cluster-view/duplicate-host-id.txt).
+// The story's agents are stopped at the end.
 func (l *labT) clusterView(t *testing.T, brokerURL string) {
 	l.scenario(t, "cluster-view", func(t *testing.T) {
 		defer func() {
@@ -105,6 +105,12 @@ func (l *labT) clusterView(t *testing.T, brokerURL string) {
 		kinds := kindsBut(check("duplicate-host-id-planted", nil), "clock_offset")
 		if want := []string{"duplicate_host_id lab-h1,lab-h2", "host_id_not_applied lab-h2"}; !slices.Equal(kinds, want) {
 			t.Errorf("findings %q, want %q", kinds, want)
+		}
+		// The join itself takes ~90 s under TCG: what it showed is in
+		// duplicateJoin's comment and the runbook; LAB_DUPLICATE_JOIN=1 runs
+		// it again.
+		if os.Getenv("LAB_DUPLICATE_JOIN") == "" {
+			return
 		}
 		l.duplicateJoin(t, out)
 		// sanlock refused the join (host_id busy): lab-h2 answers outside

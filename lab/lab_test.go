@@ -21,7 +21,8 @@ import (
 // in order (booting is the expensive part). Run with scripts/lab.sh test,
 // which builds the image and sets LAB_IMAGE. LAB_OUT keeps journals and the
 // timing tables; LAB_IO_TIMEOUT overrides lvmlockd -o; LAB_ONLY=a,b runs
-// only the scenarios named (for iterating on one).
+// only the scenarios named (for iterating on one); LAB_DUPLICATE_JOIN=1
+// also has a guest join with a duplicate host_id (cluster-view, ~90 s).
 
 const vg = "vol"
 
