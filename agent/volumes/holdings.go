@@ -3,9 +3,6 @@ package volumes
 import (
 	"context"
 	"time"
-
-	"github.com/aos-agent/aos-agent/errdefs"
-	"github.com/aos-agent/aos-agent/sanlock"
 )
 
 // Holding is an LV this host holds a lock on or has active, as the
@@ -27,30 +24,13 @@ type Holding struct {
 // is active with its origin under the origin's lock, so it is not listed
 // on its own.
 func (s *Service) Holdings(ctx context.Context, vg string) ([]Holding, error) {
-	if !s.allowed(vg) {
-		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "volume group %q is not managed by this agent", vg)
-	}
-	lvs, err := s.lvm.LVs(ctx, vg)
+	lvs, modes, err := s.lvsAndLocks(ctx, vg)
 	if err != nil {
 		return nil, err
-	}
-	info, err := s.locks.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var modes map[string]sanlock.LockMode
-	if v := info.VG(vg); v != nil {
-		modes = v.LVs
 	}
 	out := []Holding{}
 	for _, lv := range lvs {
-		h := Holding{VG: vg, LV: lv.Name, UUID: lv.UUID, Active: lv.ActiveLocally}
-		switch modes[lv.UUID] {
-		case sanlock.ModeEx:
-			h.Mode = Exclusive
-		case sanlock.ModeSh:
-			h.Mode = Shared
-		}
+		h := Holding{VG: vg, LV: lv.Name, UUID: lv.UUID, Mode: modes[lv.UUID], Active: lv.ActiveLocally}
 		if h.Mode == "" && (!h.Active || lv.Hidden || lv.IsSnapshot()) {
 			continue
 		}

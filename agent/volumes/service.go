@@ -622,31 +622,42 @@ func (s *Service) List(ctx context.Context, vg string) ([]Volume, error) {
 	if vg == "" {
 		vg = s.opts.VolumeGroups[0]
 	}
-	if !s.allowed(vg) {
-		return nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "volume group %q is not managed by this agent", vg)
-	}
-	lvs, err := s.lvm.LVs(ctx, vg)
+	lvs, modes, err := s.lvsAndLocks(ctx, vg)
 	if err != nil {
 		return nil, err
-	}
-	info, err := s.locks.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var modes map[string]sanlock.LockMode
-	if v := info.VG(vg); v != nil {
-		modes = v.LVs
 	}
 	out := make([]Volume, 0, len(lvs))
 	for _, lv := range lvs {
-		v := Volume{VG: vg, LV: lv.Name, UUID: lv.UUID, SizeBytes: lv.Size}
-		switch modes[lv.UUID] {
-		case sanlock.ModeEx:
-			v.Mode, v.ActiveHere = Exclusive, true
-		case sanlock.ModeSh:
-			v.Mode, v.ActiveHere = Shared, true
-		}
-		out = append(out, v)
+		mode := modes[lv.UUID]
+		out = append(out, Volume{VG: vg, LV: lv.Name, UUID: lv.UUID, SizeBytes: lv.Size, Mode: mode, ActiveHere: mode != ""})
 	}
 	return out, nil
+}
+
+// lvsAndLocks reads vg's LVs and, by LV uuid, the lock lvmlockd holds on
+// each here (LVs without one are absent from the map).
+func (s *Service) lvsAndLocks(ctx context.Context, vg string) ([]lvm.LV, map[string]RequestedMode, error) {
+	if !s.allowed(vg) {
+		return nil, nil, errdefs.Errorf(errdefs.ErrInvalidArgument, "volume group %q is not managed by this agent", vg)
+	}
+	lvs, err := s.lvm.LVs(ctx, vg)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := s.locks.Info(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	modes := map[string]RequestedMode{}
+	if v := info.VG(vg); v != nil {
+		for uuid, m := range v.LVs {
+			switch m {
+			case sanlock.ModeEx:
+				modes[uuid] = Exclusive
+			case sanlock.ModeSh:
+				modes[uuid] = Shared
+			}
+		}
+	}
+	return lvs, modes, nil
 }
