@@ -32,7 +32,12 @@ func runCluster(ctx context.Context, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	client, code := agentClient(*cfgPath, "cluster")
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "aos-agent cluster:", err)
+		return 2
+	}
+	client, code := agentClient(cfg, "cluster")
 	if client == nil {
 		return code
 	}
@@ -82,7 +87,7 @@ func runStatus(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "aos-agent status:", err)
 		return 2
 	}
-	client, code := agentClient(*cfgPath, "status")
+	client, code := agentClient(cfg, "status")
 	if client == nil {
 		return code
 	}
@@ -112,12 +117,7 @@ func runStatus(ctx context.Context, args []string) int {
 }
 
 // agentClient connects to the broker the agent configuration names.
-func agentClient(cfgPath, cmd string) (*rpc.Client, int) {
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "aos-agent %s: %v\n", cmd, err)
-		return nil, 2
-	}
+func agentClient(cfg *config.Config, cmd string) (*rpc.Client, int) {
 	rc := cfg.RPC()
 	rc.Server = "" // a caller, not the host's RPC server
 	client, err := rpc.NewClient(rc)
