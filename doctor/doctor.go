@@ -372,8 +372,6 @@ func (f *facts) killCommandSupport() Check {
 	return pass(c, fmt.Sprintf("lvm2 %s, lvmlockctl_kill_command = %s", f.lvmVersion, f.killCommand))
 }
 
-var mpathKey = regexp.MustCompile(`(?m)^\s*(no_path_retry|polling_interval)\s+"?([A-Za-z0-9]+)"?`)
-
 // timeouts: multipath queues I/O for no_path_retry × polling_interval
 // seconds after the last path fails; sanlock gives up on the lease after
 // 8 × io_timeout. Queueing longer than that leaves I/O hanging while the
@@ -381,21 +379,7 @@ var mpathKey = regexp.MustCompile(`(?m)^\s*(no_path_retry|polling_interval)\s+"?
 // a short path blip an I/O error, i.e. look like lost storage.
 func (f *facts) timeouts() Check {
 	c := Check{Name: "io_timeouts"}
-	retry, poll := "fail", 5 // multipath-tools defaults
-	files, _ := filepath.Glob(f.path("/etc/multipath/conf.d/*.conf"))
-	for _, p := range append([]string{f.path("/etc/multipath.conf")}, files...) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		for _, m := range mpathKey.FindAllStringSubmatch(string(b), -1) {
-			if m[1] == "no_path_retry" {
-				retry = m[2]
-			} else if n, err := strconv.Atoi(m[2]); err == nil && n > 0 {
-				poll = n
-			}
-		}
-	}
+	q := multipath.ReadQueueConfig(f.path("/etc/multipath.conf"), f.path("/etc/multipath/conf.d"))
 	io := sanlock.DefaultIOTimeout
 	if f.status != nil {
 		for _, vg := range f.env.VolumeGroups {
@@ -405,19 +389,17 @@ func (f *facts) timeouts() Check {
 		}
 	}
 	limit := sanlock.FailAfter(io)
-	fix := fmt.Sprintf("set no_path_retry so that no_path_retry × polling_interval (%d s) is at most %s (8 × sanlock io_timeout %d s)", poll, limit, io)
-	switch retry {
-	case "queue":
+	fix := fmt.Sprintf("set no_path_retry so that no_path_retry × polling_interval (%d s) is at most %s (8 × sanlock io_timeout %d s)", q.PollingInterval, limit, io)
+	queue, forever, err := q.QueueFor()
+	switch {
+	case err != nil:
+		return fail(c, err.Error(), fix)
+	case forever:
 		return fail(c, "no_path_retry queue: I/O queues forever, the kill hook hangs and the watchdog resets the host", fix)
-	case "fail", "0":
-		return warn(c, "no_path_retry "+retry+": a path blip of any length fails I/O at once", fix)
+	case queue == 0:
+		return warn(c, "no_path_retry "+q.NoPathRetry+": a path blip of any length fails I/O at once", fix)
 	}
-	n, err := strconv.Atoi(retry)
-	if err != nil {
-		return fail(c, "no_path_retry "+retry+" not understood", fix)
-	}
-	queue := time.Duration(n*poll) * time.Second
-	detail := fmt.Sprintf("multipath queues %s (no_path_retry %d × polling_interval %d s), sanlock fails the lease after %s (io_timeout %d s)", queue, n, poll, limit, io)
+	detail := fmt.Sprintf("multipath queues %s (no_path_retry %s × polling_interval %d s), sanlock fails the lease after %s (io_timeout %d s)", queue, q.NoPathRetry, q.PollingInterval, limit, io)
 	if queue > limit {
 		return fail(c, detail, fix)
 	}
