@@ -154,6 +154,9 @@ type domain struct {
 	state  string   // running, paused, shut off
 	reason string   // as virsh domstate --reason prints it
 	id     int
+	// errorPolicy is the disks' error_policy: only "stop" pauses the
+	// guest on EIO.
+	errorPolicy string
 }
 
 // NewCluster builds a cluster with a created shared VG and every host's
@@ -327,7 +330,7 @@ func (h *Host) pathsDown() bool { return !h.pathsOK[0] && !h.pathsOK[1] }
 // pauseDomainsOnEIO pauses running guests whose I/O now errors (error_policy=stop).
 func (h *Host) pauseDomainsOnEIO() {
 	for _, d := range h.domains {
-		if d.state != "running" {
+		if d.state != "running" || d.errorPolicy != "stop" {
 			continue
 		}
 		for _, name := range d.disks {
@@ -532,7 +535,15 @@ func (c *Cluster) DefineDomain(host, name string, lvNames ...string) {
 	if h.domains[name] == nil {
 		h.domOrder = append(h.domOrder, name)
 	}
-	h.domains[name] = &domain{name: name, disks: lvNames, state: "shut off", reason: "unknown"}
+	h.domains[name] = &domain{name: name, disks: lvNames, state: "shut off", reason: "unknown", errorPolicy: "stop"}
+}
+
+// SetErrorPolicy sets a defined domain's disks' error_policy (nova's is
+// "stop"; "report" hands the EIO to the guest, which keeps running).
+func (c *Cluster) SetErrorPolicy(host, name, policy string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mustHost(host).domains[name].errorPolicy = policy
 }
 
 // HostState is a snapshot for assertions.

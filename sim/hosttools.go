@@ -333,6 +333,7 @@ func (h *Host) systemctl(a *args) reply {
 var virshVerbs = map[string]func(h *Host, d *domain, a *args) reply{
 	"domstate":   (*Host).virshDomstate,
 	"domblklist": (*Host).virshDomblklist,
+	"dumpxml":    (*Host).virshDumpxml,
 	"start":      (*Host).virshStart,
 	"suspend":    (*Host).virshSuspend,
 	"resume":     (*Host).virshResume,
@@ -397,6 +398,19 @@ func (h *Host) virshDomblklist(d *domain, _ *args) reply {
 		rows = append(rows, []string{"vd" + string(rune('a'+i)), "/dev/" + h.c.opt.VG + "/" + n})
 	}
 	return reply{stdout: virshTable(rows)}
+}
+
+// virshDumpxml prints the parts of a domain's XML the agent reads: its
+// disks, each with the domain's error policy, as nova writes them.
+func (h *Host) virshDumpxml(d *domain, _ *args) reply {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<domain type='kvm'>\n  <name>%s</name>\n  <devices>\n", d.name)
+	for i, n := range d.disks {
+		fmt.Fprintf(&b, "    <disk type='block' device='disk'>\n      <driver name='qemu' type='raw' cache='none' io='native' error_policy='%s' rerror_policy='%s'/>\n"+
+			"      <source dev='/dev/%s/%s'/>\n      <target dev='vd%c' bus='virtio'/>\n    </disk>\n", d.errorPolicy, d.errorPolicy, h.c.opt.VG, n, 'a'+i)
+	}
+	b.WriteString("  </devices>\n</domain>\n")
+	return reply{stdout: b.String()}
 }
 
 // virshStart opens the domain's disks, which must be active with a working

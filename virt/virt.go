@@ -6,6 +6,7 @@ package virt
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -139,6 +140,65 @@ func ParseBlkList(b []byte) ([]Disk, error) {
 		disks = append(disks, Disk{Target: f[0], Source: strings.Join(f[1:], " ")})
 	}
 	return disks, nil
+}
+
+// DiskPolicy is what qemu does when one of a domain's disks returns an I/O
+// error, from the domain's live XML: "stop" pauses the guest (recovery
+// resumes it once its LV is locked again), "report" hands the error to the
+// guest, whose filesystem may go read-only or worse, "ignore" drops it.
+// "" leaves qemu's own default: an EIO is reported to the guest (qemu's
+// werror=enospc pauses only when the host's storage is full).
+type DiskPolicy struct {
+	Target      string `json:"target"`
+	Source      string `json:"source"`
+	ErrorPolicy string `json:"error_policy"`
+	// ReadErrorPolicy is rerror_policy, which defaults to ErrorPolicy.
+	ReadErrorPolicy string `json:"rerror_policy"`
+}
+
+// DiskPolicies lists the error policies of a domain's disks.
+func (c *Client) DiskPolicies(ctx context.Context, name string) ([]DiskPolicy, error) {
+	out, err := c.virsh(ctx, "dumpxml", name)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDiskPolicies(out)
+}
+
+// ParseDiskPolicies reads each <disk>'s <driver error_policy rerror_policy>
+// and its source (dev, file or volume name) from `virsh dumpxml`.
+func ParseDiskPolicies(b []byte) ([]DiskPolicy, error) {
+	var dom struct {
+		Disks []struct {
+			Driver struct {
+				ErrorPolicy     string `xml:"error_policy,attr"`
+				ReadErrorPolicy string `xml:"rerror_policy,attr"`
+			} `xml:"driver"`
+			Source struct {
+				Dev    string `xml:"dev,attr"`
+				File   string `xml:"file,attr"`
+				Volume string `xml:"volume,attr"`
+			} `xml:"source"`
+			Target struct {
+				Dev string `xml:"dev,attr"`
+			} `xml:"target"`
+		} `xml:"devices>disk"`
+	}
+	if err := xml.Unmarshal(b, &dom); err != nil {
+		return nil, fmt.Errorf("virsh dumpxml: %w", err)
+	}
+	out := []DiskPolicy{}
+	for _, d := range dom.Disks {
+		p := DiskPolicy{Target: d.Target.Dev, Source: d.Source.Dev, ErrorPolicy: d.Driver.ErrorPolicy, ReadErrorPolicy: d.Driver.ReadErrorPolicy}
+		if p.Source == "" {
+			p.Source = d.Source.File + d.Source.Volume
+		}
+		if p.ReadErrorPolicy == "" {
+			p.ReadErrorPolicy = p.ErrorPolicy
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // Suspend pauses a domain; a paused one stays paused.

@@ -3,11 +3,13 @@ package virt
 import (
 	"context"
 	"errors"
-	"github.com/aos-agent/aos-agent/internal/fixture"
+	"os"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"github.com/aos-agent/aos-agent/internal/run"
 )
 
@@ -175,5 +177,27 @@ func TestClientArgvAndErrors(t *testing.T) {
 		if !errors.Is(err, exec.ErrNotFound) {
 			t.Fatalf("no virsh: err = %v, want exec.ErrNotFound", err)
 		}
+	}
+}
+
+func TestParseDiskPolicies(t *testing.T) {
+	b, err := os.ReadFile("testdata/dumpxml.libvirt9.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseDiskPolicies(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []DiskPolicy{
+		{Target: "vda", Source: "/dev/vol/vm-disk", ErrorPolicy: "stop", ReadErrorPolicy: "stop"},
+		{Target: "vdb", Source: "/dev/vol/data-disk", ErrorPolicy: "report", ReadErrorPolicy: "report"},
+		{Target: "hdc"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ParseDiskPolicies\n got %+v\nwant %+v", got, want)
+	}
+	if _, err := ParseDiskPolicies([]byte("error: failed to get domain")); err == nil {
+		t.Error("ParseDiskPolicies of a non-XML answer: err = nil, want an error")
 	}
 }
