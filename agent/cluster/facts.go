@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aos-agent/aos-agent/agent/volumes"
+	"github.com/aos-agent/aos-agent/multipath"
 )
 
 // Method is the RPC method every agent answers with its HostFacts; it is
@@ -32,6 +33,9 @@ type HostFacts struct {
 	Recovery         string           `json:"recovery"` // idle or fenced
 	Lockspaces       []LockspaceFacts `json:"lockspaces"`
 	Multipath        *MultipathFacts  `json:"multipath"`
+	// Timeouts are the settings the fence's arithmetic depends on, as
+	// configured on the host.
+	Timeouts *TimeoutFacts `json:"timeouts"`
 	// Holdings are the LVs locked or active on the host, every VG.
 	Holdings        []volumes.Holding `json:"holdings"`
 	CollectorErrors map[string]string `json:"collector_errors"`
@@ -65,6 +69,27 @@ type MultipathFacts struct {
 	Queueing    string `json:"queueing"`
 	PathsTotal  int    `json:"paths_total"`
 	PathsActive int    `json:"paths_active"`
+}
+
+// TimeoutFacts are what decides, with the lockspace's io_timeout, whether a
+// host that loses its storage is fenced in time: how long multipath queues
+// I/O with no path left, whether lvmlockctl runs the agent's kill hook, and
+// whether qemu pauses a guest whose disk fails (so recovery can resume it).
+type TimeoutFacts struct {
+	Multipath multipath.QueueConfig `json:"multipath"`
+	// MultipathQueueSeconds is no_path_retry × polling_interval; -1 is
+	// forever ("queue"), or a value multipath would not understand.
+	MultipathQueueSeconds int `json:"multipath_queue_seconds"`
+	// KillCommand is lvm.conf's global/lvmlockctl_kill_command; "" leaves
+	// a lost lease to sanlock's watchdog, which resets the host.
+	KillCommand string `json:"lvmlockctl_kill_command"`
+	// QemuErrorPolicies counts the disks on the agent's VGs of the host's
+	// libvirt domains by error_policy ("": unset, qemu reports the EIO);
+	// nil when libvirt is not there (a cinder-volume host).
+	QemuErrorPolicies map[string]int `json:"qemu_error_policies"`
+	// QemuDisksNotStopping names those disks whose guest would not pause
+	// on an I/O error ("domain vdb: error_policy report, rerror_policy report").
+	QemuDisksNotStopping []string `json:"qemu_disks_not_stopping"`
 }
 
 // Time is the agent's clock reading.

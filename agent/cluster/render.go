@@ -43,6 +43,31 @@ func (r *Report) Print(w io.Writer, now time.Time) {
 	}
 	tw.Flush()
 
+	fmt.Fprintln(w, "\nfence budget (the lease fails 8 × io_timeout after the last renewal)")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tMULTIPATH_QUEUES\tKILL_COMMAND\tQEMU_ERROR_POLICIES")
+	for _, h := range r.Answered {
+		t := h.Timeouts
+		if t == nil {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\n", h.Host)
+			continue
+		}
+		queue := fmt.Sprintf("%d s (%s × %d s)", t.MultipathQueueSeconds, t.Multipath.NoPathRetry, t.Multipath.PollingInterval)
+		if t.MultipathQueueSeconds < 0 {
+			queue = "forever (" + t.Multipath.NoPathRetry + ")"
+		}
+		pols := "no libvirt"
+		if t.QemuErrorPolicies != nil {
+			var parts []string
+			for _, p := range sortedKeys(t.QemuErrorPolicies) {
+				parts = append(parts, fmt.Sprintf("%s %d", orUnset(p), t.QemuErrorPolicies[p]))
+			}
+			pols = dash(strings.Join(parts, ", "))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Host, queue, dash(t.KillCommand), pols)
+	}
+	tw.Flush()
+
 	fmt.Fprintf(w, "\nlock owners (%d LVs held or active)\n", len(r.Owners))
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VG/LV\tHOLDERS\tPROBLEMS")
@@ -50,6 +75,9 @@ func (r *Report) Print(w io.Writer, now time.Time) {
 		var hs []string
 		for _, h := range o.Holders {
 			mode := map[string]string{"exclusive": "ex", "shared": "sh", "": "NO LOCK"}[h.Mode]
+			if h.Offline {
+				mode += " (error table)"
+			}
 			since := ""
 			if h.Since != nil {
 				since = " for " + now.Sub(*h.Since).Round(time.Second).String()
@@ -75,4 +103,11 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+func orUnset(policy string) string {
+	if policy == "" {
+		return "unset"
+	}
+	return policy
 }

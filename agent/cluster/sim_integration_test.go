@@ -49,7 +49,8 @@ func call(t *testing.T, c *rpc.Client, host, method string, args map[string]any)
 // Five simulated hosts with every mistake the view must find planted: c
 // shares a's host_id and initiator name, d's clock is 30 s ahead and its
 // sanlock runs another io_timeout, e's agent is dead while e stays in the
-// lockspace, and an LV is active on b without its lock. The view, gathered
+// lockspace, and an LV is active on b without its lock; d's multipath
+// queues forever and a guest on b would not pause on EIO. The view, gathered
 // through a real broker, reports exactly those; the alert rules, fed the
 // agents' own scrapes, fire for exactly the cluster-wide ones.
 func TestPlantedMistakesOnTheSimulator(t *testing.T) {
@@ -59,7 +60,7 @@ func TestPlantedMistakesOnTheSimulator(t *testing.T) {
 	o := demo.Options{TransportURL: url, WorkDir: t.TempDir(), Topic: topic, Version: "test", PVSize: 8 << 30,
 		Setup: map[string]demo.HostSetup{
 			"c": {HostID: 1, InitiatorName: "iqn.2026-12.org.aos-agent.sim:a"},
-			"d": {ClockOffset: 30 * time.Second, IOTimeout: 20 * time.Second},
+			"d": {ClockOffset: 30 * time.Second, IOTimeout: 20 * time.Second, NoPathRetry: "queue"},
 		}}
 	c, err := demo.StartCluster(ctx, o, []string{"a", "b", "c", "d", "e"}, logWriter{t}, zap.NewNop())
 	if err != nil {
@@ -82,6 +83,10 @@ func TestPlantedMistakesOnTheSimulator(t *testing.T) {
 	if _, err := c.Sim.Host("b").Run(ctx, run.Cmd{Argv: []string{"lvchange", "-ay", "--lockopt", "skiplv", "vol/v3"}}); err != nil {
 		t.Fatal(err)
 	}
+	// A guest on b whose disk hands an EIO to the guest instead of
+	// pausing it.
+	c.Sim.DefineDomain("b", "instance-2", "v2")
+	c.Sim.SetErrorPolicy("b", "instance-2", "report")
 	if err := c.StopAgent("e"); err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +109,8 @@ func TestPlantedMistakesOnTheSimulator(t *testing.T) {
 		"duplicate_initiator_name a,c",
 		"clock_offset d",
 		"timeouts_disagree a,b,c,d",
+		"qemu_error_policy b",
+		"fence_budget d",
 		"agent_silent a,b,c,d",
 		"active_without_lock b",
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -65,6 +66,8 @@ type Owner struct {
 	// held on another), "no-lock" (active on a host without its lock),
 	// "dead-lease" (held by a host whose lease is not healthy). "fenced":
 	// active without a lock on a fenced host, the fence's error table.
+	// "offline": still on the error target on a host no longer fenced (its
+	// lock was lost meanwhile, and something there keeps it open).
 	Problems []string `json:"problems"`
 }
 
@@ -75,6 +78,8 @@ type Holder struct {
 	Mode   string     `json:"mode"` // exclusive, shared, "" (active without lock)
 	Since  *time.Time `json:"since,omitempty"`
 	Active bool       `json:"active"`
+	// Offline: its table is the error target (fenced): it cannot write.
+	Offline bool `json:"offline"`
 	// Lease is the holder's lockspace state: joined is healthy.
 	Lease  string `json:"lease"`
 	fenced bool
@@ -140,6 +145,7 @@ func Analyze(hosts []HostView, o Options) *Report {
 	r.findDuplicates()
 	r.findClocks(o.MaxClockOffset)
 	r.findTimeouts()
+	r.findFenceBudget()
 	r.findVersions()
 	r.findSilent(o.Expect)
 	r.findLockProblems()
@@ -171,7 +177,7 @@ func (r *Report) owners() {
 				o = &Owner{VG: hd.VG, LV: hd.LV, Problems: []string{}}
 				byLV[k] = o
 			}
-			holder := Holder{Host: h.Host, Mode: string(hd.Mode), Since: hd.Since, Active: hd.Active, fenced: h.Recovery == "fenced"}
+			holder := Holder{Host: h.Host, Mode: string(hd.Mode), Since: hd.Since, Active: hd.Active, Offline: hd.Offline, fenced: h.Recovery == "fenced"}
 			if ls := h.lockspace(hd.VG); ls != nil {
 				holder.HostID, holder.Lease = ls.HostID, ls.State
 			}
@@ -182,11 +188,14 @@ func (r *Report) owners() {
 		sort.Slice(o.Holders, func(i, j int) bool { return o.Holders[i].Host < o.Holders[j].Host })
 		locked, exclusive := 0, false
 		for _, h := range o.Holders {
-			if h.Mode == "" && h.fenced {
+			switch {
+			case h.Mode == "" && h.fenced:
 				o.Problems = appendOnce(o.Problems, "fenced")
 				continue
-			}
-			if h.Mode == "" {
+			case h.Mode == "" && h.Offline:
+				o.Problems = appendOnce(o.Problems, "offline")
+				continue
+			case h.Mode == "":
 				o.Problems = appendOnce(o.Problems, "no-lock")
 				continue
 			}
@@ -227,13 +236,8 @@ func groups(hosts []HostView, value func(HostView) string) map[string][]string {
 	return out
 }
 
-func sortedKeys(m map[string][]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }
 
 func (r *Report) findDuplicates() {
@@ -327,8 +331,48 @@ func (r *Report) findTimeouts() {
 			hs = append(hs, q[v]...)
 		}
 		r.add("timeouts_disagree", "warning", hs,
-			"use the same no_path_retry everywhere (aos-agent install writes the LUN's multipath settings) and reload multipathd",
+			"use the same no_path_retry and polling_interval in every host's multipath.conf and reload multipathd",
 			"the shared LUN's multipath queueing differs across hosts (%s): hosts that queue longer see I/O errors later, after their lease may have expired", strings.Join(parts, "; "))
+	}
+}
+
+// findFenceBudget checks each host's own settings against its lease: the
+// fence must see I/O errors, and run, before the lease expires elsewhere.
+func (r *Report) findFenceBudget() {
+	for _, h := range r.Answered {
+		t := h.Timeouts
+		if t == nil {
+			continue
+		}
+		io := 0
+		for _, ls := range h.Lockspaces {
+			if ls.IOTimeout > 0 && ls.State != "absent" {
+				io = max(io, ls.IOTimeout)
+			}
+		}
+		if io > 0 {
+			fails := 8 * io
+			if t.MultipathQueueSeconds < 0 || t.MultipathQueueSeconds > fails {
+				queue := fmt.Sprintf("%d s", t.MultipathQueueSeconds)
+				if t.MultipathQueueSeconds < 0 {
+					queue = "forever"
+				}
+				r.add("fence_budget", "critical", []string{h.Host},
+					fmt.Sprintf("set no_path_retry so that no_path_retry × polling_interval (%d s) is at most %d s in multipath.conf, and reload multipathd; `aos-agent doctor` checks it", t.Multipath.PollingInterval, fails),
+					"%s's multipath queues I/O %s after the last path fails (no_path_retry %s × polling_interval %d s), but its lease fails after %d s (8 × io_timeout %d s): the kill hook's error tables wait behind queued I/O and the watchdog resets the host",
+					h.Host, queue, t.Multipath.NoPathRetry, t.Multipath.PollingInterval, fails, io)
+			}
+			if t.KillCommand == "" {
+				r.add("no_kill_command", "warning", []string{h.Host},
+					"aos-agent install (sets lvm.conf's global/lvmlockctl_kill_command to the agent's kill hook)",
+					"%s has no lvmlockctl_kill_command: when it loses its lease, sanlock's watchdog resets the host instead of the agent fencing its LVs and keeping its VMs", h.Host)
+			}
+		}
+		if len(t.QemuDisksNotStopping) > 0 {
+			r.add("qemu_error_policy", "warning", []string{h.Host},
+				"give the disks error_policy='stop' and rerror_policy='stop' in the domain XML (oVirt does so for all shared-storage disks): a guest that sees the EIO may remount read-only or lose writes; a paused one is resumed by recovery once the LV is locked again",
+				"on %s, %d disk(s) on the shared VG do not pause their guest on an I/O error: %s", h.Host, len(t.QemuDisksNotStopping), strings.Join(t.QemuDisksNotStopping, "; "))
+		}
 	}
 }
 
@@ -417,7 +461,9 @@ func (r *Report) findSilent(expect []string) {
 				if o.Host == h.Host || ols == nil || ols.State != "joined" || len(ols.Peers) == 0 {
 					continue
 				}
-				if !slices.ContainsFunc(ols.Peers, func(p Peer) bool { return p.HostID == ls.HostID && p.State == "LIVE" }) {
+				// UNKNOWN is a lockspace that joined moments ago and has
+				// not yet watched its peers renew: no evidence either way.
+				if !slices.ContainsFunc(ols.Peers, func(p Peer) bool { return p.HostID == ls.HostID && (p.State == "LIVE" || p.State == "UNKNOWN") }) {
 					notSeen = append(notSeen, o.Host)
 				}
 			}
@@ -461,6 +507,16 @@ func (r *Report) findLockProblems() {
 				r.add("active_without_lock", "critical", hs,
 					"deactivate the LV on that host (lvchange -an), then attach it again through cinder so the lock is taken",
 					"%s/%s is active on a host that holds no lock for it: %s", o.VG, o.LV, holderList(o.Holders))
+			case "offline":
+				var offline []string
+				for _, h := range o.Holders {
+					if h.Mode == "" && h.Offline && !h.fenced {
+						offline = append(offline, h.Host)
+					}
+				}
+				r.add("lv_offline", "warning", offline,
+					"stop or destroy what still holds the device open there (a VM that must not be resumed: its volume was lost to another host), then deactivate the LV there",
+					"%s/%s is still on the error target on %s after recovery: it cannot write, but nothing there can use it until it is deactivated (holders: %s)", o.VG, o.LV, strings.Join(offline, ", "), holderList(o.Holders))
 			case "dead-lease":
 				r.add("lock_on_dead_lease", "warning", hs,
 					"the holder was fenced or is losing its lease: follow the recovery runbook on it (docs/runbooks)",

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aos-agent/aos-agent/agent/volumes"
+	"github.com/aos-agent/aos-agent/multipath"
 )
 
 // host is a healthy member of VG vol's lockspace seeing peers live.
@@ -137,13 +138,34 @@ func TestPrint(t *testing.T) {
 func TestFencedHost(t *testing.T) {
 	a, b := host("a", 1, 2), host("b", 2, 1)
 	b.Recovery, b.Lockspaces[0].State, b.Multipath.Queueing = "fenced", "absent", "-"
-	b.Holdings = []volumes.Holding{{VG: "vol", LV: "v1", Active: true}}
+	b.Holdings = []volumes.Holding{{VG: "vol", LV: "v1", Active: true, Offline: true}}
 	r := Analyze([]HostView{a, b}, Options{})
 	if got, want := kinds(r), []string{"fenced b"}; !slices.Equal(got, want) {
 		t.Fatalf("findings %q, want %q", got, want)
 	}
 	if got := r.Owners[0].Problems; !slices.Equal(got, []string{"fenced"}) {
 		t.Errorf("v1 problems = %q, want fenced", got)
+	}
+}
+
+// After recovery an LV lost to another host stays on the error target
+// while its VM keeps it open: it cannot write, so it is no lock conflict,
+// but the operator must clear it.
+func TestOfflineAfterRecovery(t *testing.T) {
+	a, b := host("a", 1, 2), host("b", 2, 1)
+	a.Holdings = []volumes.Holding{{VG: "vol", LV: "v1", Mode: volumes.Exclusive, Active: true}}
+	b.Holdings = []volumes.Holding{{VG: "vol", LV: "v1", Active: true, Offline: true}}
+	r := Analyze([]HostView{a, b}, Options{})
+	if got, want := kinds(r), []string{"lv_offline b"}; !slices.Equal(got, want) {
+		t.Fatalf("findings %q, want %q", got, want)
+	}
+	if got := r.Owners[0].Problems; !slices.Equal(got, []string{"offline"}) {
+		t.Errorf("v1 problems = %q, want offline", got)
+	}
+	var out strings.Builder
+	r.Print(&out, time.Now())
+	if want := "vol/v1  a ex; b NO LOCK (error table)"; !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out.String())
 	}
 }
 
@@ -172,5 +194,44 @@ func TestNotSeenAlive(t *testing.T) {
 	}
 	if !strings.Contains(r.Findings[0].Message, "b is joined to the lockspace of VG vol as host_id 2, but sanlock on a does not see it alive") {
 		t.Errorf("message %q", r.Findings[0].Message)
+	}
+	// a joined moments ago: it has not watched b renew yet.
+	a.Lockspaces[0].Peers[1].State = "UNKNOWN"
+	if got := kinds(Analyze([]HostView{a, b}, Options{})); len(got) != 0 {
+		t.Errorf("b seen UNKNOWN: findings %q, want none", got)
+	}
+}
+
+// Each host's own settings against its lease (io_timeout 10: the lease
+// fails after 80 s): multipath queueing longer than that or forever, no kill
+// hook, a disk whose guest would not pause on EIO.
+func TestFenceBudget(t *testing.T) {
+	good := func() *TimeoutFacts {
+		return &TimeoutFacts{Multipath: multipath.QueueConfig{NoPathRetry: "12", PollingInterval: 5}, MultipathQueueSeconds: 60,
+			KillCommand: "/usr/sbin/aos-agent kill-hook", QemuErrorPolicies: map[string]int{"stop": 2}, QemuDisksNotStopping: []string{}}
+	}
+	a, b, c, d := host("a", 1), host("b", 2), host("c", 3), host("d", 4)
+	a.Timeouts, b.Timeouts, c.Timeouts, d.Timeouts = good(), good(), good(), good()
+	b.Timeouts.Multipath.NoPathRetry, b.Timeouts.MultipathQueueSeconds = "queue", -1
+	c.Timeouts.Multipath.NoPathRetry, c.Timeouts.MultipathQueueSeconds, c.Timeouts.KillCommand = "20", 100, ""
+	d.Timeouts.QemuErrorPolicies = map[string]int{"stop": 1, "": 1}
+	d.Timeouts.QemuDisksNotStopping = []string{"instance-7 vdb: error_policy unset (qemu reports the EIO), rerror_policy unset (qemu reports the EIO)"}
+	for _, h := range []*HostView{&a, &b, &c, &d} {
+		h.Lockspaces[0].Peers = nil // sanlock's view of the peers is not under test
+	}
+	r := Analyze([]HostView{a, b, c, d}, Options{})
+	want := []string{"fence_budget b", "fence_budget c", "no_kill_command c", "qemu_error_policy d"}
+	if got := kinds(r); !slices.Equal(got, want) {
+		t.Fatalf("findings\n got %q\nwant %q", got, want)
+	}
+	if msg := r.Findings[1].Message; !strings.Contains(msg, "queues I/O 100 s after the last path fails (no_path_retry 20 × polling_interval 5 s), but its lease fails after 80 s") {
+		t.Errorf("c's message: %q", msg)
+	}
+	var out strings.Builder
+	r.Print(&out, time.Now())
+	for _, line := range []string{"a     60 s (12 × 5 s)", "b     forever (queue)", "d     60 s (12 × 5 s)   /usr/sbin/aos-agent kill-hook  unset 1, stop 1"} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("output lacks %q:\n%s", line, out.String())
+		}
 	}
 }

@@ -37,6 +37,11 @@ type Config struct {
 	// LVMLocalConf is lvmlocal.conf, whose local/host_id the cluster view
 	// compares across hosts before a lockspace join makes a duplicate bite.
 	LVMLocalConf string
+	// LVMConf and MultipathConf are read for the settings the fence's
+	// timing depends on (lvmlockctl_kill_command; no_path_retry and
+	// polling_interval, with multipath's conf.d beside multipath.conf).
+	LVMConf       string
+	MultipathConf string
 
 	Rabbit   Rabbit
 	LVM      LVM
@@ -97,6 +102,8 @@ func Default() *Config {
 		RuntimeDir:        "/run/aos-agent",
 		InitiatorNameFile: "/etc/iscsi/initiatorname.iscsi",
 		LVMLocalConf:      "/etc/lvm/lvmlocal.conf",
+		LVMConf:           "/etc/lvm/lvm.conf",
+		MultipathConf:     "/etc/multipath.conf",
 		LogLevel:          "info",
 		LVM: LVM{
 			MaxCopies:        2,
@@ -149,6 +156,8 @@ var keys = map[string]map[string]func(c *Config, v string) error{
 		"log_level":           func(c *Config, v string) error { return setEnum(&c.LogLevel, v, "debug", "info", "warn", "error") },
 		"initiator_name_file": func(c *Config, v string) error { return setAbsPath(&c.InitiatorNameFile, v) },
 		"lvmlocal_conf":       func(c *Config, v string) error { return setAbsPath(&c.LVMLocalConf, v) },
+		"lvm_conf":            func(c *Config, v string) error { return setAbsPath(&c.LVMConf, v) },
+		"multipath_conf":      func(c *Config, v string) error { return setAbsPath(&c.MultipathConf, v) },
 	},
 	"oslo_messaging_rabbit": {
 		"amqp_durable_queues": func(c *Config, v string) error { return setBool(&c.Rabbit.DurableQueues, v) },

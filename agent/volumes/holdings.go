@@ -14,6 +14,9 @@ type Holding struct {
 	UUID   string        `json:"uuid"`
 	Mode   RequestedMode `json:"mode"`
 	Active bool          `json:"active"` // the device is active here (lvs)
+	// Offline: the device's table is the error target, as a fence leaves
+	// it: it fails all I/O, so no lock is needed to keep it from writing.
+	Offline bool `json:"offline"`
 	// Since is when this agent took the lock in this mode; nil when it
 	// did not take it (another tool did, or before the agent kept it).
 	Since *time.Time `json:"since,omitempty"`

@@ -56,6 +56,9 @@ type HostSetup struct {
 	InitiatorName string        // its initiatorname.iscsi; "": one of its own
 	ClockOffset   time.Duration // its agent's wall clock runs this far off
 	IOTimeout     time.Duration // the sanlock io_timeout it reports; 0: the cluster's
+	// NoPathRetry is its multipath.conf's no_path_retry; "": 4 (× 5 s
+	// polls: 20 s of queueing, well inside the 80 s lease).
+	NoPathRetry string
 }
 
 // Hosts of the story: two compute hosts and the cinder-volume host.
@@ -248,6 +251,21 @@ func (c *Cluster) StartAgent(h string) error {
 	local := fmt.Sprintf("local {\n\thost_id = %d\n}\n", c.Sim.Host(h).HostID())
 	if err := os.WriteFile(cfg.LVMLocalConf, []byte(local), 0o644); err != nil {
 		return err
+	}
+	// lvm.conf and multipath.conf as an installed host has them: the kill
+	// hook set, multipath queueing shorter than the lease.
+	cfg.LVMConf, cfg.MultipathConf = filepath.Join(cfg.StateDir, "lvm.conf"), filepath.Join(cfg.StateDir, "multipath.conf")
+	retry := o.Setup[h].NoPathRetry
+	if retry == "" {
+		retry = "4"
+	}
+	for path, content := range map[string]string{
+		cfg.LVMConf:       "global {\n\tlvmlockctl_kill_command = \"" + strings.Join(killHookArgv, " ") + "\"\n}\n",
+		cfg.MultipathConf: "defaults {\n\tpolling_interval 5\n\tno_path_retry " + retry + "\n}\n",
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			return err
+		}
 	}
 	var now func() time.Time
 	if off := o.Setup[h].ClockOffset; off != 0 {
