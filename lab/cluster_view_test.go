@@ -4,6 +4,8 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/aos-agent/aos-agent/agent/cluster"
 	"github.com/aos-agent/aos-agent/agent/rpc"
+	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/hostcfg"
 	"github.com/aos-agent/aos-agent/sanlock"
 	"go.uber.org/zap"
 )
@@ -22,7 +26,8 @@ import (
 // themselves, with the story's agents still running on both: after each
 // step of a live-migration hand-off the lock-owner map is what lvmlockd
 // (lvmlockctl --info) and sanlock (client status -D) report on each guest.
-// Then lab-h2's lvmlocal.conf is given lab-h1's host_id: the view reports
+// Then the same through lab-h2's lease loss (leaseLossView). Then lab-h2's
+// lvmlocal.conf is given lab-h1's host_id: the view reports
 // it before any join; with LAB_DUPLICATE_JOIN=1, lab-h2 then joins with it
 // and what sanlock does is recorded (out/cluster-view/duplicate-host-id.txt).
 // The story's agents are stopped at the end.
@@ -34,6 +39,20 @@ func (l *labT) clusterView(t *testing.T, brokerURL string) {
 			}
 		}()
 		ctx := t.Context()
+		// The kill hook on both, as `aos-agent install` sets it (the view
+		// reports a host without one), for the story's agent.
+		for h := 1; h <= 2; h++ {
+			lvmConf := l.must(t, h, "", "cat", guestLVMConf).Stdout
+			hooked, err := hostcfg.SetLVM(lvmConf, hostcfg.Setting{Section: "global", Key: "lvmlockctl_kill_command",
+				Value: hostcfg.Quote(guestAgent + " kill-hook --config /etc/aos-agent-story/aos-agent.conf")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := WriteFile(ctx, l.c.Host(h), guestLVMConf, string(hooked)); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = WriteFile(context.Background(), l.c.Host(h), guestLVMConf, string(lvmConf)) }()
+		}
 		client, err := rpc.NewClient(rpc.Config{URL: brokerURL, Topic: "aos-agent", Logger: zap.NewNop()})
 		if err != nil {
 			t.Fatal(err)
@@ -63,12 +82,13 @@ func (l *labT) clusterView(t *testing.T, brokerURL string) {
 			if len(rep.Answered) != 2 {
 				t.Fatalf("%s: %d agents answered, want 2:\n%s", what, len(rep.Answered), b.String())
 			}
-			got := ownerLines(rep)
-			if !slices.Equal(got, wantOwners) {
+			if got := ownerLines(rep, true); !slices.Equal(got, wantOwners) {
 				t.Errorf("%s: owner map %q, want %q\n%s", what, got, wantOwners, b.String())
 			}
-			if guests := l.guestLocks(t); !slices.Equal(got, guests) {
-				t.Errorf("%s: owner map %q, but lvmlockd and sanlock on the guests say %q", what, got, guests)
+			// The guests' lock managers know only locks: an LV active
+			// without one (a fenced host's) is the view's own finding.
+			if got, guests := ownerLines(rep, false), l.guestLocks(t); !slices.Equal(got, guests) {
+				t.Errorf("%s: locks in the owner map %q, but lvmlockd and sanlock on the guests say %q", what, got, guests)
 			}
 			return rep
 		}
@@ -86,7 +106,8 @@ func (l *labT) clusterView(t *testing.T, brokerURL string) {
 		callOn(1, "deactivate_volume", map[string]any{"volume_name": "cv-1"})
 		callOn(2, "activate_volume", map[string]any{"volume_name": "cv-1", "mode": "exclusive"})
 		check("migrated-to-h2", []string{"cv-1 lab-h2:ex"})
-		callOn(2, "deactivate_volume", map[string]any{"volume_name": "cv-1"})
+		l.leaseLossView(t, client, check)
+		callOn(1, "deactivate_volume", map[string]any{"volume_name": "cv-1"})
 		callOn(1, "delete_volume", map[string]any{"volume_name": "cv-1"})
 
 		// lab-h2 gets lab-h1's host_id in lvmlocal.conf, as a copied file
@@ -163,15 +184,20 @@ func kindsBut(rep *cluster.Report, skip string) []string {
 	return out
 }
 
-// ownerLines is the view's owner map as "LV host:mode ..." lines.
-func ownerLines(rep *cluster.Report) []string {
+// ownerLines is the view's owner map as "LV host:mode ..." lines; without
+// unlocked, only the holders of a lock.
+func ownerLines(rep *cluster.Report, unlocked bool) []string {
 	var out []string
 	for _, o := range rep.Owners {
 		line := o.LV
 		for _, h := range o.Holders {
-			line += " " + h.Host + ":" + map[string]string{"exclusive": "ex", "shared": "sh", "": "none"}[h.Mode]
+			if h.Mode != "" || unlocked {
+				line += " " + h.Host + ":" + map[string]string{"exclusive": "ex", "shared": "sh", "": "none"}[h.Mode]
+			}
 		}
-		out = append(out, line)
+		if line != o.LV {
+			out = append(out, line)
+		}
 	}
 	return out
 }
@@ -244,4 +270,80 @@ func (l *labT) lockctlInfo(t *testing.T, host int) []byte {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// leaseLossView follows the owner map through a lease loss. lab-h2 holds
+// cv-1 exclusively and loses every path; the kill hook fences it. While fenced, lab-h2 still answers (the broker is not on
+// the SAN): the view shows cv-1 active there on the error target without a
+// lock, which neither guest's lvmlockd nor sanlock holds. lab-h1 takes the
+// lock once lab-h2's lease has expired. When the paths return, lab-h2's
+// agent recovers by itself, finds cv-1 taken and removes its device: the
+// view is back to one holder and no finding.
+func (l *labT) leaseLossView(t *testing.T, client *rpc.Client, check func(string, []string) *cluster.Report) {
+	ctx := t.Context()
+	fault := time.Now()
+	if err := l.c.FailPaths(ctx, 2, true); err != nil {
+		t.Fatal(err)
+	}
+	pathsBack := false
+	defer func() {
+		if !pathsBack {
+			_ = l.c.RestorePaths(context.Background(), 2)
+		}
+	}()
+	awaitFacts(t, client, "lab-h2", "fenced", 4*time.Minute, func(f cluster.HostFacts) bool { return f.Recovery == "fenced" })
+	l.tm.add("paths lost -> the view reports the host fenced", time.Since(fault))
+	if got, want := kindsBut(check("lease-lost-h2-fenced", []string{"cv-1 lab-h2:none"}), "clock_offset"), []string{"fenced lab-h2"}; !slices.Equal(got, want) {
+		t.Errorf("while fenced: findings %q, want %q", got, want)
+	}
+
+	// The lease lab-h2 dropped is still its own on disk until it expires.
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		_, err := client.Call(ctx, "lab-h1", "activate_volume", map[string]any{"volume_name": "cv-1", "mode": "exclusive"}, time.Minute)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errdefs.ErrLockConflict) || time.Now().After(deadline) {
+			t.Fatalf("activate cv-1 exclusive on lab-h1 %s after lab-h2's fault: %v", time.Since(fault).Round(time.Second), err)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	l.tm.add("paths lost -> the other host takes the exclusive lock", time.Since(fault))
+	if got, want := kindsBut(check("taken-by-h1", []string{"cv-1 lab-h1:ex lab-h2:none"}), "clock_offset"), []string{"fenced lab-h2"}; !slices.Equal(got, want) {
+		t.Errorf("after the take-over: findings %q, want %q", got, want)
+	}
+
+	if err := l.c.RestorePaths(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	pathsBack = true
+	start := time.Now()
+	awaitFacts(t, client, "lab-h2", "recovered", 4*time.Minute, func(f cluster.HostFacts) bool {
+		return f.Recovery == "idle" && len(f.Lockspaces) == 1 && f.Lockspaces[0].State == "joined"
+	})
+	l.tm.add("paths back -> recovered (cv-1 lost to lab-h1)", time.Since(start))
+	// Its sanlock sees lab-h1 alive once it has watched a renewal or two.
+	awaitFacts(t, client, "lab-h2", "seeing lab-h1 alive", time.Minute, func(f cluster.HostFacts) bool {
+		return len(f.Lockspaces) == 1 && slices.ContainsFunc(f.Lockspaces[0].Peers, func(p cluster.Peer) bool { return p.HostID == 1 && p.State == "LIVE" })
+	})
+	l.tm.add("paths back -> lab-h1 seen alive again by lab-h2", time.Since(start))
+	if got := kindsBut(check("recovered-h2", []string{"cv-1 lab-h1:ex"}), "clock_offset"); len(got) != 0 {
+		t.Errorf("after recovery: findings %q, want none", got)
+	}
+}
+
+// awaitFacts asks host for its facts until ok says they show what.
+func awaitFacts(t *testing.T, client *rpc.Client, host, what string, within time.Duration, ok func(cluster.HostFacts) bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last cluster.HostFacts
+	for time.Now().Before(deadline) {
+		raw, err := client.Call(t.Context(), host, cluster.Method, map[string]any{}, 30*time.Second)
+		if err == nil && json.Unmarshal(raw, &last) == nil && ok(last) {
+			return
+		}
+		time.Sleep(2 * time.Second)
+	}
+	t.Fatalf("%s not %s within %s; its last facts: %+v", host, what, within, last)
 }

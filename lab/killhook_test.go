@@ -184,6 +184,15 @@ func TestLabKillHookFences(t *testing.T) {
 			if _, err := v.Disks(ctx, dom); err != nil {
 				t.Fatal(err)
 			}
+			// The policies the cluster view reports, as libvirt
+			// prints them for lab/domain.go's definition.
+			pols, err := v.DiskPolicies(ctx, dom)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pols) != 1 || pols[0].ErrorPolicy != "stop" || pols[0].ReadErrorPolicy != "stop" {
+				t.Errorf("%s disk policies %+v, want one disk with error_policy and rerror_policy stop", dom, pols)
+			}
 		}
 		// What a nested TCG domain in its SeaBIOS boot loop costs the guest.
 		l.record(t, 1, "nested-qemu-cost", "ps", "-C", "qemu-system-x86_64", "-o", "pid,rss,pcpu,etimes,comm")
