@@ -72,6 +72,7 @@ type Daemon struct {
 	readyG   prometheus.Gauge
 	lvmVer   func() string // read once, on the first ping: not on the boot path
 	auto     *autoRecovery // nil unless [recovery] mode = auto
+	held     *heldReconciler
 	// lastStatus is the last STATUS sent, so a long outage logs its change
 	// of state, not every poll (health runs on one goroutine).
 	lastStatus string
@@ -182,6 +183,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if cfg.Recovery.Mode == "auto" {
 		d.auto = newAutoRecovery(d.recoveryDeps(), d.log.Named("recovery"), d.reg)
 	}
+	d.held = newHeldReconciler(d.volumes, d.log.Named("held"), d.reg)
 	return d, nil
 }
 
@@ -296,6 +298,9 @@ func (d *Daemon) health(ctx context.Context, s Snapshot) {
 	for _, vg := range d.cfg.LVM.VolumeGroups {
 		switch st := s.LockspaceState(vg); {
 		case st == sanlock.StateJoined || st == sanlock.StateWarning:
+			if !fenced[vg] { // recovery owns held.json until it ends
+				d.held.start(ctx, vg)
+			}
 		case fenced[vg]:
 			problems = append(problems, fmt.Sprintf("VG %s fenced, recovery pending", vg))
 		default:
@@ -471,7 +476,7 @@ func (d *Daemon) status(ctx context.Context) (any, error) {
 	return map[string]any{
 		"host": d.cfg.Host, "host_id": d.hostID(), "ready": d.ready.Load(),
 		"lockspaces": ls, "multipath": mp, "active_volumes": vols, "collector_errors": errs,
-		"recovery": d.recoveryStatus(), "capacity": capacity,
+		"recovery": d.recoveryStatus(), "capacity": capacity, "held_reconciliation": d.held.status(),
 	}, nil
 }
 
