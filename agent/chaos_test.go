@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/recovery"
 	"github.com/aos-agent/aos-agent/sim"
+	"github.com/aos-agent/aos-agent/state"
 	"go.uber.org/zap"
 )
 
@@ -24,7 +26,8 @@ import (
 // (issue 15): several hosts share a VG, each with its daemon (volume service,
 // health loop, automatic recovery) and the kill hook as lvmlockctl's kill
 // command; a schedule mixes the driver's calls with path and lease-storage
-// loss and return, time passing, health polls, agent restarts and VMs. After
+// loss and return, time passing, health polls, agent restarts (also between
+// an lvchange and its record in held.json) and VMs. After
 // every step the checker looks at every host's device-mapper tables and
 // lvmlockd locks for the one thing that must never happen: an LV writable on
 // two hosts at once, or on a host without its lock while another host holds
@@ -78,7 +81,7 @@ func chaosSchedule(r *rand.Rand, hosts, lvs, n int) []chaosStep {
 	}{
 		{"create", 6}, {"activate", 14}, {"deactivate", 8}, {"handoff", 4}, {"refresh", 5}, {"extend", 3},
 		{"delete", 3}, {"open", 4}, {"close", 2}, {"poll", 14}, {"advance", 12}, {"fail-paths", 3},
-		{"lose-lease", 2}, {"restore", 5}, {"restart", 3}, {"fault-inside", 3},
+		{"lose-lease", 2}, {"restore", 5}, {"restart", 3}, {"fault-inside", 3}, {"crash-after-lvchange", 3},
 	}
 	total := 0
 	for _, o := range ops {
@@ -102,6 +105,8 @@ func chaosSchedule(r *rand.Rand, hosts, lvs, n int) []chaosStep {
 			if r.IntN(3) == 0 {
 				s.Mode = volumes.Shared
 			}
+		case "crash-after-lvchange":
+			s.Mode = []volumes.RequestedMode{volumes.Exclusive, volumes.Shared, ""}[r.IntN(3)]
 		case "handoff":
 			s.To = (s.Host + 1 + r.IntN(hosts-1)) % hosts
 		case "advance":
@@ -128,6 +133,8 @@ type chaosWorld struct {
 	// heldAt: for each LV, each host's last observation of holding it
 	// exclusively.
 	heldAt map[string]map[string]time.Time
+	// violation is one found while a step ran (held.json after a restart).
+	violation string
 }
 
 // faultPoints are commands of the fence and of recovery's steps after which
@@ -143,6 +150,10 @@ type chaosHost struct {
 	armed string
 	// pausedAt is when each of this host's VMs was last seen paused.
 	pausedAt map[string]time.Time
+	// restarted: the agent started and has not yet reconciled held.json
+	// with lvmlockd (it does once the lockspace is joined and no fence
+	// journal is left).
+	restarted bool
 }
 
 func newChaosWorld(t testing.TB, hosts int, broken bool) *chaosWorld {
@@ -217,7 +228,52 @@ func (w *chaosWorld) start(h *chaosHost) {
 	d.auto.deps.StepTimeout = h.cfg.LVM.CommandTimeout
 	d.settleEarlierBoots()
 	_ = d.volumes.Reconcile(context.Background())
-	h.d = d
+	h.d, h.restarted = d, true
+}
+
+// heldCheckable: the host's lockspace is joined and no fence journal is
+// left, when a restarted agent must reconcile held.json with lvmlockd.
+func (w *chaosWorld) heldCheckable(h *chaosHost) bool {
+	if !w.c.State(h.name).LockspaceJoined {
+		return false
+	}
+	_, fenced, _ := recovery.FindJournal(h.cfg.StateDir, h.cfg.RuntimeDir, chaosVG)
+	return !fenced
+}
+
+// checkHeldAfterRestart runs after a poll that found the host checkable
+// before and after: a restarted agent must have reconciled, and held.json
+// is then exactly the LV locks lvmlockd holds on its host. A run that
+// failed (lvs timed out on lost paths) is tried again at the next poll;
+// strict (storage back, at the end) it must have succeeded.
+func (w *chaosWorld) checkHeldAfterRestart(h *chaosHost, strict bool) {
+	if !h.restarted {
+		return
+	}
+	rec := h.d.held.status()[chaosVG]
+	switch {
+	case rec.At.IsZero() && rec.Error == "":
+		w.violation = fmt.Sprintf("%s: restarted, joined and not fenced, yet held.json was not reconciled", h.name)
+		return
+	case rec.Error != "" && strict:
+		w.violation = fmt.Sprintf("%s: held.json still not reconciled with storage back: %s", h.name, rec.Error)
+		return
+	case rec.Error != "":
+		return
+	}
+	h.restarted = false
+	held, err := state.OpenHeld(h.cfg.StateDir)
+	if err != nil {
+		w.violation = fmt.Sprintf("%s: held.json unreadable after a restart: %v", h.name, err)
+		return
+	}
+	recorded := map[string]string{}
+	for _, r := range held.List() {
+		recorded[r.LV] = string(r.Mode)
+	}
+	if locks := w.c.State(h.name).Locks; !maps.Equal(recorded, locks) {
+		w.violation = fmt.Sprintf("%s: after a restart held.json records %v while lvmlockd holds %v", h.name, recorded, locks)
+	}
 }
 
 func (w *chaosWorld) lvm(host string, argv ...string) error {
@@ -270,8 +326,13 @@ func (w *chaosWorld) apply(s chaosStep) {
 	case "close":
 		_ = w.lvm(h.name, "virsh", "destroy", "vm-"+ref.LV)
 	case "poll":
+		checkable := w.heldCheckable(h)
 		h.d.health(ctx, h.d.monitor.Poll(ctx))
 		h.d.auto.wait()
+		h.d.held.wait()
+		if checkable && w.heldCheckable(h) {
+			w.checkHeldAfterRestart(h, false)
+		}
 	case "advance":
 		w.clock.Advance(s.For)
 	case "fail-paths":
@@ -281,6 +342,21 @@ func (w *chaosWorld) apply(s chaosStep) {
 	case "restore":
 		w.c.RestorePaths(h.name)
 	case "restart":
+		w.start(h)
+	case "crash-after-lvchange":
+		// The agent dies between an lvchange and its record in held.json:
+		// the lock is taken (or released) and not recorded.
+		argv := []string{"lvchange", "-aey", chaosVG + "/" + ref.LV}
+		if s.Mode == volumes.Shared {
+			argv[1] = "-asy"
+		} else if s.Mode == "" {
+			argv[1] = "-an"
+		}
+		// With the paths gone the command hangs on queued I/O; the agent's
+		// own timeout would cut it short.
+		cctx, cancel := context.WithTimeout(ctx, h.cfg.LVM.CommandTimeout)
+		_, _ = w.c.Host(h.name).Run(cctx, run.Cmd{Argv: argv})
+		cancel()
 		w.start(h)
 	case "fault-inside":
 		h.armed = s.At
@@ -294,6 +370,9 @@ func (w *chaosWorld) check() string {
 	now := w.clock.Now()
 	states := map[string]sim.HostState{}
 	lvs := map[string]bool{}
+	if w.violation != "" {
+		return w.violation
+	}
 	for _, h := range w.hosts {
 		st := w.c.State(h.name)
 		states[h.name] = st
@@ -385,6 +464,12 @@ func (w *chaosWorld) settle() string {
 		}
 	}
 	for _, h := range w.hosts {
+		if w.heldCheckable(h) {
+			w.checkHeldAfterRestart(h, true)
+			if w.violation != "" {
+				return w.violation
+			}
+		}
 		j, ok, err := recovery.FindJournal(h.cfg.StateDir, h.cfg.RuntimeDir, chaosVG)
 		if err != nil || ok {
 			phase := recovery.Phase("")
