@@ -428,6 +428,12 @@ func (r *Report) findSilent(expect []string) {
 			if ls.HostID != 0 {
 				claimed[ls.HostID] = true
 			}
+			// A fenced host's lockspace is gone while its lease still
+			// looks alive elsewhere: its agent answers for the host_id
+			// it is configured with.
+			if h.ConfiguredHostID != 0 {
+				claimed[h.ConfiguredHostID] = true
+			}
 			for _, p := range ls.Peers {
 				if p.State == "LIVE" {
 					live[p.HostID] = append(live[p.HostID], h.Host)

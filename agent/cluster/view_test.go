@@ -139,6 +139,9 @@ func TestFencedHost(t *testing.T) {
 	a, b := host("a", 1, 2), host("b", 2, 1)
 	b.Recovery, b.Lockspaces[0].State, b.Multipath.Queueing = "fenced", "absent", "-"
 	b.Holdings = []volumes.Holding{{VG: "vol", LV: "v1", Active: true, Offline: true}}
+	// Its lockspace dropped, b reports no host_id there, while a still sees
+	// b's lease alive until it expires: b answers for its configured one.
+	b.Lockspaces[0].HostID, b.Lockspaces[0].Peers, b.ConfiguredHostID = 0, nil, 2
 	r := Analyze([]HostView{a, b}, Options{})
 	if got, want := kinds(r), []string{"fenced b"}; !slices.Equal(got, want) {
 		t.Fatalf("findings %q, want %q", got, want)
