@@ -157,7 +157,7 @@ func lvTables(ctx context.Context, c *dm.Client) (map[[2]string]bool, error) {
 	}
 	out := map[[2]string]bool{}
 	for _, t := range tables {
-		if vg, lv, layer, ok := dm.SplitLVMName(t.Name); ok && layer == "" && lv != "lvmlock" {
+		if vg, lv, ok := dm.UserLV(t.Name); ok {
 			out[[2]string{vg, lv}] = t.Errored()
 		}
 	}

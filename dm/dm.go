@@ -115,6 +115,22 @@ func ParseInfo(b []byte) ([]Device, error) {
 	return out, nil
 }
 
+// lockLV is lvmlockd's internal LV holding the sanlock leases: no guest
+// uses it, and error-tabling it (as the lvmlockd(8) example script does)
+// makes the later `vgchange --lock-start` fail.
+const lockLV = "lvmlock"
+
+// UserLV decodes a dm name that is an LV as its users see it: not a layer
+// of one ("-real", "-cow") and not lvmlockd's lease LV. These are what a
+// fence error-tables and what a host has active.
+func UserLV(name string) (vg, lv string, ok bool) {
+	vg, lv, layer, ok := SplitLVMName(name)
+	if !ok || layer != "" || lv == lockLV {
+		return "", "", false
+	}
+	return vg, lv, true
+}
+
 // SplitLVMName decodes an LVM dm name: VG and LV joined by '-', each with
 // its own '-' doubled, then an optional "-layer" suffix (e.g. "-real",
 // "-cow", "-tpool"). ok is false when the name is not in that form.

@@ -326,3 +326,22 @@ func FuzzSplitLVMName(f *testing.F) {
 		}
 	})
 }
+
+func TestUserLV(t *testing.T) {
+	for name, want := range map[string]string{
+		"vol-vm--disk":      "vol/vm-disk",
+		"vol-lvmlock":       "", // lvmlockd's lease LV
+		"vol-origin-real":   "", // a layer under a snapshot origin
+		"vol-snap-cow":      "",
+		"lun0":              "", // not an LV
+		"my--vg-volume--42": "my-vg/volume-42",
+	} {
+		got := ""
+		if vg, lv, ok := UserLV(name); ok {
+			got = vg + "/" + lv
+		}
+		if got != want {
+			t.Errorf("UserLV(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

@@ -30,11 +30,6 @@ import (
 	"github.com/aos-agent/aos-agent/state"
 )
 
-// lvmlockLV is lvmlockd's internal LV holding the sanlock leases. Error-
-// tabling it (as the lvmlockd(8) example script does) makes the later
-// `vgchange --lock-start` fail, so it is never fenced: no guest uses it.
-const lvmlockLV = "lvmlock"
-
 // DefaultStepTimeout bounds each command. Seven steps of it (disable
 // queueing, fail_if_no_path, list, the wipes' shared budget counting as
 // three, verify) and the two local lease-version queries at half of it
@@ -338,8 +333,8 @@ func (f *fencer) step(name string, err error) {
 func (f *fencer) targets(tables []dm.Table) []FencedLV {
 	out := []FencedLV{} // a journal lists no LVs as [], not null
 	for _, t := range tables {
-		vg, lv, layer, ok := dm.SplitLVMName(t.Name)
-		if !ok || vg != f.vg || layer != "" || lv == lvmlockLV {
+		vg, lv, ok := dm.UserLV(t.Name) // never lvmlockd's lease LV: lock-start needs it
+		if !ok || vg != f.vg {
 			continue
 		}
 		r := FencedLV{LV: lv, Device: t.Name, Fenced: t.Errored()}
