@@ -300,7 +300,7 @@ func (c *Client) ensureReplyQueue(ctx context.Context) error {
 	if c.consuming {
 		return nil
 	}
-	conn, where, err := c.dialer.dial("reply")
+	conn, b, err := c.dialer.dial("reply")
 	if err != nil {
 		return err
 	}
@@ -318,17 +318,17 @@ func (c *Client) ensureReplyQueue(ctx context.Context) error {
 	}
 	if err != nil {
 		_ = conn.Close()
-		return fmt.Errorf("rpc: reply queue on %s: %w", where, err)
+		return fmt.Errorf("rpc: reply queue on %s: %w", b.redacted, err)
 	}
 	c.conn, c.consuming = conn, true
-	go c.receive(conn, deliveries)
+	go c.receive(conn, b, deliveries)
 	return ctx.Err()
 }
 
 // receive hands replies to their callers until the consumer goes away, then
 // brings it back at once: calls in flight get the replies that the queue kept
 // meanwhile, without waiting for the next call to reconnect.
-func (c *Client) receive(conn *amqp.Connection, deliveries <-chan amqp.Delivery) {
+func (c *Client) receive(conn *amqp.Connection, b *broker, deliveries <-chan amqp.Delivery) {
 	for d := range deliveries {
 		c.deliver(d)
 	}
@@ -336,13 +336,17 @@ func (c *Client) receive(conn *amqp.Connection, deliveries <-chan amqp.Delivery)
 	c.consuming = false
 	_ = conn.Close()
 	c.mu.Unlock()
+	c.dialer.lost(b)
 	bo := backoff{min: c.cfg.ReconnectMin / 4, max: c.cfg.ReconnectMax}
+	warn := logThrottle{every: unreachableLogEvery}
 	for {
 		err := c.ensureReplyQueue(context.Background())
 		if err == nil || errors.Is(err, errClientClosed) {
 			return
 		}
-		c.log.Warn("rpc reply consumer reconnect failed", zap.Error(err))
+		if warn.allow() {
+			c.log.Warn("rpc reply consumer reconnect failed", zap.Error(err))
+		}
 		select {
 		case <-time.After(bo.next()):
 		case <-c.done:

@@ -46,8 +46,14 @@ type Config struct {
 	InsecureSkipVerify        bool
 
 	HeartbeatInterval time.Duration // AMQP heartbeat, default 10 s
-	ReconnectMin      time.Duration // default 1 s (rabbit_retry_interval)
-	ReconnectMax      time.Duration // default 30 s (rabbit_interval_max)
+	// Reconnect attempts start ReconnectMin apart and double up to
+	// ReconnectMax (each jittered into its upper half). oslo's defaults (1 s
+	// doubling to 30 s) kept agents away up to 30 s after the broker was
+	// back; 0.1 s to 0.8 s brings them back within a second of it accepting
+	// connections, at the cost of one refused TCP connect per agent per
+	// 0.8 s while it is down.
+	ReconnectMin      time.Duration // default 100 ms
+	ReconnectMax      time.Duration // default 800 ms
 	ShutdownTimeout   time.Duration // in-flight work allowed on Stop, default 30 s
 	ReplyRetryTimeout time.Duration // retrying a reply to a missing queue, default 60 s
 	MaxBodyBytes      int           // larger requests are refused, default 4 MiB
@@ -78,10 +84,10 @@ func (c Config) withDefaults() Config {
 		c.HeartbeatInterval = 10 * time.Second
 	}
 	if c.ReconnectMin == 0 {
-		c.ReconnectMin = time.Second
+		c.ReconnectMin = 100 * time.Millisecond
 	}
 	if c.ReconnectMax == 0 {
-		c.ReconnectMax = 30 * time.Second
+		c.ReconnectMax = 800 * time.Millisecond
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second

@@ -78,14 +78,56 @@ func TestRedactURL(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := backoff{min: 1, max: 5}
-	var got []time.Duration
-	for range 5 {
-		got = append(got, b.next())
+func TestBackoffDoublesWithinItsUpperHalf(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rand func(int64) int64
+		want []time.Duration
+	}{
+		{"lowest draw", func(int64) int64 { return 0 }, []time.Duration{50, 100, 200, 400, 400}},
+		{"highest draw", func(n int64) int64 { return n - 1 }, []time.Duration{100, 200, 400, 800, 800}},
+	} {
+		b := backoff{min: 100, max: 800, rand: tc.rand}
+		var got []time.Duration
+		for range 5 {
+			got = append(got, b.next())
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: backoff %v, want %v", tc.name, got, tc.want)
+		}
 	}
-	if want := []time.Duration{1, 2, 4, 5, 5}; !slices.Equal(got, want) {
-		t.Errorf("backoff %v, want %v", got, want)
+	b := backoff{min: 100 * time.Millisecond, max: 800 * time.Millisecond}
+	for range 100 {
+		if d := b.next(); d < 50*time.Millisecond || d > 800*time.Millisecond {
+			t.Fatalf("delay %v outside [50ms, 800ms]", d)
+		}
+	}
+}
+
+func TestDefaultReconnectStaysUnderASecond(t *testing.T) {
+	// The promise: an agent is back within a second of the broker accepting.
+	if cfg := (Config{}).withDefaults(); cfg.ReconnectMax >= time.Second || cfg.ReconnectMin > cfg.ReconnectMax {
+		t.Errorf("reconnect %v..%v: attempts must stay under 1 s apart", cfg.ReconnectMin, cfg.ReconnectMax)
+	}
+}
+
+func TestDialerFailsOverToTheNextBrokerFirst(t *testing.T) {
+	d, err := newDialer(Config{URL: "rabbit://u:p@h1:1,u:p@h2:2,u:p@h3:3/v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.lost(&d.brokers[0])
+	if d.next != 1 {
+		t.Fatalf("after losing h1, next = %d, want 1 (h2)", d.next)
+	}
+	d.lost(&d.brokers[0]) // a late report about h1 must not skip h2
+	if d.next != 1 {
+		t.Fatalf("a second loss of h1 moved next to %d", d.next)
+	}
+	d.lost(&d.brokers[1])
+	d.lost(&d.brokers[2])
+	if d.next != 0 {
+		t.Fatalf("losing h2 then h3 leaves next = %d, want 0 (wraps)", d.next)
 	}
 }
 

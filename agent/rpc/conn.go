@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,6 +22,11 @@ type dialer struct {
 	next    int
 }
 
+// dialTimeout bounds one TCP connect and AMQP handshake. amqp091's default is
+// 30 s: a broker whose host is gone (no RST, packets dropped) would hold a
+// failover that long before the next host in the URL is tried.
+const dialTimeout = 5 * time.Second
+
 func newDialer(cfg Config) (*dialer, error) {
 	brokers, err := parseTransportURL(cfg.URL, cfg.TLS)
 	if err != nil {
@@ -34,19 +40,21 @@ func newDialer(cfg Config) (*dialer, error) {
 	} else if set := cfg.tlsOptions(); len(set) > 0 {
 		return nil, &TLSOffError{Fields: set}
 	}
-	return &dialer{brokers: brokers, base: amqp.Config{Heartbeat: cfg.HeartbeatInterval, TLSClientConfig: tc, Locale: "en_US"}}, nil
+	base := amqp.Config{Heartbeat: cfg.HeartbeatInterval, TLSClientConfig: tc, Locale: "en_US", Dial: amqp.DefaultDial(dialTimeout)}
+	return &dialer{brokers: brokers, base: base}, nil
 }
 
-// dial tries every broker once, starting after the last one that worked, and
-// names the connection like oslo does (<program>:<pid>:<purpose>).
-func (d *dialer) dial(purpose string) (*amqp.Connection, string, error) {
+// dial tries every broker once without pausing, starting with the last one
+// that worked, and names the connection like oslo does
+// (<program>:<pid>:<purpose>). It returns the broker it reached, for lost.
+func (d *dialer) dial(purpose string) (*amqp.Connection, *broker, error) {
 	d.mu.Lock()
 	start := d.next
 	d.mu.Unlock()
 	var errs []error
 	for i := range d.brokers {
 		idx := (start + i) % len(d.brokers)
-		b := d.brokers[idx]
+		b := &d.brokers[idx]
 		cfg := d.base
 		cfg.Vhost = b.vhost
 		if cfg.TLSClientConfig != nil {
@@ -59,17 +67,31 @@ func (d *dialer) dial(purpose string) (*amqp.Connection, string, error) {
 			d.mu.Lock()
 			d.next = idx
 			d.mu.Unlock()
-			return conn, b.redacted, nil
+			return conn, b, nil
 		}
 		// amqp091 errors do not echo the URL, but be sure no secret leaks.
 		errs = append(errs, fmt.Errorf("%s: %s", b.redacted, RedactURL(err.Error())))
 	}
-	return nil, "", fmt.Errorf("rpc: no broker reachable: %w", errors.Join(errs...))
+	return nil, nil, fmt.Errorf("rpc: no broker reachable: %w", errors.Join(errs...))
 }
 
-// backoff yields oslo's reconnect delays: min, doubling up to max.
+// lost says a connection to b broke: the next dial starts with the broker
+// after it, so a node that died (or hangs in a partition) is tried last
+// rather than first, as kombu's round-robin failover does.
+func (d *dialer) lost(b *broker) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if &d.brokers[d.next] == b {
+		d.next = (d.next + 1) % len(d.brokers)
+	}
+}
+
+// backoff yields reconnect delays: min doubling up to max, each drawn
+// uniformly from its upper half so a hundred agents that lost one broker do
+// not come back to it in the same instant.
 type backoff struct {
 	min, max, cur time.Duration
+	rand          func(n int64) int64 // rand.Int64N; a fixed stub in tests
 }
 
 func (b *backoff) next() time.Duration {
@@ -78,8 +100,31 @@ func (b *backoff) next() time.Duration {
 	} else {
 		b.cur = min(b.cur*2, b.max)
 	}
-	return b.cur
+	r := b.rand
+	if r == nil {
+		r = rand.Int64N
+	}
+	half := b.cur / 2
+	return b.cur - half + time.Duration(r(int64(half)+1))
 }
+
+// logThrottle lets a retry loop's warning through when it starts and then
+// once per every: attempts come about once a second during an outage.
+type logThrottle struct {
+	every time.Duration
+	last  time.Time
+}
+
+func (t *logThrottle) allow() bool {
+	if time.Since(t.last) < t.every {
+		return false
+	}
+	t.last = time.Now()
+	return true
+}
+
+// unreachableLogEvery spaces the warnings of a long broker outage.
+const unreachableLogEvery = 30 * time.Second
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

@@ -53,6 +53,7 @@ type Server struct {
 // session is one listen connection with its consumers.
 type session struct {
 	conn       *amqp.Connection
+	broker     *broker
 	ch         *amqp.Channel
 	deliveries []<-chan amqp.Delivery
 	closed     chan *amqp.Error
@@ -143,13 +144,16 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) connectLoop(ctx context.Context) (*session, error) {
 	bo := backoff{min: s.cfg.ReconnectMin, max: s.cfg.ReconnectMax}
-	for {
+	warn := logThrottle{every: unreachableLogEvery}
+	for attempt := 1; ; attempt++ {
 		sess, err := s.connect()
 		if err == nil {
 			return sess, nil
 		}
 		d := bo.next()
-		s.log.Warn("rpc broker unreachable", zap.Error(err), zap.Duration("retry_in", d))
+		if warn.allow() {
+			s.log.Warn("rpc broker unreachable", zap.Error(err), zap.Int("attempt", attempt), zap.Duration("retry_in", d))
+		}
 		if err := sleepCtx(ctx, d); err != nil {
 			return nil, fmt.Errorf("rpc: connecting: %w", err)
 		}
@@ -170,14 +174,14 @@ func (s *Server) queueArgs() amqp.Table {
 // connect opens the listen connection and redoes oslo's declare sequence
 // (§3 of the wire notes), keeping the same fanout queue name.
 func (s *Server) connect() (*session, error) {
-	conn, where, err := s.dialer.dial("listen")
+	conn, b, err := s.dialer.dial("listen")
 	if err != nil {
 		return nil, err
 	}
-	sess := &session{conn: conn}
+	sess := &session{conn: conn, broker: b}
 	fail := func(step string, err error) (*session, error) {
 		_ = conn.Close()
-		return nil, fmt.Errorf("rpc: %s on %s: %w", step, where, err)
+		return nil, fmt.Errorf("rpc: %s on %s: %w", step, b.redacted, err)
 	}
 	if sess.ch, err = conn.Channel(); err != nil {
 		return fail("open channel", err)
@@ -252,7 +256,8 @@ func (s *Server) serve(sess *session) {
 			return // Stop still needs the channel to delete the fanout queue
 		}
 		_ = sess.conn.Close()
-		s.log.Warn("rpc connection lost, reconnecting", zap.String("reason", reason))
+		s.dialer.lost(sess.broker)
+		s.log.Warn("rpc connection lost, reconnecting", zap.String("reason", reason), zap.String("broker", sess.broker.redacted))
 		s.met.reconnects.Inc()
 		next, err := s.connectLoop(s.stopCh)
 		if err != nil {
@@ -262,7 +267,7 @@ func (s *Server) serve(sess *session) {
 			_ = next.conn.Close()
 			return
 		}
-		s.log.Info("rpc reconnected", zap.String("fanout_queue", s.fanoutQueue))
+		s.log.Info("rpc reconnected", zap.String("fanout_queue", s.fanoutQueue), zap.String("broker", next.broker.redacted))
 		sess = next
 	}
 }

@@ -52,7 +52,6 @@ func main() {
 		os.Exit(1)
 	}
 	cfg.Logger = log
-	cfg.ReconnectMin, cfg.ReconnectMax = 500*time.Millisecond, 2*time.Second
 	cfg.ShutdownTimeout = 10 * time.Second
 
 	methods := newMethods(cfg.Server)
