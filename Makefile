@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: build deb demo test test-fast fuzz lab lab-record bench-rpc clean
+.PHONY: build deb demo test test-fast fuzz lab lab-record bench-rpc bench-failover clean
 
 build:
 	$(GO) build -o bin/aos-agent ./cmd/aos-agent
@@ -48,6 +48,9 @@ lab-record:
 # Go agent vs a real Python oslo server through the real broker, side by side.
 bench-rpc:
 	bash scripts/bench-rpc.sh
+
+bench-failover:
+	bash scripts/bench-failover.sh
 
 clean:
 	rm -rf bin .out

@@ -5,6 +5,7 @@
 # and node name.
 #   rabbitmq.sh start    start (idempotent), wait until ready, print the URL
 #   rabbitmq.sh stop     stop the node and its epmd by pid (idempotent)
+#   rabbitmq.sh kill     SIGKILL the node (a crash; epmd stays)
 #   rabbitmq.sh restart  stop then start, same port and data
 #   rabbitmq.sh url      print the transport URL (rabbit://user:pass@127.0.0.1:PORT/vhost)
 #   rabbitmq.sh ctl ...  run rabbitmqctl against the node
@@ -16,6 +17,9 @@
 # client.pem/-key.pem, and a second CA (other-ca.pem, other-client.pem/
 # -key.pem) the broker does not trust. Peers that present a certificate are
 # verified (verify_peer); clients without one may still log in by password.
+# For clustered nodes (scripts/rabbitmq-cluster.sh): AOS_RABBIT_EPMD_PORT (one
+# epmd shared by the nodes, left running by stop), AOS_RABBIT_COOKIE (the
+# Erlang cookie), AOS_RABBIT_PASS (the password, the same on every node).
 set -euo pipefail
 
 dir=${AOS_RABBIT_DIR:-/tmp/aos-rabbit}
@@ -38,7 +42,7 @@ init_env() {
       while port_taken "$port" || port_taken $((port + 20000)) || port_taken $((port + 1000)); do port=$((port + 1)); done
     fi
     local pass
-    pass=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    pass=${AOS_RABBIT_PASS:-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}
     cat >"$dir/ports.env" <<ENV
 AMQP_PORT=$port
 DIST_PORT=$((port + 20000))
@@ -50,6 +54,7 @@ ENV
   fi
   # shellcheck disable=SC1091
   . "$dir/ports.env"
+  EPMD_PORT=${AOS_RABBIT_EPMD_PORT:-$EPMD_PORT}
   export RABBITMQ_NODENAME="aos-$AMQP_PORT@localhost"
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$AMQP_PORT RABBITMQ_DIST_PORT=$DIST_PORT
   export ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT=$EPMD_PORT
@@ -60,6 +65,11 @@ ENV
   export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
   export HOME=$dir/home PATH=$bin:$PATH
   mkdir -p "$HOME"
+  if [ -n "${AOS_RABBIT_COOKIE:-}" ] && [ "$(cat "$HOME/.erlang.cookie" 2>/dev/null)" != "$AOS_RABBIT_COOKIE" ]; then
+    rm -f "$HOME/.erlang.cookie"
+    (umask 077; printf '%s' "$AOS_RABBIT_COOKIE" >"$HOME/.erlang.cookie")
+    chmod 400 "$HOME/.erlang.cookie"
+  fi
   : >"$RABBITMQ_CONF_ENV_FILE"
   printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$AMQP_PORT" >"$RABBITMQ_CONFIG_FILE"
   TLS_PORT=$((AMQP_PORT + 1000))
@@ -108,7 +118,15 @@ tls_url() { echo "amqps://$RMQ_USER:$RMQ_PASS@127.0.0.1:$TLS_PORT/$RMQ_VHOST"; }
 
 url() { echo "rabbit://$RMQ_USER:$RMQ_PASS@127.0.0.1:$AMQP_PORT/$RMQ_VHOST"; }
 
-alive() { [ -f "$dir/beam.pid" ] && kill -0 "$(cat "$dir/beam.pid")" 2>/dev/null; }
+# alive: the node runs. rabbit.pid is the node's own; beam.pid, our copy made
+# once it was ready, is missing when whoever started it was interrupted.
+alive() {
+  local f
+  for f in "$dir/beam.pid" "$dir/rabbit.pid"; do
+    [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && return 0
+  done
+  return 1
+}
 
 start() {
   if alive && rabbitmqctl -q status >/dev/null 2>&1; then url; return; fi
@@ -118,7 +136,9 @@ start() {
   fi
   [ -x "$bin/rabbitmq-server" ] || { echo "rabbitmq.sh: rabbitmq-server not installed (scripts/deps.sh)" >&2; exit 1; }
   rm -f "$RABBITMQ_PID_FILE"
-  setsid nohup rabbitmq-server >"$dir/server.out" 2>&1 </dev/null &
+  # From the node's own directory: a node that dies writes its crash dumps
+  # (erl_crash.dump, MnesiaCore.*) to its working directory.
+  (cd "$dir" || exit; setsid nohup rabbitmq-server >"$dir/server.out" 2>&1 </dev/null &)
   if ! rabbitmqctl -q wait --timeout 120 "$RABBITMQ_PID_FILE" >/dev/null 2>&1; then
     echo "rabbitmq.sh: broker did not start; tail of $dir/server.out:" >&2
     tail -20 "$dir/server.out" >&2
@@ -148,13 +168,27 @@ stop_pid() {
 
 stop() {
   stop_pid "$dir/beam.pid"
-  stop_pid "$dir/epmd.pid"
+  stop_pid "$dir/rabbit.pid" # a node whose start was interrupted
+  if [ -z "${AOS_RABBIT_EPMD_PORT:-}" ]; then stop_pid "$dir/epmd.pid"; fi
+}
+
+# crash SIGKILLs the node by the pid it wrote itself: beam.pid is missing
+# when whoever started it was stopped before the node was ready.
+crash() {
+  local pid
+  pid=$(cat "$RABBITMQ_PID_FILE" 2>/dev/null || cat "$dir/beam.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  fi
+  rm -f "$dir/beam.pid"
 }
 
 init_env
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  kill) crash ;;
   restart) stop; start ;;
   url) url ;;
   tls-url) tls_url ;;
