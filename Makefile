@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: build deb demo test test-fast fuzz lab lab-record bench-rpc bench-failover clean
+.PHONY: build deb demo test test-fast fuzz lab lab-record bench-rpc bench-failover bench-scale clean
 
 build:
 	$(GO) build -o bin/aos-agent ./cmd/aos-agent
@@ -51,6 +51,9 @@ bench-rpc:
 
 bench-failover:
 	bash scripts/bench-failover.sh
+
+bench-scale:
+	bash scripts/bench-scale.sh
 
 clean:
 	rm -rf bin .out
