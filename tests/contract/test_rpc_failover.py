@@ -9,7 +9,11 @@ $FAILOVER_REPORT when set):
     "rpc reconnected" (consuming on another node); a restart: from the first
     node accepting AMQP connections again to "rpc reconnected";
   - no service: from the same start to the first successful reply to a call
-    sent after it (a restart: the oslo client's own reconnect counts too);
+    sent after it (the oslo client's own reconnect counts too: it has
+    connections on more than one node);
+  - queue ready (restart, quorum): from a node accepting to a passive
+    declare of the agent's queue succeeding (the queue needs a majority of
+    its members), and the agent's reconnect after that;
   - calls lost: calls that got no reply, split by whether their effect ran;
   - calls applied twice: must be 0 (the agent's dedupe of redeliveries).
 
@@ -33,6 +37,7 @@ import time
 import unittest
 import uuid
 
+import amqp
 import oslo_messaging
 from oslo_config import cfg
 
@@ -64,6 +69,25 @@ def accepting(port):
             s.sendall(b"AMQP\x00\x00\x09\x01")
             return s.recv(8)[:1] == b"\x01"  # a connection.start frame
     except OSError:
+        return False
+
+
+def queue_serves(port, queue):
+    """The node at port answers a passive declare of queue: a quorum queue
+    after a whole-cluster restart needs a majority of its members up first,
+    so a node accepting connections is not yet a node that can serve it."""
+    creds = URL.split("://", 1)[1].split("@", 1)[0]
+    user, password = creds.split(":", 1)
+    try:
+        conn = amqp.Connection(host=f"127.0.0.1:{port}", userid=user, password=password,
+                               virtual_host=URL.rsplit("/", 1)[1], connect_timeout=1)
+        conn.connect()
+        try:
+            conn.channel().queue_declare(queue=queue, passive=True)
+            return True
+        finally:
+            conn.collect()
+    except Exception:  # refused, booting, or the queue not available yet
         return False
 
 
@@ -207,11 +231,23 @@ class Failover(unittest.TestCase):
                 while not any(accepting(p) for p in PORTS):
                     time.sleep(0.05)
                 t_accept = time.time()
+                ready = {}
+                if QUEUES == "quorum":
+                    end = time.time() + 120
+                    while not any(queue_serves(p, f"{TOPIC}.agent1") for p in PORTS):
+                        self.assertLess(time.time(), end, "the agent's quorum queue unservable for 120 s")
+                        time.sleep(0.05)
+                    ready["queue_ready_s"] = time.time() - t_accept
                 back = agent_logs_after("rpc reconnected", t_accept - 0.05)
                 served = first_reply_after(t_accept)
                 restart.join(300)
                 events.append({"kind": "restart", "agent_back_s": back - t_accept,
-                               "no_service_s": served - t_accept, "down_s": t_accept - t_stop})
+                               "no_service_s": served - t_accept, "down_s": t_accept - t_stop, **ready})
+                if ready:
+                    # What the agent's backoff owns: the time from its queue
+                    # being servable again to its consuming (negative: it was
+                    # consuming before the probe's passive declare got through).
+                    events[-1]["agent_after_queue_ready_s"] = back - t_accept - ready["queue_ready_s"]
                 time.sleep(1)
         finally:
             stop.set()
@@ -236,9 +272,10 @@ class Failover(unittest.TestCase):
         }
         for group, evs in groups.items():
             if evs:
-                for fig in ("agent_back_s", "no_service_s"):
-                    vals = [e[fig] for e in evs]
-                    report[f"{group}_{fig}"] = {"n": len(vals), "median": statistics.median(vals), "max": max(vals)}
+                for fig in ("agent_back_s", "no_service_s", "queue_ready_s", "agent_after_queue_ready_s"):
+                    vals = [e[fig] for e in evs if fig in e]
+                    if vals:
+                        report[f"{group}_{fig}"] = {"n": len(vals), "median": statistics.median(vals), "max": max(vals)}
         if REPORT:
             with open(REPORT, "w") as f:
                 json.dump(report, f, indent=1)
@@ -250,6 +287,11 @@ class Failover(unittest.TestCase):
                 a, s = report[f"{group}_agent_back_s"], report[f"{group}_no_service_s"]
                 print(f"  {group} (n={a['n']}): agent back median {a['median']:.2f} s max {a['max']:.2f} s; "
                       f"no service median {s['median']:.2f} s max {s['max']:.2f} s", file=sys.stderr)
+                if f"{group}_queue_ready_s" in report:
+                    q, b = report[f"{group}_queue_ready_s"], report[f"{group}_agent_after_queue_ready_s"]
+                    print(f"  {group}: its quorum queue servable median {q['median']:.2f} s max {q['max']:.2f} s "
+                          f"after a node accepted; agent back after that median {b['median']:.2f} s max {b['max']:.2f} s",
+                          file=sys.stderr)
         self.assertEqual(twice, [], "calls applied twice")
         for e in events:
             # Figures, not a timing test: the bound only catches a reconnect
