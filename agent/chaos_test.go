@@ -129,7 +129,7 @@ type chaosWorld struct {
 	clock  *sim.ManualClock
 	c      *sim.Cluster
 	hosts  []*chaosHost
-	broken bool // the fence claims success without fencing (the checker's self-check)
+	broken breakage // what the checker's self-checks break
 	// heldAt: for each LV, each host's last observation of holding it
 	// exclusively.
 	heldAt map[string]map[string]time.Time
@@ -156,7 +156,20 @@ type chaosHost struct {
 	restarted bool
 }
 
-func newChaosWorld(t testing.TB, hosts int, broken bool) *chaosWorld {
+// breakage is a deliberate defect for the checker's self-checks: the checker
+// must find a violation when the agent is broken this way.
+type breakage string
+
+const (
+	intact breakage = ""
+	// brokenFence: the kill hook claims the LVs are offline and does nothing.
+	brokenFence breakage = "fence"
+	// brokenReconcile: a restarted agent's held.json reconciliation claims
+	// success and changes nothing.
+	brokenReconcile breakage = "reconcile"
+)
+
+func newChaosWorld(t testing.TB, hosts int, broken breakage) *chaosWorld {
 	w := &chaosWorld{t: t, clock: sim.NewManualClock(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)), broken: broken,
 		heldAt: map[string]map[string]time.Time{}}
 	specs := make([]sim.HostSpec, hosts)
@@ -186,7 +199,7 @@ func newChaosWorld(t testing.TB, hosts int, broken bool) *chaosWorld {
 
 // killHook is lvmlockctl running the configured kill command on a host.
 func (w *chaosWorld) killHook(host string, argv []string) int {
-	if w.broken {
+	if w.broken == brokenFence {
 		return 0 // "the LVs are offline", and nothing was done
 	}
 	h := w.host(host)
@@ -225,6 +238,9 @@ func (w *chaosWorld) start(h *chaosHost) {
 		w.t.Fatal(err)
 	}
 	d.auto.now = w.clock.Now // retries back off in simulated time
+	if w.broken == brokenReconcile {
+		d.held.reconcile = func(context.Context, string) ([]volumes.HeldDifference, error) { return nil, nil }
+	}
 	d.auto.deps.StepTimeout = h.cfg.LVM.CommandTimeout
 	d.settleEarlierBoots()
 	_ = d.volumes.Reconcile(context.Background())
@@ -484,7 +500,7 @@ func (w *chaosWorld) settle() string {
 
 // runSchedule plays steps on a fresh world and returns the first violation
 // and the step it followed (-1: the final settling).
-func runSchedule(t testing.TB, hosts int, steps []chaosStep, broken bool) (string, int) {
+func runSchedule(t testing.TB, hosts int, steps []chaosStep, broken breakage) (string, int) {
 	w := newChaosWorld(t, hosts, broken)
 	for i, s := range steps {
 		w.apply(s)
@@ -497,7 +513,7 @@ func runSchedule(t testing.TB, hosts int, steps []chaosStep, broken bool) (strin
 
 // shrink removes steps while the violation stays (one at a time, then
 // again), so what is printed is the part of the schedule that matters.
-func shrink(t testing.TB, hosts int, steps []chaosStep, broken bool) []chaosStep {
+func shrink(t testing.TB, hosts int, steps []chaosStep, broken breakage) []chaosStep {
 	for changed := true; changed; {
 		changed = false
 		for i := 0; i < len(steps); i++ {
@@ -520,7 +536,7 @@ func envInt(name string, def int) int {
 
 // chaosRuns plays runs schedules from seed and returns the violations, each
 // with its seed and shrunk schedule; with firstOnly it stops at the first.
-func chaosRuns(t *testing.T, seed, runs int, broken, firstOnly bool) []string {
+func chaosRuns(t *testing.T, seed, runs int, broken breakage, firstOnly bool) []string {
 	var found []string
 	for i := range runs {
 		if firstOnly && len(found) > 0 {
@@ -553,7 +569,7 @@ func TestChaos(t *testing.T) {
 	// go test ./... plays a few; make chaos (the test command's 15-chaos
 	// stage) sets CHAOS_RUNS.
 	runs, seed := envInt("CHAOS_RUNS", 20), envInt("CHAOS_SEED", 1)
-	found := chaosRuns(t, seed, runs, false, false)
+	found := chaosRuns(t, seed, runs, intact, false)
 	for _, f := range found {
 		t.Error(f)
 	}
@@ -564,11 +580,25 @@ func TestChaos(t *testing.T) {
 // (lvmlockctl then drops the locks while the LVs stay live), schedules find
 // the split brain the kill hook exists to prevent.
 func TestChaosCatchesABrokenFence(t *testing.T) {
-	found := chaosRuns(t, 1, 30, true, true)
+	found := chaosRuns(t, 1, 30, brokenFence, true)
 	if len(found) == 0 {
 		t.Fatal("30 schedules with a broken fence and no violation: the checker is blind")
 	}
 	t.Logf("the broken fence caught:\n%s", found[0])
+}
+
+// The held.json invariant can fail too: with a reconciliation that claims
+// success and changes nothing, an agent that crashed between an lvchange and
+// its record is caught disagreeing with lvmlockd.
+func TestChaosCatchesABrokenReconciliation(t *testing.T) {
+	found := chaosRuns(t, 1, 30, brokenReconcile, true)
+	if len(found) == 0 {
+		t.Fatal("30 schedules with a reconciliation that does nothing and no violation: the held.json check is blind")
+	}
+	if !strings.Contains(found[0], "held.json") {
+		t.Fatalf("the broken reconciliation was caught by another invariant:\n%s", found[0])
+	}
+	t.Logf("the broken reconciliation caught:\n%s", found[0])
 }
 
 // The two ways a fenced host wrote a volume another host held (issue 19,
@@ -592,7 +622,7 @@ func TestChaosKnownSchedules(t *testing.T) {
 			{Op: "fault-inside", Host: 0, At: "lvchange -asy"}, {Op: "poll", Host: 0},
 		},
 	} {
-		if v, at := runSchedule(t, 2, steps, false); v != "" {
+		if v, at := runSchedule(t, 2, steps, intact); v != "" {
 			t.Errorf("%s: %s (after step %d)", name, v, at)
 		}
 	}

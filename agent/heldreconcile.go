@@ -17,8 +17,10 @@ import (
 // and recovery. It runs beside the health loop (it may wait for a request
 // holding an LV) and reports what differed.
 type heldReconciler struct {
-	svc *volumes.Service
-	log *zap.Logger
+	// reconcile is svc.ReconcileHeld; the chaos test's self-check swaps in
+	// one that claims success and does nothing.
+	reconcile func(ctx context.Context, vg string) ([]volumes.HeldDifference, error)
+	log       *zap.Logger
 	// timeout bounds one VG's run, waits for busy LVs included; a run cut
 	// short is tried again at the next poll.
 	timeout time.Duration
@@ -38,7 +40,7 @@ type heldReconciliation struct {
 }
 
 func newHeldReconciler(svc *volumes.Service, log *zap.Logger, reg prometheus.Registerer) *heldReconciler {
-	r := &heldReconciler{svc: svc, log: log, timeout: 2 * time.Minute,
+	r := &heldReconciler{reconcile: svc.ReconcileHeld, log: log, timeout: 2 * time.Minute,
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aos_held_reconciled_total",
 			Help: "Differences between held.json and lvmlockd's locks found (and settled) after the agent started, by kind: unrecorded, lock_gone, mode_differs."}, []string{"kind"}),
 		done: map[string]bool{}, running: map[string]bool{}, last: map[string]heldReconciliation{}}
@@ -62,7 +64,7 @@ func (r *heldReconciler) start(ctx context.Context, vg string) {
 		defer r.wg.Done()
 		ctx, cancel := context.WithTimeout(ctx, r.timeout)
 		defer cancel()
-		diffs, err := r.svc.ReconcileHeld(ctx, vg)
+		diffs, err := r.reconcile(ctx, vg)
 		rec := heldReconciliation{At: time.Now(), Differences: diffs}
 		if rec.Differences == nil {
 			rec.Differences = []volumes.HeldDifference{}
