@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: build deb demo test test-fast fuzz lab lab-record bench-rpc bench-failover bench-scale clean
+.PHONY: build deb demo test test-fast fuzz lab lab-record lab-scale bench-rpc bench-failover bench-scale clean
 
 build:
 	$(GO) build -o bin/aos-agent ./cmd/aos-agent
@@ -44,6 +44,11 @@ lab:
 # Refresh the recorded real outputs the parsers and the simulator are tested on.
 lab-record:
 	bash scripts/lab.sh record
+
+# One compute host's worth of volumes on real lvm2: the fence and recovery of
+# 20, 100 and 200 LVs (LAB_SCALE_LVS). Not in CI: tens of minutes under TCG.
+lab-scale:
+	LAB_TAGS=labscale bash scripts/lab.sh test -run '^TestLabScale$$' -timeout 90m
 
 # Go agent vs a real Python oslo server through the real broker, side by side.
 bench-rpc:

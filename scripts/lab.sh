@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real-kernel lab (qemu guests with lvm2, lvmlockd, sanlock, multipath).
 #   scripts/lab.sh build-image   build the guest image if not cached; prints its dir
-#   scripts/lab.sh test [-run RE] build the image, then run the lab scenarios (Go tests, tag lab)
+#   scripts/lab.sh test [-run RE] build the image, then run the lab scenarios (Go tests, tag lab;
+#                                LAB_TAGS=labscale adds the tests CI does not run: make lab-scale)
 #   scripts/lab.sh record        run the scenarios and copy the outputs they recorded in the
 #                                guests into testdata/lab-outputs/ (parser and simulator data)
 # The image is cached outside the clone in $LAB_CACHE/<hash of its inputs>/.
@@ -43,7 +44,7 @@ test)
   exec 9>"${LAB_LOCK:-/tmp/aos-agent-lab.lock}"
   flock 9
   export LAB_IMAGE=$(build_image)
-  go test -tags lab -count=1 -v -timeout 40m "$@" ./lab/ 2>&1 | tee "${LAB_LOG:-/dev/null}"
+  go test -tags "lab${LAB_TAGS:+,$LAB_TAGS}" -count=1 -v -timeout 40m "$@" ./lab/ 2>&1 | tee "${LAB_LOG:-/dev/null}"
   ;;
 record)
   shift
