@@ -302,16 +302,7 @@ func TestLabKillHookFences(t *testing.T) {
 		// The daemon sees an active path at its next poll and recovers the
 		// VG by itself ([recovery] mode = auto).
 		start := time.Now()
-		journal := recovery.JournalPath("/var/lib/aos-agent", vg)
-		for {
-			if _, err := l.cmd(1, "test", "-e", journal); err != nil {
-				break
-			}
-			if time.Since(start) > 5*time.Minute {
-				t.Fatalf("the daemon did not recover the VG within 5 min of the paths returning:\n%s", l.agentLog(t))
-			}
-			time.Sleep(time.Second)
-		}
+		l.waitRecovered(t, start, 5*time.Minute)
 		l.tm.add("paths back -> automatic recovery by the daemon done", time.Since(start))
 		log := l.agentLog(t)
 		if !strings.Contains(log, "automatic recovery done") {
@@ -520,6 +511,22 @@ func (l *labT) fenceDuringRecovery(t *testing.T, ctx context.Context, g run.Runn
 }
 
 // agentLog returns the guest daemon's journal and keeps it in the output dir.
+// waitRecovered waits until the daemon's automatic recovery has removed the
+// VG's journal, failing limit after since.
+func (l *labT) waitRecovered(t *testing.T, since time.Time, limit time.Duration) {
+	t.Helper()
+	journal := recovery.JournalPath("/var/lib/aos-agent", vg)
+	for {
+		if _, err := l.cmd(1, "test", "-e", journal); err != nil {
+			return
+		}
+		if time.Since(since) > limit {
+			t.Fatalf("the daemon did not recover the VG within %v of the paths returning:\n%s", limit, l.agentLog(t))
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 func (l *labT) agentLog(t *testing.T) string {
 	t.Helper()
 	out := l.must(t, 1, "", "journalctl", "-b", "-u", daemonUnit, "--no-pager", "-o", "cat").Stdout

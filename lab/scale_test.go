@@ -18,7 +18,6 @@ import (
 	"github.com/aos-agent/aos-agent/hostcfg"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/lvm"
-	"github.com/aos-agent/aos-agent/recovery"
 	"github.com/aos-agent/aos-agent/state"
 )
 
@@ -226,16 +225,7 @@ func (l *labT) scaleRecover(t *testing.T, ctx context.Context, g run.Runner, n i
 	if err := WaitMap(ctx, g, 2); err != nil {
 		t.Fatal(err)
 	}
-	journal := recovery.JournalPath("/var/lib/aos-agent", vg)
-	for {
-		if _, err := l.cmd(1, "test", "-e", journal); err != nil {
-			break
-		}
-		if time.Since(back) > 10*time.Minute {
-			t.Fatalf("not recovered 10 min after the paths came back:\n%s", l.agentLog(t))
-		}
-		time.Sleep(time.Second)
-	}
+	l.waitRecovered(t, back, 10*time.Minute)
 	l.tm.add(fmt.Sprintf("%d LVs: paths back -> all re-locked, refreshed, VMs resumed", n), time.Since(back))
 	info := string(l.must(t, 1, "", "lvmlockctl", "--info").Stdout)
 	if got := strings.Count(info, " LV ex "); got != n {
