@@ -140,7 +140,7 @@ type chaosWorld struct {
 // faultPoints are commands of the fence and of recovery's steps after which
 // a fault-inside step loses the host's lease again.
 var faultPoints = []string{"vgchange --lock-start", "lvchange -aey", "lvchange -asy", "lvchange --refresh", "virsh -c qemu:///system resume",
-	"dmsetup wipe_table", "multipathd restorequeueing"}
+	"dmsetup --noudevsync wipe_table", "multipathd restorequeueing"}
 
 type chaosHost struct {
 	name string

@@ -202,18 +202,27 @@ func (c *Client) Info(ctx context.Context) ([]Device, error) {
 	return ParseInfo(out)
 }
 
-// WipeTable runs `dmsetup wipe_table NAME`: the device's table becomes the
-// error target, so every further I/O fails at once even while the device
-// stays open (qemu sees EIO). On a multipath LUN that queues I/O, turn
-// queueing off first or this blocks.
-func (c *Client) WipeTable(ctx context.Context, name string) error {
-	if name == "" || name[0] == '-' || strings.ContainsAny(name, "/ \t\n") {
-		return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid dm device name %q", name)
+// WipeTables runs `dmsetup --noudevsync wipe_table NAME...`: each device's
+// table becomes the error target, so every further I/O fails at once even
+// while the device stays open (qemu sees EIO). One process for all devices,
+// without waiting for udev after each: the fence wipes a whole VG inside
+// sanlock's grace, and a process plus a udev round-trip per LV did not fit
+// with 60 LVs on a lab guest. dmsetup goes through the names in order and
+// stops at the first it cannot wipe. On a multipath LUN that queues I/O,
+// turn queueing off first or this blocks.
+func (c *Client) WipeTables(ctx context.Context, names ...string) error {
+	if len(names) == 0 {
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "no dm device to wipe")
 	}
-	_, err := c.dmsetup(ctx, "wipe_table", name)
+	for _, name := range names {
+		if name == "" || name[0] == '-' || strings.ContainsAny(name, "/ \t\n") {
+			return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid dm device name %q", name)
+		}
+	}
+	_, err := c.dmsetup(ctx, append([]string{"--noudevsync", "wipe_table"}, names...)...)
 	var rerr *run.Error
-	if errors.As(err, &rerr) && strings.Contains(rerr.Stderr, "Device does not exist") {
-		return errdefs.Wrap(errdefs.ErrVolumeNotFound, err, fmt.Sprintf("dm device %s does not exist", name))
+	if len(names) == 1 && errors.As(err, &rerr) && (strings.Contains(rerr.Stderr, "Device does not exist") || strings.Contains(rerr.Stderr, "No such device")) {
+		return errdefs.Wrap(errdefs.ErrVolumeNotFound, err, fmt.Sprintf("dm device %s does not exist", names[0]))
 	}
 	return err
 }

@@ -243,9 +243,10 @@ func TestClientArgv(t *testing.T) {
 	s := run.NewScripted(t,
 		run.Step{Argv: []string{"dmsetup", "table"}, Stdout: table},
 		run.Step{Argv: []string{"dmsetup", "info", "-c", "--noheadings", "--separator", ":", "-o", "open,attr,uuid,name"}, Stdout: "0:L--w:LVM-x:vol-lv1\n"},
-		run.Step{Argv: []string{"dmsetup", "wipe_table", "vol-lv1"}},
-		run.Step{Argv: []string{"dmsetup", "wipe_table", "vol-gone"}, ExitCode: 1, Stderr: "Device does not exist.\nCommand failed.\n"},
-		run.Step{Argv: []string{"dmsetup", "wipe_table", "vol-lv1"}, Err: &run.Error{Argv: []string{"dmsetup"}, ExitCode: -1, TimedOut: true, Err: context.DeadlineExceeded}},
+		run.Step{Argv: []string{"dmsetup", "--noudevsync", "wipe_table", "vol-lv1", "vol-lv2"}},
+		run.Step{Argv: []string{"dmsetup", "--noudevsync", "wipe_table", "vol-gone"}, ExitCode: 1, Stderr: "Device does not exist.\nCommand failed.\n"},
+		run.Step{Argv: []string{"dmsetup", "--noudevsync", "wipe_table", "vol-lv1", "vol-gone"}, ExitCode: 1, Stderr: "Device does not exist.\nCommand failed.\n"},
+		run.Step{Argv: []string{"dmsetup", "--noudevsync", "wipe_table", "vol-lv1"}, Err: &run.Error{Argv: []string{"dmsetup"}, ExitCode: -1, TimedOut: true, Err: context.DeadlineExceeded}},
 		run.Step{Argv: []string{"dmsetup", "table"}, ExitCode: 1, Stderr: "boom"},
 		run.Step{Argv: []string{"dmsetup", "info", "-c", "--noheadings", "--separator", ":", "-o", "open,attr,uuid,name"}, ExitCode: 1},
 	)
@@ -268,13 +269,17 @@ func TestClientArgv(t *testing.T) {
 			t.Fatalf("ds[0].LV = %q, want \"lv1\"", ds[0].LV)
 		}
 	}
-	if err := c.WipeTable(ctx, "vol-lv1"); err != nil {
+	if err := c.WipeTables(ctx, "vol-lv1", "vol-lv2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.WipeTable(ctx, "vol-gone"); !errors.Is(err, errdefs.ErrVolumeNotFound) {
+	if err := c.WipeTables(ctx, "vol-gone"); !errors.Is(err, errdefs.ErrVolumeNotFound) {
 		t.Fatalf("missing device: %v", err)
 	}
-	if err := c.WipeTable(ctx, "vol-lv1"); !errors.Is(err, errdefs.ErrCommandTimeout) {
+	// Of several names, which one is missing is not known: not NotFound.
+	if err := c.WipeTables(ctx, "vol-lv1", "vol-gone"); err == nil || errors.Is(err, errdefs.ErrVolumeNotFound) {
+		t.Fatalf("missing one of two devices: %v", err)
+	}
+	if err := c.WipeTables(ctx, "vol-lv1"); !errors.Is(err, errdefs.ErrCommandTimeout) {
 		t.Fatalf("timeout: %v", err)
 	}
 	if _, err := c.Tables(ctx); err == nil {
@@ -283,8 +288,8 @@ func TestClientArgv(t *testing.T) {
 	if _, err := c.Info(ctx); err == nil {
 		t.Fatal("failure lost")
 	}
-	for _, bad := range []string{"", "-f", "a/b", "a b"} {
-		if err := c.WipeTable(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	for _, bad := range [][]string{{""}, {"-f"}, {"a/b"}, {"a b"}, {"vol-lv1", "-f"}, nil} {
+		if err := c.WipeTables(ctx, bad...); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}

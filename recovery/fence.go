@@ -36,8 +36,8 @@ import (
 // must fit in sanlock's ~40 s grace.
 const DefaultStepTimeout = 4 * time.Second
 
-// wipeBudgetSteps is how many step timeouts all wipes share: wipes run one
-// after another, and on dead storage each could hang for its whole timeout.
+// wipeBudgetSteps is how many step timeouts all wipes share: on dead
+// storage a wipe could hang for its whole timeout.
 const wipeBudgetSteps = 3
 
 // Deps is what Fence needs from the host.
@@ -110,27 +110,74 @@ func Fence(ctx context.Context, d Deps, vg string) (*Journal, error) {
 	f.carryOver()
 	f.saveJournal() // the list of LVs about to be fenced, before any wipe
 
-	wipeCtx, cancel := context.WithTimeout(ctx, wipeBudgetSteps*f.stepTimeout)
+	f.wipe(ctx)
+	f.recordLeaseVersions(ctx)
+	return f.finish(f.verify(ctx))
+}
+
+// wipe puts every listed LV not yet on the error target there: one dmsetup
+// for all of them, given the wipe budget but one step. dmsetup stops at the
+// first device it cannot wipe (removed meanwhile, or a flush that hung):
+// then every LV still live gets its own wipe with what is left of the
+// budget, the one the batch stopped at last, so a hung device costs the
+// others nothing.
+func (f *fencer) wipe(ctx context.Context) {
+	var pending []*FencedLV
+	var devices []string
 	for i := range f.j.LVs {
-		lv := &f.j.LVs[i]
-		if lv.Fenced {
-			continue // already error-tabled (an earlier fence)
+		if lv := &f.j.LVs[i]; !lv.Fenced { // else error-tabled by an earlier fence
+			pending = append(pending, lv)
+			devices = append(devices, lv.Device)
 		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+	wipeCtx, cancel := context.WithTimeout(ctx, wipeBudgetSteps*f.stepTimeout)
+	defer cancel()
+	batch := dm.New(f.d.Runner, (wipeBudgetSteps-1)*f.stepTimeout)
+	err := batch.WipeTables(wipeCtx, devices...)
+	f.step(fmt.Sprintf("dmsetup wipe_table (%s, one command)", countLVs(len(devices))), err)
+	if err == nil {
+		return
+	}
+	live := pending
+	if tables, err := f.dm.Tables(wipeCtx); err == nil {
+		errored := map[string]bool{} // device → error target, for devices that exist
+		for _, t := range tables {
+			errored[t.Name] = t.Errored()
+		}
+		live = nil
+		for _, lv := range pending {
+			if e, exists := errored[lv.Device]; exists && !e {
+				live = append(live, lv)
+			}
+		}
+	} else {
+		f.step("dmsetup table (after the batch)", err)
+	}
+	if len(live) > 1 {
+		live = append(live[1:], live[0])
+	}
+	for _, lv := range live {
 		if err := wipeCtx.Err(); err != nil {
 			lv.Error = "not attempted: wipe budget spent"
 			f.logf("dmsetup wipe_table %s: not attempted, wipe budget spent", lv.Device)
 			continue
 		}
-		err := f.dm.WipeTable(wipeCtx, lv.Device)
+		err := f.dm.WipeTables(wipeCtx, lv.Device)
 		if err != nil {
 			lv.Error = err.Error()
 		}
 		f.step("dmsetup wipe_table "+lv.Device, err)
 	}
-	cancel()
+}
 
-	f.recordLeaseVersions(ctx)
-	return f.finish(f.verify(ctx))
+func countLVs(n int) string {
+	if n == 1 {
+		return "1 LV"
+	}
+	return fmt.Sprintf("%d LVs", n)
 }
 
 // queueingStep names a multipathd queueing command as it runs.

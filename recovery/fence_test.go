@@ -42,7 +42,10 @@ func leaseQueries(t *testing.T) []run.Step {
 	}
 }
 
-func wipe(dev string) []string { return []string{"dmsetup", "wipe_table", dev} }
+// wipe is one dmsetup wiping devs: the batch of every LV, or one LV's retry.
+func wipe(devs ...string) []string {
+	return append([]string{"dmsetup", "--noudevsync", "wipe_table"}, devs...)
+}
 
 // wipedBoth is a fence of the recorded lv1 and lv2 up to the verify.
 func wipedBoth(t *testing.T) []run.Step {
@@ -50,8 +53,7 @@ func wipedBoth(t *testing.T) []run.Step {
 		{Argv: disableQueueing, Stdout: "ok\n"},
 		{Argv: failIfNoPath},
 		{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
-		{Argv: wipe("vol-lv1")},
-		{Argv: wipe("vol-lv2")},
+		{Argv: wipe("vol-lv1", "vol-lv2")},
 		leaseQueries(t)[0], leaseQueries(t)[1],
 	}
 }
@@ -98,7 +100,8 @@ func TestFenceRecordedSequence(t *testing.T) {
 	var d Deps
 	wipes := 0
 	d = deps(t, run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
-		if c.Argv[1] == "wipe_table" {
+		isWipe := len(c.Argv) > 2 && c.Argv[2] == "wipe_table"
+		if isWipe {
 			wipes++
 			if wipes == 1 {
 				j := readJournal(t, d.StateDir)
@@ -114,8 +117,11 @@ func TestFenceRecordedSequence(t *testing.T) {
 			}
 		}
 		want := DefaultStepTimeout
-		if c.Argv[0] == "sanlock" || c.Argv[1] == "info" {
+		switch {
+		case c.Argv[0] == "sanlock" || c.Argv[1] == "info":
 			want /= 2 // the local lease-version queries
+		case isWipe:
+			want *= wipeBudgetSteps - 1 // the batch: the budget but one step
 		}
 		if c.Timeout != want {
 			t.Errorf("%s: timeout %v", c, c.Timeout)
@@ -165,8 +171,7 @@ func TestFenceContinuesAfterHungSteps(t *testing.T) {
 		run.Step{Argv: disableQueueing, Err: timedOut(disableQueueing)},
 		run.Step{Argv: failIfNoPath, Err: timedOut(failIfNoPath)},
 		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
-		run.Step{Argv: wipe("vol-lv1")},
-		run.Step{Argv: wipe("vol-lv2")},
+		run.Step{Argv: wipe("vol-lv1", "vol-lv2")},
 		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: fixture.Text(t, "table-after-fence.txt")},
 	)
@@ -197,7 +202,8 @@ func TestFencePartialFailure(t *testing.T) {
 		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
 		run.Step{Argv: failIfNoPath},
 		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
-		run.Step{Argv: wipe("vol-lv1")},
+		run.Step{Argv: wipe("vol-lv1", "vol-lv2"), Err: timedOut(wipe("vol-lv1", "vol-lv2"))},
+		run.Step{Argv: table, Stdout: stillLinear},
 		run.Step{Argv: wipe("vol-lv2"), Err: timedOut(wipe("vol-lv2"))},
 		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: stillLinear},
@@ -243,8 +249,7 @@ func TestFenceSparesLvmlockLayersAndOtherVGs(t *testing.T) {
 		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
 		run.Step{Argv: failIfNoPath},
 		run.Step{Argv: table, Stdout: before},
-		run.Step{Argv: wipe("vol-lv1")},
-		run.Step{Argv: wipe("vol-my--snap")},
+		run.Step{Argv: wipe("vol-lv1", "vol-my--snap")},
 		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: after},
 	)
@@ -352,8 +357,9 @@ func TestFenceRemovedDeviceCountsAsOffline(t *testing.T) {
 		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
 		run.Step{Argv: failIfNoPath},
 		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
-		run.Step{Argv: wipe("vol-lv1")},
-		run.Step{Argv: wipe("vol-lv2"), ExitCode: 1, Stderr: "Device does not exist.\nCommand failed.\n"},
+		// dmsetup stopped at lv2, gone: the list shows nothing left to wipe.
+		run.Step{Argv: wipe("vol-lv1", "vol-lv2"), ExitCode: 1, Stderr: "Device does not exist.\nCommand failed.\n"},
+		run.Step{Argv: table, Stdout: strings.Replace(fixture.Text(t, "table-after-fence.txt"), "vol-lv2: 0 131072 error \n", "", 1)},
 		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: strings.Replace(fixture.Text(t, "table-after-fence.txt"), "vol-lv2: 0 131072 error \n", "", 1)},
 	)
@@ -384,7 +390,46 @@ func TestReadJournalMissing(t *testing.T) {
 	}
 }
 
-// Wipes share a budget: once a hung wipe has spent it, the remaining LVs
+// hangingOn runs s, except that a wipe naming one of devs hangs until its
+// own timeout or the caller's deadline (a flush stuck on dead storage).
+func hangingOn(s run.Runner, devs ...string) run.Runner {
+	return run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
+		if len(c.Argv) > 2 && c.Argv[2] == "wipe_table" && slices.ContainsFunc(devs, func(d string) bool { return slices.Contains(c.Argv, d) }) {
+			ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+			defer cancel()
+			<-ctx.Done()
+		}
+		return s.Run(ctx, c)
+	})
+}
+
+// dmsetup stops at a device whose flush hangs; that one is retried last, so
+// every other LV is still fenced within the budget.
+func TestFenceBatchStoppedAtAHungDevice(t *testing.T) {
+	onlyLV2 := strings.Replace(fixture.Text(t, "table-after-fence.txt"), "vol-lv1: 0 131072 error ", "vol-lv1: 0 131072 linear 253:0 526336", 1)
+	s := run.NewScripted(t,
+		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
+		run.Step{Argv: failIfNoPath},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
+		run.Step{Argv: wipe("vol-lv1", "vol-lv2"), Err: timedOut(wipe("vol-lv1", "vol-lv2"))},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
+		run.Step{Argv: wipe("vol-lv2")},
+		run.Step{Argv: wipe("vol-lv1"), Err: timedOut(wipe("vol-lv1"))},
+		leaseQueries(t)[0], leaseQueries(t)[1],
+		run.Step{Argv: table, Stdout: onlyLV2},
+	)
+	d := deps(t, hangingOn(s, "vol-lv1"))
+	d.StepTimeout = 500 * time.Millisecond
+	j, err := Fence(context.Background(), d, "vol")
+	if !errors.Is(err, ErrNotFenced) || !strings.Contains(err.Error(), "[vol-lv1]") {
+		t.Fatalf("err = %v, want ErrNotFenced naming vol-lv1 only", err)
+	}
+	if j.LVs[0].Fenced || !j.LVs[1].Fenced {
+		t.Fatalf("fenced: lv1 %v lv2 %v, want false true", j.LVs[0].Fenced, j.LVs[1].Fenced)
+	}
+}
+
+// Wipes share a budget: once hung wipes have spent it, the remaining LVs
 // are reported not attempted (and the fence fails) instead of each waiting
 // out its own timeout past sanlock's grace.
 func TestFenceWipeBudget(t *testing.T) {
@@ -392,23 +437,21 @@ func TestFenceWipeBudget(t *testing.T) {
 		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
 		run.Step{Argv: failIfNoPath},
 		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
-		run.Step{Argv: wipe("vol-lv1"), Err: timedOut(wipe("vol-lv1"))},
+		run.Step{Argv: wipe("vol-lv1", "vol-lv2"), Err: timedOut(wipe("vol-lv1", "vol-lv2"))},
+		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
+		run.Step{Argv: wipe("vol-lv2"), Err: timedOut(wipe("vol-lv2"))},
 		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
 	)
-	d := deps(t, run.Func(func(ctx context.Context, c run.Cmd) (run.Result, error) {
-		if c.Argv[1] == "wipe_table" {
-			<-ctx.Done() // hangs until the wipe budget is spent
-		}
-		return s.Run(ctx, c)
-	}))
-	d.StepTimeout = time.Millisecond
+	// lv1 is retried last, after lv2's wipe spent the rest of the budget.
+	d := deps(t, hangingOn(s, "vol-lv1", "vol-lv2"))
+	d.StepTimeout = 300 * time.Millisecond
 	j, err := Fence(context.Background(), d, "vol")
 	if !errors.Is(err, ErrNotFenced) {
 		t.Fatalf("err: err = %v, want ErrNotFenced", err)
 	}
-	if j.LVs[1].Error != "not attempted: wipe budget spent" {
-		t.Fatalf("err: j.LVs[1].Error = %q, want \"not attempted: wipe budget spent\"", j.LVs[1].Error)
+	if j.LVs[0].Error != "not attempted: wipe budget spent" {
+		t.Fatalf("err: j.LVs[0].Error = %q, want \"not attempted: wipe budget spent\"", j.LVs[0].Error)
 	}
 }
 

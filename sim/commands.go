@@ -18,7 +18,7 @@ var commands = []struct {
 	{"lvmlockctl", spec("--info=-i", "--dump=-d", "--kill:=-k", "--drop:=-r"), (*Host).lvmlockctl},
 	{"sanlock", spec("-D", "-s:", "-h:"), (*Host).sanlock},
 	{"multipathd", nil, (*Host).multipathd},
-	{"dmsetup", spec("-c=--columns", "--noheadings", "-o:=--options", "--separator:"), (*Host).dmsetup},
+	{"dmsetup", spec("-c=--columns", "--noheadings", "-o:=--options", "--separator:", "--noudevsync"), (*Host).dmsetup},
 	{"systemctl", spec("--quiet=-q"), (*Host).systemctl},
 	{"virsh", spec("-c:=--connect", "--all", "--name", "--reason"), (*Host).virsh},
 	{"dd", nil, (*Host).dd},

@@ -214,12 +214,17 @@ func (h *Host) dmsetup(a *args) reply {
 			}
 		}
 		return fail(1, "Device does not exist.\nCommand failed.\n")
-	case sub == "wipe_table" && len(a.pos) == 2:
-		_, d := h.lvByDM(a.pos[1])
-		if d == nil {
-			return fail(1, fmt.Sprintf("device-mapper: reload ioctl on %s  failed: No such device or address\nCommand failed.\n", a.pos[1]))
+	case sub == "wipe_table" && len(a.pos) >= 2:
+		// In order, stopping at the first device that is not there (dmsetup's
+		// _perform_command_for_all_repeatable_args).
+		for _, name := range a.pos[1:] {
+			_, d := h.lvByDM(name)
+			if d == nil {
+				h.pauseDomainsOnEIO()
+				return fail(1, fmt.Sprintf("device-mapper: reload ioctl on %s  failed: No such device or address\nCommand failed.\n", name))
+			}
+			d.errTbl = true
 		}
-		d.errTbl = true
 		h.pauseDomainsOnEIO()
 		return reply{}
 	case sub == "remove" && len(a.pos) == 2:

@@ -604,3 +604,21 @@ func TestShortIOStall(t *testing.T) {
 		}
 	}
 }
+
+// wipe_table of several devices goes through them in order and stops at the
+// first that does not exist, as dmsetup does.
+func TestWipeTableOfSeveralDevices(t *testing.T) {
+	f := newFixture(t)
+	f.ok("h1", "lvcreate -an -n lv1 -L 64m vol")
+	f.ok("h1", "lvcreate -an -n lv2 -L 64m vol")
+	f.ok("h1", "lvchange -aey vol/lv1 vol/lv2")
+	f.fails("h1", "dmsetup --noudevsync wipe_table vol-lv1 vol-gone vol-lv2", 1,
+		"device-mapper: reload ioctl on vol-gone  failed: No such device or address\nCommand failed.\n")
+	if st := f.c.State("h1"); st.Active["lv1"] != "error" || st.Active["lv2"] != "linear" {
+		t.Fatalf("after stopping at vol-gone: %v", st.Active)
+	}
+	f.ok("h1", "dmsetup --noudevsync wipe_table vol-lv1 vol-lv2")
+	if st := f.c.State("h1"); st.Active["lv2"] != "error" {
+		t.Fatalf("lv2: %q, want error", st.Active["lv2"])
+	}
+}

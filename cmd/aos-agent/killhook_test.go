@@ -92,7 +92,7 @@ func killHookFencesSimulatedHost(t *testing.T, cfg, stateDir string) {
 	if len(st.Locks) != 0 {
 		t.Fatalf("exits: len(st.Locks) = %v, want 0", len(st.Locks))
 	}
-	if !strings.Contains(stderr.String(), "dmsetup wipe_table vol-lv1: ok") {
+	if !strings.Contains(stderr.String(), "dmsetup wipe_table (1 LV, one command): ok") {
 		t.Fatalf("stderr:\n%s", stderr.String())
 	}
 	{
