@@ -61,6 +61,9 @@ func newAutoRecovery(deps recovery.Deps, log *zap.Logger, reg prometheus.Registe
 // never blocks the health loop: Recover runs in its own goroutine.
 func (a *autoRecovery) consider(ctx context.Context, s Snapshot, journals []*recovery.Journal) {
 	for _, j := range journals {
+		if j.Phase == recovery.PhaseFencing && a.fenceRunning(ctx, j.VG) {
+			continue // the kill hook is still at work: not a stuck fence yet
+		}
 		if j.Phase != recovery.PhaseFenced && j.Phase != recovery.PhaseRecovering {
 			a.needsOperator(j)
 			continue
@@ -81,6 +84,18 @@ func (a *autoRecovery) consider(ctx context.Context, s Snapshot, journals []*rec
 		a.wg.Add(1)
 		go a.recover(ctx, j.VG)
 	}
+}
+
+// fenceRunning: a fence holds the VG's fence lock from its first journal
+// write to its verdict, so a "fencing" journal whose lock is free was left by
+// a fence that died (or, rarely, one that went on without the lock).
+func (a *autoRecovery) fenceRunning(ctx context.Context, vg string) bool {
+	release, err := a.deps.LockFence(ctx, vg, 0)
+	if err != nil {
+		return errors.Is(err, recovery.ErrFenceLockTimeout)
+	}
+	release()
+	return false
 }
 
 func (a *autoRecovery) needsOperator(j *recovery.Journal) {

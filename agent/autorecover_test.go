@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // The day the SAN blips, on the simulator through the daemon's own code: h1
@@ -249,12 +250,28 @@ func TestAutoRecoveryBackoffAndOperatorPhases(t *testing.T) {
 
 	calls = 0
 	now = now.Add(autoRecoverMaxRetry)
+	core, logs := observer.New(zap.ErrorLevel)
+	a.log = zap.New(core)
+	// A fence still running (it holds the fence lock) is no operator's
+	// business yet; one that left "fencing" behind, or failed, is.
+	release, err := a.deps.LockFence(ctx, "vol", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.consider(ctx, Snapshot{}, journal(recovery.PhaseFencing))
+	if n := logs.FilterMessageSnippet("needs an operator").Len(); n != 0 {
+		t.Fatalf("%d operator alarms while the fence runs, want 0", n)
+	}
+	release()
 	for _, phase := range []recovery.Phase{recovery.PhaseFencing, recovery.PhaseFenceFailed} {
 		a.consider(ctx, Snapshot{}, journal(phase))
 		a.wait()
 	}
 	if calls != 0 {
 		t.Fatalf("%d commands run for a fence that did not finish", calls)
+	}
+	if n := logs.FilterMessageSnippet("needs an operator").Len(); n != 2 {
+		t.Fatalf("%d operator alarms for a dead fence and a failed one, want 2", n)
 	}
 }
 
