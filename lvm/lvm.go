@@ -238,15 +238,11 @@ func batchResult(argv []string, vg string, lvs []string, err error) (BatchResult
 	return res, errors.Join(errs...)
 }
 
-// Refresh reloads the LV's device-mapper table from the metadata, e.g. on
-// the hosts holding it shared after another host extended it.
-func (c *Client) Refresh(ctx context.Context, vg, lv string) error {
-	if _, err := c.checkLVs(vg, []string{lv}); err != nil {
-		return err
-	}
-	argv := []string{"lvchange", "--refresh", fullName(vg, lv)}
-	_, err := c.run(ctx, c.opts.Timeout, argv...)
-	return Classify(argv, err)
+// Refresh reloads the LVs' device-mapper tables from the metadata with one
+// lvchange, e.g. on the hosts holding an LV shared after another host
+// extended it; results as for Activate.
+func (c *Client) Refresh(ctx context.Context, vg string, lvs ...string) (BatchResult, error) {
+	return c.batch(ctx, "--refresh", vg, lvs)
 }
 
 // sizeArg renders a byte size for -L. lvm2 refuses byte sizes that are not

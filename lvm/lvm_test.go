@@ -344,10 +344,10 @@ func TestLockStartStopAndRefresh(t *testing.T) {
 	if err := c.LockStop(ctx, "vol"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Refresh(ctx, "vol", "lv1"); err != nil {
+	if _, err := c.Refresh(ctx, "vol", "lv1", "lv2"); err != nil {
 		t.Fatal(err)
 	}
-	want := [][]string{{"vgchange", "--lock-start", "vol"}, {"vgchange", "--lock-stop", "vol"}, {"vgchange", "--lock-stop", "vol"}, {"lvchange", "--refresh", "vol/lv1"}}
+	want := [][]string{{"vgchange", "--lock-start", "vol"}, {"vgchange", "--lock-stop", "vol"}, {"vgchange", "--lock-stop", "vol"}, {"lvchange", "--refresh", "vol/lv1", "vol/lv2"}}
 	if !slices.EqualFunc(calls, want, slices.Equal) {
 		t.Fatalf("calls %q", calls)
 	}
@@ -425,7 +425,7 @@ func TestRefusedBeforeAnyCommand(t *testing.T) {
 		"Activate one bad LV":    func() error { _, err := c.Activate(ctx, Shared, "vol", "ok", "snapshot1"); return err },
 		"Activate outside":       func() error { _, err := c.Activate(ctx, Exclusive, "rogue", "lv1"); return err },
 		"Deactivate lvmlock":     func() error { _, err := c.Deactivate(ctx, "vol", "lvmlock"); return err },
-		"Refresh long":           func() error { return c.Refresh(ctx, "vol", long) },
+		"Refresh long":           func() error { _, err := c.Refresh(ctx, "vol", long); return err },
 		"Create reserved":        func() error { return c.Create(ctx, "vol", "x_tmeta", 1) },
 		"Create zero size":       func() error { return c.Create(ctx, "vol", "x", 0) },
 		"Create bad tag":         func() error { return c.Create(ctx, "vol", "x", 1, "a tag") },

@@ -443,18 +443,35 @@ func readAfterFence(ctx context.Context, d Deps, vg string) (*Journal, bool, err
 // lets a VM write to it, that the lockspace is joined and healthy and that
 // lvmlockd holds each LV's lock in its recorded mode on this host.
 func (f *fencer) checkLocked(ctx context.Context, lvs []*FencedLV) error {
+	unlocked, err := f.unlocked(ctx, lvs)
+	if err != nil {
+		return err
+	}
+	for _, p := range lvs {
+		if err := unlocked[p.LV]; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unlocked says why, for each of lvs whose lock lvmlockd does not hold here
+// in its recorded mode; the error is for the whole VG (lockspace not joined
+// and healthy, or unreadable): then none counts as locked.
+func (f *fencer) unlocked(ctx context.Context, lvs []*FencedLV) (map[string]error, error) {
 	joined, err := lockspaceJoined(ctx, sanlock.New(f.d.Runner, f.stepTimeout), f.vg)
 	if err != nil {
-		return fmt.Errorf("sanlock client status: %w", err)
+		return nil, fmt.Errorf("sanlock client status: %w", err)
 	}
 	if !joined {
-		return fmt.Errorf("%w: lockspace %s%s is not joined and healthy", ErrNotLocked, sanlock.LockspacePrefix, f.vg)
+		return nil, fmt.Errorf("%w: lockspace %s%s is not joined and healthy", ErrNotLocked, sanlock.LockspacePrefix, f.vg)
 	}
 	info, err := sanlock.NewLockCtl(f.d.Runner, f.stepTimeout).Info(ctx)
 	if err != nil {
-		return fmt.Errorf("lvmlockctl --info: %w", err)
+		return nil, fmt.Errorf("lvmlockctl --info: %w", err)
 	}
 	vi := info.VG(f.vg)
+	out := map[string]error{}
 	for _, p := range lvs {
 		want := sanlock.ModeEx
 		if p.Mode == state.Shared {
@@ -465,10 +482,10 @@ func (f *fencer) checkLocked(ctx context.Context, lvs []*FencedLV) error {
 			got = vi.LVs[p.UUID]
 		}
 		if got != want {
-			return fmt.Errorf("%w: %s/%s: lvmlockd holds %q here, recovery re-acquired %q", ErrNotLocked, f.vg, p.LV, got, want)
+			out[p.LV] = fmt.Errorf("%w: %s/%s: lvmlockd holds %q here, recovery re-acquired %q", ErrNotLocked, f.vg, p.LV, got, want)
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // pending lists the fenced LVs recovery has not settled yet.

@@ -606,3 +606,36 @@ func TestRecoverLVsDeletedDuringTheOutage(t *testing.T) {
 		t.Fatalf("held.json after: %+v", h)
 	}
 }
+
+// Both LVs were kept open through the fence: one lock check and one
+// lvchange reload them together, and an LV whose lock lvmlockd no longer
+// holds here (lv2) is left out of the reload, on the error target.
+func TestRecoverRefreshesInUseLVsTogether(t *testing.T) {
+	noLV2 := strings.Replace(fixture.Text(t, "lockctl-info.lab-healthy.txt"), "LK LV sh "+lv2UUID+"\n", "", 1)
+	if noLV2 == fixture.Text(t, "lockctl-info.lab-healthy.txt") {
+		t.Fatal("fixture: lv2's shared lock not found in lockctl-info.lab-healthy.txt")
+	}
+	reacquired := stillOpenUntilReacquired(t, 2)
+	reacquired[2] = run.Step{Argv: deactivateBoth, Stderr: noLockWarning + "  Logical volume vol/lv1 in use.\n  Logical volume vol/lv2 in use.\n", ExitCode: 5}
+	reacquired[3] = run.Step{Argv: table, Stdout: tableWithout(t)}
+	r := run.NewScripted(t, steps(reacquired, []run.Step{
+		{Argv: sanlockStatus, Stdout: fixture.Text(t, "status-D.lab-healthy.txt")},
+		{Argv: lockctlInfo, Stdout: noLV2},
+		{Argv: refreshLV1},
+	})...)
+	d := deps(t, r)
+	withJournal(t, d, PhaseFenced)
+	rep, err := Recover(context.Background(), d, "vol")
+	if !errors.Is(err, ErrIncomplete) || !errors.Is(err, ErrNotLocked) {
+		t.Fatalf("err = %v, want ErrIncomplete and ErrNotLocked", err)
+	}
+	if len(rep.Reacquired) != 2 || !rep.Reacquired[0].InUse || !rep.Reacquired[1].InUse {
+		t.Fatalf("re-acquired %+v, want lv1 and lv2 both in use", rep.Reacquired)
+	}
+	if !rep.Reacquired[0].Refreshed {
+		t.Fatalf("lv1 not refreshed: %+v", rep.Reacquired[0])
+	}
+	if rep.Reacquired[1].Refreshed || !strings.Contains(rep.Reacquired[1].Error, "lvmlockd holds") {
+		t.Fatalf("lv2 refreshed without its lock, or no reason given: %+v", rep.Reacquired[1])
+	}
+}

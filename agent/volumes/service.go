@@ -45,7 +45,7 @@ func (m RequestedMode) held() state.HeldMode {
 type LVM interface {
 	Activate(ctx context.Context, mode lvm.ActivationMode, vg string, lvs ...string) (lvm.BatchResult, error)
 	Deactivate(ctx context.Context, vg string, lvs ...string) (lvm.BatchResult, error)
-	Refresh(ctx context.Context, vg, lv string) error
+	Refresh(ctx context.Context, vg string, lvs ...string) (lvm.BatchResult, error)
 	Create(ctx context.Context, vg, lv string, sizeBytes uint64, tags ...string) error
 	Remove(ctx context.Context, vg, lv string) error
 	Extend(ctx context.Context, vg, lv string, sizeBytes uint64, sharedLock bool) error
@@ -388,7 +388,7 @@ func (s *Service) Refresh(ctx context.Context, r Ref) (bool, error) {
 		}
 		return false, nil
 	}
-	if err := s.lvm.Refresh(ctx, r.VG, r.LV); err != nil {
+	if _, err := s.lvm.Refresh(ctx, r.VG, r.LV); err != nil {
 		return false, err
 	}
 	return true, nil
