@@ -28,12 +28,16 @@ import (
 // must wait for the map (saying so in the journal), join, re-activate the LV
 // this host held in its mode, and only then may the agent send READY and
 // nova-compute start. Then the agent is killed: systemd restarts it and
-// nothing it held moves. The guest reaches a broker on this host's loopback
-// and nothing else.
+// nothing it held moves. Last sanlock hangs past the agent's WatchdogSec
+// (sanlock-hung): reported, not restarted. The guest reaches a broker on
+// this host's loopback and nothing else.
 func TestLabBoot(t *testing.T) {
 	ctx := context.Background()
 	brokerURL, port := startBrokerPort(t)
-	l := bootLab(t, "boot", Options{Hosts: 1, BrokerPort: port})
+	// sanlock's default io_timeout, not the lab's 3 s: sanlock-hung stops
+	// sanlock longer than the agent's WatchdogSec (30 s), which must stay
+	// inside the lease's renewal window (8 × io_timeout).
+	l := bootLab(t, "boot", Options{Hosts: 1, BrokerPort: port, IOTimeout: 10})
 	client, err := rpc.NewClient(rpc.Config{URL: brokerURL, Topic: "aos-agent", Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +62,8 @@ func TestLabBoot(t *testing.T) {
 			t.Fatal(err)
 		}
 		files := map[string]string{
-			"/etc/aos-agent/aos-agent.conf":       agentConf(brokerURL, "lab-h1", "/var/lib/aos-agent"),
+			"/etc/aos-agent/aos-agent.conf": strings.Replace(agentConf(brokerURL, "lab-h1", "/var/lib/aos-agent"),
+				"[metrics]\nlisten =\n", "[metrics]\nlisten = "+guestMetrics+"\n", 1),
 			"/etc/systemd/network/10-lab.network": guestNetwork,
 			"/etc/systemd/system/nova-compute.service": "[Unit]\nDescription=stand-in for nova-compute (lab)\n" +
 				"[Service]\nExecStart=/usr/bin/tail -f /dev/null\n[Install]\nWantedBy=multi-user.target\n",
@@ -195,6 +200,83 @@ func TestLabBoot(t *testing.T) {
 			t.Fatalf("list_volumes after the restart: string(raw) = %q, want it to contain `\"volume-boot\"`", string(raw))
 		}
 	})
+	l.scenario(t, "sanlock-hung", l.sanlockHung)
+}
+
+// The agent's metrics endpoint in TestLabBoot's guest (its default), read
+// with bash's /dev/tcp: the image has no HTTP client.
+const guestMetrics = "127.0.0.1:9720"
+
+func (l *labT) guestMetric(t *testing.T, series string) string {
+	t.Helper()
+	host, port, _ := strings.Cut(guestMetrics, ":")
+	res := l.must(t, 1, "", "bash", "-c", `exec 3<>/dev/tcp/$1/$2 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3`, "get", host, port)
+	for _, line := range strings.Split(string(res.Stdout), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("%s not in the agent's metrics:\n%s", series, res.Stdout)
+	return ""
+}
+
+// sanlockHung stops sanlock (SIGSTOP: hung, not dead) for 1.5 × the agent's
+// WatchdogSec: every probe of it hangs. The agent must report the hung
+// probe in STATUS and aos_collector_hung and go on petting the watchdog
+// (a restart fixes nothing and walks into the start limit); once sanlock
+// runs again both clear. Nothing else moves: same agent process, same locks.
+func (l *labT) sanlockHung(t *testing.T) {
+	const stopFor = 45 * time.Second
+	agentPID := l.unitProp(t, "aos-agent.service", "MainPID")
+	restarts := l.unitProp(t, "aos-agent.service", "NRestarts")
+	if ws := l.unitProp(t, "aos-agent.service", "WatchdogUSec"); ws != "30s" {
+		t.Fatalf("agent's WatchdogUSec %q, want 30s: the stop must outlast it", ws)
+	}
+	sanlockPID := l.unitProp(t, "sanlock.service", "MainPID")
+	l.must(t, 1, "", "kill", "-STOP", sanlockPID)
+	stopped := time.Now()
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			l.must(t, 1, "", "kill", "-CONT", sanlockPID)
+		}
+	}
+	defer resume()
+	var reported time.Duration
+	for time.Since(stopped) < stopFor {
+		if reported == 0 && strings.Contains(l.unitProp(t, "aos-agent.service", "StatusText"), "sanlock probe hung") {
+			reported = time.Since(stopped)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	status := l.unitProp(t, "aos-agent.service", "StatusText")
+	hung := l.guestMetric(t, `aos_collector_hung{collector="sanlock"}`)
+	resume()
+	continued := time.Now()
+	if reported == 0 {
+		t.Errorf("STATUS never said the sanlock probe hung in %v; last: %q", stopFor, status)
+	}
+	l.tm.add("sanlock stopped -> STATUS says its probe hung", reported)
+	if hung != "1" {
+		t.Errorf("aos_collector_hung{collector=\"sanlock\"} = %s while sanlock was stopped, want 1", hung)
+	}
+	if p, n := l.unitProp(t, "aos-agent.service", "MainPID"), l.unitProp(t, "aos-agent.service", "NRestarts"); p != agentPID || n != restarts {
+		t.Fatalf("the agent was restarted while sanlock was stopped (pid %s -> %s, restarts %s -> %s):\n%s",
+			agentPID, p, restarts, n, l.journal(t, "aos-agent.service"))
+	}
+	for strings.Contains(l.unitProp(t, "aos-agent.service", "StatusText"), "hung") ||
+		l.guestMetric(t, `aos_collector_hung{collector="sanlock"}`) != "0" {
+		if time.Since(continued) > 2*time.Minute {
+			t.Fatalf("still reported hung 2 min after sanlock continued: %q", l.unitProp(t, "aos-agent.service", "StatusText"))
+		}
+		time.Sleep(time.Second)
+	}
+	l.tm.add("sanlock continued -> hung report cleared", time.Since(continued))
+	l.wantMode(t, 1, "volume-boot", "ex")
+	if st := l.unitProp(t, "aos-agent.service", "StatusText"); !strings.HasPrefix(st, "serving") {
+		t.Errorf("STATUS after sanlock continued: %q, want serving", st)
+	}
 }
 
 // guestNetwork configures the guest's one link, to the host's broker
