@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: build deb demo test test-fast fuzz lab lab-record lab-scale bench-rpc bench-failover bench-scale clean
+.PHONY: build deb demo test test-fast fuzz lab lab-record lab-scale lab-batching bench-rpc bench-failover bench-scale clean
 
 build:
 	$(GO) build -o bin/aos-agent ./cmd/aos-agent
@@ -48,7 +48,12 @@ lab-record:
 # One compute host's worth of volumes on real lvm2: the fence and recovery of
 # 20, 100 and 200 LVs (LAB_SCALE_LVS). Not in CI: tens of minutes under TCG.
 lab-scale:
-	LAB_TAGS=labscale bash scripts/lab.sh test -run '^TestLabScale$$' -timeout 90m
+	LAB_TAGS=labbench bash scripts/lab.sh test -run '^TestLabScale$$' -timeout 90m
+
+# Group commit on real lvm2: 100 activations at once vs one by one vs one
+# lvchange, and volume wipes vs sanlock renewals. Not in CI (~8 min).
+lab-batching:
+	LAB_TAGS=labbench bash scripts/lab.sh test -run '^TestLabBatching$$' -timeout 40m
 
 # Go agent vs a real Python oslo server through the real broker, side by side.
 bench-rpc:

@@ -1,4 +1,4 @@
-//go:build lab && labscale
+//go:build lab && labbench
 
 package lab
 

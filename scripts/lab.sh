@@ -2,7 +2,8 @@
 # The real-kernel lab (qemu guests with lvm2, lvmlockd, sanlock, multipath).
 #   scripts/lab.sh build-image   build the guest image if not cached; prints its dir
 #   scripts/lab.sh test [-run RE] build the image, then run the lab scenarios (Go tests, tag lab;
-#                                LAB_TAGS=labscale adds the tests CI does not run: make lab-scale)
+#                                LAB_TAGS=labbench adds the benchmarks CI does not run:
+#                                make lab-scale, make lab-batching)
 #   scripts/lab.sh record        run the scenarios and copy the outputs they recorded in the
 #                                guests into testdata/lab-outputs/ (parser and simulator data)
 # The image is cached outside the clone in $LAB_CACHE/<hash of its inputs>/.
