@@ -30,10 +30,11 @@ import (
 	"github.com/aos-agent/aos-agent/state"
 )
 
-// DefaultStepTimeout bounds each command. Seven steps of it (disable
-// queueing, fail_if_no_path, list, the wipes' shared budget counting as
-// three, verify) and the two local lease-version queries at half of it
-// must fit in sanlock's ~40 s grace.
+// DefaultStepTimeout bounds each command. The fence's worst case,
+// fenceSteps of it (the fence lock's wait; disable queueing,
+// fail_if_no_path, list, the wipes' shared budget counting as three,
+// verify; the two local lease-version queries at half of it), must fit in
+// sanlock's ~40 s grace.
 const DefaultStepTimeout = 4 * time.Second
 
 // wipeBudgetSteps is how many step timeouts all wipes share: on dead
@@ -264,8 +265,7 @@ func (f *fencer) carryOver() {
 // host may have written. Only local queries, after the wipes; a failure
 // costs the VMs their automatic resume, never the fence.
 func (f *fencer) recordLeaseVersions(ctx context.Context) {
-	// Local queries (an ioctl, sanlock's socket): half a step each.
-	quick := f.stepTimeout / 2
+	quick := f.leaseQueryTimeout()
 	devs, err := dm.New(f.d.Runner, quick).Info(ctx)
 	f.step("dmsetup info (LV uuids)", err)
 	if err != nil {
@@ -273,7 +273,7 @@ func (f *fencer) recordLeaseVersions(ctx context.Context) {
 	}
 	uuids := map[string]string{}
 	for _, d := range devs {
-		if u, ok := lvUUIDOfDM(d.UUID); ok {
+		if u, ok := dm.LVUUID(d.UUID); ok {
 			uuids[d.Name] = u
 		}
 	}
@@ -296,18 +296,6 @@ func (f *fencer) recordLeaseVersions(ctx context.Context) {
 	f.saveJournal()
 }
 
-// lvUUIDOfDM takes the LV's uuid from an LVM dm uuid ("LVM-" + VG uuid +
-// LV uuid, 32 characters each without dashes).
-func lvUUIDOfDM(dmUUID string) (string, bool) {
-	u, ok := strings.CutPrefix(dmUUID, "LVM-")
-	if !ok || len(u) != 64 {
-		return "", false
-	}
-	// LVM prints uuids in groups of 6-4-4-4-4-4-6.
-	u = u[32:]
-	return strings.Join([]string{u[:6], u[6:10], u[10:14], u[14:18], u[18:22], u[22:26], u[26:]}, "-"), true
-}
-
 // exclusiveLeaseVersion finds the exclusive lease lvmlockd holds for the LV
 // (its resource is named by the LV uuid, with dashes).
 func exclusiveLeaseVersion(st *sanlock.Status, vg, lvUUID string) (uint64, bool) {
@@ -323,16 +311,36 @@ func exclusiveLeaseVersion(st *sanlock.Status, vg, lvUUID string) (uint64, bool)
 	return 0, false
 }
 
+// fenceSteps is the fence's worst case in steps: the fence lock's wait, the
+// seven of DefaultStepTimeout's list and the two lease-version queries at
+// half a step each.
+const fenceSteps = 9
+
+// leaseQueryTimeout bounds each lease-version query: local (an ioctl,
+// sanlock's socket) yet slow with hundreds of LVs on a busy host (200 LVs
+// under TCG overran half a step: every VM then stayed paused). A fence ahead
+// of its worst case gives each query a full step, as long as what is left
+// of the worst case still holds the verify; never less than the half step
+// that worst case counts.
+func (f *fencer) leaseQueryTimeout() time.Duration {
+	half := f.stepTimeout / 2
+	spare := (time.Until(f.worstCaseEnd) - f.stepTimeout) / 2
+	return max(half, min(f.stepTimeout, spare))
+}
+
 type fencer struct {
-	d           Deps
-	vg          string
-	stepTimeout time.Duration
-	dm          *dm.Client
-	mp          *multipath.Client
-	held        *state.Held
-	j           *Journal
-	prev        *Journal    // an earlier fence's journal not yet recovered
-	lv          *lvm.Client // recovery's lvm commands
+	d Deps
+	// worstCaseEnd is when the fence would end if every step ran out its
+	// timeout (fenceSteps from the start).
+	worstCaseEnd time.Time
+	vg           string
+	stepTimeout  time.Duration
+	dm           *dm.Client
+	mp           *multipath.Client
+	held         *state.Held
+	j            *Journal
+	prev         *Journal    // an earlier fence's journal not yet recovered
+	lv           *lvm.Client // recovery's lvm commands
 }
 
 func newFencer(d Deps, vg string) *fencer {
@@ -345,7 +353,7 @@ func newFencer(d Deps, vg string) *fencer {
 	if d.Log == nil {
 		d.Log = func(string, ...any) {}
 	}
-	f := &fencer{d: d, vg: vg, stepTimeout: d.StepTimeout,
+	f := &fencer{d: d, vg: vg, stepTimeout: d.StepTimeout, worstCaseEnd: time.Now().Add(fenceSteps * d.StepTimeout),
 		dm: dm.New(d.Runner, d.StepTimeout), mp: multipath.New(d.Runner, d.StepTimeout)}
 	now := d.Now().UTC()
 	f.j = &Journal{Version: journalVersion, VG: vg, Phase: PhaseFencing, Started: now, Updated: now, BootID: d.BootID}

@@ -119,7 +119,8 @@ func TestFenceRecordedSequence(t *testing.T) {
 		want := DefaultStepTimeout
 		switch {
 		case c.Argv[0] == "sanlock" || c.Argv[1] == "info":
-			want /= 2 // the local lease-version queries
+			// The local lease-version queries: a full step, as the
+			// fence is far ahead of its worst case.
 		case isWipe:
 			want *= wipeBudgetSteps - 1 // the batch: the budget but one step
 		}
@@ -571,6 +572,25 @@ func TestFenceJournalWhenTheStateDirCannotBeWritten(t *testing.T) {
 		}
 		if len(j.LVs) != 2 {
 			t.Fatalf("FindJournal: ok: len(j.LVs) = %v, want 2", len(j.LVs))
+		}
+	}
+}
+
+// A lease-version query gets a full step while the fence is ahead of its
+// worst case, and never less than the half step the worst case counts.
+func TestLeaseQueryTimeout(t *testing.T) {
+	f := &fencer{stepTimeout: 4 * time.Second}
+	for _, tc := range []struct {
+		left, want time.Duration
+	}{
+		{fenceSteps * 4 * time.Second, 4 * time.Second},
+		{4*time.Second + 5*time.Second, 2500 * time.Millisecond},
+		{time.Second, 2 * time.Second},
+		{-time.Minute, 2 * time.Second},
+	} {
+		f.worstCaseEnd = time.Now().Add(tc.left)
+		if got := f.leaseQueryTimeout(); got < tc.want-50*time.Millisecond || got > tc.want {
+			t.Errorf("%v of the worst case left: %v, want %v", tc.left, got, tc.want)
 		}
 	}
 }
