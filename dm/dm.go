@@ -131,6 +131,18 @@ func UserLV(name string) (vg, lv string, ok bool) {
 	return vg, lv, true
 }
 
+// LVUUID takes the LV's uuid from an LVM dm uuid ("LVM-" + VG uuid + LV
+// uuid, 32 characters each without dashes), dashed as LVM prints it.
+func LVUUID(dmUUID string) (string, bool) {
+	u, ok := strings.CutPrefix(dmUUID, "LVM-")
+	if !ok || len(u) != 64 {
+		return "", false
+	}
+	// LVM prints uuids in groups of 6-4-4-4-4-4-6.
+	u = u[32:]
+	return strings.Join([]string{u[:6], u[6:10], u[10:14], u[14:18], u[18:22], u[22:26], u[26:]}, "-"), true
+}
+
 // SplitLVMName decodes an LVM dm name: VG and LV joined by '-', each with
 // its own '-' doubled, then an optional "-layer" suffix (e.g. "-real",
 // "-cow", "-tpool"). ok is false when the name is not in that form.

@@ -37,7 +37,13 @@ type Scenario struct {
 	// Setup is how every host is configured before the steps:
 	// SetupDebian (the default) or SetupKillHook.
 	Setup string `json:"setup,omitempty"`
-	Steps []Step `json:"steps"`
+	// CheckWriters: after every step, every host's dm tables and lvmlockd
+	// locks are read and no LV may be writable from two hosts unless both
+	// hold it shared, nor from a host without its lock while another host
+	// holds it (see writers). Not for SetupDebian, whose lease-loss split
+	// brain is what scenario 08 shows.
+	CheckWriters bool   `json:"check_writers,omitempty"`
+	Steps        []Step `json:"steps"`
 }
 
 // Host setups. Both keep sanlock's watchdog off (-w 0, Debian's default).
@@ -210,6 +216,9 @@ func (s *Scenario) validate() error {
 	if s.Setup != "" && s.Setup != SetupDebian && s.Setup != SetupKillHook {
 		return fmt.Errorf("unknown setup %q", s.Setup)
 	}
+	if s.CheckWriters && s.Setup != SetupKillHook {
+		return fmt.Errorf("check_writers needs setup %s: without the kill hook a lease loss leaves writers behind", SetupKillHook)
+	}
 	valid := map[string]bool{OpCreate: true, OpActivate: true, OpDeactivate: true, OpRefresh: true, OpExtend: true,
 		OpDelete: true, OpMode: true, OpActivePaths: true, OpOpen: true, OpClose: true, OpVM: true, OpFailPaths: true, OpRestorePaths: true,
 		OpLockspace: true, OpTable: true, OpAwait: true, OpStallIO: true, OpRecover: true, OpRejoin: true}
@@ -354,6 +363,11 @@ func (r *Runner) Run(ctx context.Context, s Scenario) ([]Result, error) {
 		if res.Outcome != want || (st.Want != "" && res.Outcome == "ok" && value != st.Want) {
 			mismatches = append(mismatches, fmt.Sprintf("step %d (%s %s %s): got %s %q, want %s %q; %s",
 				i, st.Host, st.Op, st.LV, res.Outcome, value, want, st.Want, res.Detail))
+		}
+		if s.CheckWriters {
+			if bad := r.checkWriters(ctx, hosts, s.Hosts); bad != "" {
+				mismatches = append(mismatches, fmt.Sprintf("step %d (%s %s %s): VIOLATION: %s", i, st.Host, st.Op, st.LV, bad))
+			}
 		}
 	}
 	if len(mismatches) > 0 {
