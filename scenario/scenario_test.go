@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +89,8 @@ func TestRandomScenariosOnSimulator(t *testing.T) {
 			s := Random(seed, 2+int(seed%3), 30)
 			expected, err := simulated(t, s)
 			if err != nil {
-				t.Fatalf("seed %d: %v", seed, err)
+				b, _ := json.MarshalIndent(shrink(t, s), "", "  ")
+				t.Fatalf("seed %d: %v\nshrunk to a definition for scenario/definitions/ (runs in the lab as it stands):\n%s", seed, err, b)
 			}
 			if _, err := runOnSim(t, expected); err != nil {
 				t.Fatalf("seed %d: a second run differs from the first:\n%v", seed, err)
@@ -101,7 +103,7 @@ func TestRandomScenariosOnSimulator(t *testing.T) {
 // the outcomes it saw as its expectations; err reports writers violations.
 func simulated(t *testing.T, s Scenario) (Scenario, error) {
 	results, err := runOnSim(t, s)
-	if err != nil && strings.Contains(err.Error(), "VIOLATION") {
+	if violation(err) {
 		return s, fmt.Errorf("%v\nschedule:\n%s", err, strings.Join(Outcomes(results), "\n"))
 	}
 	return WithOutcomes(s, results), nil
@@ -110,10 +112,34 @@ func simulated(t *testing.T, s Scenario) (Scenario, error) {
 // runOnSim runs s on a simulator at 100× real time: slow enough that a
 // loaded machine does not make an await give up before the simulated host
 // acted (at 1000× a renewal-failure await lasts 66 ms of real time).
-func runOnSim(t *testing.T, s Scenario) ([]Result, error) {
-	c := NewSimCluster(s.Hosts, sim.NewScaledClock(time.Now(), 100), 0)
+func runOnSim(t *testing.T, s Scenario) ([]Result, error) { return runOnSimAt(t, s, 100) }
+
+func runOnSimAt(t *testing.T, s Scenario, scale float64) ([]Result, error) {
+	c := NewSimCluster(s.Hosts, sim.NewScaledClock(time.Now(), scale), 0)
 	r := &Runner{Cluster: c, StateDir: t.TempDir()}
 	return r.Run(context.Background(), s)
+}
+
+func violation(err error) bool { return err != nil && strings.Contains(err.Error(), "VIOLATION") }
+
+// shrink drops steps one at a time for as long as the writers check still
+// fires (tried at 1000×: an await a loaded machine cuts short only leaves a
+// step in), and returns what is left with the simulator's outcomes as its
+// expectations: a definition the lab runs as it stands.
+func shrink(t *testing.T, s Scenario) Scenario {
+	for dropped := true; dropped; {
+		dropped = false
+		for i := len(s.Steps) - 1; i >= 0 && len(s.Steps) > 1; i-- {
+			c := s
+			c.Steps = slices.Delete(slices.Clone(s.Steps), i, i+1)
+			if _, err := runOnSimAt(t, c, 1000); violation(err) {
+				s, dropped = c, true
+			}
+		}
+	}
+	results, _ := runOnSim(t, s)
+	s.Name += "-shrunk"
+	return WithOutcomes(s, results)
 }
 
 // The writers check catches the split brain of Debian's defaults (scenario
@@ -133,6 +159,12 @@ func TestWritersCatchTheUnfencedLeaseLoss(t *testing.T) {
 			t.Fatalf("no writers violation in lease-loss-unfenced: %v", err)
 		}
 		t.Logf("caught: %v", err)
+		// Shrunk, it still breaks the invariant, in fewer steps.
+		small := shrink(t, s)
+		if _, err := runOnSim(t, small); !violation(err) || len(small.Steps) >= len(s.Steps) {
+			t.Fatalf("shrunk to %d of %d steps, violation %v: %+v", len(small.Steps), len(s.Steps), err, small.Steps)
+		}
+		t.Logf("shrunk to %d of %d steps: %+v", len(small.Steps), len(s.Steps), small.Steps)
 		return
 	}
 	t.Fatal("scenario lease-loss-unfenced not found")
