@@ -91,7 +91,7 @@ func TestProductionLVMClientOnSim(t *testing.T) {
 	if err := h1.Extend(ctx, "vol", "volume-a", 128<<20, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := h2.Refresh(ctx, "vol", "volume-a"); err != nil {
+	if _, err := h2.Refresh(ctx, "vol", "volume-a"); err != nil {
 		t.Fatal(err)
 	}
 	if err := h1.Remove(ctx, "vol", "volume-a"); !errors.Is(err, errdefs.ErrLockConflict) {
