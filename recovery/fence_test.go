@@ -47,6 +47,17 @@ func wipe(devs ...string) []string {
 	return append([]string{"dmsetup", "--noudevsync", "wipe_table"}, devs...)
 }
 
+// batchTimedOut is a fence of the recorded lv1 and lv2 whose one wipe of
+// both timed out.
+func batchTimedOut(t *testing.T) []run.Step {
+	return []run.Step{
+		{Argv: disableQueueing, Stdout: "ok\n"},
+		{Argv: failIfNoPath},
+		{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
+		{Argv: wipe("vol-lv1", "vol-lv2"), Err: timedOut(wipe("vol-lv1", "vol-lv2"))},
+	}
+}
+
 // wipedBoth is a fence of the recorded lv1 and lv2 up to the verify.
 func wipedBoth(t *testing.T) []run.Step {
 	return []run.Step{
@@ -199,16 +210,12 @@ func TestFenceContinuesAfterHungSteps(t *testing.T) {
 // lv2's wipe hangs (queued I/O): lv1 is still fenced, the result is failure.
 func TestFencePartialFailure(t *testing.T) {
 	stillLinear := strings.Replace(fixture.Text(t, "table-after-fence.txt"), "vol-lv2: 0 131072 error ", "vol-lv2: 0 131072 linear 253:0 657408", 1)
-	r := run.NewScripted(t,
-		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
-		run.Step{Argv: failIfNoPath},
-		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
-		run.Step{Argv: wipe("vol-lv1", "vol-lv2"), Err: timedOut(wipe("vol-lv1", "vol-lv2"))},
+	r := run.NewScripted(t, append(batchTimedOut(t),
 		run.Step{Argv: table, Stdout: stillLinear},
 		run.Step{Argv: wipe("vol-lv2"), Err: timedOut(wipe("vol-lv2"))},
 		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: stillLinear},
-	)
+	)...)
 	d := deps(t, r)
 	j, err := Fence(context.Background(), d, "vol")
 	if !errors.Is(err, ErrNotFenced) {
@@ -408,17 +415,13 @@ func hangingOn(s run.Runner, devs ...string) run.Runner {
 // every other LV is still fenced within the budget.
 func TestFenceBatchStoppedAtAHungDevice(t *testing.T) {
 	onlyLV2 := strings.Replace(fixture.Text(t, "table-after-fence.txt"), "vol-lv1: 0 131072 error ", "vol-lv1: 0 131072 linear 253:0 526336", 1)
-	s := run.NewScripted(t,
-		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
-		run.Step{Argv: failIfNoPath},
-		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
-		run.Step{Argv: wipe("vol-lv1", "vol-lv2"), Err: timedOut(wipe("vol-lv1", "vol-lv2"))},
+	s := run.NewScripted(t, append(batchTimedOut(t),
 		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
 		run.Step{Argv: wipe("vol-lv2")},
 		run.Step{Argv: wipe("vol-lv1"), Err: timedOut(wipe("vol-lv1"))},
 		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: onlyLV2},
-	)
+	)...)
 	d := deps(t, hangingOn(s, "vol-lv1"))
 	d.StepTimeout = 500 * time.Millisecond
 	j, err := Fence(context.Background(), d, "vol")
@@ -434,16 +437,12 @@ func TestFenceBatchStoppedAtAHungDevice(t *testing.T) {
 // are reported not attempted (and the fence fails) instead of each waiting
 // out its own timeout past sanlock's grace.
 func TestFenceWipeBudget(t *testing.T) {
-	s := run.NewScripted(t,
-		run.Step{Argv: disableQueueing, Stdout: "ok\n"},
-		run.Step{Argv: failIfNoPath},
-		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
-		run.Step{Argv: wipe("vol-lv1", "vol-lv2"), Err: timedOut(wipe("vol-lv1", "vol-lv2"))},
+	s := run.NewScripted(t, append(batchTimedOut(t),
 		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
 		run.Step{Argv: wipe("vol-lv2"), Err: timedOut(wipe("vol-lv2"))},
 		leaseQueries(t)[0], leaseQueries(t)[1],
 		run.Step{Argv: table, Stdout: fixture.Text(t, "table-before-fence.txt")},
-	)
+	)...)
 	// lv1 is retried last, after lv2's wipe spent the rest of the budget.
 	d := deps(t, hangingOn(s, "vol-lv1", "vol-lv2"))
 	d.StepTimeout = 300 * time.Millisecond
