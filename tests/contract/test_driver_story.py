@@ -161,10 +161,10 @@ class DriverStory(unittest.TestCase):
     def test_ping_and_status(self):
         pong = self.call("compute-a", "ping")
         self.assertEqual(pong["host"], HOSTS.get("compute-a", "compute-a"))
-        self.assertEqual(pong["volume_groups"], ["vol"])
+        self.assertEqual(pong["volume_groups"], ["vol"], pong)
         status = self.call("compute-b", "get_status")
-        self.assertEqual(status["lockspaces"][0]["state"], "joined")
-        self.assertTrue(status["ready"])
+        self.assertEqual(status["lockspaces"][0]["state"], "joined", status)
+        self.assertTrue(status["ready"], status)
 
 
 if __name__ == "__main__":
