@@ -45,7 +45,9 @@ test)
   exec 9>"${LAB_LOCK:-/tmp/aos-agent-lab.lock}"
   flock 9
   export LAB_IMAGE=$(build_image)
-  go test -tags "lab${LAB_TAGS:+,$LAB_TAGS}" -count=1 -v -timeout 40m "$@" ./lab/ 2>&1 | tee "${LAB_LOG:-/dev/null}"
+  # The lock stays with this shell: a process the tests start (a broker) and
+  # that outlives a killed run must not hold it and block every later lab.
+  go test -tags "lab${LAB_TAGS:+,$LAB_TAGS}" -count=1 -v -timeout 40m "$@" ./lab/ 2>&1 9>&- | tee "${LAB_LOG:-/dev/null}" 9>&-
   ;;
 record)
   shift
