@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 
 from oslo_config import cfg
@@ -44,6 +45,10 @@ class Cluster(object):
     run as `BINARY simulate ...`; prefix names the topic, VG and temporary
     directory (under work_dir) of the run.
     """
+
+    # cinder-volume's own agent calls (agent_host_map maps this machine's
+    # hostname to it); nova's host names are the agents' own.
+    service_agent = 'cinder-1'
 
     def __init__(self, url, binary, devices=True, hosts=HOSTS,
                  prefix='aos-cinder', work_dir=None):
@@ -83,10 +88,11 @@ class Cluster(object):
         return self.client.prepare(server=host, timeout=60).call(
             {}, method, **kwargs)
 
-    def modes(self, lv_name):
-        """The lock mode lvmlockd holds for the LV on each host."""
+    def modes(self, lv_name, hosts=None):
+        """The lock mode lvmlockd holds for the LV on each host (of hosts),
+        as its agent reports it."""
         out = {}
-        for host in self.hosts:
+        for host in hosts or self.hosts:
             out[host] = 'none'
             for v in self.call(host, 'list_volumes'):
                 if v['volume_name'] == lv_name:
@@ -98,6 +104,39 @@ class Cluster(object):
             if v['volume_name'] == lv_name:
                 return v
         return None
+
+    def agent_host_map(self):
+        return {}
+
+    def agent(self, host):
+        """The agent's name for nova's host name."""
+        return host
+
+    def lose_lease(self, host):
+        """Every path of the host fails; returns once its agent has fenced
+        (the simulated kill hook) and its recovery is under way."""
+        self.control('fault %s paths-down' % host)
+        self._wait_recovery(host, lambda state: state != 'idle')
+
+    def restore_lease(self, host):
+        """The paths come back; returns once the agent's recovery is done."""
+        self.control('fault %s paths-up' % host)
+        self._wait_recovery(host, lambda state: state == 'idle')
+
+    def _wait_recovery(self, host, done, timeout=120):
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            try:
+                # short calls: the agent's probes wait while I/O queues
+                state = self.client.prepare(server=host, timeout=5).call(
+                    {}, 'get_status')['recovery']['state']
+            except oslo_messaging.MessagingTimeout:
+                continue
+            if done(state):
+                return
+            time.sleep(0.5)
+        raise AssertionError('%s: recovery stays %s' % (host, state))
 
     def control(self, line):
         """Stops or starts one host's agent ("stop HOST", "start HOST")."""

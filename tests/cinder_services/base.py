@@ -22,9 +22,8 @@ import simcluster  # noqa: E402
 import controlplane  # noqa: E402
 
 URL = os.environ['AOS_TEST_AMQP_URL']
-SIM_BIN = os.environ['AOS_SIM_BIN']
+SIM_BIN = os.environ.get('AOS_SIM_BIN')  # the simulated tier's
 WORK = os.environ.get('AOS_TEST_WORK', '/tmp')
-HOSTS = simcluster.HOSTS
 nova_connector = simcluster.nova_connector
 
 
@@ -32,10 +31,16 @@ class ServicesTestCase(unittest.TestCase):
     devices = True  # the simulated LVs on loop devices
 
     @classmethod
+    def make_cluster(cls):
+        """The hosts behind cinder: simulated ones here, the lab's guests
+        in test_lab."""
+        return simcluster.Cluster(URL, SIM_BIN, devices=cls.devices,
+                                  prefix='aos-cinder-services',
+                                  work_dir=WORK)
+
+    @classmethod
     def setUpClass(cls):
-        cls.cluster = simcluster.Cluster(URL, SIM_BIN, devices=cls.devices,
-                                         prefix='aos-cinder-services',
-                                         work_dir=WORK)
+        cls.cluster = cls.make_cluster()
         try:
             cls.cp = controlplane.ControlPlane(URL, cls.cluster,
                                                simcluster.SEED_SECTION, WORK)
@@ -47,6 +52,13 @@ class ServicesTestCase(unittest.TestCase):
             cls.cluster.close()
             raise
         cls.api = cls.cp.client()
+
+    @classmethod
+    def create_seed_type(cls):
+        """The seed's volume type, as its deployment creates it."""
+        cls.cp.openstack('volume', 'type', 'create', 'sanlock')
+        cls.cp.openstack('volume', 'type', 'set', 'sanlock', '--property',
+                         'volume_backend_name=sanlock')
 
     @classmethod
     def tearDownClass(cls):
@@ -149,12 +161,14 @@ class ServicesTestCase(unittest.TestCase):
 
     # -- the hosts' view, through their agents -----------------------
 
-    def assertModes(self, vid, **expected):
-        """The lock mode every host's lvmlockd holds for the volume's LV, as
-        its agent reports it (unnamed hosts: none)."""
-        want = {h: 'none' for h in HOSTS}
+    def assertModes(self, vid, without=(), **expected):
+        """The lock mode each host's lvmlockd holds for the volume's LV
+        (unnamed hosts: none), but for the hosts without (a host whose paths
+        are gone cannot list the VG)."""
+        hosts = [h for h in self.cluster.hosts if h not in without]
+        want = {h: 'none' for h in hosts}
         want.update({k.replace('_', '-'): v for k, v in expected.items()})
-        self.assertEqual(want, self.cluster.modes('volume-' + vid))
+        self.assertEqual(want, self.cluster.modes('volume-' + vid, hosts))
 
     def assertAttached(self, vid, *hosts, status='in-use'):
         """cinder's view: the volume's status and the hosts of its

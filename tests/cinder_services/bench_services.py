@@ -40,9 +40,7 @@ class Bench(base.ServicesTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.cp.openstack('volume', 'type', 'create', 'sanlock')
-        cls.cp.openstack('volume', 'type', 'set', 'sanlock', '--property',
-                         'volume_backend_name=sanlock')
+        cls.create_seed_type()
         # cinder's default quota is 10 volumes a project (`cinder
         # quota-update`).
         cls.api.quotas.update(base.controlplane.PROJECT, volumes=-1,

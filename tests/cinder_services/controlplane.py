@@ -135,8 +135,10 @@ lock_path = %(dir)s/lock
                                                     1),
             'volume_group': self.cluster.vg,
             'agent_topic': self.cluster.topic,
-            'agent_host_map': '%s:%s' % (socket.gethostname(),
-                                         SERVICE_HOST)})
+            'agent_host_map': ','.join('%s:%s' % kv for kv in sorted(
+                dict(self.cluster.agent_host_map(), **{
+                    socket.gethostname(): self.cluster.service_agent,
+                }).items()))})
         with open(self.conf, 'w') as f:
             f.write(SEED_DEFAULT + needed + section)
 

@@ -7,6 +7,8 @@ through its API, and each host's lock mode through its agent.
 import time
 import uuid
 
+from cinderclient import exceptions as cinder_exc
+
 import base
 
 
@@ -14,11 +16,8 @@ class Story(base.ServicesTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        # The seed's volume type, as its deployment creates it, and one
-        # for multi-attach.
-        cls.cp.openstack('volume', 'type', 'create', 'sanlock')
-        cls.cp.openstack('volume', 'type', 'set', 'sanlock', '--property',
-                         'volume_backend_name=sanlock')
+        # The seed's volume type, and one for multi-attach.
+        cls.create_seed_type()
         cls.cp.openstack('volume', 'type', 'create', 'sanlock-multiattach',
                          '--property', 'volume_backend_name=sanlock',
                          '--property', 'multiattach=<is> True')
@@ -100,6 +99,51 @@ class Story(base.ServicesTestCase):
         self.assertAttached(vol.id, 'compute-a')
         self.assertModes(vol.id, compute_a='exclusive')
         self.detach(src)
+        self.assertModes(vol.id)
+        self.delete_volume(vol.id)
+
+    def test_lease_loss_during_attach(self):
+        vol = self.create_volume()
+        # A VM on compute-b has another volume attached.
+        held = self.create_volume()
+        held_att = self.attach(held.id, 'compute-b')
+        # nova's compute API reserves the volume; before the compute host
+        # connects, its lease is lost (every path gone, the kill hook fenced).
+        att = self.api.attachments.create(vol.id, None, str(uuid.uuid4()))
+        try:
+            self.cluster.lose_lease('compute-b')
+            with self.assertRaises(cinder_exc.ClientException) as cm:
+                self.api.attachments.update(att['id'],
+                                            base.nova_connector('compute-b'))
+            # cinder's error names the host whose agent refused, and why.
+            self.assertEqual(500, cm.exception.code)
+            self.assertIn('aos-agent on %s: activate_volume failed'
+                          % self.cluster.agent('compute-b'),
+                          str(cm.exception))
+            # Nothing half-done: the attachment stays nova's reservation (no
+            # connection was made; cinder's manager records none), the
+            # volume has no attached attachment, the LV is active nowhere.
+            self.assertEqual('reserved', self.api.attachments.show(
+                att['id']).status)
+            v = self.api.volumes.get(vol.id)
+            self.assertEqual(('reserved', []), (v.status, v.attachments))
+            self.assertModes(vol.id, without=('compute-b',))
+            # nova's rollback of the failed attach.
+            self.detach(att)
+            self.wait_volume(vol.id, 'available')
+        finally:
+            self.cluster.restore_lease('compute-b')
+        # The recovery re-acquired nothing for the failed attach, and the
+        # attached volume's lock where cinder says it is attached.
+        self.assertModes(vol.id)
+        self.assertAttached(held.id, 'compute-b')
+        self.assertModes(held.id, compute_b='exclusive')
+        self.detach(held_att)
+        self.delete_volume(held.id)
+        # Recovered by itself, the host attaches again.
+        att = self.attach(vol.id, 'compute-b')
+        self.assertModes(vol.id, compute_b='exclusive')
+        self.detach(att)
         self.assertModes(vol.id)
         self.delete_volume(vol.id)
 
