@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: build deb demo test test-fast fuzz lab lab-record lab-scale lab-batching bench-rpc bench-failover bench-scale clean
+.PHONY: build deb demo demo-cinder test test-fast fuzz lab lab-record lab-scale lab-batching bench-rpc bench-failover bench-scale clean
 
 build:
 	$(GO) build -o bin/aos-agent ./cmd/aos-agent
@@ -15,6 +15,10 @@ deb:
 # README command 1: local broker + simulated cluster + the operator story.
 demo:
 	bash scripts/demo.sh
+
+# The same story through Debian's cinder services and `openstack` commands.
+demo-cinder:
+	bash scripts/demo-cinder.sh
 
 # Every test: installs missing Debian packages, then runs all stages.
 test:

@@ -74,6 +74,14 @@ for module in test_services bench_services; do
   [ "$ran" = 0 ] && bad=1
   passed=$((passed + ran - bad)) failed=$((failed + bad))
 done
+# `make demo-cinder`'s story (scripts/demo_cinder.py) on this stage's broker:
+# it exits non-zero if any step ends otherwise.
+demo_log=$work/demo-cinder.log
+if (PYTHONPATH=$PWD timeout 300 /usr/bin/python3 -W ignore scripts/demo_cinder.py "$AOS_TEST_AMQP_URL" "$AOS_SIM_BIN" "$work") >"$demo_log" 2>&1; then
+  echo "demo-cinder: $(tail -n 1 "$demo_log")"
+else
+  echo "demo-cinder: FAILED"; tail -40 "$demo_log"; status=1
+fi
 # Nothing the tests started may outlive them.
 if losetup -a | grep -q "$work"; then echo "loop devices left behind:"; losetup -a | grep "$work"; status=1; fi
 left=$(pgrep -d ' ' -f -- "$work/" || true)
