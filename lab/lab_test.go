@@ -381,6 +381,7 @@ func TestLab(t *testing.T) {
 	l.cowSnapshots(t, ctx)
 	l.sharedScenarios(t, ctx)
 	l.driverStory(t, brokerURL)
+	l.cinderServices(t, brokerURL)
 	l.clusterView(t, brokerURL)
 }
 

@@ -23,7 +23,7 @@ t1=$(date +%s)
 
 in_root() { chroot "$root" env LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 
-# libvirt and qemu for the nested domains. Not in --include: debootstrap
+# libvirt and qemu for the nested domains (and os-brick). Not in --include: debootstrap
 # fails configuring systemd-container alongside them, so apt installs them
 # into the finished rootfs (it needs /proc and a resolver there).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
@@ -51,10 +51,15 @@ mkdir -p "$root/lab"
 # so none starts at boot. serial-getty would fight over the console.
 for unit in sanlock.service lvmlockd.service lvmlocks.service wdmd.service multipathd.service \
   multipathd.socket lvm2-monitor.service lvm2-lvmpolld.socket apt-daily.timer apt-daily-upgrade.timer \
+  iscsid.socket iscsid.service open-iscsi.service \
   e2scrub_all.timer fstrim.timer; do
   [ -e "$root/lib/systemd/system/$unit" ] && in_root systemctl disable -q "$unit"
 done
 in_root systemctl mask -q serial-getty@ttyS0.service getty@tty1.service
+# open-iscsi (os-brick's dependency) wrote an initiator name into the image:
+# every guest would share it, which the cluster view rightly reports as a
+# cloned host. Nothing here uses iSCSI; the guests go without one.
+rm -f "$root/etc/iscsi/initiatorname.iscsi"
 in_root systemctl enable -q aos-lab-guest.service
 
 # LVM: lvmlockd on, and only the multipath map is a PV candidate.
