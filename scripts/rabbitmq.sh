@@ -31,7 +31,7 @@ port_taken() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 # Ports and credentials are chosen once and remembered in $dir/ports.env.
 init_env() {
   # A remembered port that someone else took since is chosen afresh (the
-  # node name follows the port, so that is a new, empty node).
+  # node name follows the port: a new node, whose data must be new too).
   if [ -f "$dir/ports.env" ] && [ -z "${AOS_RABBIT_PORT:-}" ] && ! alive &&
     port_taken "$(sed -n 's/^AMQP_PORT=//p' "$dir/ports.env")"; then
     rm -f "$dir/ports.env"
@@ -41,6 +41,9 @@ init_env() {
     if [ -z "${AOS_RABBIT_PORT:-}" ]; then
       while port_taken "$port" || port_taken $((port + 20000)) || port_taken $((port + 1000)); do port=$((port + 1)); done
     fi
+    # A node of that port left by an earlier run keeps its users with
+    # their old passwords: the new credentials would be refused.
+    rm -rf "$dir/mnesia/aos-$port@localhost" "$dir/mnesia/aos-$port@localhost"-*
     local pass
     pass=${AOS_RABBIT_PASS:-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}
     cat >"$dir/ports.env" <<ENV
