@@ -153,6 +153,10 @@ start() {
     rabbitmqctl -q add_vhost "$RMQ_VHOST" >/dev/null
     rabbitmqctl -q add_user "$RMQ_USER" "$RMQ_PASS" >/dev/null
     rabbitmqctl -q set_permissions -p "$RMQ_VHOST" "$RMQ_USER" '.*' '.*' '.*' >/dev/null
+  else
+    # The node's data may predate ports.env (an interrupted run, a node
+    # directory reused): the remembered password is the one handed out.
+    rabbitmqctl -q change_password "$RMQ_USER" "$RMQ_PASS" >/dev/null
   fi
   url
 }
