@@ -55,10 +55,7 @@ func (l *labT) cinderServices(t *testing.T, brokerURL string) {
 			t.Errorf("processes left behind by the story: %s", strings.Fields(string(left)))
 		}
 		if err != nil || !strings.Contains(string(out), "\nOK") {
-			for h := 1; h <= 2; h++ {
-				res, _ := l.cmd(h, "journalctl", "-u", "aos-agent-story", "--no-pager", "-o", "cat", "-n", "60")
-				t.Logf("h%d agent journal (last 60 lines):\n%s", h, res.Stdout)
-			}
+			l.logStoryJournals(t, "60")
 			t.Fatalf("cinder services on real hosts: %v\n%s", err, unittestSummary(out))
 		}
 		t.Logf("%s", unittestSummary(out))

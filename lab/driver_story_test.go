@@ -45,12 +45,19 @@ func (l *labT) driverStory(t *testing.T, brokerURL string) {
 		_ = os.WriteFile(filepath.Join(l.out, "driver-story.log"), out, 0o644)
 		l.tm.add("driver story (oslo RPCClient -> agents on both guests)", time.Since(start))
 		if err != nil || !strings.Contains(string(out), "\nOK") {
-			for h := 1; h <= 2; h++ {
-				res, _ := l.cmd(h, "journalctl", "-u", "aos-agent-story", "--no-pager", "-o", "cat")
-				t.Logf("h%d agent journal:\n%s", h, res.Stdout)
-			}
+			l.logStoryJournals(t, "all")
 			t.Fatalf("driver story on real hosts: %v\n%s", err, out)
 		}
 		t.Logf("%s", out)
 	})
+}
+
+// logStoryJournals logs the story agents' journals on both guests (lines:
+// journalctl's -n, "all" for everything), for a story that failed.
+func (l *labT) logStoryJournals(t *testing.T, lines string) {
+	t.Helper()
+	for h := 1; h <= 2; h++ {
+		res, _ := l.cmd(h, "journalctl", "-u", "aos-agent-story", "--no-pager", "-o", "cat", "-n", lines)
+		t.Logf("h%d agent journal (-n %s):\n%s", h, lines, res.Stdout)
+	}
 }
