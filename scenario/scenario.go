@@ -66,10 +66,12 @@ type Step struct {
 	ClearMB uint64 `json:"clear_mb,omitempty"`
 	All     bool   `json:"all,omitempty"` // fail-paths/restore-paths: every path, not one
 	// What is the op an await repeats: a query op (lockspace, table, mode,
-	// active-paths) until its value is Want, or activate until it succeeds.
+	// active-paths) until its value is Want, or activate until it succeeds;
+	// or the query a hold repeats, which must give Want every time.
 	What string `json:"what,omitempty"`
 	// Within bounds an await in lease terms (BoundRenewalFailure,
-	// BoundLeaseExpiry), so one definition fits any io_timeout and clock.
+	// BoundLeaseExpiry), so one definition fits any io_timeout and clock;
+	// for a hold it is how long, counted from the hold's start.
 	Within string `json:"within,omitempty"`
 	// IOTimeouts is how long stall-io suspends the host's I/O, in sanlock
 	// io_timeouts.
@@ -106,6 +108,7 @@ const (
 	OpStallIO      = "stall-io"  // suspend I/O on the host's map for IOTimeouts, resume by itself
 	OpRecover      = "recover"   // recovery.Recover after a fence (the kill hook's journal)
 	OpRejoin       = "rejoin"    // lvmlockctl --drop, then vgchange --lock-start: the manual way back
+	OpHold         = "hold"      // repeat What for a lease bound; it must give Want every time
 )
 
 // Lease bounds an await may name. Renewal fails 8 × io_timeout after the
@@ -221,7 +224,7 @@ func (s *Scenario) validate() error {
 	}
 	valid := map[string]bool{OpCreate: true, OpActivate: true, OpDeactivate: true, OpRefresh: true, OpExtend: true,
 		OpDelete: true, OpMode: true, OpActivePaths: true, OpOpen: true, OpClose: true, OpVM: true, OpFailPaths: true, OpRestorePaths: true,
-		OpLockspace: true, OpTable: true, OpAwait: true, OpStallIO: true, OpRecover: true, OpRejoin: true}
+		OpLockspace: true, OpTable: true, OpAwait: true, OpStallIO: true, OpRecover: true, OpRejoin: true, OpHold: true}
 	for i, st := range s.Steps {
 		if !valid[st.Op] {
 			return fmt.Errorf("step %d: unknown op %q", i, st.Op)
@@ -253,6 +256,16 @@ func (st Step) validateTimed() error {
 		}
 		if st.What != OpActivate && st.Want == "" {
 			return fmt.Errorf("await of %s needs want", st.What)
+		}
+	case OpHold:
+		if !awaitable[st.What] || st.What == OpActivate {
+			return fmt.Errorf("hold of %q: want one of lockspace, table, mode, active-paths", st.What)
+		}
+		if _, ok := LeaseBound(st.Within, time.Second); !ok {
+			return fmt.Errorf("hold within %q: want %s or %s", st.Within, BoundRenewalFailure, BoundLeaseExpiry)
+		}
+		if st.Want == "" {
+			return fmt.Errorf("hold of %s needs want", st.What)
 		}
 	case OpStallIO:
 		if st.IOTimeouts < 1 {
@@ -340,16 +353,19 @@ func (r *Runner) Run(ctx context.Context, s Scenario) ([]Result, error) {
 		}
 		var value string
 		var err error
-		if st.Op == OpAwait {
+		switch st.Op {
+		case OpAwait:
 			value, err = r.await(ctx, h, st, fault)
-		} else {
+		case OpHold:
+			value, err = r.hold(ctx, h, st)
+		default:
 			value, err = r.step(ctx, h, st)
 		}
 		res := Result{Index: i, Host: st.Host, Op: st.Op, LV: st.LV, Outcome: "ok", Value: value, Duration: time.Since(start)}
 		if !fault.IsZero() {
 			res.SinceFault = clock.Now().Sub(fault)
 		}
-		if st.Op == OpAwait {
+		if st.Op == OpAwait || st.Op == OpHold {
 			res.Op += " " + st.What
 		}
 		if err != nil {
@@ -391,6 +407,28 @@ func (r *Runner) build(name, dir string, timeout time.Duration) (*host, error) {
 	}
 	return &host{name: name, runner: rn, stateDir: dir, timeout: timeout, svc: svc, lvm: l,
 		mp: multipath.New(rn, timeout), alias: r.Cluster.MultipathAlias()}, nil
+}
+
+// hold repeats st.What every third of an io_timeout for the lease bound
+// st.Within, counted from now, and returns the first value that is not
+// st.Want (or the first error), else st.Want: a state that must last, such
+// as a lockspace a recovery rejoined, checked past the renewals that would
+// fail it.
+func (r *Runner) hold(ctx context.Context, h *host, st Step) (string, error) {
+	clock, io := r.Cluster.Clock(), r.Cluster.IOTimeout()
+	bound, _ := LeaseBound(st.Within, io)
+	deadline := clock.Now().Add(bound)
+	probe := st
+	probe.Op = st.What
+	for {
+		value, err := r.step(ctx, h, probe)
+		if err != nil || value != st.Want || !clock.Now().Before(deadline) {
+			return value, err
+		}
+		if err := sleep(ctx, clock, io/3); err != nil {
+			return value, err
+		}
+	}
 }
 
 // await repeats st.What until it gives st.Want (activate: until it
