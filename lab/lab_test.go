@@ -22,7 +22,9 @@ import (
 // which builds the image and sets LAB_IMAGE. LAB_OUT keeps journals and the
 // timing tables; LAB_IO_TIMEOUT overrides lvmlockd -o; LAB_ONLY=a,b runs
 // only the scenarios named (for iterating on one); LAB_DUPLICATE_JOIN=1
-// also has a guest join with a duplicate host_id (cluster-view, ~90 s).
+// also has a guest join with a duplicate host_id (cluster-view, ~90 s);
+// LAB_LEASE_WATCH=1 logs, during each shared scenario, every host's delta
+// lease as each path reads it once a second (leases-*.txt in LAB_OUT).
 
 const vg = "vol"
 

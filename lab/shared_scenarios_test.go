@@ -29,6 +29,13 @@ func (l *labT) sharedScenarios(t *testing.T, ctx context.Context) {
 	for _, def := range defs {
 		l.scenario(t, "shared/"+def.Name, func(t *testing.T) {
 			labRunner := &scenario.Runner{Cluster: sc, StateDir: t.TempDir(), Timeout: 3 * time.Minute}
+			if os.Getenv("LAB_LEASE_WATCH") != "" {
+				wctx, stop := context.WithCancel(ctx)
+				defer stop()
+				for h := 1; h <= def.Hosts; h++ {
+					go watchLeases(wctx, l.c.Host(h), def.Hosts, filepath.Join(l.out, fmt.Sprintf("leases-%s-h%d.txt", def.Name, h)))
+				}
+			}
 			start := time.Now()
 			labRes, labErr := labRunner.Run(ctx, def)
 			l.tm.add("scenario "+def.Name+" (lab)", time.Since(start))
