@@ -394,8 +394,11 @@ func (d *Daemon) gate() error {
 	}
 	snap := d.monitor.Last()
 	for _, vg := range d.cfg.LVM.VolumeGroups {
-		if st := snap.LockspaceState(vg); st == sanlock.StateFailed || st == sanlock.StateKilled {
+		switch st := snap.LockspaceState(vg); st {
+		case sanlock.StateFailed, sanlock.StateKilled:
 			return errdefs.Errorf(errdefs.ErrLockspaceLost, "lockspace of VG %s is %s on this host: its lease storage is lost", vg, st)
+		case sanlock.StateDropped:
+			return errdefs.Errorf(errdefs.ErrLockspaceLost, "lockspace of VG %s was dropped by sanlock on this host: its lease failed while no LV was locked here; it must be started again", vg)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aos-agent/aos-agent/recovery"
+	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -32,10 +33,11 @@ const (
 // starts from the phases Recover can finish on its own (fenced, recovering):
 // a fence that did not finish needs an operator's look at the dm tables.
 type autoRecovery struct {
-	deps recovery.Deps
-	log  *zap.Logger
-	runs *prometheus.CounterVec
-	now  func() time.Time
+	deps    recovery.Deps
+	log     *zap.Logger
+	runs    *prometheus.CounterVec
+	rejoins *prometheus.CounterVec
+	now     func() time.Time
 
 	mu      sync.Mutex
 	running map[string]bool
@@ -50,16 +52,30 @@ func newAutoRecovery(deps recovery.Deps, log *zap.Logger, reg prometheus.Registe
 		deps: deps, log: log, now: time.Now,
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aos_recovery_runs_total",
 			Help: "Automatic recovery attempts of a fenced VG, by result (done, incomplete, failed)."}, []string{"vg", "result"}),
+		rejoins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aos_lockspace_rejoins_total",
+			Help: "Automatic starts of a lockspace sanlock dropped after a lease failure with no LV lock held, by result (done, failed)."}, []string{"vg", "result"}),
 		running: map[string]bool{}, retryAt: map[string]time.Time{}, backoff: map[string]time.Duration{},
 		warned: map[string]recovery.Phase{},
 	}
-	reg.MustRegister(a.runs)
+	reg.MustRegister(a.runs, a.rejoins)
 	return a
 }
 
 // consider starts a recovery for each journal that can be recovered now. It
 // never blocks the health loop: Recover runs in its own goroutine.
 func (a *autoRecovery) consider(ctx context.Context, s Snapshot, journals []*recovery.Journal) {
+	fenced := map[string]bool{}
+	for _, j := range journals {
+		fenced[j.VG] = true
+	}
+	for vg := range s.Lockspaces {
+		st := s.LockspaceState(vg)
+		again := st == sanlock.StateAbsent && recovery.RejoinPending(a.deps, vg)
+		if (st == sanlock.StateDropped || again) && !fenced[vg] && storageBack(s, a.deps.MultipathAlias) && a.claim(vg) {
+			a.wg.Add(1)
+			go a.rejoin(ctx, vg)
+		}
+	}
 	for _, j := range journals {
 		if j.Phase == recovery.PhaseFencing && a.fenceRunning(ctx, j.VG) {
 			continue // the kill hook is still at work: not a stuck fence yet
@@ -68,22 +84,31 @@ func (a *autoRecovery) consider(ctx context.Context, s Snapshot, journals []*rec
 			a.needsOperator(j)
 			continue
 		}
-		if s.Map != nil && len(s.Map.ActivePaths()) == 0 {
-			continue // storage still gone: Recover would refuse anyway
+		if storageBack(s, a.deps.MultipathAlias) && a.claim(j.VG) {
+			a.wg.Add(1)
+			go a.recover(ctx, j.VG)
 		}
-		if a.deps.MultipathAlias != "" && s.Map == nil {
-			continue // map not readable this poll
-		}
-		a.mu.Lock()
-		if a.running[j.VG] || a.now().Before(a.retryAt[j.VG]) {
-			a.mu.Unlock()
-			continue
-		}
-		a.running[j.VG] = true
-		a.mu.Unlock()
-		a.wg.Add(1)
-		go a.recover(ctx, j.VG)
 	}
+}
+
+// storageBack: the map has an active path again (or no map is configured);
+// until then Recover and Rejoin would refuse anyway.
+func storageBack(s Snapshot, alias string) bool {
+	if s.Map != nil {
+		return len(s.Map.ActivePaths()) > 0
+	}
+	return alias == "" // else the map was not readable this poll
+}
+
+// claim marks vg's attempt running unless one runs or its backoff is on.
+func (a *autoRecovery) claim(vg string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.running[vg] || a.now().Before(a.retryAt[vg]) {
+		return false
+	}
+	a.running[vg] = true
+	return true
 }
 
 // fenceRunning: a fence holds the VG's fence lock from its first journal
@@ -130,19 +155,48 @@ func (a *autoRecovery) recover(ctx context.Context, vg string) {
 		log.Error("LV lost to another host during the fence: its VM must not be resumed here", zap.String("lv", lv.LV))
 	}
 	report := strings.TrimSpace(rep.String())
+	if next := a.finish(vg, err); err != nil {
+		log.Error("automatic recovery not finished; retrying", zap.Error(err), zap.Duration("retry_in", next), zap.String("report", report))
+		return
+	}
+	log.Info("automatic recovery done", zap.Duration("took", a.now().Sub(start)), zap.String("report", report))
+}
+
+// finish ends vg's attempt: a success clears its backoff, a failure doubles
+// it (from 15 s, to at most 5 min) and returns it.
+func (a *autoRecovery) finish(vg string, err error) time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.running[vg] = false
 	if err == nil {
 		delete(a.backoff, vg)
 		delete(a.retryAt, vg)
-		log.Info("automatic recovery done", zap.Duration("took", a.now().Sub(start)), zap.String("report", report))
-		return
+		return 0
 	}
-	next := a.backoff[vg] * 2
-	next = max(autoRecoverFirstRetry, min(next, autoRecoverMaxRetry))
+	next := max(autoRecoverFirstRetry, min(a.backoff[vg]*2, autoRecoverMaxRetry))
 	a.backoff[vg], a.retryAt[vg] = next, a.now().Add(next)
-	log.Error("automatic recovery not finished; retrying", zap.Error(err), zap.Duration("retry_in", next), zap.String("report", report))
+	return next
+}
+
+// rejoin starts a lockspace sanlock dropped under lvmlockd (a lease lost
+// while nothing was held, so nothing was fenced) once storage is back.
+func (a *autoRecovery) rejoin(ctx context.Context, vg string) {
+	defer a.wg.Done()
+	log := a.log.With(zap.String("vg", vg))
+	log.Warn("storage is back: starting the lockspace sanlock dropped (its lease failed while no LV lock was held)")
+	joined, err := recovery.Rejoin(ctx, a.deps, vg)
+	switch {
+	case errors.Is(err, recovery.ErrBusy):
+	case err != nil:
+		a.rejoins.WithLabelValues(vg, recoveryFailed).Inc()
+	case joined:
+		a.rejoins.WithLabelValues(vg, recoveryDone).Inc()
+	}
+	if next := a.finish(vg, err); err != nil {
+		log.Error("lockspace not rejoined; retrying", zap.Error(err), zap.Duration("retry_in", next))
+	} else if joined {
+		log.Info("lockspace rejoined")
+	}
 }
 
 // wait returns once every started recovery has returned (ctx cancelled).

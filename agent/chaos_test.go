@@ -494,6 +494,11 @@ func (w *chaosWorld) settle() string {
 			}
 			return fmt.Sprintf("recovery of %s never ended (journal phase %q, %v)", h.name, phase, err)
 		}
+		// Whatever ended the lockspace (a fence, or a lease lost with no
+		// LV held, which fences nothing), the agent starts it again.
+		if !w.c.State(h.name).LockspaceJoined {
+			return fmt.Sprintf("%s: lockspace not joined after storage came back (agent sees %s)", h.name, h.d.monitor.Last().LockspaceState(chaosVG))
+		}
 	}
 	return ""
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/lvm"
 	"github.com/aos-agent/aos-agent/sanlock"
 	"github.com/aos-agent/aos-agent/state"
@@ -275,30 +276,37 @@ func (f *fencer) restartLockspace(ctx context.Context) error {
 		return nil
 	}
 	// Harmless when lvmlockctl already dropped it after the kill hook.
-	if err := sanlock.NewLockCtl(f.d.Runner, f.stepTimeout).Drop(ctx, f.vg); err != nil {
-		return fmt.Errorf("lvmlockctl --drop %s: %w", f.vg, err)
+	return startLockspace(ctx, f.d.Runner, f.lv, f.stepTimeout, f.vg, f.logf)
+}
+
+// startLockspace drops what lvmlockd keeps of vg's lockspace, starts it
+// again and waits until sanlock shows it joined.
+func startLockspace(ctx context.Context, r run.Runner, lv *lvm.Client, timeout time.Duration, vg string, logf func(string, ...any)) error {
+	if err := sanlock.NewLockCtl(r, timeout).Drop(ctx, vg); err != nil {
+		return fmt.Errorf("lvmlockctl --drop %s: %w", vg, err)
 	}
-	if err := f.lv.LockStart(ctx, f.vg); err != nil {
-		return fmt.Errorf("vgchange --lock-start %s: %w", f.vg, err)
+	if err := lv.LockStart(ctx, vg); err != nil {
+		return fmt.Errorf("vgchange --lock-start %s: %w", vg, err)
 	}
+	sl := sanlock.New(r, timeout)
 	deadline := time.Now().Add(lockspaceJoinWait)
 	for {
 		st, err := sl.Status(ctx)
 		if err != nil {
 			return fmt.Errorf("sanlock client status: %w", err)
 		}
-		if lockspaceHealthy(st, f.vg) {
-			f.logf("lockspace %s%s joined", sanlock.LockspacePrefix, f.vg)
+		if lockspaceHealthy(st, vg) {
+			logf("lockspace %s%s joined", sanlock.LockspacePrefix, vg)
 			return nil
 		}
-		if ls := st.Lockspace(sanlock.LockspacePrefix + f.vg); ls == nil || ls.Fields.Bool("space_dead") || ls.Fields.Bool("renew_fail") {
+		if ls := st.Lockspace(sanlock.LockspacePrefix + vg); ls == nil || ls.Fields.Bool("space_dead") || ls.Fields.Bool("renew_fail") {
 			// Gone or dead again (the lease lost once more, a new fence):
 			// waiting will not join it; a later run starts from the new
 			// journal.
-			return fmt.Errorf("lockspace %s%s lost again right after lock start", sanlock.LockspacePrefix, f.vg)
+			return fmt.Errorf("lockspace %s%s lost again right after lock start", sanlock.LockspacePrefix, vg)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("lockspace %s%s not joined after %v", sanlock.LockspacePrefix, f.vg, lockspaceJoinWait)
+			return fmt.Errorf("lockspace %s%s not joined after %v", sanlock.LockspacePrefix, vg, lockspaceJoinWait)
 		}
 		select {
 		case <-ctx.Done():

@@ -29,6 +29,10 @@ const (
 	StateWarning  State = "warning" // renewals late by 6×io_timeout
 	StateFailed   State = "failed"  // renewal failed (8×io_timeout, renew_fail, space_dead)
 	StateKilled   State = "killed"  // lvmlockctl --kill ran: LVs must go offline, then --drop
+	// StateDropped: sanlock dropped the lockspace that lvmlockd still has:
+	// its lease failed while this host held no LV lock, so sanlock ran no
+	// killpath. Nothing can be locked until it is dropped and started again.
+	StateDropped State = "dropped"
 )
 
 // Lockspace is the health of one VG's lockspace on this host, merged from
@@ -64,6 +68,10 @@ type Lockspace struct {
 
 	KillVG bool // kill_vg=1 in the dump
 	DropVG bool // drop_vg=1 in the dump (older lvm2)
+	// InLvmlockd: lvmlockd's dump has the lockspace started (create_done)
+	// and not stopping; SanlockRead: sanlock's status was read, so a
+	// lockspace missing there is really missing.
+	InLvmlockd, SanlockRead bool
 
 	// Locks maps LV UUID to the lock this host holds (ex or sh only).
 	Locks map[string]LockMode
@@ -75,6 +83,8 @@ func (l *Lockspace) State() State {
 	switch {
 	case l.KillVG:
 		return StateKilled
+	case !l.Joined && l.Pending == "" && l.InLvmlockd && l.SanlockRead:
+		return StateDropped
 	case !l.Joined && l.Pending == "":
 		return StateAbsent
 	case l.SpaceDead || l.RenewFail || l.KillingPIDs:
@@ -150,10 +160,14 @@ func Health(status *Status, info *Info, dump *Dump) map[string]*Lockspace {
 			}
 			l := get(d.VGName())
 			l.KillVG, l.DropVG = d.KillVG(), d.DropVG()
+			l.InLvmlockd = d.Fields.Bool("create_done") && !d.Fields.Bool("thread_stop") && !d.Fields.Bool("thread_done")
 			if l.HostID == 0 {
 				l.HostID = d.Fields.Uint("host_id")
 			}
 		}
+	}
+	for _, l := range out {
+		l.SanlockRead = status != nil
 	}
 	return out
 }

@@ -5,13 +5,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/aos-agent/aos-agent/internal/fixture"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aos-agent/aos-agent/errdefs"
+	"github.com/aos-agent/aos-agent/internal/fixture"
 	"github.com/aos-agent/aos-agent/internal/run"
 )
 
@@ -1126,5 +1127,40 @@ func TestLockCtlRetriesABusyDumpSocket(t *testing.T) {
 	}
 	if in.VG("vol") == nil {
 		t.Fatalf("Info = %+v, want VG vol", in)
+	}
+}
+
+// A lease that failed while lvmlockd held no LV lock: sanlock ran no
+// killpath and dropped its lockspace, lvmlockd still lists its own. From the
+// lab's healthy outputs, sanlock's cut where its lockspace begins.
+func TestHealthDroppedUnderLvmlockd(t *testing.T) {
+	raw, err := os.ReadFile("testdata/status-D.lab-healthy.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, _, _ := strings.Cut(string(raw), "s lvm_vol:")
+	st, err := ParseStatus([]byte(cut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dumpRaw, err := os.ReadFile("testdata/dump.lab-healthy.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := ParseDump(dumpRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Health(st, nil, dump)["vol"].State(); got != StateDropped {
+		t.Fatalf("State() = %v, want %v", got, StateDropped)
+	}
+	// Without sanlock's status nothing says it is missing there.
+	if got := Health(nil, nil, dump)["vol"].State(); got != StateAbsent {
+		t.Fatalf("no status: State() = %v, want %v", got, StateAbsent)
+	}
+	// Being stopped (vgchange --lock-stop) is not dropped.
+	stopping, _ := ParseDump([]byte(strings.Replace(string(dumpRaw), "thread_stop=0", "thread_stop=1", 1)))
+	if got := Health(st, nil, stopping)["vol"].State(); got != StateAbsent {
+		t.Fatalf("stopping: State() = %v, want %v", got, StateAbsent)
 	}
 }

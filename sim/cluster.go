@@ -137,8 +137,12 @@ type lockspace struct {
 	renewFailed bool
 	killVG      bool
 	expired     bool
-	stops       []func() bool
-	vgVersion   int
+	// dropped: sanlock removed the lockspace when its renewal failed with
+	// no resource held (no killpath, nothing to wait for); lvmlockd, never
+	// told, keeps its own until lvmlockctl --drop.
+	dropped   bool
+	stops     []func() bool
+	vgVersion int
 }
 
 type dmLV struct {
@@ -350,7 +354,8 @@ func (ls *lockspace) cancelTimeline() {
 }
 
 // FailLeaseStorage makes the host's lease I/O fail from now on: renewal fails
-// at 8 × io_timeout (kill_vg set, kill command run once), the watchdog resets
+// at 8 × io_timeout (kill_vg set, kill command run once, when the host holds
+// an LV lock; otherwise sanlock just drops the lockspace), the watchdog resets
 // the host kill_grace (40 s) later unless its leases were dropped, and 60 s
 // after the renewal failure other hosts may take its locks, whether it
 // dropped them or not (the release cannot reach the disk).
@@ -385,7 +390,23 @@ func (c *Cluster) renewalFailed(h *Host, ls *lockspace) {
 		c.mu.Unlock()
 		return
 	}
-	ls.renewFailed, ls.killVG = true, true
+	ls.renewFailed = true
+	if len(h.heldLVs()) == 0 {
+		// sanlock's kill_pids skips clients holding nothing in the
+		// lockspace: no killpath, so no kill_vg and no kill command;
+		// with no pid to wait for, sanlock drops the lockspace (and its
+		// watchdog connection) at once.
+		ls.dropped = true
+		ls.cancelTimeline()
+		ls.stops = append(ls.stops, c.clock.AfterFunc(c.expiry()-renewFactor*c.opt.IOTimeout, func() {
+			c.mu.Lock()
+			ls.expired = true
+			c.mu.Unlock()
+		}))
+		c.mu.Unlock()
+		return
+	}
+	ls.killVG = true
 	argv := append(append([]string(nil), h.killArgv...), c.opt.VG)
 	hasKill := len(h.killArgv) > 0
 	c.mu.Unlock()
@@ -561,7 +582,7 @@ func (c *Cluster) State(host string) HostState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := c.mustHost(host)
-	s := HostState{Resets: h.resets, KillRuns: h.kills, LockspaceJoined: h.ls != nil,
+	s := HostState{Resets: h.resets, KillRuns: h.kills, LockspaceJoined: h.inSanlock() != nil,
 		Active: map[string]string{}, Locks: map[string]string{}, Domains: map[string]string{}}
 	if h.ls != nil {
 		s.KillVG = h.ls.killVG

@@ -31,6 +31,7 @@ const (
 	accNoDaemon           // lvmlockd not running
 	accNoLockspace        // lockspace not started
 	accStarting           // lockspace join in progress
+	accDropped            // lvmlockd's lockspace, dropped under it by sanlock
 )
 
 func (h *Host) access() access {
@@ -47,6 +48,8 @@ func (h *Host) access() access {
 		return accNoLockspace
 	case h.ls.killVG:
 		return accKilled
+	case h.ls.dropped:
+		return accDropped
 	case h.c.clock.Now().Before(h.ls.readyAt):
 		return accStarting
 	}
@@ -68,6 +71,12 @@ func (h *Host) lockRefusal() (reply, bool) {
 		// Not recorded: lvm2 warns and then fails like a lockspace that is not started.
 		return fail(5, "  WARNING: lvmlockd process is not running.\n"+c.msgFailedLk()), true
 	case accNoLockspace:
+		return fail(5, c.msgFailedLk()), true
+	case accDropped:
+		// lvmlockd's VGLK acquire fails in sanlock (lab journal:
+		// "lock_san acquire error -28"); the command's output was not
+		// recorded, its class was (LockspaceNotStarted, scenario
+		// lease-loss-unheld).
 		return fail(5, c.msgFailedLk()), true
 	case accKilled:
 		return fail(5, c.msgStorageFailed()+c.msgFailedLk()), true
@@ -92,7 +101,7 @@ func (h *Host) readPrefix() (string, *reply) {
 		return "", &reply{stderr: c.msgStorageFailed() + c.msgNotFound(c.opt.VG), code: 5}
 	case accKilled:
 		return c.msgStorageFailed() + c.msgNoLock(), nil
-	case accNoDaemon, accNoLockspace, accStarting:
+	case accNoDaemon, accNoLockspace, accStarting, accDropped:
 		return c.msgNoLock(), nil
 	}
 	return "", nil
@@ -441,6 +450,9 @@ func (h *Host) lockStart(nowait bool) reply {
 		}
 		// Not recorded: the killed lockspace must be dropped first.
 		return fail(5, "  Skipping global lock: storage failed for sanlock leases\n  VG "+vg+" start failed: lockspace is killed\n")
+	case h.ls != nil && h.ls.dropped:
+		// lvmlockd still has it: EEXIST, which lvm2 takes as started.
+		return reply{}
 	case h.ls != nil:
 		return reply{stdout: waiting, wait: h.ls.readyAt.Sub(c.clock.Now())}
 	case !h.daemons["sanlock"]:

@@ -23,7 +23,16 @@ func (h *Host) reportedIO() int64 {
 	}
 	return h.c.ioSeconds()
 }
-func (h *Host) joining() bool     { return h.ls != nil && h.c.clock.Now().Before(h.ls.readyAt) }
+func (h *Host) joining() bool { return h.ls != nil && h.c.clock.Now().Before(h.ls.readyAt) }
+
+// inSanlock: the host's lockspace as sanlock sees it (nil when sanlock
+// dropped it under lvmlockd).
+func (h *Host) inSanlock() *lockspace {
+	if h.ls == nil || h.ls.dropped {
+		return nil
+	}
+	return h.ls
+}
 func (h *Host) killingPids() bool { return h.ls != nil && h.ls.renewFailed && len(h.heldLVs()) > 0 }
 func (h *Host) lastRenewalMono() int64 {
 	if h.ls != nil && !h.ls.failedAt.IsZero() {
@@ -109,11 +118,11 @@ func (h *Host) status(detail bool) string {
 	}
 	client("helper", -1)
 	client("listener", -1)
-	if h.ls != nil && h.daemons["lvmlockd"] {
+	if h.inSanlock() != nil && h.daemons["lvmlockd"] {
 		client("lvmlockd", pidLvmlockd)
 	}
 	client("status", -1)
-	if h.ls == nil {
+	if h.inSanlock() == nil {
 		return b.String()
 	}
 	line := h.lsLine()
@@ -163,7 +172,7 @@ func (c *Cluster) peers() []*Host {
 
 func (h *Host) hostStatus(detail bool, ls string) string {
 	c := h.c
-	if h.ls == nil || (ls != "" && ls != c.lsName()) {
+	if h.inSanlock() == nil || (ls != "" && ls != c.lsName()) {
 		return ""
 	}
 	var b strings.Builder
@@ -180,7 +189,7 @@ func (h *Host) hostStatus(detail bool, ls string) string {
 }
 
 func (h *Host) gets() string {
-	if h.ls == nil {
+	if h.inSanlock() == nil {
 		return ""
 	}
 	line := h.lsLine() + " "
@@ -205,7 +214,7 @@ func (h *Host) gets() string {
 // then timed-out attempts while lease storage is failing.
 func (h *Host) renewal(ls string) string {
 	c := h.c
-	if h.ls == nil || (ls != "" && ls != c.lsName()) {
+	if h.inSanlock() == nil || (ls != "" && ls != c.lsName()) {
 		return ""
 	}
 	step := 2 * c.ioSeconds()

@@ -491,7 +491,7 @@ func (r *Report) findSilent(expect []string) {
 				continue
 			}
 			r.add("not_in_lockspace", "critical", []string{h.Host},
-				"see the host's runbook for its state (docs/runbooks): a failed or killed lease means the host was fenced; absent means lockstart did not run",
+				"see the host's runbook for its state (docs/runbooks): a failed or killed lease means the host was fenced; dropped means its lease failed while it held no lock (its agent starts it again once its paths are back); absent means lockstart did not run",
 				"%s answers but its lockspace of VG %s is %s: it can take no LV lock", h.Host, vg, ls.State)
 		}
 	}
