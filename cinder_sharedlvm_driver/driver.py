@@ -175,6 +175,12 @@ class SharedLVMDriver(driver.VolumeDriver):
         status = self._call(host, 'get_status')
         state = next((ls.get('state') for ls in status.get('lockspaces', [])
                       if ls.get('volume_group') == self.vg), 'absent')
+        if state == 'dropped':
+            raise exception.VolumeBackendAPIException(data=_(
+                "VG %(vg)s's lockspace was dropped on %(host)s: its lease "
+                "failed while no LV was locked there; the agent starts it "
+                "again once the host's paths are back.") %
+                {'vg': self.vg, 'host': host})
         if state != 'joined':
             raise exception.VolumeBackendAPIException(data=_(
                 "VG %(vg)s's lockspace is %(state)s on %(host)s, not joined: "

@@ -113,30 +113,39 @@ class Cluster(object):
         return host
 
     def lose_lease(self, host):
-        """Every path of the host fails; returns once its agent has fenced
-        (the simulated kill hook) and its recovery is under way."""
+        """Every path of the host fails; returns once its agent has seen
+        the lease lost: fenced by the simulated kill hook (recovery under
+        way) when it held an LV lock, else the lockspace sanlock dropped."""
         self.control('fault %s paths-down' % host)
-        self._wait_recovery(host, lambda state: state != 'idle')
+        self._wait_status(host, lambda rec, ls: rec != 'idle'
+                          or ls == 'dropped')
 
     def restore_lease(self, host):
-        """The paths come back; returns once the agent's recovery is done."""
+        """The paths come back; returns once the agent's recovery (or its
+        rejoin of the dropped lockspace) is done."""
         self.control('fault %s paths-up' % host)
-        self._wait_recovery(host, lambda state: state == 'idle')
+        self._wait_status(host, lambda rec, ls: rec == 'idle'
+                          and ls == 'joined')
 
-    def _wait_recovery(self, host, done, timeout=120):
+    def _wait_status(self, host, done, timeout=120):
+        """Waits until done(recovery state, lockspace state) holds."""
         deadline = time.monotonic() + timeout
-        state = None
+        got = None
         while time.monotonic() < deadline:
             try:
                 # short calls: the agent's probes wait while I/O queues
-                state = self.client.prepare(server=host, timeout=5).call(
-                    {}, 'get_status')['recovery']['state']
+                st = self.client.prepare(server=host, timeout=5).call(
+                    {}, 'get_status')
             except oslo_messaging.MessagingTimeout:
                 continue
-            if done(state):
+            got = (st['recovery']['state'],
+                   next((ls['state'] for ls in st.get('lockspaces', [])
+                         if ls['volume_group'] == self.vg), 'absent'))
+            if done(*got):
                 return
             time.sleep(0.5)
-        raise AssertionError('%s: recovery stays %s' % (host, state))
+        raise AssertionError('%s: recovery and lockspace stay %s'
+                             % (host, got))
 
     def control(self, line):
         """Stops or starts one host's agent ("stop HOST", "start HOST")."""

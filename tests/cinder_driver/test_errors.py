@@ -184,8 +184,11 @@ class Faults(harness.SharedLVMTestCase):
         self.agent_error('LockspaceNotStarted',
                          self.driver.initialize_connection, vol,
                          conn['compute-b'])
-        # cinder-1 loses its paths: the kill hook fences the VG; until the
-        # recovery is done, changes are refused there
+        # cinder-1 loses its paths while it has a volume attached (sanlock
+        # fences only a host holding a lock): the kill hook fences the VG;
+        # until the recovery is done, changes are refused there
+        held = self.create_volume()
+        self.driver.initialize_connection(held, conn['cinder-1'])
         c.lose_lease('cinder-1')
         self.agent_error('RecoveryInProgress', self.driver.extend_volume,
                          vol, 2)
@@ -196,3 +199,5 @@ class Faults(harness.SharedLVMTestCase):
         self.driver.extend_volume(vol, 2)
         self.assertEqual(2 * units.Gi, c.lv(vol.name)['size_bytes'])
         self.delete_volume(vol)
+        self.driver.terminate_connection(held, conn['cinder-1'])
+        self.delete_volume(held)
