@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -22,7 +23,8 @@ import (
 // cinderServices is issue 14's lab tier: Debian's cinder-api,
 // cinder-scheduler and cinder-volume on this machine drive the SharedLVM
 // driver, whose agents are the story's production daemons on both guests
-// (tests/cinder_services/test_lab.py: attach, live migration). The guests
+// (tests/cinder_services/test_lab.py: attach, live migration, a
+// lease lost during an attach). The guests
 // are nova's compute hosts: every step is checked there, through a bridge
 // the Python side asks to run commands on a guest.
 func (l *labT) cinderServices(t *testing.T, brokerURL string) {
@@ -35,6 +37,16 @@ func (l *labT) cinderServices(t *testing.T, brokerURL string) {
 		}
 		defer ln.Close()
 		go l.serveBridge(ln)
+		// Its lease-loss story needs the fence: the kill hook as `aos-agent
+		// install` sets it, for the story's agents.
+		defer l.hookStoryAgents(t)()
+		if os.Getenv("LAB_LEASE_WATCH") != "" {
+			wctx, stop := context.WithCancel(t.Context())
+			defer stop()
+			for h := 1; h <= 2; h++ {
+				go watchLeases(wctx, l.c.Host(h), 2, filepath.Join(l.out, fmt.Sprintf("leases-cinder-services-h%d.txt", h)))
+			}
+		}
 
 		repo, err := filepath.Abs("..")
 		if err != nil {
@@ -47,7 +59,7 @@ func (l *labT) cinderServices(t *testing.T, brokerURL string) {
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		_ = os.WriteFile(filepath.Join(l.out, "cinder-services.log"), out, 0o644)
-		l.tm.add("cinder services story (2 tests, services start included)", time.Since(start))
+		l.tm.add("cinder services story (3 tests, services start included)", time.Since(start))
 		l.addTimings(out)
 		// Nothing the story started (cinder's services) may outlive it.
 		if left, _ := exec.Command("pgrep", "-f", work+"/").Output(); len(left) > 0 {

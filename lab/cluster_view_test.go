@@ -17,7 +17,6 @@ import (
 	"github.com/aos-agent/aos-agent/agent/cluster"
 	"github.com/aos-agent/aos-agent/agent/rpc"
 	"github.com/aos-agent/aos-agent/errdefs"
-	"github.com/aos-agent/aos-agent/hostcfg"
 	"github.com/aos-agent/aos-agent/sanlock"
 	"go.uber.org/zap"
 )
@@ -39,20 +38,8 @@ func (l *labT) clusterView(t *testing.T, brokerURL string) {
 			}
 		}()
 		ctx := t.Context()
-		// The kill hook on both, as `aos-agent install` sets it (the view
-		// reports a host without one), for the story's agent.
-		for h := 1; h <= 2; h++ {
-			lvmConf := l.must(t, h, "", "cat", guestLVMConf).Stdout
-			hooked, err := hostcfg.SetLVM(lvmConf, hostcfg.Setting{Section: "global", Key: "lvmlockctl_kill_command",
-				Value: hostcfg.Quote(guestAgent + " kill-hook --config /etc/aos-agent-story/aos-agent.conf")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := WriteFile(ctx, l.c.Host(h), guestLVMConf, string(hooked)); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = WriteFile(context.Background(), l.c.Host(h), guestLVMConf, string(lvmConf)) }()
-		}
+		// The view reports a host without the kill hook.
+		defer l.hookStoryAgents(t)()
 		client, err := rpc.NewClient(rpc.Config{URL: brokerURL, Topic: "aos-agent", Logger: zap.NewNop()})
 		if err != nil {
 			t.Fatal(err)

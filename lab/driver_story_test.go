@@ -3,6 +3,7 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aos-agent/aos-agent/hostcfg"
 )
 
 // driverStory is issue 4's driver story on real hosts: the agent runs on
@@ -59,5 +62,30 @@ func (l *labT) logStoryJournals(t *testing.T, lines string) {
 	for h := 1; h <= 2; h++ {
 		res, _ := l.cmd(h, "journalctl", "-u", "aos-agent-story", "--no-pager", "-o", "cat", "-n", lines)
 		t.Logf("h%d agent journal (-n %s):\n%s", h, lines, res.Stdout)
+	}
+}
+
+// hookStoryAgents sets the kill hook on both guests, as `aos-agent install`
+// does, for the story's agents (their config and state dir), and returns
+// what puts Debian's lvm.conf back.
+func (l *labT) hookStoryAgents(t *testing.T) (restore func()) {
+	t.Helper()
+	var undo []func()
+	for h := 1; h <= 2; h++ {
+		lvmConf := l.must(t, h, "", "cat", guestLVMConf).Stdout
+		hooked, err := hostcfg.SetLVM(lvmConf, hostcfg.Setting{Section: "global", Key: "lvmlockctl_kill_command",
+			Value: hostcfg.Quote(guestAgent + " kill-hook --config /etc/aos-agent-story/aos-agent.conf")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteFile(t.Context(), l.c.Host(h), guestLVMConf, string(hooked)); err != nil {
+			t.Fatal(err)
+		}
+		undo = append(undo, func() { _ = WriteFile(context.Background(), l.c.Host(h), guestLVMConf, string(lvmConf)) })
+	}
+	return func() {
+		for _, f := range undo {
+			f()
+		}
 	}
 }

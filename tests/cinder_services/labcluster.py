@@ -21,16 +21,41 @@ import socket
 import time
 
 VG = 'vol'
+# The story agents' fence journal (their state_dir, as the kill hook's
+# --config names it).
+JOURNAL = '/var/lib/aos-agent-story/recovery-%s.json' % VG
 # nova's host name -> (guest number, agent host name)
 GUESTS = {'compute-a': (1, 'lab-h1'), 'compute-b': (2, 'lab-h2')}
-# What a compute host runs with the attachment's connection_info, nova's
-# way: the connector of its driver_volume_type from os-brick's factory.
+# What a compute host runs: os-brick loaded once, as in nova-compute (a
+# fresh python3 spends ~15 s importing it under TCG), connecting each
+# attachment's connection_info with the connector of its
+# driver_volume_type from os-brick's factory. Requests and answers are
+# files in BRICK_DIR, written whole (rename).
+BRICK_DIR = '/run/aos-brick'
+BRICK_UNIT = 'aos-brick'
 BRICK = """
-import json, sys
+import json, os, sys, time
 from os_brick.initiator import connector
-info = json.loads(sys.argv[1])
-brick = connector.InitiatorConnector.factory(info['driver_volume_type'], None)
-print(json.dumps(brick.connect_volume(info['data'])))
+d = sys.argv[1]
+open(os.path.join(d, 'ready'), 'w').close()
+while True:
+    for name in sorted(os.listdir(d)):
+        if not name.endswith('.req'):
+            continue
+        req = os.path.join(d, name)
+        with open(req) as f:
+            info = json.load(f)
+        try:
+            brick = connector.InitiatorConnector.factory(
+                info['driver_volume_type'], None)
+            out = {'path': brick.connect_volume(info['data'])['path']}
+        except Exception as e:
+            out = {'error': repr(e)}
+        with open(req[:-4] + '.part', 'w') as f:
+            json.dump(out, f)
+        os.rename(req[:-4] + '.part', req[:-4] + '.out')
+        os.unlink(req)
+    time.sleep(0.05)
 """
 
 
@@ -49,6 +74,14 @@ class LabCluster(object):
 
     def __init__(self, bridge):
         self.bridge = bridge
+        self.requests = 0
+        # Started now, the import overlaps cinder's services starting.
+        for host in self.hosts:
+            self.run(host, 'systemctl', 'stop', BRICK_UNIT, check=False)
+            self.run(host, 'rm', '-rf', BRICK_DIR)
+            self.run(host, 'mkdir', '-p', BRICK_DIR)
+            self.run(host, 'systemd-run', '--unit', BRICK_UNIT, '--collect',
+                     'python3', '-c', BRICK, BRICK_DIR)
 
     def agent_host_map(self):
         return {host: agent for host, (_, agent) in GUESTS.items()}
@@ -133,8 +166,7 @@ class LabCluster(object):
         info.pop('attachment_id', None)
         info = {'driver_volume_type': info.pop('driver_volume_type'),
                 'data': info}
-        dev = json.loads(self.run(host, 'python3', '-c', BRICK,
-                                  json.dumps(info)))['path']
+        dev = self._brick(host, info)
         if marker is not None:
             assert marker.replace('-', '').isalnum(), marker  # for sh -c
             self.run(host, 'sh', '-c', 'printf %%s %s | dd of=%s bs=512 '
@@ -144,5 +176,80 @@ class LabCluster(object):
                        'iflag=direct', 'status=none')
         return out.rstrip('\0')
 
+    def agent(self, host):
+        """The agent's name for nova's host name."""
+        return GUESTS[host][1]
+
+    def lose_lease(self, host):
+        """Every path of the host's LUN goes offline; returns once the kill
+        hook has fenced (its journal written) and lvmlockctl dropped the
+        lockspace."""
+        start = time.monotonic()
+        self._set_paths(host, 'offline')
+        self._wait(host, 'fenced', lambda: self._journal(host)
+                   and 'info=ls' not in self.dump(host), 120)
+        timing('lease loss: paths offline -> fenced, lockspace dropped',
+               start)
+
+    def restore_lease(self, host):
+        """The paths come back; returns once the agent's own recovery has
+        finished (journal removed, lockspace joined in sanlock)."""
+        start = time.monotonic()
+        self._set_paths(host, 'running')
+        self._wait(host, 'recovered', lambda: not self._journal(host)
+                   and self._joined(host), 180)
+        timing('lease loss: paths back -> recovered by the agent', start)
+
+    def _set_paths(self, host, state):
+        deps = self.run(host, 'dmsetup', 'deps', '-o', 'devname', 'lun0')
+        devs = [f.strip('()') for f in deps.split() if f.startswith('(')]
+        assert devs and all(d.isalnum() for d in devs), deps  # for sh -c
+        for dev in devs:
+            self.run(host, 'sh', '-c', 'echo %s > /sys/block/%s/device/state'
+                     % (state, dev))
+
+    def _journal(self, host):
+        return self.run(host, 'test', '-e', JOURNAL, check=False)[
+            'exit_code'] == 0
+
+    def _joined(self, host):
+        out = self.run(host, 'sanlock', 'client', 'status', check=False)
+        return any(ln.startswith('s lvm_%s:' % VG) and not ln.endswith(
+            (' ADD', ' REM')) for ln in out.get('stdout', '').splitlines())
+
+    @staticmethod
+    def _wait(host, what, done, timeout, interval=1):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if done():
+                return
+            time.sleep(interval)
+        raise AssertionError('%s: not %s after %ds' % (host, what, timeout))
+
+    def _brick(self, host, info):
+        """The device path os-brick's connector returns on the host."""
+        self._wait(host, 'running os-brick', lambda: self.run(
+            host, 'test', '-e', BRICK_DIR + '/ready', check=False)[
+                'exit_code'] == 0, 180)
+        self.requests += 1
+        base = '%s/%d' % (BRICK_DIR, self.requests)
+        self.run(host, 'sh', '-c', 'printf %s "$1" > "$2.new" && '
+                 'mv "$2.new" "$2.req"', 'sh', json.dumps(info), base)
+        answer = {}
+
+        def answered():
+            r = self.run(host, 'cat', base + '.out', check=False)
+            if r['exit_code'] == 0:
+                answer.update(json.loads(r['stdout']))
+            return bool(answer)
+        self._wait(host, 'connected', answered, 60, interval=0.2)
+        self.run(host, 'rm', '-f', base + '.out')
+        if 'error' in answer:
+            raise AssertionError('os-brick on %s: %s' % (host, answer['error']))
+        return answer['path']
+
     def close(self):
-        """Nothing to release: the agents and guests are the Go test's."""
+        """Stops the os-brick helpers; the agents and guests are the Go
+        test's."""
+        for host in self.hosts:
+            self.run(host, 'systemctl', 'stop', BRICK_UNIT, check=False)

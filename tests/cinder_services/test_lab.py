@@ -3,7 +3,8 @@
 cinder-api, cinder-scheduler and cinder-volume (Debian's, on this machine)
 drive the SharedLVM driver, whose agents are the production daemons on the
 lab's two qemu guests (real lvm2, lvmlockd, sanlock, multipath). The stories
-(attach, live migration) are test_services.Story's own, run unchanged; what
+(attach, live migration, a lease lost during an attach) are
+test_services.Story's own, run unchanged; what
 differs is where every step is checked: lock modes from lvmlockd on the
 guests, and each attachment connected on its guest by os-brick, as nova's
 compute host does, its device read (and, the first time, written) there.
@@ -50,8 +51,8 @@ class LabStory(base.ServicesTestCase):
         self.assertEqual(marker or 'm-' + vid[:8], got)
         self.markers[vid] = got
         self.connect_s = time.monotonic() - start
-        # Mostly python3 importing os-brick under TCG: nova has it loaded.
-        self.timing('os-brick connect + O_DIRECT I/O (fresh python3)', start)
+        self.timing('os-brick connect (loaded, as in nova) + O_DIRECT I/O',
+                    start)
         return att
 
     def attach(self, vid, host, instance=None):
@@ -72,11 +73,8 @@ class LabStory(base.ServicesTestCase):
 
     test_attach_detach = test_services.Story.test_attach_detach
     test_live_migration = test_services.Story.test_live_migration
-    # Story.test_lease_loss_during_attach passes here too, but the guest's
-    # rejoined lockspace then failed ~40 s after its recovery (sanlock:
-    # "delta_renew reread mismatch", "check_our_lease corrupt -261"), which
-    # fails whatever uses that host next: not run on the lab until that is
-    # understood (the session note of 2026-12-06).
+    test_lease_loss_during_attach = \
+        test_services.Story.test_lease_loss_during_attach
 
 
 if __name__ == '__main__':
