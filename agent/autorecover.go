@@ -28,7 +28,8 @@ const (
 	recoveryFailed     = "failed"
 )
 
-// autoRecovery runs recovery.Recover for a VG the kill hook fenced, once its
+// autoRecovery runs recovery.Recover for a VG the kill hook fenced, and
+// recovery.Rejoin for one whose lease failed with nothing to fence, once its
 // multipath map has an active path again ([recovery] mode = auto). It only
 // starts from the phases Recover can finish on its own (fenced, recovering):
 // a fence that did not finish needs an operator's look at the dm tables.
@@ -61,8 +62,10 @@ func newAutoRecovery(deps recovery.Deps, log *zap.Logger, reg prometheus.Registe
 	return a
 }
 
-// consider starts a recovery for each journal that can be recovered now. It
-// never blocks the health loop: Recover runs in its own goroutine.
+// consider starts a recovery for each journal that can be recovered now,
+// and a rejoin for each lockspace sanlock dropped (or a rejoin left
+// unfinished). It never blocks the health loop: both run in their own
+// goroutine.
 func (a *autoRecovery) consider(ctx context.Context, s Snapshot, journals []*recovery.Journal) {
 	fenced := map[string]bool{}
 	for _, j := range journals {
@@ -70,7 +73,14 @@ func (a *autoRecovery) consider(ctx context.Context, s Snapshot, journals []*rec
 	}
 	for vg := range s.Lockspaces {
 		st := s.LockspaceState(vg)
-		again := st == sanlock.StateAbsent && recovery.RejoinPending(a.deps, vg)
+		pending := recovery.RejoinPending(a.deps, vg)
+		if pending && st == sanlock.StateJoined {
+			if err := recovery.ClearRejoinPending(a.deps, vg); err != nil {
+				a.log.Error("rejoin marker not removed", zap.String("vg", vg), zap.Error(err))
+			}
+			continue
+		}
+		again := st == sanlock.StateAbsent && pending
 		if (st == sanlock.StateDropped || again) && !fenced[vg] && storageBack(s, a.deps.MultipathAlias) && a.claim(vg) {
 			a.wg.Add(1)
 			go a.rejoin(ctx, vg)

@@ -110,3 +110,43 @@ func TestDaemonRejoinsALockspaceSanlockDropped(t *testing.T) {
 		t.Fatalf("h1 locks %v, want a1 ex", st.Locks)
 	}
 }
+
+// An unfinished rejoin that something else completed (lockstart) is
+// forgotten: the operator's later lock-stop stays.
+func TestRejoinMarkerClearedWhenJoinedOtherwise(t *testing.T) {
+	const ioTimeout = 10 * time.Second
+	clock := sim.NewManualClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	cfg := config.Default()
+	cfg.Host, cfg.StateDir, cfg.RuntimeDir = "h1", t.TempDir(), t.TempDir()
+	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
+	cfg.Metrics.Listen = ""
+	cfg.TransportURL = "rabbit://guest:guest@127.0.0.1:1/"
+	c := sim.NewCluster(sim.Options{Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}}, VG: "vol",
+		Clock: clock, IOTimeout: ioTimeout, JoinTime: -1})
+	ctx := context.Background()
+	mustRun(t, c, "h1", "vgchange", "--lock-start", "vol")
+	d, err := New(cfg, Options{Runner: c.Host("h1"), Logger: zap.NewNop(), PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll := func() sanlock.State {
+		d.health(ctx, d.monitor.Poll(ctx))
+		d.auto.wait()
+		return d.monitor.Poll(ctx).LockspaceState("vol")
+	}
+	c.FailLeaseStorage("h1")
+	clock.Advance(8 * ioTimeout)
+	if st := poll(); st != sanlock.StateAbsent || !recovery.RejoinPending(d.recoveryDeps(), "vol") {
+		t.Fatalf("after a rejoin on failing storage: %s, marker %v", st, recovery.RejoinPending(d.recoveryDeps(), "vol"))
+	}
+	c.RestorePaths("h1")
+	mustRun(t, c, "h1", "vgchange", "--lock-start", "vol") // aos-agent lockstart, by hand
+	if st := poll(); st != sanlock.StateJoined || recovery.RejoinPending(d.recoveryDeps(), "vol") {
+		t.Fatalf("joined by lockstart: %s, marker %v", st, recovery.RejoinPending(d.recoveryDeps(), "vol"))
+	}
+	mustRun(t, c, "h1", "vgchange", "--lock-stop", "vol")
+	clock.Advance(time.Hour)
+	if st := poll(); st != sanlock.StateAbsent {
+		t.Fatalf("after the operator's lock-stop: %s, want absent", st)
+	}
+}

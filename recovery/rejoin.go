@@ -46,7 +46,7 @@ func Rejoin(ctx context.Context, d Deps, vg string) (bool, error) {
 	pending := RejoinPending(d, vg)
 	if st.Lockspace(sanlock.LockspacePrefix+vg) != nil {
 		if pending && lockspaceHealthy(st, vg) {
-			return false, os.Remove(rejoinMarker(d, vg)) // started by someone else
+			return false, ClearRejoinPending(d, vg) // started by someone else
 		}
 		return false, nil // joined, joining or failed with a fence to come
 	}
@@ -103,6 +103,16 @@ func Rejoin(ctx context.Context, d Deps, vg string) (bool, error) {
 func RejoinPending(d Deps, vg string) bool {
 	_, err := os.Stat(rejoinMarker(d, vg))
 	return err == nil
+}
+
+// ClearRejoinPending forgets an unfinished Rejoin of vg once its lockspace
+// is joined again by other means (lockstart), so that a later stop of it by
+// an operator is not taken for one.
+func ClearRejoinPending(d Deps, vg string) error {
+	if err := os.Remove(rejoinMarker(d, vg)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 func rejoinMarker(d Deps, vg string) string {
