@@ -27,11 +27,7 @@ import (
 func TestDaemonRejoinsALockspaceSanlockDropped(t *testing.T) {
 	const ioTimeout = 10 * time.Second
 	clock := sim.NewManualClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
-	cfg := config.Default()
-	cfg.Host, cfg.StateDir, cfg.RuntimeDir = "h1", t.TempDir(), t.TempDir()
-	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
-	cfg.Metrics.Listen = ""
-	cfg.TransportURL = "rabbit://guest:guest@127.0.0.1:1/" // nothing listens there
+	cfg := rejoinConfig(t)
 	c := sim.NewCluster(sim.Options{
 		Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}, {Name: "h2", HostID: 2}}, VG: "vol",
 		Clock: clock, IOTimeout: ioTimeout, JoinTime: -1,
@@ -54,13 +50,7 @@ func TestDaemonRejoinsALockspaceSanlockDropped(t *testing.T) {
 		return d
 	}
 	d := start()
-	// poll runs one health loop iteration and what it started, and
-	// returns the state a fresh poll sees after it.
-	poll := func() sanlock.State {
-		d.health(ctx, d.monitor.Poll(ctx))
-		d.auto.wait()
-		return d.monitor.Poll(ctx).LockspaceState("vol")
-	}
+	poll := func() sanlock.State { return healthPoll(ctx, d) }
 	if st := poll(); st != sanlock.StateJoined {
 		t.Fatalf("before: %s", st)
 	}
@@ -116,11 +106,7 @@ func TestDaemonRejoinsALockspaceSanlockDropped(t *testing.T) {
 func TestRejoinMarkerClearedWhenJoinedOtherwise(t *testing.T) {
 	const ioTimeout = 10 * time.Second
 	clock := sim.NewManualClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
-	cfg := config.Default()
-	cfg.Host, cfg.StateDir, cfg.RuntimeDir = "h1", t.TempDir(), t.TempDir()
-	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
-	cfg.Metrics.Listen = ""
-	cfg.TransportURL = "rabbit://guest:guest@127.0.0.1:1/"
+	cfg := rejoinConfig(t)
 	c := sim.NewCluster(sim.Options{Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}}, VG: "vol",
 		Clock: clock, IOTimeout: ioTimeout, JoinTime: -1})
 	ctx := context.Background()
@@ -129,11 +115,7 @@ func TestRejoinMarkerClearedWhenJoinedOtherwise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll := func() sanlock.State {
-		d.health(ctx, d.monitor.Poll(ctx))
-		d.auto.wait()
-		return d.monitor.Poll(ctx).LockspaceState("vol")
-	}
+	poll := func() sanlock.State { return healthPoll(ctx, d) }
 	c.FailLeaseStorage("h1")
 	clock.Advance(8 * ioTimeout)
 	if st := poll(); st != sanlock.StateAbsent || !recovery.RejoinPending(d.recoveryDeps(), "vol") {
@@ -149,4 +131,23 @@ func TestRejoinMarkerClearedWhenJoinedOtherwise(t *testing.T) {
 	if st := poll(); st != sanlock.StateAbsent {
 		t.Fatalf("after the operator's lock-stop: %s, want absent", st)
 	}
+}
+
+// rejoinConfig is h1's agent on VG vol behind map lun0, with its own state
+// and runtime dirs and no broker listening.
+func rejoinConfig(t *testing.T) *config.Config {
+	cfg := config.Default()
+	cfg.Host, cfg.StateDir, cfg.RuntimeDir = "h1", t.TempDir(), t.TempDir()
+	cfg.LVM.VolumeGroups, cfg.LVM.MultipathAlias = []string{"vol"}, "lun0"
+	cfg.Metrics.Listen = ""
+	cfg.TransportURL = "rabbit://guest:guest@127.0.0.1:1/" // nothing listens there
+	return cfg
+}
+
+// healthPoll runs one health loop iteration and what it started, and
+// returns the state a fresh poll sees after it.
+func healthPoll(ctx context.Context, d *Daemon) sanlock.State {
+	d.health(ctx, d.monitor.Poll(ctx))
+	d.auto.wait()
+	return d.monitor.Poll(ctx).LockspaceState("vol")
 }
