@@ -28,7 +28,9 @@ build_image() {
     trap 'rm -rf "$tmp"' EXIT
     echo "lab: building image into $dir" >&2
     local t0=$(date +%s)
-    bash lab/image/build.sh "$tmp" >&2
+    # Called in $(...), where set -e does not reach: fail explicitly, or a
+    # failed build would be cached and booted.
+    bash lab/image/build.sh "$tmp" >&2 || { echo "lab: image build failed" >&2; exit 1; }
     echo "$(( $(date +%s) - t0 ))" >"$tmp/build-seconds"
     rm -rf "$dir" && mv "$tmp" "$dir"
     trap - EXIT
@@ -44,7 +46,10 @@ test)
   # Two TCG labs on 2 cores starve each other's leases: runs queue here.
   exec 9>"${LAB_LOCK:-/tmp/aos-agent-lab.lock}"
   flock 9
-  export LAB_IMAGE=$(build_image)
+  # The tests build the agent's package, which vendors every module offline.
+  go mod download
+  LAB_IMAGE=$(build_image) # not in export's line, which would hide a failure
+  export LAB_IMAGE
   # The lock stays with this shell: a process the tests start (a broker) and
   # that outlives a killed run must not hold it and block every later lab.
   go test -tags "lab${LAB_TAGS:+,$LAB_TAGS}" -count=1 -v -timeout 40m "$@" ./lab/ 2>&1 9>&- | tee "${LAB_LOG:-/dev/null}" 9>&-
