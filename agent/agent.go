@@ -343,7 +343,7 @@ func (d *Daemon) health(ctx context.Context, s Snapshot) {
 // `aos-agent recover` see it too.
 func (d *Daemon) recoveryDeps() recovery.Deps {
 	return recovery.Deps{Runner: d.runner, StateDir: d.cfg.StateDir, RuntimeDir: d.cfg.RuntimeDir,
-		MultipathAlias: d.cfg.LVM.MultipathAlias, LibvirtURI: d.cfg.Recovery.LibvirtURI,
+		MultipathAlias: d.cfg.LVM.MultipathAlias, LibvirtURI: d.cfg.Recovery.LibvirtURI, LockStartTimeout: d.cfg.LVM.LockStartTimeout,
 		Log: func(format string, a ...any) { d.log.Named("recovery").Sugar().Infof(format, a...) }}
 }
 

@@ -50,7 +50,10 @@ type Deps struct {
 	RuntimeDir     string
 	MultipathAlias string // map that gets fail_if_no_path; "" skips that step
 	StepTimeout    time.Duration
-	Now            func() time.Time
+	// LockStartTimeout bounds vgchange --lock-start ([lvm]
+	// lock_start_timeout); 0 is lvm.DefaultLockStartTimeout.
+	LockStartTimeout time.Duration
+	Now              func() time.Time
 	// Log receives one line per step (the kill hook sends it to stderr,
 	// which journald keeps); nil discards.
 	Log func(format string, args ...any)

@@ -133,7 +133,7 @@ func Recover(ctx context.Context, d Deps, vg string) (*Report, error) {
 	}
 	f := newFencer(d, vg)
 	f.j = j
-	f.lv = lvm.New(d.Runner, lvm.Options{VolumeGroups: []string{vg}})
+	f.lv = d.lvmClient(vg)
 	if f.held == nil {
 		return rep, fmt.Errorf("held LV record unreadable: cannot record what is re-acquired")
 	}
@@ -257,6 +257,11 @@ func (f *fencer) bringBackInUse(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrIncomplete, err)
 	}
 	return nil
+}
+
+// lvmClient runs recovery's lvm commands on vg alone.
+func (d Deps) lvmClient(vg string) *lvm.Client {
+	return lvm.New(d.Runner, lvm.Options{VolumeGroups: []string{vg}, LockStartTimeout: d.LockStartTimeout})
 }
 
 // removeJournal ends the recovery, unless a new fence wrote its own journal.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/aos-agent/aos-agent/lvm"
 	"github.com/aos-agent/aos-agent/sanlock"
 )
 
@@ -92,7 +91,7 @@ func Rejoin(ctx context.Context, d Deps, vg string) (bool, error) {
 	if err := os.WriteFile(rejoinMarker(d, vg), nil, 0o600); err != nil {
 		return false, fmt.Errorf("rejoin marker: %w", err)
 	}
-	if err := startLockspace(ctx, d.Runner, lvm.New(d.Runner, lvm.Options{VolumeGroups: []string{vg}}), f.stepTimeout, vg, f.logf); err != nil {
+	if err := startLockspace(ctx, d.Runner, d.lvmClient(vg), f.stepTimeout, vg, f.logf); err != nil {
 		return false, err
 	}
 	return true, os.Remove(rejoinMarker(d, vg))

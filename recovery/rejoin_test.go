@@ -51,3 +51,31 @@ func TestRejoinOnlyTheDroppedLockspace(t *testing.T) {
 	must("vgchange", "--lock-stop", "vol")
 	rejoin(false) // an operator's stop stays
 }
+
+// The lock start's bound is the operator's [lvm] lock_start_timeout, not
+// lvm's default.
+func TestRejoinHonoursLockStartTimeout(t *testing.T) {
+	ctx := context.Background()
+	clk := sim.NewManualClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	c := sim.NewCluster(sim.Options{Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}}, IOTimeout: ioTimeout, JoinTime: -1, Clock: clk})
+	var bound time.Duration
+	r := run.Func(func(ctx context.Context, cmd run.Cmd) (run.Result, error) {
+		if strings.Join(cmd.Argv, " ") == "vgchange --lock-start vol" {
+			bound = cmd.Timeout
+		}
+		return c.Host("h1").Run(ctx, cmd)
+	})
+	if _, err := r.Run(ctx, run.Cmd{Argv: []string{"vgchange", "--lock-start", "vol"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.FailPaths("h1", true)
+	clk.Advance(8 * ioTimeout) // nothing held: sanlock drops the lockspace
+	c.RestorePaths("h1")
+	d := Deps{Runner: r, StateDir: t.TempDir(), MultipathAlias: "lun0", LockStartTimeout: 7 * time.Second, Log: t.Logf}
+	if ok, err := Rejoin(ctx, d, "vol"); !ok || err != nil {
+		t.Fatalf("Rejoin = %v, %v; want true, nil", ok, err)
+	}
+	if bound != 7*time.Second {
+		t.Fatalf("vgchange --lock-start ran with timeout %v, want the configured 7s", bound)
+	}
+}

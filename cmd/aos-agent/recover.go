@@ -55,7 +55,7 @@ func recoverVG(ctx context.Context, args []string, r run.Runner, stdout, stderr 
 		return 1
 	}
 	d := recovery.Deps{Runner: r, StateDir: cfg.StateDir, RuntimeDir: cfg.RuntimeDir, MultipathAlias: cfg.LVM.MultipathAlias,
-		LibvirtURI: cfg.Recovery.LibvirtURI, Log: logf}
+		LibvirtURI: cfg.Recovery.LibvirtURI, LockStartTimeout: cfg.LVM.LockStartTimeout, Log: logf}
 	deadline := time.Now().Add(*wait)
 	for {
 		rep, err := recovery.Recover(ctx, d, vg)
