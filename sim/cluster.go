@@ -603,3 +603,21 @@ func (c *Cluster) State(host string) HostState {
 	}
 	return s
 }
+
+// Volume is a snapshot of one LV of the VG, for assertions.
+type Volume struct {
+	Extents      int64
+	LeaseVersion int    // bumped by every exclusive acquire
+	Origin       string // a snapshot's origin
+}
+
+// Volumes returns a snapshot of the VG's LVs by name.
+func (c *Cluster) Volumes() map[string]Volume {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]Volume{}
+	for name, l := range c.lvs {
+		out[name] = Volume{Extents: l.extents, LeaseVersion: l.lver, Origin: l.origin}
+	}
+	return out
+}
