@@ -450,11 +450,26 @@ func (d *Daemon) ping(ctx context.Context) (any, error) {
 func (d *Daemon) status(ctx context.Context) (any, error) {
 	snap := d.monitor.Poll(ctx)
 	ls, mp := snap.Describe(d.cfg.LVM.MultipathAlias)
+	errs := map[string]string{}
+	for c, err := range snap.Errors {
+		errs[c] = err.Error()
+	}
+	// lvs and vgs read the LUN: with I/O queued on a map without paths each
+	// would hang for the command timeout, and the driver's stats call with
+	// them. They share the probes' bound; what they could not read is
+	// reported in collector_errors.
+	lvmCtx := ctx
+	if d.monitor.ProbeTimeout > 0 {
+		var cancel context.CancelFunc
+		lvmCtx, cancel = context.WithTimeout(ctx, d.monitor.ProbeTimeout)
+		defer cancel()
+	}
 	vols := []volumes.Volume{} // [] rather than null for callers that iterate
 	for _, vg := range d.cfg.LVM.VolumeGroups {
-		all, err := d.volumes.List(ctx, vg)
+		all, err := d.volumes.List(lvmCtx, vg)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			d.log.Warn("status: cannot list volumes", zap.String("vg", vg), zap.Error(err))
+			errs["lvs_"+vg] = err.Error()
 			continue
 		}
 		for _, v := range all {
@@ -463,13 +478,9 @@ func (d *Daemon) status(ctx context.Context) (any, error) {
 			}
 		}
 	}
-	errs := map[string]string{}
-	for c, err := range snap.Errors {
-		errs[c] = err.Error()
-	}
 	// The VG's size and free space, for the driver's capacity stats.
 	capacity := []VGCapacity{}
-	if vgs, err := d.lvm.VGs(ctx); err != nil {
+	if vgs, err := d.lvm.VGs(lvmCtx); err != nil {
 		errs["vgs"] = err.Error()
 	} else {
 		for _, vg := range vgs {

@@ -151,3 +151,30 @@ func healthPoll(ctx context.Context, d *Daemon) sanlock.State {
 	d.auto.wait()
 	return d.monitor.Poll(ctx).LockspaceState("vol")
 }
+
+// get_status reads the LUN (lvs, vgs): with the map's I/O suspended it
+// answers within the probes' bound and names what it could not read,
+// instead of waiting for the command timeout (an hour here) twice.
+func TestStatusAnswersWhileLUNHangs(t *testing.T) {
+	clock := sim.NewManualClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	cfg := rejoinConfig(t)
+	cfg.LVM.CommandTimeout = time.Hour
+	c := sim.NewCluster(sim.Options{Hosts: []sim.HostSpec{{Name: "h1", HostID: 1}}, VG: "vol", Clock: clock, IOTimeout: 10 * time.Second, JoinTime: -1})
+	mustRun(t, c, "h1", "vgchange", "--lock-start", "vol")
+	d, err := New(cfg, Options{Runner: c.Host("h1"), Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.monitor.ProbeTimeout = 50 * time.Millisecond
+	c.StallIO("h1", time.Hour) // the manual clock never ends it
+	res, err := d.status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := res.(map[string]any)["collector_errors"].(map[string]string)
+	for _, want := range []string{"vgs", "lvs_vol"} {
+		if errs[want] == "" {
+			t.Errorf("collector_errors %v: no %s", errs, want)
+		}
+	}
+}
