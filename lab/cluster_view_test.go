@@ -252,11 +252,9 @@ func (l *labT) lockctlInfo(t *testing.T, host int) []byte {
 		if err == nil {
 			return res.Stdout
 		}
-		if attempt == 10 {
-			t.Fatalf("lab-h: attempt = %v, want != 10", attempt)
-		}
-		if !strings.Contains(string(res.Stdout)+string(res.Stderr), "socket error -98") {
-			t.Fatalf("lab-h: string(res.Stdout)+string(res.Stderr) = %q, want it to contain \"socket error -98\"", string(res.Stdout)+string(res.Stderr))
+		out := string(res.Stdout) + string(res.Stderr)
+		if attempt == 10 || !strings.Contains(out, "socket error -98") {
+			t.Fatalf("lab-h%d: lvmlockctl --info (attempt %d): %v\n%s", host, attempt, err, out)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -45,6 +45,8 @@ func recorder(g run.Runner, dir, suffix string) run.Runner {
 // the broker this test has none of.
 const daemonUnit = "aos-agent-lab"
 
+var daemonStart = []string{"systemd-run", "--unit", daemonUnit, guestAgent, "run", "--config", "/etc/aos-agent/aos-agent.conf"}
+
 // TestLabKillHookFences is the day the SAN blips, on a real guest with the
 // watchdog armed (wdmd + softdog, sanlock -w 1) and the agent's kill hook as
 // lvmlockctl_kill_command: every path is lost while one LV is held
@@ -102,7 +104,7 @@ func TestLabKillHookFences(t *testing.T) {
 			l.tm.add("virsh define + start of a nested domain", time.Since(start))
 		}
 		// The agent daemon runs throughout, as on a real host.
-		l.must(t, 1, "", "systemd-run", "--unit", daemonUnit, guestAgent, "run", "--config", "/etc/aos-agent/aos-agent.conf")
+		l.must(t, 1, "", daemonStart...)
 	})
 
 	l.scenario(t, "real-outputs-healthy", func(t *testing.T) {
@@ -148,19 +150,7 @@ func TestLabKillHookFences(t *testing.T) {
 		if open["shared-disk"] != 1 {
 			t.Fatalf("dm open counts: open[\"shared-disk\"] = %v, want 1", open["shared-disk"])
 		}
-		st, err := sanlock.New(r, time.Minute).Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := sanlock.NewLockCtl(r, time.Minute).Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dump, err := sanlock.NewLockCtl(r, time.Minute).Dump(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := sanlock.Health(st, info, dump)[vg]
+		h := vgHealth(t, ctx, r)
 		if h == nil {
 			t.Fatal("health of a joined VG holding ex+sh: h = nil, want non-nil")
 		}
@@ -278,17 +268,10 @@ func TestLabKillHookFences(t *testing.T) {
 			}
 		}
 		l.record(t, 1, "journal-kill-hook", "journalctl", "-b", "-o", "short-monotonic", "--no-pager", "-t", "lvmlockctl", "-t", "sanlock", "-t", "aos-agent")
-		// Stay past the watchdog's deadline: the host must still be up.
-		for time.Since(fault) < 150*time.Second {
-			select {
-			case <-g.Exited():
-				t.Fatalf("the guest was reset %.0fs after the fault although the locks were dropped", time.Since(fault).Seconds())
-			case <-time.After(time.Second):
-			}
-		}
-		if _, err := g.Run(ctx, run.Cmd{Argv: []string{"true"}}); err != nil {
-			t.Fatalf("guest not answering 150 s after the fault: %v", err)
-		}
+		// The watchdog's deadline passes while the next scenarios run
+		// (no-reset-past-the-watchdog-deadline checks it): once sanlock
+		// dropped the failed lockspace, the paths coming back change nothing
+		// for the watchdog, which only that drop disarms.
 	})
 
 	l.scenario(t, "paths-back-automatic-recovery", func(t *testing.T) {
@@ -358,6 +341,27 @@ func TestLabKillHookFences(t *testing.T) {
 	})
 
 	l.scenario(t, "lease-lost-again-during-recovery", func(t *testing.T) { l.fenceDuringRecovery(t, ctx, g) })
+	l.scenario(t, "no-reset-past-the-watchdog-deadline", func(t *testing.T) {
+		// sanlock's watchdog would reset the host some 60 s after the lease
+		// failed (24 s after the fault) had the fence not let lvmlockctl
+		// drop the locks: well before 150 s.
+		for time.Since(fault) < 150*time.Second {
+			select {
+			case <-g.Exited():
+				t.Fatalf("the guest was reset %.0fs after the fault although the locks were dropped", time.Since(fault).Seconds())
+			case <-time.After(time.Second):
+			}
+		}
+		select {
+		case <-g.Exited():
+			t.Fatal("the guest was reset after the fault although the locks were dropped")
+		default:
+		}
+		if _, err := g.Run(ctx, run.Cmd{Argv: []string{"true"}}); err != nil {
+			t.Fatalf("guest not answering %.0f s after the fault: %v", time.Since(fault).Seconds(), err)
+		}
+	})
+	l.scenario(t, "lease-lost-holding-nothing-rejoined", func(t *testing.T) { l.rejoinUnheld(t, ctx, g, recDir) })
 }
 
 // injectRelockKill is an lvchange that, right after the first -aey (recovery
@@ -510,7 +514,25 @@ func (l *labT) fenceDuringRecovery(t *testing.T, ctx context.Context, g run.Runn
 	l.wantMode(t, 1, "shared-disk", "sh")
 }
 
-// agentLog returns the guest daemon's journal and keeps it in the output dir.
+// vgHealth is the VG's lockspace as the agent's monitor reads it: sanlock's
+// status and lvmlockd's info and dump, through the production parsers.
+func vgHealth(t *testing.T, ctx context.Context, r run.Runner) *sanlock.Lockspace {
+	t.Helper()
+	st, err := sanlock.New(r, time.Minute).Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := sanlock.NewLockCtl(r, time.Minute).Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := sanlock.NewLockCtl(r, time.Minute).Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sanlock.Health(st, info, dump)[vg]
+}
+
 // waitRecovered waits until the daemon's automatic recovery has removed the
 // VG's journal, failing limit after since.
 func (l *labT) waitRecovered(t *testing.T, since time.Time, limit time.Duration) {
@@ -527,9 +549,95 @@ func (l *labT) waitRecovered(t *testing.T, since time.Time, limit time.Duration)
 	}
 }
 
+// agentLog returns the guest daemon's journal and keeps it in the output dir.
 func (l *labT) agentLog(t *testing.T) string {
 	t.Helper()
 	out := l.must(t, 1, "", "journalctl", "-b", "-u", daemonUnit, "--no-pager", "-o", "cat").Stdout
 	_ = os.WriteFile(filepath.Join(l.out, "aos-agent.journal"), out, 0o644)
 	return string(out)
+}
+
+// rejoinUnheld is the lease lost while the host holds no LV lock, with the
+// daemon running ([recovery] mode = auto). sanlock runs no killpath for a
+// lockspace nobody holds a resource in: it drops its lockspace, lvmlockd
+// keeps its own, no fence and no reset. The agent's parsers must read that
+// as "dropped" on the real outputs, and once the paths are back the daemon
+// must drop and start the lockspace by itself, so the host can lock again.
+func (l *labT) rejoinUnheld(t *testing.T, ctx context.Context, g *Guest, recDir string) {
+	journal := recovery.JournalPath("/var/lib/aos-agent", vg)
+	for _, dom := range []string{"vm1", "vm2"} {
+		l.must(t, 1, "", "virsh", "destroy", dom)
+	}
+	l.must(t, 1, "", "lvchange", "-an", vg+"/vm-disk", vg+"/shared-disk")
+	if err := WriteFile(ctx, g, "/var/lib/aos-agent/held.json", `{"version": 1, "lvs": []}`); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = l.cmd(1, "systemctl", "reset-failed", daemonUnit)
+	l.must(t, 1, "", daemonStart...)
+
+	fault := time.Now()
+	if err := FailPaths(ctx, g, true); err != nil {
+		t.Fatal(err)
+	}
+	pathsBack := false
+	defer func() {
+		if !pathsBack {
+			_ = RestorePaths(context.Background(), g)
+		}
+	}()
+	lockspace := func() *sanlock.SpaceStatus {
+		t.Helper()
+		select {
+		case <-g.Exited():
+			t.Fatalf("the guest was reset %.0fs after the fault, holding no LV lock", time.Since(fault).Seconds())
+		default:
+		}
+		res, err := g.Run(ctx, run.Cmd{Argv: []string{"sanlock", "client", "status", "-D"}, Timeout: 10 * time.Second})
+		if err != nil {
+			return &sanlock.SpaceStatus{Pending: "unreadable"}
+		}
+		st, err := sanlock.ParseStatus(res.Stdout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Lockspace(sanlock.LockspacePrefix + vg)
+	}
+	for deadline := fault.Add(3 * time.Minute); lockspace() != nil; time.Sleep(time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatalf("sanlock still lists the lockspace 3 min after the fault:\n%s", l.agentLog(t))
+		}
+	}
+	l.tm.add("paths lost, nothing held -> sanlock dropped the lockspace", time.Since(fault))
+	if _, err := l.cmd(1, "test", "-e", journal); err == nil {
+		t.Errorf("a fence journal exists: the kill hook ran although no LV lock was held")
+	}
+	if h := vgHealth(t, ctx, recorder(g, recDir, "dropped")); h == nil || h.State() != sanlock.StateDropped {
+		t.Fatalf("health of the lockspace sanlock dropped: %+v, want state %s", h, sanlock.StateDropped)
+	}
+
+	if err := RestorePaths(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	pathsBack = true
+	if err := WaitMap(ctx, g, 2); err != nil {
+		t.Fatal(err)
+	}
+	// Joined in sanlock, and the rejoin's end logged (it polls sanlock too).
+	start := time.Now()
+	for {
+		if ls := lockspace(); ls != nil && ls.Pending == "" && strings.Contains(l.agentLog(t), "lockspace rejoined") {
+			break
+		}
+		if time.Since(start) > 3*time.Minute {
+			t.Fatalf("the daemon did not rejoin the lockspace within 3 min of the paths returning:\n%s", l.agentLog(t))
+		}
+		time.Sleep(time.Second)
+	}
+	l.tm.add("paths back -> the daemon rejoined the dropped lockspace", time.Since(start))
+	if _, err := l.cmd(1, "test", "-e", journal); err == nil {
+		t.Errorf("a fence journal exists after the rejoin")
+	}
+	l.must(t, 1, "", "lvchange", "-aey", vg+"/vm-disk")
+	l.wantMode(t, 1, "vm-disk", "ex")
+	l.must(t, 1, "", "lvchange", "-an", vg+"/vm-disk")
 }

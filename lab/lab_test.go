@@ -120,7 +120,8 @@ func (l *labT) refused(t *testing.T, host int, op, wantStderr string, argv ...st
 func (l *labT) lockMode(t *testing.T, host int, lv string) string {
 	t.Helper()
 	uuid := strings.TrimSpace(string(l.must(t, host, "", "lvs", "--noheadings", "-o", "lv_uuid", vg+"/"+lv).Stdout))
-	info := string(l.must(t, host, "", "lvmlockctl", "--info").Stdout)
+	// Retried while a running agent's own dump holds lvmlockctl's socket.
+	info := string(l.lockctlInfo(t, host))
 	for _, line := range strings.Split(info, "\n") {
 		if f := strings.Fields(line); len(f) == 4 && f[0] == "LK" && f[1] == "LV" && f[3] == uuid {
 			if f[2] == "un" {

@@ -9,22 +9,15 @@ import (
 // in a Debian 12 guest, lab/killhook_test.go) while the host held one LV
 // exclusive and one shared.
 func TestParseLabRecordedOutputs(t *testing.T) {
-	read := func(name string) []byte {
-		b, err := os.ReadFile("testdata/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	st, err := ParseStatus(read("status-D.lab-healthy.txt"))
+	st, err := ParseStatus(readTestdata(t, "status-D.lab-healthy.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := ParseInfo(read("info.lab-healthy.txt"))
+	info, err := ParseInfo(readTestdata(t, "info.lab-healthy.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dump, err := ParseDump(read("dump.lab-healthy.txt"))
+	dump, err := ParseDump(readTestdata(t, "dump.lab-healthy.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,4 +60,49 @@ func TestParseLabRecordedOutputs(t *testing.T) {
 	if sh != 1 {
 		t.Fatalf("locks: sh = %v, want 1", sh)
 	}
+}
+
+// Recorded by the lab (lab/killhook_test.go, rejoinUnheld) after the host lost
+// every path holding no LV lock: sanlock dropped its lockspace without a
+// killpath, lvmlockd kept its own (create_done=1, no thread_stop, no kill_vg).
+func TestParseLabRecordedDroppedLockspace(t *testing.T) {
+	st, err := ParseStatus(readTestdata(t, "status-D.lab-dropped.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls := st.Lockspace(LockspacePrefix + "vol"); ls != nil {
+		t.Fatalf("sanlock status: lockspace %+v, want none", ls)
+	}
+	info, err := ParseInfo(readTestdata(t, "info.lab-dropped.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := ParseDump(readTestdata(t, "dump.lab-dropped.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls := dump.Lockspace("vol"); ls == nil || ls.KillVG() {
+		t.Fatalf("lvmlockd's lockspace: %+v, want one without kill_vg", ls)
+	}
+	h := Health(st, info, dump)["vol"]
+	if h == nil {
+		t.Fatal("health: h = nil, want non-nil")
+	}
+	if h.State() != StateDropped {
+		t.Fatalf("health: h.State() = %v, want %v", h.State(), StateDropped)
+	}
+	for uuid, m := range h.Locks {
+		if m.Held() {
+			t.Errorf("lock %s %s held in a dropped lockspace", uuid, m)
+		}
+	}
+}
+
+func readTestdata(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
