@@ -94,7 +94,7 @@ func Rejoin(ctx context.Context, d Deps, vg string) (bool, error) {
 	if err := startLockspace(ctx, d.Runner, d.lvmClient(vg), f.stepTimeout, vg, f.logf); err != nil {
 		return false, err
 	}
-	return true, os.Remove(rejoinMarker(d, vg))
+	return true, ClearRejoinPending(d, vg)
 }
 
 // RejoinPending: a Rejoin of vg dropped its lockspace from lvmlockd and
