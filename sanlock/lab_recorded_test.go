@@ -9,18 +9,7 @@ import (
 // in a Debian 12 guest, lab/killhook_test.go) while the host held one LV
 // exclusive and one shared.
 func TestParseLabRecordedOutputs(t *testing.T) {
-	st, err := ParseStatus(readTestdata(t, "status-D.lab-healthy.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := ParseInfo(readTestdata(t, "info.lab-healthy.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump, err := ParseDump(readTestdata(t, "dump.lab-healthy.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, info, dump := parseRecorded(t, "lab-healthy")
 	{
 		ls := dump.Lockspace("vol")
 		if ls == nil {
@@ -66,20 +55,9 @@ func TestParseLabRecordedOutputs(t *testing.T) {
 // every path holding no LV lock: sanlock dropped its lockspace without a
 // killpath, lvmlockd kept its own (create_done=1, no thread_stop, no kill_vg).
 func TestParseLabRecordedDroppedLockspace(t *testing.T) {
-	st, err := ParseStatus(readTestdata(t, "status-D.lab-dropped.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, info, dump := parseRecorded(t, "lab-dropped")
 	if ls := st.Lockspace(LockspacePrefix + "vol"); ls != nil {
 		t.Fatalf("sanlock status: lockspace %+v, want none", ls)
-	}
-	info, err := ParseInfo(readTestdata(t, "info.lab-dropped.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump, err := ParseDump(readTestdata(t, "dump.lab-dropped.txt"))
-	if err != nil {
-		t.Fatal(err)
 	}
 	if ls := dump.Lockspace("vol"); ls == nil || ls.KillVG() {
 		t.Fatalf("lvmlockd's lockspace: %+v, want one without kill_vg", ls)
@@ -98,11 +76,28 @@ func TestParseLabRecordedDroppedLockspace(t *testing.T) {
 	}
 }
 
-func readTestdata(t *testing.T, name string) []byte {
+// parseRecorded parses the three outputs the lab recorded under label:
+// sanlock client status -D, lvmlockctl --info and lvmlockctl --info --dump.
+func parseRecorded(t *testing.T, label string) (*Status, *Info, *Dump) {
 	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
+	read := func(name string) []byte {
+		b, err := os.ReadFile("testdata/" + name + "." + label + ".txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	st, err := ParseStatus(read("status-D"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	info, err := ParseInfo(read("info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := ParseDump(read("dump"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, info, dump
 }
