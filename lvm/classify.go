@@ -58,6 +58,9 @@ var rules = []rule{
 	// only the generic VG line in that case (recorded in run-04).
 	{regexp.MustCompile(`lockspace is inactive|Cannot access VG \S+ due to failed lock|check that (global lockspace|VG holding global lock exists and) is started|error -` + errNoLockspace + `\b`), errdefs.ErrLockspaceNotStarted},
 	{regexp.MustCompile(`not larger than existing size|New size of 0 not permitted|Size is not a multiple of 512`), errdefs.ErrInvalidArgument},
+	// lvchange of a COW snapshot: it is (de)activated with its origin,
+	// and lvm2's prompt gets no answer (lab, lvm2 2.03.16).
+	{regexp.MustCompile(`Change of snapshot \S+ will also change its origin`), errdefs.ErrInvalidArgument},
 }
 
 // lockConflictRE matches an LV lock held by another host; lvm2 newer than

@@ -100,6 +100,8 @@ var classifyCases = []classifyCase{
 		"  Logical volume lv9 not found in volume group vol.\n", 5, errdefs.ErrVolumeNotFound},
 	{"shrink by lvextend", "lvm2 v2_03_16 lib/metadata/lv_manip.c:5759",
 		"  New size given (16 extents) not larger than existing size (32 extents)\n", 5, errdefs.ErrInvalidArgument},
+	{"snapshot changes with its origin", "lab/chaos-7.lvchange-an-snapshot.stderr",
+		"Change of snapshot vol/_snapshot-2 will also change its origin vol/volume-2. Proceed? [y/n]: [n]\nLogical volume vol/_snapshot-2 not changed.\n", 5, errdefs.ErrInvalidArgument},
 
 	{"unknown text", "made up: an unrecognised message", "  Something new went wrong\n", 5, errdefs.ErrUnknown},
 	{"known text, other exit code", "made up: exit 3 is a command-line error",

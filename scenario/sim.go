@@ -30,8 +30,9 @@ const DefaultIOTimeout = 3 * time.Second
 var killHookArgv = []string{"/usr/local/sbin/aos-agent", "kill-hook"}
 
 // NewSimCluster returns a simulated cluster of n hosts (host_id 1..n) with a
-// LUN large enough for every scenario and the watchdog off on every host
-// (sanlock -w 0), like the lab's two-host cluster. A nil clock runs
+// LUN large enough for every scenario, the watchdog off on every host
+// (sanlock -w 0) and multipath's no_path_retry fail, like the lab's
+// two-host cluster. A nil clock runs
 // simulated time 1000× faster than real time; io 0 means DefaultIOTimeout.
 func NewSimCluster(n int, clock sim.Clock, io time.Duration) *SimCluster {
 	if clock == nil {
@@ -44,7 +45,7 @@ func NewSimCluster(n int, clock sim.Clock, io time.Duration) *SimCluster {
 	names := make([]string, n)
 	for i := range specs {
 		names[i] = "host" + string(rune('1'+i))
-		specs[i] = sim.HostSpec{Name: names[i], HostID: i + 1, NoWatchdog: true}
+		specs[i] = sim.HostSpec{Name: names[i], HostID: i + 1, NoWatchdog: true, NoPathRetryFail: true}
 	}
 	s := &SimCluster{Names: names, VGName: "vol", io: io, hookState: map[string]string{}}
 	s.C = sim.NewCluster(sim.Options{Hosts: specs, VG: "vol", PVSize: 8 << 30, Clock: clock, IOTimeout: io, RunKill: s.runKill})

@@ -19,6 +19,10 @@ type HostSpec struct {
 	// NoWatchdog models sanlock -w 0: a host whose lease expired is never
 	// reset, so it keeps its LVs active (the split brain the agent must prevent).
 	NoWatchdog bool
+	// NoPathRetryFail models multipath.conf's no_path_retry fail (the lab
+	// guests'): I/O on the map without paths fails at once instead of
+	// queueing, and restorequeueing brings back that, not queueing.
+	NoPathRetryFail bool
 	// IOTimeout is the io_timeout this host's sanlock reports, when it is
 	// configured unlike the others (0: the cluster's). Only the report
 	// differs: leases still expire on the cluster's timing.
@@ -210,7 +214,7 @@ func (h *Host) boot() {
 	h.ls = nil
 	h.everLocked = map[string]bool{}
 	h.active = map[string]*dmLV{}
-	h.queueing = true
+	h.queueing = !h.spec.NoPathRetryFail
 	if h.domains == nil {
 		h.domains = map[string]*domain{}
 	}

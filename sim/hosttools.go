@@ -33,7 +33,7 @@ func (h *Host) multipathd(a *args) reply {
 		h.pauseDomainsOnEIO()
 		return reply{stdout: "ok\n"}
 	case cmd == "restorequeueing maps" || cmd == "restorequeueing map lun0":
-		h.queueing = true
+		h.queueing = !h.spec.NoPathRetryFail
 		return reply{stdout: "ok\n"}
 	case len(a.pos) == 3 && (cmd == "disablequeueing map "+a.pos[2] || cmd == "restorequeueing map "+a.pos[2]):
 		return reply{stdout: "fail\n", code: 1} // not a map of this host

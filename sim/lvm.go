@@ -526,8 +526,7 @@ func (h *Host) lvchange(a *args) reply {
 			continue
 		}
 		if l.origin != "" {
-			out.stderr += fmt.Sprintf("  Change of snapshot %s/%s will also change its origin %s/%s. Proceed? [y/n]: [n]\n  Logical volume %s/%s not changed.\n",
-				c.opt.VG, name, c.opt.VG, l.origin, c.opt.VG, name)
+			out.stderr += c.msgSnapshotChange(l)
 			out.code = 5
 			continue
 		}
@@ -583,6 +582,11 @@ func (h *Host) deactivate(targets []string) reply {
 			out.code = 5
 			continue
 		}
+		if l.origin != "" {
+			out.stderr += c.msgSnapshotChange(l) // lab, lvchange -an too
+			out.code = 5
+			continue
+		}
 		dev := h.active[name]
 		if dev != nil && dev.open > 0 {
 			out.stderr += fmt.Sprintf("  Logical volume %s/%s in use.\n", c.opt.VG, name)
@@ -599,6 +603,13 @@ func (h *Host) deactivate(targets []string) reply {
 		}
 	}
 	return out
+}
+
+// msgSnapshotChange is lvchange's answer for a COW snapshot: it changes
+// with its origin, and the prompt gets no answer.
+func (c *Cluster) msgSnapshotChange(snap *lv) string {
+	return fmt.Sprintf("  Change of snapshot %s/%s will also change its origin %s/%s. Proceed? [y/n]: [n]\n  Logical volume %s/%s not changed.\n",
+		c.opt.VG, snap.name, c.opt.VG, snap.origin, c.opt.VG, snap.name)
 }
 
 func (h *Host) refresh(a *args) reply {
@@ -638,6 +649,12 @@ func (h *Host) lvcreate(a *args) reply {
 	}
 	if a.pos[0] != c.opt.VG {
 		return fail(5, c.msgNotFound(a.pos[0]))
+	}
+	if acc := h.access(); acc == accUnreadable || acc == accKilledNoPV {
+		// lvcreate takes the VG lock before it reads the PV: sanlock
+		// cannot write the lease (lab, no_path_retry fail, before and
+		// after the lease was lost: ELMERR).
+		return fail(5, "  VG "+c.opt.VG+" lock failed: error -221\n")
 	}
 	if r, refused := h.lockRefusal(); refused {
 		return r

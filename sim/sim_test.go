@@ -622,3 +622,20 @@ func TestWipeTableOfSeveralDevices(t *testing.T) {
 		t.Fatalf("lv2: %q, want error", st.Active["lv2"])
 	}
 }
+
+// With no_path_retry fail (the lab's multipath.conf) I/O without paths
+// fails at once: lvm reports the VG missing, lvcreate its VG lock failing
+// (as on the lab guests), and restorequeueing brings back failing, not
+// queueing.
+func TestNoPathRetryFail(t *testing.T) {
+	f := newFixture(t, HostSpec{Name: "h1", HostID: 1, NoPathRetryFail: true})
+	f.ok("h1", "lvcreate -an -n lv1 -L 64m vol")
+	f.c.FailPaths("h1", true)
+	f.ok("h1", "multipathd restorequeueing maps")
+	if _, errOut, rc := f.run("h1", "lvchange -aey vol/lv1"); rc != 5 || !strings.Contains(errOut, `Volume group "vol" not found`) {
+		t.Fatalf("lvchange without paths: rc %d, stderr %q", rc, errOut)
+	}
+	if _, errOut, rc := f.run("h1", "lvcreate -an -n lv2 -L 64m vol"); rc != 5 || errOut != "  VG vol lock failed: error -221\n" {
+		t.Fatalf("lvcreate without paths: rc %d, stderr %q", rc, errOut)
+	}
+}
