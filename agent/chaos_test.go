@@ -334,7 +334,9 @@ func (w *chaosWorld) lvm(host string, argv ...string) error {
 
 func lvName(i int) string { return fmt.Sprintf("volume-%d", i) }
 
-func snapName(i int) string { return fmt.Sprintf("snapshot-%d", i) }
+// snapName is cinder's form of a snapshot LV's name (LVM reserves names
+// that start with "snapshot").
+func snapName(i int) string { return fmt.Sprintf("_snapshot-%d", i) }
 
 // effects is what a call can change: every host's tables, locks and VMs,
 // the VG's LVs, and the calling host's held.json.
