@@ -63,6 +63,9 @@ type Step struct {
 	Mode    string `json:"mode,omitempty"`    // activate: exclusive|shared
 	SizeGiB uint64 `json:"size_gb,omitempty"` // create, extend
 	Clear   string `json:"clear,omitempty"`   // delete: none|zero|shred
+	// Origin is the LV a snapshot step snapshots (the step's LV names the
+	// snapshot).
+	Origin  string `json:"origin,omitempty"`
 	ClearMB uint64 `json:"clear_mb,omitempty"`
 	All     bool   `json:"all,omitempty"` // fail-paths/restore-paths: every path, not one
 	// What is the op an await repeats: a query op (lockspace, table, mode,
@@ -109,6 +112,14 @@ const (
 	OpRecover      = "recover"   // recovery.Recover after a fence (the kill hook's journal)
 	OpRejoin       = "rejoin"    // lvmlockctl --drop, then vgchange --lock-start: the manual way back
 	OpHold         = "hold"      // repeat What for a lease bound; it must give Want every time
+	// The steps randomized agent schedules (make chaos) add: snapshots, time
+	// passing, and the agent restarting, also between an lvchange and its
+	// record in held.json.
+	OpSnapshot           = "snapshot"        // create snapshot LV of Origin, SizeGiB of copy-on-write space
+	OpDeleteSnapshot     = "delete-snapshot" // delete snapshot LV
+	OpWait               = "wait"            // let IOTimeouts io_timeouts pass
+	OpRestart            = "restart"         // the agent restarts on the host from the state it kept
+	OpCrashAfterLVChange = "crash-after-lvchange"
 )
 
 // Lease bounds an await may name. Renewal fails 8 × io_timeout after the
@@ -204,7 +215,7 @@ func Load(dir string) ([]Scenario, error) {
 		if err := dec.Decode(&s); err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
-		if err := s.validate(); err != nil {
+		if err := s.Validate(); err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
 		out = append(out, s)
@@ -212,7 +223,7 @@ func Load(dir string) ([]Scenario, error) {
 	return out, nil
 }
 
-func (s *Scenario) validate() error {
+func (s *Scenario) Validate() error {
 	if s.Name == "" || s.Hosts < 1 || len(s.Steps) == 0 {
 		return errors.New("name, hosts and steps are required")
 	}
@@ -224,7 +235,8 @@ func (s *Scenario) validate() error {
 	}
 	valid := map[string]bool{OpCreate: true, OpActivate: true, OpDeactivate: true, OpRefresh: true, OpExtend: true,
 		OpDelete: true, OpMode: true, OpActivePaths: true, OpOpen: true, OpClose: true, OpVM: true, OpFailPaths: true, OpRestorePaths: true,
-		OpLockspace: true, OpTable: true, OpAwait: true, OpStallIO: true, OpRecover: true, OpRejoin: true, OpHold: true}
+		OpLockspace: true, OpTable: true, OpAwait: true, OpStallIO: true, OpRecover: true, OpRejoin: true, OpHold: true,
+		OpSnapshot: true, OpDeleteSnapshot: true, OpWait: true, OpRestart: true, OpCrashAfterLVChange: true}
 	for i, st := range s.Steps {
 		if !valid[st.Op] {
 			return fmt.Errorf("step %d: unknown op %q", i, st.Op)
@@ -267,13 +279,24 @@ func (st Step) validateTimed() error {
 		if st.Want == "" {
 			return fmt.Errorf("hold of %s needs want", st.What)
 		}
-	case OpStallIO:
+	case OpStallIO, OpWait:
 		if st.IOTimeouts < 1 {
-			return errors.New("stall-io needs io_timeouts >= 1")
+			return fmt.Errorf("%s needs io_timeouts >= 1", st.Op)
+		}
+	case OpSnapshot:
+		if st.Origin == "" || st.SizeGiB == 0 {
+			return errors.New("snapshot needs origin and size_gb")
+		}
+	case OpCrashAfterLVChange:
+		if _, ok := crashLVChange[st.Mode]; !ok {
+			return fmt.Errorf("crash-after-lvchange of mode %q: want exclusive, shared or none", st.Mode)
 		}
 	}
 	return nil
 }
+
+// crashLVChange is the lvchange a crash-after-lvchange step runs, by mode.
+var crashLVChange = map[string]string{"exclusive": "-aey", "shared": "-asy", "none": "-an"}
 
 func hostIndex(h string) int {
 	var n int
@@ -493,6 +516,10 @@ func (r *Runner) step(ctx context.Context, h *host, st Step) (string, error) {
 			return "", err
 		}
 		return "", h.lvm.LockStart(ctx, r.Cluster.VG())
+	case OpWait:
+		return "", sleep(ctx, r.Cluster.Clock(), time.Duration(st.IOTimeouts)*r.Cluster.IOTimeout())
+	case OpRestart:
+		return r.restart(ctx, h)
 	}
 	ref, err := h.svc.Resolve("", st.LV)
 	if err != nil {
@@ -519,6 +546,18 @@ func (r *Runner) step(ctx context.Context, h *host, st Step) (string, error) {
 			clear = volumes.ClearNone
 		}
 		_, err = h.svc.Delete(ctx, ref, clear, st.ClearMB<<20)
+	case OpSnapshot:
+		_, err = h.svc.CreateSnapshot(ctx, ref, st.Origin, st.SizeGiB)
+	case OpDeleteSnapshot:
+		_, err = h.svc.DeleteSnapshot(ctx, ref)
+	case OpCrashAfterLVChange:
+		// The agent dies while lvchange runs, or right after: the lock is
+		// taken or released and held.json does not know. With the paths
+		// gone lvchange hangs on queued I/O; the dying agent does not wait.
+		cctx, cancel := context.WithTimeout(ctx, r.Cluster.IOTimeout())
+		_, _ = h.runner.Run(cctx, run.Cmd{Argv: []string{"lvchange", crashLVChange[st.Mode], ref.VG + "/" + ref.LV}})
+		cancel()
+		return r.restart(ctx, h)
 	case OpOpen:
 		err = r.Cluster.StartVM(ctx, h.name, ref.VG, ref.LV)
 	case OpClose:
@@ -532,6 +571,39 @@ func (r *Runner) step(ctx context.Context, h *host, st Step) (string, error) {
 		return tableKind(ctx, h, ref)
 	}
 	return "", err
+}
+
+// restart is the agent process starting again on the host: a new volume
+// service over the state directory it kept. As the daemon does once the
+// lockspace is joined and no fence journal waits for recovery, it then
+// makes held.json agree with lvmlockd; the value lists what differed
+// ("held=[kind:lv …]"), or "held=deferred" when the daemon would wait.
+func (r *Runner) restart(ctx context.Context, h *host) (string, error) {
+	nh, err := r.build(h.name, h.stateDir, h.timeout)
+	if err != nil {
+		return "", err
+	}
+	*h = *nh
+	vg := r.Cluster.VG()
+	if err := r.Cluster.FetchFenceJournal(ctx, h.name, h.stateDir); err != nil {
+		return "", err
+	}
+	if _, fenced, err := recovery.FindJournal(h.stateDir, "", vg); err != nil || fenced {
+		return "held=deferred", err
+	}
+	if ls, err := lockspaceState(ctx, h, vg); err != nil || ls != "joined" {
+		return "held=deferred", err
+	}
+	diffs, err := h.svc.ReconcileHeld(ctx, vg)
+	if err != nil {
+		return "", err
+	}
+	found := []string{}
+	for _, d := range diffs {
+		found = append(found, d.Kind+":"+d.LV)
+	}
+	sort.Strings(found)
+	return "held=" + fmt.Sprint(found), nil
 }
 
 // lockspaceState reads the VG lockspace from sanlock on the host: joined,

@@ -27,17 +27,20 @@ func TestDefinitionsLoad(t *testing.T) {
 
 func TestLoadRejectsBadDefinitions(t *testing.T) {
 	for name, body := range map[string]string{
-		"unknown-field": `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"create","lv":"a","sizee":1}]}`,
-		"unknown-op":    `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"format"}]}`,
-		"bad-host":      `{"name":"x","hosts":1,"steps":[{"host":"h2","op":"create"}]}`,
-		"bad-class":     `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"create","expect":"Oops"}]}`,
-		"empty":         `{"name":"x","hosts":1,"steps":[]}`,
-		"bad-setup":     `{"name":"x","hosts":1,"setup":"watchdog","steps":[{"host":"h1","op":"create"}]}`,
-		"await-what":    `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"await","what":"delete","within":"lease-expiry"}]}`,
-		"await-within":  `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"await","what":"lockspace","want":"lost","within":"90s"}]}`,
-		"await-want":    `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"await","what":"table","within":"lease-expiry"}]}`,
-		"stall-length":  `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"stall-io"}]}`,
-		"not-json":      `{`,
+		"unknown-field":   `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"create","lv":"a","sizee":1}]}`,
+		"unknown-op":      `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"format"}]}`,
+		"bad-host":        `{"name":"x","hosts":1,"steps":[{"host":"h2","op":"create"}]}`,
+		"bad-class":       `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"create","expect":"Oops"}]}`,
+		"empty":           `{"name":"x","hosts":1,"steps":[]}`,
+		"bad-setup":       `{"name":"x","hosts":1,"setup":"watchdog","steps":[{"host":"h1","op":"create"}]}`,
+		"await-what":      `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"await","what":"delete","within":"lease-expiry"}]}`,
+		"await-within":    `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"await","what":"lockspace","want":"lost","within":"90s"}]}`,
+		"await-want":      `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"await","what":"table","within":"lease-expiry"}]}`,
+		"stall-length":    `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"stall-io"}]}`,
+		"wait-length":     `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"wait"}]}`,
+		"snapshot-origin": `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"snapshot","lv":"s","size_gb":1}]}`,
+		"crash-mode":      `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"crash-after-lvchange","lv":"a","mode":"ex"}]}`,
+		"not-json":        `{`,
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "s.json"), []byte(body), 0o644); err != nil {
