@@ -20,6 +20,7 @@ import (
 	"github.com/aos-agent/aos-agent/errdefs"
 	"github.com/aos-agent/aos-agent/internal/run"
 	"github.com/aos-agent/aos-agent/recovery"
+	"github.com/aos-agent/aos-agent/scenario"
 	"github.com/aos-agent/aos-agent/sim"
 	"github.com/aos-agent/aos-agent/state"
 	"go.uber.org/zap"
@@ -42,7 +43,8 @@ import (
 //
 // CHAOS_RUNS sets the number of schedules (make chaos; the test command runs
 // the default), CHAOS_SEED the first seed. A violation is shrunk to a minimal
-// schedule and printed with its seed.
+// schedule and printed with its seed, also as a definition for the shared
+// scenario runner, which the lab runs as it stands (chaosDefinition).
 
 const (
 	chaosIOTimeout = 10 * time.Second
@@ -159,6 +161,11 @@ type chaosWorld struct {
 	heldAt map[string]map[string]time.Time
 	// violation is one found while a step ran (held.json after a restart).
 	violation string
+	// trace is what the steps did, as steps of the shared scenario format
+	// (host "h<N>" is hosts[N-1]); untranslatable names the first step
+	// that format cannot express.
+	trace          []scenario.Step
+	untranslatable string
 }
 
 // faultPoints are commands of the fence and of recovery's steps after which
@@ -174,6 +181,11 @@ type chaosHost struct {
 	armed string
 	// pausedAt is when each of this host's VMs was last seen paused.
 	pausedAt map[string]time.Time
+	// pathsDown: paths or lease storage lost and not restored since.
+	pathsDown bool
+	// renewalDue is when the host's lease renewal fails if storage does
+	// not come back first (zero: no fault under way).
+	renewalDue time.Time
 	// restarted: the agent started and has not yet reconciled held.json
 	// with lvmlockd (it does once the lockspace is joined and no fence
 	// journal is left).
@@ -362,12 +374,14 @@ func (w *chaosWorld) effects(h *chaosHost) effects {
 // nothing. A lease fault injected inside either run changes the world, and
 // a command cut short by the harness's real-time bound is no answer, so the
 // retry is not judged then.
-func (w *chaosWorld) call(s chaosStep, h *chaosHost, do func() error) {
+func (w *chaosWorld) call(s chaosStep, h *chaosHost, as scenario.Step, do func() error) {
 	armed := h.armed
+	w.trace = append(w.trace, as)
 	if err := do(); err != nil || !s.Retry || h.armed != armed {
 		return
 	}
 	before := w.effects(h)
+	w.trace = append(w.trace, as)
 	err := do()
 	if h.armed != armed || errors.Is(err, errdefs.ErrCommandTimeout) {
 		return
@@ -390,66 +404,128 @@ func (w *chaosWorld) apply(s chaosStep) {
 	ref := volumes.Ref{VG: chaosVG, LV: lvName(s.LV)}
 	snap := volumes.Ref{VG: chaosVG, LV: snapName(s.LV)}
 	ignore := func(_ any, err error) error { return err }
+	as := scenario.Step{Host: fmt.Sprintf("h%d", s.Host+1), LV: ref.LV}
+	trace := func(op string) { as.Op = op; w.trace = append(w.trace, as) }
 	switch s.Op {
 	case "create":
-		w.call(s, h, func() error { return ignore(svc.Create(ctx, ref, 1)) })
+		as.Op, as.SizeGiB = scenario.OpCreate, 1
+		w.call(s, h, as, func() error { return ignore(svc.Create(ctx, ref, 1)) })
 	case "activate":
-		w.call(s, h, func() error { return ignore(svc.Activate(ctx, ref, s.Mode)) })
+		as.Op, as.Mode = scenario.OpActivate, string(s.Mode)
+		w.call(s, h, as, func() error { return ignore(svc.Activate(ctx, ref, s.Mode)) })
 	case "deactivate":
-		w.call(s, h, func() error { return svc.Deactivate(ctx, ref) })
+		as.Op = scenario.OpDeactivate
+		w.call(s, h, as, func() error { return svc.Deactivate(ctx, ref) })
 	case "handoff":
 		// nova's live migration: destination shared, source shared, source
 		// released, destination exclusive.
 		dst := w.hosts[s.To].d.volumes
+		to := scenario.Step{Host: fmt.Sprintf("h%d", s.To+1), Op: scenario.OpActivate, LV: ref.LV, Mode: string(volumes.Shared)}
+		w.trace = append(w.trace, to)
 		if _, err := dst.Activate(ctx, ref, volumes.Shared); err != nil {
 			return
 		}
+		as.Mode = string(volumes.Shared)
+		trace(scenario.OpActivate)
 		if _, err := svc.Activate(ctx, ref, volumes.Shared); err != nil {
 			return
 		}
+		as.Mode = ""
+		trace(scenario.OpDeactivate)
 		if err := svc.Deactivate(ctx, ref); err != nil {
 			return
 		}
+		to.Mode = string(volumes.Exclusive)
+		w.trace = append(w.trace, to)
 		_, _ = dst.Activate(ctx, ref, volumes.Exclusive)
 	case "refresh":
-		w.call(s, h, func() error { return ignore(svc.Refresh(ctx, ref)) })
+		as.Op = scenario.OpRefresh
+		w.call(s, h, as, func() error { return ignore(svc.Refresh(ctx, ref)) })
 	case "extend":
-		w.call(s, h, func() error { return ignore(svc.Extend(ctx, ref, 2)) })
+		as.Op, as.SizeGiB = scenario.OpExtend, 2
+		w.call(s, h, as, func() error { return ignore(svc.Extend(ctx, ref, 2)) })
 	case "delete":
-		w.call(s, h, func() error { return ignore(svc.Delete(ctx, ref, volumes.ClearNone, 0)) })
+		as.Op = scenario.OpDelete
+		w.call(s, h, as, func() error { return ignore(svc.Delete(ctx, ref, volumes.ClearNone, 0)) })
 	case "snapshot":
-		w.call(s, h, func() error { return ignore(svc.CreateSnapshot(ctx, snap, ref.LV, 1)) })
+		as = scenario.Step{Host: as.Host, Op: scenario.OpSnapshot, LV: snap.LV, Origin: ref.LV, SizeGiB: 1}
+		w.call(s, h, as, func() error { return ignore(svc.CreateSnapshot(ctx, snap, ref.LV, 1)) })
 	case "delete-snapshot":
-		w.call(s, h, func() error { return ignore(svc.DeleteSnapshot(ctx, snap)) })
+		as.Op, as.LV = scenario.OpDeleteSnapshot, snap.LV
+		w.call(s, h, as, func() error { return ignore(svc.DeleteSnapshot(ctx, snap)) })
 	case "open":
 		dom := "vm-" + ref.LV
 		if w.c.State(h.name).Active[ref.LV] == "linear" {
+			trace(scenario.OpOpen)
 			w.c.DefineDomain(h.name, dom, ref.LV)
 			_ = w.lvm(h.name, "virsh", "start", dom)
 		}
 	case "close":
+		trace(scenario.OpClose)
 		_ = w.lvm(h.name, "virsh", "destroy", "vm-"+ref.LV)
 	case "poll":
 		checkable := w.heldCheckable(h)
+		journal, joined := w.recoveryState(h)
 		h.d.health(ctx, h.d.monitor.Poll(ctx))
 		h.d.auto.wait()
 		h.d.held.wait()
 		if checkable && w.heldCheckable(h) {
 			w.checkHeldAfterRestart(h, false)
 		}
+		// A runner scenario has no health loop: what this poll set off,
+		// if anything, is its step.
+		switch after, joinedAfter := w.recoveryState(h); {
+		case journal != "" && after != journal:
+			as.LV = ""
+			trace(scenario.OpRecover)
+		case journal == "" && !joined && joinedAfter:
+			as.LV = ""
+			trace(scenario.OpRejoin)
+		}
 	case "advance":
+		w.trace = append(w.trace, scenario.Step{Host: "h1", Op: scenario.OpWait, IOTimeouts: ioTimeouts(s.For)})
 		w.clock.Advance(s.For)
-	case "fail-paths":
-		w.c.FailPaths(h.name, true)
-	case "lose-lease":
-		w.c.FailLeaseStorage(h.name)
+		// Steps take real time in the lab: the fence is awaited where
+		// this world's time passed it, not left to the wait's length.
+		for i, o := range w.hosts {
+			if !o.renewalDue.IsZero() && !o.renewalDue.After(w.clock.Now()) {
+				o.renewalDue = time.Time{}
+				w.trace = append(w.trace, scenario.Step{Host: fmt.Sprintf("h%d", i+1), Op: scenario.OpAwait,
+					What: scenario.OpLockspace, Want: "none", Within: scenario.BoundRenewalFailure})
+			}
+		}
+	case "fail-paths", "lose-lease":
+		// The lab's lease storage is on the LUN: it loses every path.
+		w.trace = append(w.trace, scenario.Step{Host: as.Host, Op: scenario.OpFailPaths, All: true})
+		h.pathsDown = true
+		if h.renewalDue.IsZero() {
+			h.renewalDue = w.clock.Now().Add(8 * chaosIOTimeout)
+		}
+		if s.Op == "lose-lease" {
+			w.c.FailLeaseStorage(h.name)
+		} else {
+			w.c.FailPaths(h.name, true)
+		}
 	case "stall-io":
+		w.trace = append(w.trace, scenario.Step{Host: as.Host, Op: scenario.OpStallIO, IOTimeouts: ioTimeouts(s.For)})
+		if s.For > 8*chaosIOTimeout && h.renewalDue.IsZero() {
+			h.renewalDue = w.clock.Now().Add(8 * chaosIOTimeout)
+		}
 		w.c.StallIO(h.name, s.For)
 	case "restore":
+		w.trace = append(w.trace, scenario.Step{Host: as.Host, Op: scenario.OpRestorePaths, All: true})
+		h.pathsDown, h.renewalDue = false, time.Time{}
 		w.c.RestorePaths(h.name)
 	case "restart":
+		as.LV = ""
+		trace(scenario.OpRestart)
 		w.start(h)
 	case "crash-after-lvchange":
+		as.Op, as.Mode = scenario.OpCrashAfterLVChange, string(s.Mode)
+		if s.Mode == "" {
+			as.Mode = "none"
+		}
+		w.trace = append(w.trace, as)
 		// The agent dies between an lvchange and its record in held.json:
 		// the lock is taken (or released) and not recorded.
 		argv := []string{"lvchange", "-aey", chaosVG + "/" + ref.LV}
@@ -465,11 +541,28 @@ func (w *chaosWorld) apply(s chaosStep) {
 		cancel()
 		w.start(h)
 	case "fault-inside":
+		if w.untranslatable == "" {
+			w.untranslatable = s.String() + ": a lease lost inside a command has no step in the shared scenario format"
+		}
 		h.armed = s.At
 	default:
 		w.t.Fatalf("unknown step %q", s.Op)
 	}
 }
+
+// recoveryState is the host's fence journal (its generation and phase, ""
+// for none) and whether its lockspace is joined.
+func (w *chaosWorld) recoveryState(h *chaosHost) (string, bool) {
+	journal := ""
+	if j, ok, _ := recovery.FindJournal(h.cfg.StateDir, h.cfg.RuntimeDir, chaosVG); ok {
+		journal = fmt.Sprintf("%d/%s", j.Generation, j.Phase)
+	}
+	return journal, w.c.State(h.name).LockspaceJoined
+}
+
+// ioTimeouts is d in sanlock io_timeouts, the scenario format's unit of
+// time (at least one).
+func ioTimeouts(d time.Duration) int { return max(1, int((d+chaosIOTimeout/2)/chaosIOTimeout)) }
 
 // check returns the first broken invariant, or "".
 func (w *chaosWorld) check() string {
@@ -564,6 +657,9 @@ func orNone(s string) string {
 func (w *chaosWorld) settle() string {
 	for _, h := range w.hosts {
 		h.armed = "" // no more faults
+		if h.pathsDown {
+			w.apply(chaosStep{Op: "restore", Host: slices.Index(w.hosts, h)})
+		}
 		w.c.RestorePaths(h.name)
 	}
 	for range 6 {
@@ -597,6 +693,85 @@ func (w *chaosWorld) settle() string {
 		}
 	}
 	return ""
+}
+
+// chaosDefinition plays steps on a fresh world, settles it (storage back,
+// recoveries run), and returns what they did as a shared-scenario definition
+// (scenario/definitions), which runs in the lab as it stands: hosts
+// renumbered in order of appearance, the paths awaited after each return (a
+// real map takes seconds), and every LV deactivated and deleted at the end.
+// Its expectations are the scenario runner's outcomes on the simulator,
+// violation the runner's writers check if it fired. The lease storage alone
+// cannot be lost in the lab (it is on the LUN): a lost lease becomes every
+// path lost; time is converted to io_timeouts (the lab's is shorter). err
+// says why the schedule has no such form (a fault inside a command).
+func chaosDefinition(t testing.TB, name string, hosts int, steps []chaosStep, broken breakage) (def scenario.Scenario, violation string, err error) {
+	w := newChaosWorld(t, hosts, broken)
+	for _, s := range steps {
+		w.apply(s)
+	}
+	w.settle()
+	if w.untranslatable != "" {
+		return def, "", errors.New(w.untranslatable)
+	}
+	renamed := map[string]string{}
+	lvs := []string{}
+	var out []scenario.Step
+	for _, st := range w.trace {
+		if st.Op != scenario.OpWait {
+			if renamed[st.Host] == "" {
+				renamed[st.Host] = fmt.Sprintf("h%d", len(renamed)+1)
+			}
+			st.Host = renamed[st.Host]
+		}
+		if st.LV != "" && !slices.Contains(lvs, st.LV) {
+			lvs = append(lvs, st.LV)
+		}
+		out = append(out, st)
+		if st.Op == scenario.OpRestorePaths {
+			out = append(out, scenario.Step{Host: st.Host, Op: scenario.OpAwait, What: scenario.OpActivePaths, Want: "2",
+				Within: scenario.BoundRenewalFailure})
+		}
+	}
+	if len(renamed) == 0 {
+		renamed["h1"] = "h1"
+	}
+	for i := range out {
+		if out[i].Op == scenario.OpWait {
+			out[i].Host = "h1"
+		}
+	}
+	// Snapshots first: an origin with snapshots cannot be deleted.
+	slices.SortStableFunc(lvs, func(a, b string) int {
+		return strings.Compare(strings.SplitN(a, "-", 2)[0], strings.SplitN(b, "-", 2)[0])
+	})
+	for i := range len(renamed) {
+		for _, lv := range lvs {
+			out = append(out, scenario.Step{Host: fmt.Sprintf("h%d", i+1), Op: scenario.OpDeactivate, LV: lv})
+		}
+	}
+	for _, lv := range lvs {
+		op := scenario.OpDelete
+		if strings.HasPrefix(lv, "_snapshot-") {
+			op = scenario.OpDeleteSnapshot
+		}
+		out = append(out, scenario.Step{Host: "h1", Op: op, LV: lv})
+	}
+	def = scenario.Scenario{Name: name, Hosts: len(renamed), Setup: scenario.SetupKillHook, CheckWriters: true, Steps: out,
+		Description: "A chaos schedule (agent/chaos_test.go) as the agent's steps on the shared scenario runner; expectations from the simulator."}
+	if err := def.Validate(); err != nil {
+		return def, "", err
+	}
+	r := &scenario.Runner{Cluster: scenario.NewSimCluster(def.Hosts, sim.NewScaledClock(time.Now(), 100), 0), StateDir: t.TempDir()}
+	results, err := r.Run(context.Background(), def)
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if strings.Contains(line, "VIOLATION") {
+				violation += strings.TrimSpace(line) + "\n"
+			}
+		}
+	}
+	return scenario.WithOutcomes(def, results), violation, nil
 }
 
 // runSchedule plays steps on a fresh world and returns the first violation
@@ -662,7 +837,19 @@ func chaosRuns(t *testing.T, seed, runs int, broken breakage, want string, first
 			Hosts int         `json:"hosts"`
 			Steps []chaosStep `json:"steps"`
 		}{s, hosts, min}, "", "  ")
-		found = append(found, fmt.Sprintf("seed %d: %s\nminimal schedule (%d of %d steps):\n%s", s, v, len(min), len(steps), b))
+		text := fmt.Sprintf("seed %d: %s\nminimal schedule (%d of %d steps):\n%s", s, v, len(min), len(steps), b)
+		def, fired, err := chaosDefinition(t, fmt.Sprintf("chaos-%d-shrunk", s), hosts, min, broken)
+		switch {
+		case err != nil:
+			text += "\nno shared-scenario form: " + err.Error()
+		default:
+			b, _ := json.MarshalIndent(def, "", "  ")
+			if fired == "" {
+				fired = "does not fire there (the agent-side break, or the daemon's timing, is not in the definition)\n"
+			}
+			text += fmt.Sprintf("\nas a definition for scenario/definitions/, which the lab runs as it stands; the scenario runner's writers check on the simulator: %s%s", fired, b)
+		}
+		found = append(found, text)
 	}
 	return found
 }
@@ -710,6 +897,83 @@ func TestChaosCatchesANonIdempotentRetry(t *testing.T) {
 		t.Fatal("30 schedules with an extend that is not idempotent and no retry violation: the retry check is blind")
 	}
 	t.Logf("the broken extend caught:\n%s", found[0])
+}
+
+// chaosLabSeed is the chaos schedule scenario/definitions holds as
+// chaos-<seed>.json, which the lab runs beside the shared scenarios.
+const chaosLabSeed = 7
+
+// chaosLabSchedule draws the chaos schedule of seed for the lab's two
+// hosts and two LVs (created first), without the faults inside commands,
+// which have no step there.
+func chaosLabSchedule(seed uint64) []chaosStep {
+	r := rand.New(rand.NewPCG(seed, seed))
+	steps := []chaosStep{{Op: "create", LV: 1}, {Op: "create", Host: 1, LV: 2}}
+	return append(steps, slices.DeleteFunc(chaosSchedule(r, 2, 2, 24), func(s chaosStep) bool { return s.Op == "fault-inside" })...)
+}
+
+// Chaos schedules turned into shared-scenario definitions run on the
+// scenario runner (the simulator) without a writers violation, and a second
+// run on a fresh cluster gives the outcomes of the first: what a printed
+// definition expects is what the lab must then see.
+func TestChaosSchedulesAsScenarios(t *testing.T) {
+	for seed := uint64(1); seed <= 8; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel() // mostly waiting on simulated time
+			def, fired, err := chaosDefinition(t, fmt.Sprintf("chaos-%d", seed), 2, chaosLabSchedule(seed), intact)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fired != "" {
+				t.Fatalf("seed %d: %s", seed, fired)
+			}
+			r := &scenario.Runner{Cluster: scenario.NewSimCluster(def.Hosts, sim.NewScaledClock(time.Now(), 100), 0), StateDir: t.TempDir()}
+			if _, err := r.Run(context.Background(), def); err != nil {
+				t.Fatalf("seed %d: a second run differs from the first:\n%v", seed, err)
+			}
+		})
+	}
+}
+
+// scenario/definitions/chaos-<chaosLabSeed>.json is what the generator and
+// the converter make of that seed; CHAOS_WRITE_DEFINITION=1 rewrites it
+// (with the simulator's outcomes as its expectations).
+func TestChaosDefinitionFile(t *testing.T) {
+	path := fmt.Sprintf("../scenario/definitions/chaos-%d.json", chaosLabSeed)
+	def, fired, err := chaosDefinition(t, fmt.Sprintf("chaos-%d", chaosLabSeed), 2, chaosLabSchedule(chaosLabSeed), intact)
+	if err != nil || fired != "" {
+		t.Fatalf("%v %s", err, fired)
+	}
+	if os.Getenv("CHAOS_WRITE_DEFINITION") != "" {
+		b, err := json.MarshalIndent(def, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file scenario.Scenario
+	if err := json.Unmarshal(b, &file); err != nil {
+		t.Fatal(err)
+	}
+	if len(file.Steps) != len(def.Steps) {
+		t.Fatalf("%s: %d steps, the converter makes %d", path, len(file.Steps), len(def.Steps))
+	}
+	for i, st := range file.Steps {
+		drawn := def.Steps[i]
+		st.Expect, drawn.Expect = "", ""
+		if st.Op != scenario.OpAwait {
+			st.Want, drawn.Want = "", ""
+		}
+		if st != drawn {
+			t.Fatalf("%s step %d: %+v, the converter makes %+v", path, i, file.Steps[i], def.Steps[i])
+		}
+	}
 }
 
 // The two ways a fenced host wrote a volume another host held (issue 19,
