@@ -60,7 +60,7 @@ type Step struct {
 	Host    string `json:"host"`
 	Op      string `json:"op"`
 	LV      string `json:"lv,omitempty"`
-	Mode    string `json:"mode,omitempty"`    // activate: exclusive|shared
+	Mode    string `json:"mode,omitempty"`    // activate: exclusive|shared; crash-after-lvchange: also none
 	SizeGiB uint64 `json:"size_gb,omitempty"` // create, extend
 	Clear   string `json:"clear,omitempty"`   // delete: none|zero|shred
 	// Origin is the LV a snapshot step snapshots (the step's LV names the
