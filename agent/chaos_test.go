@@ -762,10 +762,6 @@ func chaosDefinition(t testing.TB, name string, hosts int, steps []chaosStep, br
 	if err := def.Validate(); err != nil {
 		return def, "", err
 	}
-	runOnSim := func() ([]scenario.Result, error) {
-		r := &scenario.Runner{Cluster: scenario.NewSimCluster(def.Hosts, sim.NewScaledClock(time.Now(), 100), 0), StateDir: t.TempDir()}
-		return r.Run(context.Background(), def)
-	}
 	// The lab's next scenario runs on the same guests, so every lockspace
 	// is left joined: one that a lease loss holding nothing ended without
 	// a fence (no journal, so recover leaves it) is rejoined, as the daemon
@@ -773,13 +769,13 @@ func chaosDefinition(t testing.TB, name string, hosts int, steps []chaosStep, br
 	for i := range def.Hosts {
 		def.Steps = append(def.Steps, scenario.Step{Host: fmt.Sprintf("h%d", i+1), Op: scenario.OpLockspace})
 	}
-	results, _ := runOnSim()
+	results, _ := runOnScenarioSim(t, def)
 	for _, res := range results[len(results)-def.Hosts:] {
 		if res.Value != "joined" {
 			def.Steps = append(def.Steps, scenario.Step{Host: res.Host, Op: scenario.OpRejoin}, scenario.Step{Host: res.Host, Op: scenario.OpLockspace})
 		}
 	}
-	results, err = runOnSim()
+	results, err = runOnScenarioSim(t, def)
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			if strings.Contains(line, "VIOLATION") {
@@ -788,6 +784,13 @@ func chaosDefinition(t testing.TB, name string, hosts int, steps []chaosStep, br
 		}
 	}
 	return scenario.WithOutcomes(def, results), violation, nil
+}
+
+// runOnScenarioSim runs def on the shared scenario runner over a fresh
+// simulated cluster at 100× real time, as the scenario package's tests do.
+func runOnScenarioSim(t testing.TB, def scenario.Scenario) ([]scenario.Result, error) {
+	r := &scenario.Runner{Cluster: scenario.NewSimCluster(def.Hosts, sim.NewScaledClock(time.Now(), 100), 0), StateDir: t.TempDir()}
+	return r.Run(context.Background(), def)
 }
 
 // runSchedule plays steps on a fresh world and returns the first violation
@@ -954,8 +957,7 @@ func TestChaosSchedulesAsScenarios(t *testing.T) {
 					t.Fatalf("seed %d: %s's lockspace is left %q: the lab's next scenario would find it so", seed, h, last[h])
 				}
 			}
-			r := &scenario.Runner{Cluster: scenario.NewSimCluster(def.Hosts, sim.NewScaledClock(time.Now(), 100), 0), StateDir: t.TempDir()}
-			if _, err := r.Run(context.Background(), def); err != nil {
+			if _, err := runOnScenarioSim(t, def); err != nil {
 				t.Fatalf("seed %d: a second run differs from the first:\n%v", seed, err)
 			}
 		})
