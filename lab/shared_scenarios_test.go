@@ -68,6 +68,8 @@ func (l *labT) sharedScenarios(t *testing.T, ctx context.Context) {
 				for _, r := range labRes {
 					t.Logf("lab %d %s %s %s => %s %s %s", r.Index, r.Host, r.Op, r.LV, r.Outcome, r.Value, r.Detail)
 				}
+				fmt.Printf("scenario %s: %d steps, FAILED (lab %.1fs)\n", def.Name, len(labOut), time.Since(start).Seconds())
+				return
 			}
 			fmt.Printf("scenario %s: %d steps agree (lab %.1fs)\n", def.Name, len(labOut), time.Since(start).Seconds())
 		})
