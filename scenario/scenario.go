@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aos-agent/aos-agent/agent/volumes"
@@ -120,6 +121,12 @@ const (
 	OpWait               = "wait"            // let IOTimeouts io_timeouts pass
 	OpRestart            = "restart"         // the agent restarts on the host from the state it kept
 	OpCrashAfterLVChange = "crash-after-lvchange"
+	// OpFaultInside arms a lease fault inside a later command: right after
+	// the host next runs a command starting with What, every path of the
+	// host fails, as after fail-paths all (what lets chaos lose the lease
+	// inside the fence or a recovery step). Until such a command runs it
+	// does nothing.
+	OpFaultInside = "fault-inside"
 )
 
 // Lease bounds an await may name. Renewal fails 8 × io_timeout after the
@@ -236,7 +243,7 @@ func (s *Scenario) Validate() error {
 	valid := map[string]bool{OpCreate: true, OpActivate: true, OpDeactivate: true, OpRefresh: true, OpExtend: true,
 		OpDelete: true, OpMode: true, OpActivePaths: true, OpOpen: true, OpClose: true, OpVM: true, OpFailPaths: true, OpRestorePaths: true,
 		OpLockspace: true, OpTable: true, OpAwait: true, OpStallIO: true, OpRecover: true, OpRejoin: true, OpHold: true,
-		OpSnapshot: true, OpDeleteSnapshot: true, OpWait: true, OpRestart: true, OpCrashAfterLVChange: true}
+		OpSnapshot: true, OpDeleteSnapshot: true, OpWait: true, OpRestart: true, OpCrashAfterLVChange: true, OpFaultInside: true}
 	for i, st := range s.Steps {
 		if !valid[st.Op] {
 			return fmt.Errorf("step %d: unknown op %q", i, st.Op)
@@ -287,6 +294,10 @@ func (st Step) validateTimed() error {
 		if st.Origin == "" || st.SizeGiB == 0 {
 			return errors.New("snapshot needs origin and size_gb")
 		}
+	case OpFaultInside:
+		if st.What == "" {
+			return errors.New("fault-inside needs what: the command after which the paths fail")
+		}
 	case OpCrashAfterLVChange:
 		if _, ok := crashLVChange[st.Mode]; !ok {
 			return fmt.Errorf("crash-after-lvchange of mode %q: want exclusive, shared or none", st.Mode)
@@ -317,8 +328,11 @@ func knownClass(name string) bool {
 
 // host is one host's agent stack, built as the daemon builds it.
 type host struct {
-	name     string
-	runner   run.Runner
+	name string
+	// runner is what the agent runs its commands with; faults armed by
+	// fault-inside come through it. The writers check and the commands run
+	// behind the agent's back use the host's runner underneath.
+	runner   *faultRunner
 	stateDir string
 	timeout  time.Duration
 	svc      *volumes.Service
@@ -347,7 +361,8 @@ func (r *Runner) Run(ctx context.Context, s Scenario) ([]Result, error) {
 	}
 	hosts := map[string]*host{}
 	for i := 0; i < s.Hosts; i++ {
-		h, err := r.build(names[i], filepath.Join(r.StateDir, s.Name, names[i]), timeout)
+		fr := &faultRunner{Runner: r.Cluster.Runner(names[i]), cluster: r.Cluster, host: names[i]}
+		h, err := r.build(fr, filepath.Join(r.StateDir, s.Name, names[i]), timeout)
 		if err != nil {
 			return nil, err
 		}
@@ -384,6 +399,19 @@ func (r *Runner) Run(ctx context.Context, s Scenario) ([]Result, error) {
 		default:
 			value, err = r.step(ctx, h, st)
 		}
+		// A fault armed by fault-inside that came during the step: this
+		// step's SinceFault and later awaits count from it, as from a
+		// fail-paths all.
+		var armed []string
+		for n := range s.Hosts {
+			at, err := hosts[fmt.Sprintf("h%d", n+1)].runner.takeFired()
+			if err != nil {
+				armed = append(armed, fmt.Sprintf("step %d (%s %s %s): the armed fault: %v", i, st.Host, st.Op, st.LV, err))
+			}
+			if !at.IsZero() {
+				fault = at
+			}
+		}
 		res := Result{Index: i, Host: st.Host, Op: st.Op, LV: st.LV, Outcome: "ok", Value: value, Duration: time.Since(start)}
 		if !fault.IsZero() {
 			res.SinceFault = clock.Now().Sub(fault)
@@ -403,6 +431,7 @@ func (r *Runner) Run(ctx context.Context, s Scenario) ([]Result, error) {
 			mismatches = append(mismatches, fmt.Sprintf("step %d (%s %s %s): got %s %q, want %s %q; %s",
 				i, st.Host, st.Op, st.LV, res.Outcome, value, want, st.Want, res.Detail))
 		}
+		mismatches = append(mismatches, armed...)
 		if s.CheckWriters {
 			if bad := r.checkWriters(ctx, hosts, s.Hosts); bad != "" {
 				mismatches = append(mismatches, fmt.Sprintf("step %d (%s %s %s): VIOLATION: %s", i, st.Host, st.Op, st.LV, bad))
@@ -415,8 +444,7 @@ func (r *Runner) Run(ctx context.Context, s Scenario) ([]Result, error) {
 	return results, nil
 }
 
-func (r *Runner) build(name, dir string, timeout time.Duration) (*host, error) {
-	rn := r.Cluster.Runner(name)
+func (r *Runner) build(rn *faultRunner, dir string, timeout time.Duration) (*host, error) {
 	vg := r.Cluster.VG()
 	held, err := state.OpenHeld(dir)
 	if err != nil {
@@ -428,7 +456,7 @@ func (r *Runner) build(name, dir string, timeout time.Duration) (*host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &host{name: name, runner: rn, stateDir: dir, timeout: timeout, svc: svc, lvm: l,
+	return &host{name: rn.host, runner: rn, stateDir: dir, timeout: timeout, svc: svc, lvm: l,
 		mp: multipath.New(rn, timeout), alias: r.Cluster.MultipathAlias()}, nil
 }
 
@@ -520,6 +548,9 @@ func (r *Runner) step(ctx context.Context, h *host, st Step) (string, error) {
 		return "", sleep(ctx, r.Cluster.Clock(), time.Duration(st.IOTimeouts)*r.Cluster.IOTimeout())
 	case OpRestart:
 		return r.restart(ctx, h)
+	case OpFaultInside:
+		h.runner.arm(st.What)
+		return "", nil
 	}
 	ref, err := h.svc.Resolve("", st.LV)
 	if err != nil {
@@ -555,7 +586,7 @@ func (r *Runner) step(ctx context.Context, h *host, st Step) (string, error) {
 		// taken or released and held.json does not know. With the paths
 		// gone lvchange hangs on queued I/O; the dying agent does not wait.
 		cctx, cancel := context.WithTimeout(ctx, r.Cluster.IOTimeout())
-		_, _ = h.runner.Run(cctx, run.Cmd{Argv: []string{"lvchange", crashLVChange[st.Mode], ref.VG + "/" + ref.LV}})
+		_, _ = h.runner.Runner.Run(cctx, run.Cmd{Argv: []string{"lvchange", crashLVChange[st.Mode], ref.VG + "/" + ref.LV}})
 		cancel()
 		return r.restart(ctx, h)
 	case OpOpen:
@@ -579,7 +610,7 @@ func (r *Runner) step(ctx context.Context, h *host, st Step) (string, error) {
 // makes held.json agree with lvmlockd; the value lists what differed
 // ("held=[kind:lv …]"), or "held=deferred" when the daemon would wait.
 func (r *Runner) restart(ctx context.Context, h *host) (string, error) {
-	nh, err := r.build(h.name, h.stateDir, h.timeout)
+	nh, err := r.build(h.runner, h.stateDir, h.timeout)
 	if err != nil {
 		return "", err
 	}
@@ -604,6 +635,59 @@ func (r *Runner) restart(ctx context.Context, h *host) (string, error) {
 	}
 	sort.Strings(found)
 	return "held=" + fmt.Sprint(found), nil
+}
+
+// faultRunner is a host's runner with the fault a fault-inside step armed:
+// right after the host runs a command that starts with the armed prefix,
+// every path of the host fails (the lease storage with them), as chaos loses
+// a lease inside the fence or a recovery step. It outlives the agent's
+// restarts, as the host does.
+type faultRunner struct {
+	run.Runner
+	cluster Cluster
+	host    string
+
+	mu    sync.Mutex
+	armed string
+	fired time.Time // cluster time the armed fault came; zero until then
+	err   error     // from failing the paths
+}
+
+func (f *faultRunner) arm(prefix string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.armed = prefix
+}
+
+func (f *faultRunner) Run(ctx context.Context, c run.Cmd) (run.Result, error) {
+	res, err := f.Runner.Run(ctx, c)
+	f.mu.Lock()
+	hit := f.armed != "" && strings.HasPrefix(strings.Join(c.Argv, " "), f.armed)
+	if hit {
+		f.armed = ""
+	}
+	f.mu.Unlock()
+	if hit {
+		at := f.cluster.Clock().Now()
+		// The command's deadline may be spent by now; the fault comes anyway.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		ferr := f.cluster.FailPaths(fctx, f.host, true)
+		cancel()
+		f.mu.Lock()
+		f.fired, f.err = at, ferr
+		f.mu.Unlock()
+	}
+	return res, err
+}
+
+// takeFired returns when the armed fault came (zero if it has not) and
+// whether failing the paths went wrong, once.
+func (f *faultRunner) takeFired() (time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	at, err := f.fired, f.err
+	f.fired, f.err = time.Time{}, nil
+	return at, err
 }
 
 // lockspaceState reads the VG lockspace from sanlock on the host: joined,

@@ -40,6 +40,7 @@ func TestLoadRejectsBadDefinitions(t *testing.T) {
 		"wait-length":     `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"wait"}]}`,
 		"snapshot-origin": `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"snapshot","lv":"s","size_gb":1}]}`,
 		"crash-mode":      `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"crash-after-lvchange","lv":"a","mode":"ex"}]}`,
+		"fault-where":     `{"name":"x","hosts":1,"steps":[{"host":"h1","op":"fault-inside"}]}`,
 		"not-json":        `{`,
 	} {
 		dir := t.TempDir()

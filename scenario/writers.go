@@ -23,7 +23,7 @@ type hostView struct {
 // answer with the storage gone too.
 func (r *Runner) view(ctx context.Context, h *host) (hostView, error) {
 	v := hostView{name: h.name, writable: map[string]string{}}
-	d := dm.New(h.runner, h.timeout)
+	d := dm.New(h.runner.Runner, h.timeout)
 	tables, err := d.Tables(ctx)
 	if err != nil {
 		return v, err
@@ -49,7 +49,7 @@ func (r *Runner) view(ctx context.Context, h *host) (hostView, error) {
 		}
 		v.writable[u] = lv
 	}
-	info, err := sanlock.NewLockCtl(h.runner, h.timeout).Info(ctx)
+	info, err := sanlock.NewLockCtl(h.runner.Runner, h.timeout).Info(ctx)
 	if err != nil {
 		return v, err
 	}

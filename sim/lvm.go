@@ -614,8 +614,11 @@ func (c *Cluster) msgSnapshotChange(snap *lv) string {
 
 func (h *Host) refresh(a *args) reply {
 	c := h.c
-	if r, refused := h.lockRefusal(); refused && r.hang {
-		return r
+	// A refresh needs no VG lock, but it reads the metadata: without a
+	// readable PV it fails (lab, no paths and no_path_retry fail, inside a
+	// recovery: "Volume group "vol" not found").
+	if _, refused := h.readPrefix(); refused != nil {
+		return *refused
 	}
 	for _, arg := range a.pos {
 		name, ok := c.splitLV(arg)

@@ -624,7 +624,7 @@ func TestWipeTableOfSeveralDevices(t *testing.T) {
 }
 
 // With no_path_retry fail (the lab's multipath.conf) I/O without paths
-// fails at once: lvm reports the VG missing, lvcreate its VG lock failing
+// fails at once: lvm reports the VG missing (a refresh too), lvcreate its VG lock failing
 // (as on the lab guests), and restorequeueing brings back failing, not
 // queueing.
 func TestNoPathRetryFail(t *testing.T) {
@@ -637,5 +637,8 @@ func TestNoPathRetryFail(t *testing.T) {
 	}
 	if _, errOut, rc := f.run("h1", "lvcreate -an -n lv2 -L 64m vol"); rc != 5 || errOut != "  VG vol lock failed: error -221\n" {
 		t.Fatalf("lvcreate without paths: rc %d, stderr %q", rc, errOut)
+	}
+	if _, errOut, rc := f.run("h1", "lvchange --refresh vol/lv1"); rc != 5 || !strings.Contains(errOut, `Volume group "vol" not found`) {
+		t.Fatalf("refresh without paths: rc %d, stderr %q", rc, errOut)
 	}
 }
