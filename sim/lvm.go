@@ -653,10 +653,13 @@ func (h *Host) lvcreate(a *args) reply {
 	if a.pos[0] != c.opt.VG {
 		return fail(5, c.msgNotFound(a.pos[0]))
 	}
-	if acc := h.access(); acc == accUnreadable || acc == accKilledNoPV {
-		// lvcreate takes the VG lock before it reads the PV: sanlock
-		// cannot write the lease (lab, no_path_retry fail, before and
-		// after the lease was lost: ELMERR).
+	if h.access() == accUnreadable && h.ls != nil {
+		// lvcreate takes the VG lock before it reads the PV: while
+		// lvmlockd has the lockspace, sanlock cannot write the lease
+		// (lab, no_path_retry fail, the lockspace alive or gone from
+		// sanlock with nothing held: ELMERR). Once the fence's drop took
+		// it from lvmlockd too, the read fails first (lab, chaos-154:
+		// "Volume group "vol" not found"), as below.
 		return fail(5, "  VG "+c.opt.VG+" lock failed: error -221\n")
 	}
 	if r, refused := h.lockRefusal(); refused {

@@ -220,6 +220,9 @@ func TestLeaseFailureResetWhenNotDropped(t *testing.T) {
 	// recorded while paths were down after the kill
 	f.fails("h1", "lvchange -aey vol/lv1", 5, storageFailed+"  Volume group \"vol\" not found\n  Cannot process volume group vol\n")
 	f.fails("h1", "lvchange -an vol/lv1", 5, storageFailed+"  Volume group \"vol\" not found\n  Cannot process volume group vol\n")
+	// not recorded for lvcreate: lvmlockd refuses the VG lock itself, as
+	// for lvchange above, so no -221
+	f.fails("h1", "lvcreate -an -n lv9 -L 64m vol", 5, storageFailed+"  Volume group \"vol\" not found\n  Cannot process volume group vol\n")
 	f.fails("h1", "vgchange --lock-start vol", 5, "  Skipping global lock: storage failed for sanlock leases\n  Volume group \"vol\" not found\n  Cannot process volume group vol\n")
 	f.fails("h2", "lvchange -aey vol/lv1", 5, lockedByOther)
 	f.clk.Advance(4 * io)
@@ -640,5 +643,11 @@ func TestNoPathRetryFail(t *testing.T) {
 	}
 	if _, errOut, rc := f.run("h1", "lvchange --refresh vol/lv1"); rc != 5 || !strings.Contains(errOut, `Volume group "vol" not found`) {
 		t.Fatalf("refresh without paths: rc %d, stderr %q", rc, errOut)
+	}
+	// Once the lockspace is gone from lvmlockd too (the fence's drop; lab,
+	// chaos-154) lvcreate fails reading the VG, not taking its lock.
+	f.ok("h1", "lvmlockctl --drop vol")
+	if _, errOut, rc := f.run("h1", "lvcreate -an -n lv2 -L 64m vol"); rc != 5 || !strings.Contains(errOut, `Volume group "vol" not found`) {
+		t.Fatalf("lvcreate without paths or lockspace: rc %d, stderr %q", rc, errOut)
 	}
 }
