@@ -71,7 +71,8 @@ type Step struct {
 	All     bool   `json:"all,omitempty"` // fail-paths/restore-paths: every path, not one
 	// What is the op an await repeats: a query op (lockspace, table, mode,
 	// active-paths) until its value is Want, or activate until it succeeds;
-	// or the query a hold repeats, which must give Want every time.
+	// or the query a hold repeats, which must give Want every time; or the
+	// command prefix after which a fault-inside fails the host's paths.
 	What string `json:"what,omitempty"`
 	// Within bounds an await in lease terms (BoundRenewalFailure,
 	// BoundLeaseExpiry), so one definition fits any io_timeout and clock;
